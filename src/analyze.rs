@@ -1,0 +1,204 @@
+//! Analysis sessions: a `(binary, memory)` pair from a snapshot file or a
+//! fresh in-memory capture, and the goroutine model built from it.
+
+use crate::binary::{elf::ElfFile, Binary};
+use crate::goruntime::traceback::{CreatedBy, Stack};
+use crate::goruntime::{labels, Runtime, Target, G, G_SYSCALL, G_WAITING, M, P, Sched};
+use crate::memory::{Layered, Memory, SparseMemory};
+use crate::model::{Capture, CaptureMeta, Regs};
+use anyhow::{anyhow, Context, Result};
+use rayon::prelude::*;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+
+pub type SessionMemory = Layered<SparseMemory, crate::binary::elf::ImageMemory>;
+
+pub struct Session {
+    pub meta: CaptureMeta,
+    pub target: Target,
+    pub mem: SessionMemory,
+    /// Problems found while loading (damaged chunks...), shown to the user.
+    pub warnings: Vec<String>,
+    /// Where the executable came from, for `info` and error messages.
+    pub binary_source: String,
+}
+
+/// Refuse a binary whose build ids differ from the recorded ones.
+pub fn check_build_ids(elf: &ElfFile, go_id: Option<&str>, gnu_id: Option<&str>, what: &str) -> Result<()> {
+    let go_ok = match (go_id, elf.go_build_id.as_deref()) {
+        (Some(a), Some(b)) => a == b,
+        _ => true,
+    };
+    let gnu_ok = match (gnu_id, elf.gnu_build_id.as_deref()) {
+        (Some(a), Some(b)) => a == b,
+        _ => true,
+    };
+    let any_compared = (go_id.is_some() && elf.go_build_id.is_some()) || (gnu_id.is_some() && elf.gnu_build_id.is_some());
+    if go_ok && gnu_ok && any_compared {
+        return Ok(());
+    }
+    Err(anyhow!(
+        "build id mismatch: {what} was built as {} but the binary offered has {}; pass --bin with the exact executable that ran (same source, Go version and flags), or capture with --embed-binary",
+        crate::binary::elf::build_id_string(go_id, gnu_id),
+        elf.build_id_string()
+    ))
+}
+
+impl Session {
+    pub fn open_snapshot(path: &Path, bin: Option<&Path>) -> Result<Session> {
+        let snap = crate::snapshot::SnapshotFile::open(path).with_context(|| format!("{}", path.display()))?;
+        let meta = snap.meta.clone();
+        let what = format!("the snapshot's program (pid {})", meta.pid);
+        let (binary, source) = if let Some(p) = bin {
+            let b = Binary::from_path(p)?;
+            check_build_ids(&b.elf, meta.go_build_id.as_deref(), meta.gnu_build_id.as_deref(), &what)?;
+            (b, p.display().to_string())
+        } else if snap.has_binary() {
+            let data = snap.binary().context("reading the embedded executable")?.ok_or_else(|| anyhow!("embedded executable missing"))?;
+            let b = Binary::from_bytes(Arc::from(data)).context("loading the embedded executable")?;
+            check_build_ids(&b.elf, meta.go_build_id.as_deref(), meta.gnu_build_id.as_deref(), &what)?;
+            (b, "embedded".to_string())
+        } else {
+            let orig = meta.exe_path.trim_end_matches(" (deleted)").to_string();
+            let p = Path::new(&orig);
+            if orig.is_empty() || !p.exists() {
+                return Err(anyhow!(
+                    "cannot find the executable for this snapshot: {orig:?} does not exist here (build id {}); pass --bin PATH to the same executable, or capture with --embed-binary",
+                    crate::binary::elf::build_id_string(meta.go_build_id.as_deref(), meta.gnu_build_id.as_deref())
+                ));
+            }
+            let b = Binary::from_path(p)?;
+            check_build_ids(&b.elf, meta.go_build_id.as_deref(), meta.gnu_build_id.as_deref(), &what)
+                .with_context(|| format!("{orig} has changed since the capture"))?;
+            (b, orig)
+        };
+        let loaded = snap.memory().context("decompressing snapshot memory")?;
+        let bin = Arc::new(binary);
+        let target = Target::new(bin.clone(), meta.load_bias)?;
+        let mem = Layered { first: loaded.memory, second: crate::binary::elf::ImageMemory { elf: bin.elf.clone(), bias: meta.load_bias } };
+        Ok(Session { meta, target, mem, warnings: loaded.warnings, binary_source: source })
+    }
+
+    pub fn from_capture(cap: Capture, bin: Arc<Binary>) -> Result<Session> {
+        let meta = cap.meta;
+        let sparse = SparseMemory::new(cap.regions.into_iter().map(|r| (r.addr, Arc::<[u8]>::from(r.data))).collect());
+        let target = Target::new(bin.clone(), meta.load_bias)?;
+        let mem = Layered { first: sparse, second: crate::binary::elf::ImageMemory { elf: bin.elf.clone(), bias: meta.load_bias } };
+        Ok(Session { warnings: meta.warnings.clone(), meta, target, mem, binary_source: "live".into() })
+    }
+
+    pub fn runtime(&self) -> Runtime<'_, &SessionMemory> {
+        Runtime::new(&self.target, &self.mem)
+    }
+}
+
+/// One goroutine, fully decoded.
+#[derive(Debug, Clone)]
+pub struct Goroutine {
+    pub g: G,
+    /// Text the runtime prints inside `[...]` (status or wait reason).
+    pub state: String,
+    pub status: String,
+    pub wait_reason: Option<String>,
+    pub wait_minutes: u64,
+    pub wait_ns: Option<u64>,
+    pub locked_to_thread: bool,
+    pub system: bool,
+    pub stack: Stack,
+    pub created_by: Option<CreatedBy>,
+    pub labels: BTreeMap<String, String>,
+    /// Id of the M running it, if any.
+    pub m_id: Option<i64>,
+    pub warnings: Vec<String>,
+}
+
+/// Everything the reports need.
+pub struct Model {
+    pub goroutines: Vec<Goroutine>,
+    pub ms: Vec<M>,
+    pub ps: Vec<P>,
+    pub sched: Option<Sched>,
+    pub gomaxprocs: Option<i32>,
+    pub ncpu: Option<i32>,
+    /// Like runtime.NumGoroutine(): allglen - free gs - system gs.
+    pub num_goroutine: Option<i64>,
+    pub allglen: u64,
+    pub uptime_ns: Option<u64>,
+    pub warnings: Vec<String>,
+}
+
+impl Model {
+    pub fn build(s: &Session) -> Result<Model> {
+        let rt = s.runtime();
+        let t = &s.target;
+        let mut warnings = s.warnings.clone();
+        let gaddrs = rt.allg_addrs()?;
+        let (ms, w) = rt.ms().unwrap_or_default();
+        warnings.extend(w);
+        let (ps, w) = rt.ps().unwrap_or_else(|e| (Vec::new(), vec![e.to_string()]));
+        warnings.extend(w);
+        let sched = rt.sched().map_err(|e| warnings.push(e.to_string())).ok();
+        let gomaxprocs = rt.gomaxprocs().ok();
+        let fing_user = rt.fing_running_user();
+        let regs_by_tid: HashMap<u64, Regs> =
+            s.meta.threads.iter().filter_map(|th| th.regs.map(|r| (th.tid as u64, r))).collect();
+        let m_by_curg: HashMap<u64, &M> = ms.iter().filter(|m| m.curg != 0).map(|m| (m.curg, m)).collect();
+        let m_by_addr: HashMap<u64, &M> = ms.iter().map(|m| (m.addr, m)).collect();
+        let now = s.meta.mono_time_ns as i64;
+
+        let goroutines: Vec<Goroutine> = gaddrs
+            .par_iter()
+            .filter_map(|&a| {
+                let g = match rt.read_g(a) {
+                    Ok(g) => g,
+                    Err(_) => return None,
+                };
+                if g.is_dead() {
+                    return None;
+                }
+                let m = m_by_curg.get(&a).copied().filter(|m| m.curg == a);
+                let regs = m.and_then(|m| regs_by_tid.get(&m.procid));
+                let stack = t.unwind(&rt.mem, &g, m, regs);
+                let status = t.status_string(g.status);
+                let wait_reason = (g.status == G_WAITING && g.waitreason != 0).then(|| t.wait_reason_string(g.waitreason));
+                let state = wait_reason.clone().unwrap_or_else(|| status.clone());
+                let waiting = (g.status == G_WAITING || g.status == G_SYSCALL) && g.waitsince != 0;
+                let wait_ns = (waiting && now > g.waitsince).then(|| (now - g.waitsince) as u64);
+                let mut gw = Vec::new();
+                let labels = match labels::read_labels(t, &rt.mem, g.labels) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        gw.push(format!("labels: {e}"));
+                        BTreeMap::new()
+                    }
+                };
+                let m_id = if g.m != 0 { m_by_addr.get(&g.m).map(|m| m.id) } else { None };
+                Some(Goroutine {
+                    state,
+                    status,
+                    wait_reason,
+                    wait_minutes: wait_ns.map(|n| n / 60_000_000_000).unwrap_or(0),
+                    wait_ns,
+                    locked_to_thread: g.lockedm != 0,
+                    system: t.is_system_goroutine(&g, fing_user),
+                    created_by: t.created_by(&g),
+                    stack,
+                    labels,
+                    m_id,
+                    warnings: gw,
+                    g,
+                })
+            })
+            .collect();
+        let allglen = rt.mem.u64(t.globals.allglen).unwrap_or(0);
+        let num_goroutine = sched.as_ref().map(|sc| {
+            let pfree: i64 = ps.iter().map(|p| p.gfree_n as i64).sum();
+            (allglen as i64 - sc.gfree_n as i64 - sc.ngsys as i64 - pfree).max(1)
+        });
+        let uptime_ns = rt.runtime_init_time().filter(|&v| v > 0 && v < now).map(|v| (now - v) as u64);
+        let mut goroutines = goroutines;
+        goroutines.sort_by_key(|g| g.g.goid);
+        Ok(Model { goroutines, ncpu: rt.ncpu(), ms, ps, sched, gomaxprocs, num_goroutine, allglen, uptime_ns, warnings })
+    }
+}

@@ -1,0 +1,72 @@
+//! The target executable: ELF facts, pclntab, moduledata and (lazily) DWARF.
+
+pub mod dwarf;
+pub mod elf;
+pub mod moduledata;
+pub mod pclntab;
+
+use anyhow::{anyhow, Context, Result};
+use elf::ElfFile;
+use moduledata::ModuleData;
+use pclntab::Pclntab;
+use std::sync::{Arc, OnceLock};
+
+pub struct Binary {
+    pub elf: ElfFile,
+    /// Go minor version (19 for go1.19.x).
+    pub go_minor: u32,
+    pub go_version: String,
+    pub moduledata: ModuleData,
+    pub pcln: Pclntab,
+    dwarf: OnceLock<Option<dwarf::Dwarf>>,
+}
+
+impl Binary {
+    pub fn from_bytes(data: Arc<[u8]>) -> Result<Binary> {
+        let elf = ElfFile::parse(data)?;
+        let go_version = elf
+            .go_version
+            .clone()
+            .ok_or_else(|| anyhow!("not a Go program: no .go.buildinfo version (is it built with Go?)"))?;
+        let (major, minor) = elf::parse_go_version(&go_version).ok_or_else(|| anyhow!("cannot parse Go version {go_version:?}"))?;
+        if major != 1 || !(19..=27).contains(&minor) {
+            eprintln!("warning: {go_version} is outside the supported range go1.19–go1.27; results may be wrong");
+        }
+        let md_sym = elf.symbol("runtime.firstmoduledata").map(|s| s.0);
+        let moduledata = moduledata::find_moduledata(&elf.data, md_sym, minor).context("locating runtime.firstmoduledata")?;
+        let pcln = moduledata::load_pclntab(&elf.data, &moduledata).context("reading .gopclntab")?;
+        Ok(Binary { elf, go_minor: minor, go_version, moduledata, pcln, dwarf: OnceLock::new() })
+    }
+
+    pub fn from_path(path: &std::path::Path) -> Result<Binary> {
+        let data = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        Self::from_bytes(Arc::from(data)).with_context(|| format!("loading {}", path.display()))
+    }
+
+    /// DWARF, parsed lazily on first use; None when stripped.
+    pub fn dwarf(&self) -> Option<&dwarf::Dwarf> {
+        self.dwarf
+            .get_or_init(|| match dwarf::Dwarf::load(&self.elf.data) {
+                Ok(d) => d,
+                Err(e) => {
+                    eprintln!("warning: ignoring unreadable DWARF: {e}");
+                    None
+                }
+            })
+            .as_ref()
+    }
+
+    /// Link-time address of a global: symbol table first, then DWARF.
+    pub fn global_addr(&self, name: &str) -> Option<u64> {
+        if let Some((a, _)) = self.elf.symbol(name) {
+            return Some(a);
+        }
+        self.dwarf()?.global(name).map(|g| g.addr)
+    }
+
+    /// Load bias for a process whose auxv gives AT_ENTRY.
+    pub fn load_bias(&self, auxv: &[(u64, u64)]) -> u64 {
+        const AT_ENTRY: u64 = 9;
+        auxv.iter().find(|(t, _)| *t == AT_ENTRY).map(|(_, v)| v.wrapping_sub(self.elf.entry)).unwrap_or(0)
+    }
+}

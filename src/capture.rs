@@ -1,0 +1,324 @@
+//! Capture: pause a live Go process, read the byte ranges analysis needs in
+//! bulk, resume it, and return a [`Capture`]. Compression and file writing
+//! happen after the target is running again (see `snapshot`).
+//!
+//! The pause window holds reads only. Reads happen in rounds, each round
+//! deciding from what is already read which ranges come next:
+//! 1. writable data of the executable (runtime globals: allgs, allp, sched...);
+//! 2. the allgs array, every M and P (few);
+//! 3. every g struct;
+//! 4. every live goroutine's used stack (sp .. stack.hi) and each thread's
+//!    system-stack top, plus goroutine label objects.
+
+use crate::binary::Binary;
+use crate::goruntime::{Runtime, Target, G_DEAD, G_RUNNING, MAX_STACK};
+use crate::memory::{MemError, MemResult, Memory, SparseMemory};
+use crate::model::{Capture, CaptureMeta, Region, RegionKind, ThreadInfo};
+use crate::process::{self, Process};
+use anyhow::{anyhow, Context, Result};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Ranges closer than this are read (and stored) as one.
+const MERGE_GAP: u64 = 256;
+
+#[derive(Debug, Clone, Default)]
+pub struct CaptureOptions {
+    /// Store the executable in the snapshot.
+    pub embed_binary: bool,
+    /// An unstripped build of the target's executable.
+    pub bin: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CaptureStats {
+    pub goroutines: usize,
+    pub bytes_read: u64,
+    pub regions: usize,
+    pub read_calls: usize,
+    pub pause: Duration,
+    pub failed_ranges: usize,
+}
+
+/// Memory being assembled during the pause: what was read so far, in
+/// regions, with the executable's read-only image behind it.
+struct Assembled {
+    regions: Vec<Region>,
+    sparse: SparseMemory,
+}
+
+impl Assembled {
+    fn rebuild(&mut self) {
+        self.sparse = SparseMemory::new(self.regions.iter().map(|r| (r.addr, Arc::<[u8]>::from(r.data.as_slice()))).collect());
+    }
+}
+
+/// Reads a plan of ranges (merged when close) in bulk and adds them.
+fn read_round(pid: i32, plan: &mut Vec<(u64, u64, RegionKind)>, into: &mut Assembled, stats: &mut CaptureStats) {
+    plan.retain(|&(_, len, _)| len > 0);
+    plan.sort_by_key(|&(a, _, _)| a);
+    let mut merged: Vec<(u64, u64, RegionKind)> = Vec::with_capacity(plan.len());
+    for &(a, len, kind) in plan.iter() {
+        if let Some(last) = merged.last_mut() {
+            let end = last.0 + last.1;
+            if a <= end.saturating_add(MERGE_GAP) {
+                let new_end = (a + len).max(end);
+                last.1 = new_end - last.0;
+                continue;
+            }
+        }
+        merged.push((a, len, kind));
+    }
+    let ranges: Vec<(u64, usize)> = merged.iter().map(|&(a, l, _)| (a, l as usize)).collect();
+    stats.read_calls += ranges.len().div_ceil(1024);
+    let results = process::read_ranges(pid, &ranges);
+    for ((addr, _len, kind), res) in merged.into_iter().zip(results) {
+        match res {
+            Ok(data) => {
+                stats.bytes_read += data.len() as u64;
+                into.regions.push(Region { addr, kind, data });
+            }
+            Err(_) => stats.failed_ranges += 1,
+        }
+    }
+    plan.clear();
+    into.rebuild();
+}
+
+/// Memory view used while paused: assembled regions, then the binary image,
+/// then (rarely, for small objects) a direct read that is recorded.
+struct PausedMem<'a> {
+    pid: i32,
+    asm: &'a Assembled,
+    image: &'a crate::binary::elf::ImageMemory,
+    extra: Mutex<Vec<Region>>,
+}
+
+impl Memory for PausedMem<'_> {
+    fn read_exact(&self, addr: u64, buf: &mut [u8]) -> MemResult<()> {
+        if self.asm.sparse.read_exact(addr, buf).is_ok() || self.image.read_exact(addr, buf).is_ok() {
+            return Ok(());
+        }
+        if let Ok(extra) = self.extra.lock() {
+            for r in extra.iter() {
+                if addr >= r.addr && addr + buf.len() as u64 <= r.addr + r.data.len() as u64 {
+                    let o = (addr - r.addr) as usize;
+                    buf.copy_from_slice(&r.data[o..o + buf.len()]);
+                    return Ok(());
+                }
+            }
+        }
+        let mut res = process::read_ranges(self.pid, &[(addr, buf.len())]);
+        match res.pop() {
+            Some(Ok(d)) if d.len() == buf.len() => {
+                buf.copy_from_slice(&d);
+                if let Ok(mut extra) = self.extra.lock() {
+                    extra.push(Region { addr, kind: RegionKind::Other, data: d });
+                }
+                Ok(())
+            }
+            _ => Err(MemError { addr, len: buf.len(), why: "unreadable in target" }),
+        }
+    }
+}
+
+/// Load the executable for a live process: its own bytes through
+/// /proc/PID/exe, or `--bin` checked against them by build id.
+pub fn load_target_binary(proc_: &Process, bin: Option<&std::path::Path>) -> Result<(Arc<Binary>, Vec<u8>)> {
+    let exe = proc_.exe_bytes().with_context(|| format!("pid {}: reading the executable via /proc/{}/exe", proc_.pid, proc_.pid))?;
+    let exe_arc: Arc<[u8]> = Arc::from(exe.clone());
+    let running = crate::binary::elf::ElfFile::parse(exe_arc.clone()).with_context(|| format!("pid {}: the executable is not an ELF file", proc_.pid))?;
+    if running.go_version.is_none() {
+        let comm = std::fs::read_to_string(format!("/proc/{}/comm", proc_.pid)).unwrap_or_default();
+        return Err(anyhow!(
+            "pid {} ({}) is not a Go program: its executable has no Go build info",
+            proc_.pid,
+            comm.trim()
+        ));
+    }
+    let bin = match bin {
+        None => Binary::from_bytes(exe_arc).with_context(|| format!("pid {}: loading the executable", proc_.pid))?,
+        Some(p) => {
+            let b = Binary::from_path(p)?;
+            crate::analyze::check_build_ids(&b.elf, running.go_build_id.as_deref(), running.gnu_build_id.as_deref(), &format!("pid {}", proc_.pid))?;
+            b
+        }
+    };
+    Ok((Arc::new(bin), exe))
+}
+
+pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>, CaptureStats)> {
+    let proc_ = Process::open(pid)?;
+    let (bin, exe_bytes) = load_target_binary(&proc_, opts.bin.as_deref())?;
+    let maps = proc_.maps().unwrap_or_default();
+    let auxv = proc_.auxv().unwrap_or_default();
+    let bias = bin.load_bias(&auxv);
+    let target = Target::new(bin.clone(), bias).with_context(|| format!("pid {pid}: decoding the Go runtime layout"))?;
+    let image = crate::binary::elf::ImageMemory { elf: bin.elf.clone(), bias };
+    let exe_path = proc_.exe_path().unwrap_or_default();
+    let cmdline = proc_.cmdline().unwrap_or_default();
+
+    // Plan round 1 before stopping anything.
+    let mut plan: Vec<(u64, u64, RegionKind)> = bin
+        .elf
+        .segments
+        .iter()
+        .filter(|s| s.writable && s.memsz > 0)
+        .map(|s| (s.vaddr + bias, s.memsz, RegionKind::Data))
+        .collect();
+
+    let mut stats = CaptureStats::default();
+    let mut asm = Assembled { regions: Vec::new(), sparse: SparseMemory::default() };
+    let mut warnings = Vec::new();
+
+    let guard = proc_.pause()?;
+    let mono = process::read_monotonic_ns();
+    let wall = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    let threads: Vec<ThreadInfo> = guard.threads().to_vec();
+    let t_start = Instant::now();
+
+    let result = (|| -> Result<usize> {
+        read_round(pid, &mut plan, &mut asm, &mut stats);
+        // Round 2: allgs array, Ms, Ps.
+        let (gaddrs, ms, ps_plan) = {
+            let pm = PausedMem { pid, asm: &asm, image: &image, extra: Mutex::new(Vec::new()) };
+            let rt = Runtime::new(&target, &pm);
+            let g = &target.globals;
+            let allgs_ptr = rt.mem.ptr(g.allgs).context("reading runtime.allgs")?;
+            let n = rt.mem.u64(g.allglen).context("reading runtime.allglen")?.min(rt.mem.u64(g.allgs + 8)?);
+            if n > crate::goruntime::MAX_GOROUTINES {
+                return Err(anyhow!("runtime.allglen = {n} is implausible"));
+            }
+            plan.push((allgs_ptr, n * 8, RegionKind::Allgs));
+            let (ms, w) = rt.ms()?;
+            warnings.extend(w);
+            let mut ps_plan = Vec::new();
+            if let Ok(paddrs) = rt.p_addrs() {
+                for a in paddrs {
+                    ps_plan.push((a, rt.p_capture_len(), RegionKind::P));
+                }
+            }
+            let mut extra = pm.extra.into_inner().unwrap_or_default();
+            for r in extra.iter_mut() {
+                r.kind = RegionKind::M;
+            }
+            asm.regions.extend(extra);
+            (allgs_ptr, ms, ps_plan)
+        };
+        plan.extend(ps_plan);
+        // Ms' g0/gsignal structs (for running goroutines on system stacks).
+        for m in &ms {
+            for ga in [m.g0, m.gsignal] {
+                if ga != 0 {
+                    plan.push((ga, target.layout.g.size, RegionKind::G));
+                }
+            }
+        }
+        read_round(pid, &mut plan, &mut asm, &mut stats);
+        let _ = gaddrs;
+        // Round 3: every g.
+        let gaddrs = {
+            let pm = PausedMem { pid, asm: &asm, image: &image, extra: Mutex::new(Vec::new()) };
+            Runtime::new(&target, &pm).allg_addrs()?
+        };
+        for &a in &gaddrs {
+            plan.push((a, target.layout.g.size, RegionKind::G));
+        }
+        read_round(pid, &mut plan, &mut asm, &mut stats);
+        // Round 4: stacks and labels.
+        let tid_regs: HashMap<u64, &crate::model::Regs> =
+            threads.iter().filter_map(|t| t.regs.as_ref().map(|r| (t.tid as u64, r))).collect();
+        let pm = PausedMem { pid, asm: &asm, image: &image, extra: Mutex::new(Vec::new()) };
+        let rt = Runtime::new(&target, &pm);
+        let mut live = 0usize;
+        let mut label_ptrs = Vec::new();
+        for &a in &gaddrs {
+            let Ok(g) = rt.read_g(a) else { continue };
+            if g.status == G_DEAD || g.is_dead() {
+                continue;
+            }
+            live += 1;
+            if g.stack_hi <= g.stack_lo || g.stack_hi - g.stack_lo > MAX_STACK {
+                continue;
+            }
+            let mut sp = u64::MAX;
+            for cand in [g.sched_sp, g.syscallsp] {
+                if cand >= g.stack_lo && cand < g.stack_hi {
+                    sp = sp.min(cand);
+                }
+            }
+            if g.status == G_RUNNING {
+                if let Some(m) = ms.iter().find(|m| m.curg == a) {
+                    if let Some(r) = tid_regs.get(&m.procid) {
+                        if r.rsp >= g.stack_lo && r.rsp < g.stack_hi {
+                            sp = sp.min(r.rsp);
+                        }
+                    }
+                    if m.vdso_sp >= g.stack_lo && m.vdso_sp < g.stack_hi {
+                        sp = sp.min(m.vdso_sp);
+                    }
+                }
+            }
+            if sp != u64::MAX {
+                plan.push((sp, g.stack_hi - sp, RegionKind::Stack));
+            }
+            if g.labels != 0 {
+                label_ptrs.push(g.labels);
+            }
+        }
+        // System stacks of threads, from their sp to the g0 stack top.
+        for m in &ms {
+            let Some(r) = tid_regs.get(&m.procid) else { continue };
+            for ga in [m.g0, m.gsignal] {
+                if let Ok(g0) = rt.read_g(ga) {
+                    if r.rsp >= g0.stack_lo && r.rsp < g0.stack_hi && g0.stack_hi - r.rsp <= MAX_STACK {
+                        plan.push((r.rsp, g0.stack_hi - r.rsp, RegionKind::Stack));
+                    }
+                }
+            }
+        }
+        // Labels: decoding them reads what they point to (recorded in `extra`).
+        for lp in label_ptrs {
+            let _ = crate::goruntime::labels::read_labels(&target, &rt.mem, lp);
+        }
+        drop(rt);
+        let extra = pm.extra.into_inner().unwrap_or_default();
+        asm.regions.extend(extra);
+        read_round(pid, &mut plan, &mut asm, &mut stats);
+        Ok(live)
+    })();
+    let pause = guard.resume();
+    let live = result.with_context(|| format!("pid {pid}: capture failed (the target was resumed)"))?;
+    stats.pause = pause;
+    stats.goroutines = live;
+    stats.regions = asm.regions.len();
+    if stats.failed_ranges > 0 {
+        warnings.push(format!("{} memory ranges could not be read", stats.failed_ranges));
+    }
+    let _ = t_start;
+
+    let meta = CaptureMeta {
+        gospy_version: env!("CARGO_PKG_VERSION").to_string(),
+        pid,
+        exe_path,
+        cmdline,
+        hostname: std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_default(),
+        go_build_id: bin.elf.go_build_id.clone(),
+        gnu_build_id: bin.elf.gnu_build_id.clone(),
+        go_version: bin.go_version.clone(),
+        load_bias: bias,
+        wall_time_ns: wall,
+        mono_time_ns: mono,
+        pause_ns: pause.as_nanos() as u64,
+        stopped: true,
+        maps,
+        auxv,
+        threads,
+        warnings,
+    };
+    let _ = exe_bytes;
+    // Embed what analysis needs: the --bin build when given, else the executable.
+    let cap = Capture { meta, regions: asm.regions, binary: opts.embed_binary.then(|| bin.elf.data.to_vec()) };
+    Ok((cap, bin, stats))
+}

@@ -1,0 +1,290 @@
+//! Command line: argument parsing, dispatch, output, exit codes.
+
+use crate::analyze::{Model, Session};
+use crate::capture::{capture, CaptureOptions};
+use crate::report::{self, dump::DumpOptions};
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use std::io::Write;
+use std::path::PathBuf;
+
+/// Exit codes (documented in the README).
+pub mod exit {
+    pub const OK: i32 = 0;
+    pub const ERROR: i32 = 1;
+    pub const USAGE: i32 = 2;
+    pub const TARGET: i32 = 3;
+    pub const INPUT: i32 = 4;
+}
+
+const EXAMPLES: &str = "\
+Examples:
+  gospy capture --pid 1234 -o app.gss            freeze for milliseconds, write a snapshot
+  gospy capture --pid 1234 -o app.gss --embed-binary   ...that analyzes on any machine
+  gospy analyze app.gss summary                  scheduler, Ps, threads, one line per goroutine
+  gospy analyze app.gss dump                     every goroutine's stack, Go traceback format
+  gospy analyze app.gss dump --json | jq .       the same as JSON
+  gospy summary --pid 1234                       capture into memory and analyze, live
+  gospy info app.gss                             what a snapshot holds";
+
+#[derive(Parser, Debug)]
+#[command(name = "gospy", version, about = "Inspect running Go programs without changing them", after_help = EXAMPLES)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub cmd: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Pause a Go process for milliseconds and write a .gss snapshot
+    #[command(after_help = "The target is stopped with PTRACE_SEIZE + PTRACE_INTERRUPT (never SIGSTOP) only while\n\
+memory is read; it resumes on every path, including errors and Ctrl-C. Needs the same user as\n\
+the target (or root / CAP_SYS_PTRACE) and kernel.yama.ptrace_scope <= 1 for non-children.\n\
+The snapshot contains process memory (stacks, runtime data): it is created with mode 0600.")]
+    Capture(CaptureArgs),
+    /// Analyze a .gss snapshot (anywhere, later)
+    Analyze(AnalyzeArgs),
+    /// Live: capture into memory, then print the summary
+    Summary(LiveArgs<SummaryArgs>),
+    /// Live: capture into memory, then dump every goroutine
+    Dump(LiveArgs<DumpArgs>),
+    /// Describe a snapshot file: capture facts, build ids, sizes
+    Info(InfoArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CaptureArgs {
+    /// Process id of the Go program
+    #[arg(long, short)]
+    pub pid: i32,
+    /// Output file (.gss)
+    #[arg(long, short)]
+    pub output: PathBuf,
+    /// Store the executable in the snapshot so it analyzes on any machine
+    #[arg(long)]
+    pub embed_binary: bool,
+    /// Unstripped build of the target's executable (build ids must match)
+    #[arg(long)]
+    pub bin: Option<PathBuf>,
+    /// Print the capture report as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct AnalyzeArgs {
+    /// Snapshot file written by `gospy capture`
+    pub file: PathBuf,
+    /// The executable that was captured (default: embedded copy, then the recorded path)
+    #[arg(long, global = true)]
+    pub bin: Option<PathBuf>,
+    #[command(subcommand)]
+    pub what: Analysis,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Analysis {
+    /// Scheduler, Ps, threads, goroutine states, one line per goroutine
+    Summary(SummaryArgs),
+    /// Every goroutine with its stack, in the Go runtime's traceback format
+    Dump(DumpArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SummaryArgs {
+    /// JSON output
+    #[arg(long)]
+    pub json: bool,
+    /// Include system goroutines (GC workers, finalizer...)
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DumpArgs {
+    /// JSON output: a list of goroutines with frames
+    #[arg(long)]
+    pub json: bool,
+    /// Show system goroutines and runtime-internal frames too
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct LiveArgs<T: Args> {
+    /// Process id of the Go program
+    #[arg(long, short)]
+    pub pid: i32,
+    /// Unstripped build of the target's executable (build ids must match)
+    #[arg(long)]
+    pub bin: Option<PathBuf>,
+    #[command(flatten)]
+    pub args: T,
+}
+
+#[derive(Args, Debug)]
+pub struct InfoArgs {
+    pub file: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Error classes that map to exit codes.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct TargetError(pub String);
+
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { exit::USAGE } else { exit::OK };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let (res, class) = match cli.cmd {
+        Command::Capture(a) => (cmd_capture(&a), exit::TARGET),
+        Command::Analyze(a) => (cmd_analyze(&a), exit::INPUT),
+        Command::Summary(a) => (live(a.pid, a.bin.as_deref(), |s| print_summary(s, &a.args)), exit::TARGET),
+        Command::Dump(a) => (live(a.pid, a.bin.as_deref(), |s| print_dump(s, &a.args)), exit::TARGET),
+        Command::Info(a) => (cmd_info(&a), exit::INPUT),
+    };
+    match res {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            // Broken pipe (e.g. `| head`) is not an error worth reporting.
+            if e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)) {
+                return exit::OK;
+            }
+            let msg: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+            eprintln!("gospy: error: {}", msg.join(": "));
+            class
+        }
+    }
+}
+
+fn out(s: &str) -> Result<()> {
+    let mut o = std::io::stdout().lock();
+    o.write_all(s.as_bytes())?;
+    o.flush()?;
+    Ok(())
+}
+
+fn json_out<T: serde::Serialize>(v: &T) -> Result<()> {
+    let mut s = serde_json::to_string_pretty(v)?;
+    s.push('\n');
+    out(&s)
+}
+
+fn cmd_capture(a: &CaptureArgs) -> Result<()> {
+    let opts = CaptureOptions { embed_binary: a.embed_binary, bin: a.bin.clone() };
+    let (cap, _bin, stats) = capture(a.pid, &opts)?;
+    let ws = crate::snapshot::write_file(&a.output, &cap, &Default::default()).with_context(|| format!("writing {}", a.output.display()))?;
+    if a.json {
+        json_out(&serde_json::json!({
+            "file": a.output,
+            "pid": a.pid,
+            "goroutines": stats.goroutines,
+            "bytes_read": stats.bytes_read,
+            "regions": stats.regions,
+            "file_size": ws.file_size,
+            "pause_ns": stats.pause.as_nanos() as u64,
+            "embedded_binary": a.embed_binary,
+            "warnings": cap.meta.warnings,
+        }))?;
+    } else {
+        eprintln!(
+            "captured pid {} ({}): {} goroutines, {} read in {} regions, paused {}; wrote {} ({}){}",
+            a.pid,
+            cap.meta.go_version,
+            stats.goroutines,
+            report::fmt_bytes(stats.bytes_read),
+            stats.regions,
+            report::fmt_duration_ns(stats.pause.as_nanos() as u64),
+            a.output.display(),
+            report::fmt_bytes(ws.file_size),
+            if a.embed_binary { ", binary embedded" } else { "" }
+        );
+        for w in &cap.meta.warnings {
+            eprintln!("warning: {w}");
+        }
+    }
+    Ok(())
+}
+
+fn live(pid: i32, bin: Option<&std::path::Path>, f: impl FnOnce(&Session) -> Result<()>) -> Result<()> {
+    let opts = CaptureOptions { embed_binary: false, bin: bin.map(|p| p.to_path_buf()) };
+    let (cap, bin, _stats) = capture(pid, &opts)?;
+    let s = Session::from_capture(cap, bin)?;
+    f(&s)
+}
+
+fn cmd_analyze(a: &AnalyzeArgs) -> Result<()> {
+    let s = Session::open_snapshot(&a.file, a.bin.as_deref())?;
+    for w in &s.warnings {
+        eprintln!("warning: {w}");
+    }
+    match &a.what {
+        Analysis::Summary(x) => print_summary(&s, x),
+        Analysis::Dump(x) => print_dump(&s, x),
+    }
+}
+
+fn print_summary(s: &Session, a: &SummaryArgs) -> Result<()> {
+    let m = Model::build(s)?;
+    let sm = report::summary::build(s, &m, a.all);
+    if a.json {
+        json_out(&sm)
+    } else {
+        out(&report::summary::to_text(&sm))
+    }
+}
+
+fn print_dump(s: &Session, a: &DumpArgs) -> Result<()> {
+    let m = Model::build(s)?;
+    let opts = DumpOptions { all: a.all };
+    if a.json {
+        json_out(&report::dump::to_json(s, &m, &opts))
+    } else {
+        out(&report::dump::to_text(s, &m, &opts))
+    }
+}
+
+fn cmd_info(a: &InfoArgs) -> Result<()> {
+    let snap = crate::snapshot::SnapshotFile::open(&a.file).with_context(|| a.file.display().to_string())?;
+    let m = &snap.meta;
+    let stats = snap.stats();
+    if a.json {
+        return json_out(&serde_json::json!({
+            "pid": m.pid,
+            "exe_path": m.exe_path,
+            "cmdline": m.cmdline,
+            "hostname": m.hostname,
+            "go_version": m.go_version,
+            "go_build_id": m.go_build_id,
+            "gnu_build_id": m.gnu_build_id,
+            "capture_wall_time_ns": m.wall_time_ns,
+            "pause_ns": m.pause_ns,
+            "threads": m.threads.len(),
+            "embedded_binary": snap.has_binary(),
+            "gospy_version": m.gospy_version,
+            "stats": format!("{stats:?}"),
+        }));
+    }
+    let when = m.wall_time_ns / 1_000_000_000;
+    out(&format!(
+        "pid {} on {}: {} ({})\ncaptured at unix time {} by gospy {}, paused {}\nbuild ids: {}\nthreads: {}, embedded binary: {}\n{:?}\n",
+        m.pid,
+        m.hostname,
+        m.exe_path,
+        m.go_version,
+        when,
+        m.gospy_version,
+        report::fmt_duration_ns(m.pause_ns),
+        crate::binary::elf::build_id_string(m.go_build_id.as_deref(), m.gnu_build_id.as_deref()),
+        m.threads.len(),
+        if snap.has_binary() { "yes" } else { "no" },
+        stats
+    ))
+}

@@ -1,0 +1,213 @@
+//! Offsets of the runtime structures gospy reads, taken from DWARF by field
+//! name. Fields that exist only in some Go versions are `Option`s.
+
+use crate::binary::Binary;
+use anyhow::{anyhow, Result};
+
+#[derive(Debug, Clone, Default)]
+pub struct GLayout {
+    pub size: u64,
+    pub stack_lo: u64,
+    pub stack_hi: u64,
+    pub m: u64,
+    pub sched_sp: u64,
+    pub sched_pc: u64,
+    pub sched_bp: u64,
+    pub syscallsp: u64,
+    pub syscallpc: u64,
+    pub syscallbp: Option<u64>,
+    pub atomicstatus: u64,
+    pub goid: u64,
+    pub waitsince: u64,
+    pub waitreason: u64,
+    pub lockedm: u64,
+    pub gopc: u64,
+    pub startpc: u64,
+    pub labels: u64,
+    pub parent_goid: Option<u64>,
+    pub waiting: u64,
+    pub running_cleanups: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct MLayout {
+    pub size: u64,
+    pub g0: u64,
+    pub gsignal: u64,
+    pub procid: u64,
+    pub curg: u64,
+    pub p: u64,
+    pub id: u64,
+    pub spinning: u64,
+    pub alllink: u64,
+    pub lockedg: u64,
+    pub vdso_sp: u64,
+    pub vdso_pc: u64,
+    pub isextra: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PLayout {
+    pub size: u64,
+    pub id: u64,
+    pub status: u64,
+    pub schedtick: u64,
+    pub syscalltick: u64,
+    pub m: u64,
+    pub mcache: u64,
+    pub runqhead: u64,
+    pub runqtail: u64,
+    pub runnext: u64,
+    /// p.gFree.n (≤1.24) or p.gFree.size (1.25+), an int32.
+    pub gfree_n: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SchedLayout {
+    pub size: u64,
+    pub lastpoll: u64,
+    pub nmidle: u64,
+    pub nmidlelocked: u64,
+    pub nmsys: u64,
+    pub nmspinning: u64,
+    pub npidle: u64,
+    pub ngsys: u64,
+    /// runqsize (≤1.24) or runq.size (1.25+), an int32.
+    pub runqsize: u64,
+    /// Offsets of the int32 counters whose sum is the number of free gs.
+    pub gfree_counts: Vec<u64>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Layout {
+    pub g: GLayout,
+    pub m: MLayout,
+    pub p: PLayout,
+    pub sched: SchedLayout,
+}
+
+struct Ctx<'a> {
+    d: &'a crate::binary::dwarf::Dwarf,
+    missing: Vec<String>,
+}
+
+impl Ctx<'_> {
+    fn off(&mut self, ty: &str, path: &str) -> u64 {
+        match self.d.offset_of(ty, path) {
+            Some(o) => o,
+            None => {
+                self.missing.push(format!("{ty}.{path}"));
+                0
+            }
+        }
+    }
+    fn opt(&self, ty: &str, path: &str) -> Option<u64> {
+        self.d.offset_of(ty, path)
+    }
+    fn first(&mut self, ty: &str, paths: &[&str]) -> u64 {
+        for p in paths {
+            if let Some(o) = self.d.offset_of(ty, p) {
+                return o;
+            }
+        }
+        self.missing.push(format!("{ty}.{}", paths.join("|")));
+        0
+    }
+    fn size(&mut self, ty: &str) -> u64 {
+        match self.d.size_of(ty) {
+            Some(s) => s,
+            None => {
+                self.missing.push(format!("sizeof({ty})"));
+                0
+            }
+        }
+    }
+}
+
+impl Layout {
+    pub fn from_binary(bin: &Binary) -> Result<Layout> {
+        let d = bin.dwarf().ok_or_else(|| {
+            anyhow!("the executable has no DWARF debug info (built with -ldflags=-w or stripped): pass an unstripped build of the same source with --bin")
+        })?;
+        let mut c = Ctx { d, missing: Vec::new() };
+        let g = GLayout {
+            size: c.size("runtime.g"),
+            stack_lo: c.off("runtime.g", "stack.lo"),
+            stack_hi: c.off("runtime.g", "stack.hi"),
+            m: c.off("runtime.g", "m"),
+            sched_sp: c.off("runtime.g", "sched.sp"),
+            sched_pc: c.off("runtime.g", "sched.pc"),
+            sched_bp: c.off("runtime.g", "sched.bp"),
+            syscallsp: c.off("runtime.g", "syscallsp"),
+            syscallpc: c.off("runtime.g", "syscallpc"),
+            syscallbp: c.opt("runtime.g", "syscallbp"),
+            atomicstatus: c.off("runtime.g", "atomicstatus"),
+            goid: c.off("runtime.g", "goid"),
+            waitsince: c.off("runtime.g", "waitsince"),
+            waitreason: c.off("runtime.g", "waitreason"),
+            lockedm: c.off("runtime.g", "lockedm"),
+            gopc: c.off("runtime.g", "gopc"),
+            startpc: c.off("runtime.g", "startpc"),
+            labels: c.off("runtime.g", "labels"),
+            parent_goid: c.opt("runtime.g", "parentGoid"),
+            waiting: c.off("runtime.g", "waiting"),
+            running_cleanups: c.opt("runtime.g", "runningCleanups"),
+        };
+        let m = MLayout {
+            size: c.size("runtime.m"),
+            g0: c.off("runtime.m", "g0"),
+            gsignal: c.off("runtime.m", "gsignal"),
+            procid: c.off("runtime.m", "procid"),
+            curg: c.off("runtime.m", "curg"),
+            p: c.off("runtime.m", "p"),
+            id: c.off("runtime.m", "id"),
+            spinning: c.off("runtime.m", "spinning"),
+            alllink: c.off("runtime.m", "alllink"),
+            lockedg: c.off("runtime.m", "lockedg"),
+            vdso_sp: c.off("runtime.m", "vdsoSP"),
+            vdso_pc: c.off("runtime.m", "vdsoPC"),
+            isextra: c.opt("runtime.m", "isextra"),
+        };
+        let p = PLayout {
+            size: c.size("runtime.p"),
+            id: c.off("runtime.p", "id"),
+            status: c.off("runtime.p", "status"),
+            schedtick: c.off("runtime.p", "schedtick"),
+            syscalltick: c.off("runtime.p", "syscalltick"),
+            m: c.off("runtime.p", "m"),
+            mcache: c.off("runtime.p", "mcache"),
+            runqhead: c.off("runtime.p", "runqhead"),
+            runqtail: c.off("runtime.p", "runqtail"),
+            runnext: c.off("runtime.p", "runnext"),
+            gfree_n: c.first("runtime.p", &["gFree.n", "gFree.size"]),
+        };
+        let mut gfree_counts = Vec::new();
+        if let Some(o) = c.opt("runtime.schedt", "gFree.n") {
+            gfree_counts.push(o);
+        } else {
+            gfree_counts.push(c.off("runtime.schedt", "gFree.stack.size"));
+            gfree_counts.push(c.off("runtime.schedt", "gFree.noStack.size"));
+        }
+        let sched = SchedLayout {
+            size: c.size("runtime.schedt"),
+            lastpoll: c.off("runtime.schedt", "lastpoll"),
+            nmidle: c.off("runtime.schedt", "nmidle"),
+            nmidlelocked: c.off("runtime.schedt", "nmidlelocked"),
+            nmsys: c.off("runtime.schedt", "nmsys"),
+            nmspinning: c.off("runtime.schedt", "nmspinning"),
+            npidle: c.off("runtime.schedt", "npidle"),
+            ngsys: c.off("runtime.schedt", "ngsys"),
+            runqsize: c.first("runtime.schedt", &["runqsize", "runq.size"]),
+            gfree_counts,
+        };
+        if !c.missing.is_empty() {
+            return Err(anyhow!(
+                "runtime layout not found in DWARF for {}: {} (unsupported Go version {}?)",
+                bin.go_version,
+                c.missing.join(", "),
+                bin.go_version
+            ));
+        }
+        Ok(Layout { g, m, p, sched })
+    }
+}

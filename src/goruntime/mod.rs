@@ -1,0 +1,435 @@
+//! The Go runtime model decoded from `(binary, memory)`: goroutines, Ms, Ps,
+//! the scheduler. Every decoder here runs the same on a paused live process
+//! and on a snapshot.
+
+pub mod labels;
+pub mod layout;
+pub mod traceback;
+
+use crate::binary::Binary;
+use crate::memory::{MemResult, Memory};
+use anyhow::{anyhow, Context, Result};
+use layout::Layout;
+use std::sync::Arc;
+
+/// Upper bounds that keep hostile or torn memory from causing huge work.
+pub const MAX_GOROUTINES: u64 = 50_000_000;
+pub const MAX_MS: usize = 100_000;
+pub const MAX_PS: u64 = 100_000;
+/// Largest goroutine stack gospy will capture or walk (the runtime's max is 1 GB).
+pub const MAX_STACK: u64 = 1 << 30;
+
+pub const G_IDLE: u32 = 0;
+pub const G_RUNNABLE: u32 = 1;
+pub const G_RUNNING: u32 = 2;
+pub const G_SYSCALL: u32 = 3;
+pub const G_WAITING: u32 = 4;
+pub const G_DEAD: u32 = 6;
+pub const G_SCAN: u32 = 0x1000;
+
+/// Runtime addresses (bias applied) of the globals gospy reads.
+#[derive(Debug, Clone, Default)]
+pub struct Globals {
+    pub allgs: u64,
+    pub allglen: u64,
+    pub allm: u64,
+    pub allp: u64,
+    pub gomaxprocs: u64,
+    pub ncpu: Option<u64>,
+    pub sched: u64,
+    pub runtime_init_time: Option<u64>,
+    pub fing_status: Option<u64>,
+    pub fing_running: Option<u64>,
+}
+
+/// Everything analysis needs that comes from the binary alone; built once per
+/// binary and shared across threads.
+pub struct Target {
+    pub bin: Arc<Binary>,
+    pub layout: Layout,
+    pub bias: u64,
+    pub globals: Globals,
+    /// `runtime.waitReasonStrings`, read from the executable.
+    pub wait_reasons: Vec<String>,
+    /// `runtime.gStatusStrings`, read from the executable.
+    pub status_strings: Vec<String>,
+}
+
+impl Target {
+    pub fn new(bin: Arc<Binary>, bias: u64) -> Result<Target> {
+        let layout = Layout::from_binary(&bin)?;
+        let need = |name: &str| -> Result<u64> {
+            bin.global_addr(name)
+                .map(|a| a.wrapping_add(bias))
+                .ok_or_else(|| anyhow!("runtime global {name} not found in the executable's symbols or DWARF"))
+        };
+        let opt = |name: &str| bin.global_addr(name).map(|a| a.wrapping_add(bias));
+        let globals = Globals {
+            allgs: need("runtime.allgs")?,
+            allglen: need("runtime.allglen")?,
+            allm: need("runtime.allm")?,
+            allp: need("runtime.allp")?,
+            gomaxprocs: need("runtime.gomaxprocs")?,
+            ncpu: opt("runtime.ncpu").or_else(|| opt("runtime.numCPUStartup")),
+            sched: need("runtime.sched")?,
+            runtime_init_time: opt("runtime.runtimeInitTime"),
+            fing_status: opt("runtime.fingStatus"),
+            fing_running: opt("runtime.fingRunning"),
+        };
+        let wait_reasons = read_string_array(&bin, "runtime.waitReasonStrings");
+        let mut status_strings = read_string_array(&bin, "runtime.gStatusStrings");
+        if status_strings.is_empty() {
+            status_strings = ["idle", "runnable", "running", "syscall", "waiting", "moribund_unused", "dead", "enqueue_unused", "copystack", "preempted"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+        }
+        Ok(Target { bin, layout, bias, globals, wait_reasons, status_strings })
+    }
+
+    /// Link-time → runtime address.
+    pub fn rt(&self, link: u64) -> u64 {
+        link.wrapping_add(self.bias)
+    }
+
+    pub fn wait_reason_string(&self, r: u8) -> String {
+        self.wait_reasons.get(r as usize).cloned().unwrap_or_else(|| format!("waitReason({r})"))
+    }
+
+    pub fn status_string(&self, s: u32) -> String {
+        match self.status_strings.get(s as usize) {
+            Some(x) if !x.is_empty() => x.clone(),
+            _ => "???".to_string(),
+        }
+    }
+}
+
+/// Read an initialised `[N]string` global from the executable file itself.
+fn read_string_array(bin: &Binary, name: &str) -> Vec<String> {
+    let Some((addr, size)) = bin.elf.symbol(name).or_else(|| {
+        let d = bin.dwarf()?;
+        let g = d.global(name)?;
+        Some((g.addr, 0))
+    }) else {
+        return Vec::new();
+    };
+    let n = if size > 0 { size / 16 } else { 64 };
+    let mut out = Vec::new();
+    for i in 0..n.min(256) {
+        let mut hdr = [0u8; 16];
+        if !bin.elf.read_vaddr(addr + i * 16, &mut hdr, true) {
+            break;
+        }
+        let p = u64::from_le_bytes(hdr[..8].try_into().unwrap());
+        let l = u64::from_le_bytes(hdr[8..].try_into().unwrap());
+        if l > 256 {
+            break;
+        }
+        let mut s = vec![0u8; l as usize];
+        if l > 0 && !bin.elf.read_vaddr(p, &mut s, true) {
+            break;
+        }
+        out.push(String::from_utf8_lossy(&s).into_owned());
+    }
+    out
+}
+
+/// A decoded `runtime.g`.
+#[derive(Debug, Clone, Default)]
+pub struct G {
+    pub addr: u64,
+    pub goid: u64,
+    /// atomicstatus with the scan bit removed.
+    pub status: u32,
+    pub scan: bool,
+    pub waitreason: u8,
+    pub waitsince: i64,
+    pub stack_lo: u64,
+    pub stack_hi: u64,
+    pub sched_sp: u64,
+    pub sched_pc: u64,
+    pub sched_bp: u64,
+    pub syscallsp: u64,
+    pub syscallpc: u64,
+    pub m: u64,
+    pub lockedm: u64,
+    pub gopc: u64,
+    pub startpc: u64,
+    pub labels: u64,
+    pub parent_goid: u64,
+    pub waiting: u64,
+    pub running_cleanups: bool,
+}
+
+fn le64(b: &[u8], off: u64) -> u64 {
+    let o = off as usize;
+    b.get(o..o + 8).map(|s| u64::from_le_bytes(s.try_into().unwrap())).unwrap_or(0)
+}
+fn le32(b: &[u8], off: u64) -> u32 {
+    let o = off as usize;
+    b.get(o..o + 4).map(|s| u32::from_le_bytes(s.try_into().unwrap())).unwrap_or(0)
+}
+fn byte(b: &[u8], off: u64) -> u8 {
+    b.get(off as usize).copied().unwrap_or(0)
+}
+
+impl G {
+    pub fn decode(l: &layout::GLayout, addr: u64, b: &[u8]) -> G {
+        let raw = le32(b, l.atomicstatus);
+        G {
+            addr,
+            goid: le64(b, l.goid),
+            status: raw & !G_SCAN,
+            scan: raw & G_SCAN != 0,
+            waitreason: byte(b, l.waitreason),
+            waitsince: le64(b, l.waitsince) as i64,
+            stack_lo: le64(b, l.stack_lo),
+            stack_hi: le64(b, l.stack_hi),
+            sched_sp: le64(b, l.sched_sp),
+            sched_pc: le64(b, l.sched_pc),
+            sched_bp: le64(b, l.sched_bp),
+            syscallsp: le64(b, l.syscallsp),
+            syscallpc: le64(b, l.syscallpc),
+            m: le64(b, l.m),
+            lockedm: le64(b, l.lockedm),
+            gopc: le64(b, l.gopc),
+            startpc: le64(b, l.startpc),
+            labels: le64(b, l.labels),
+            parent_goid: l.parent_goid.map(|o| le64(b, o)).unwrap_or(0),
+            waiting: le64(b, l.waiting),
+            running_cleanups: l.running_cleanups.map(|o| byte(b, o) != 0).unwrap_or(false),
+        }
+    }
+    pub fn is_dead(&self) -> bool {
+        self.status == G_DEAD || self.status == 11 /* _Gdeadextra, 1.26+ */ || self.status == G_IDLE
+    }
+}
+
+/// A decoded `runtime.m`.
+#[derive(Debug, Clone, Default)]
+pub struct M {
+    pub addr: u64,
+    pub id: i64,
+    pub procid: u64,
+    pub g0: u64,
+    pub gsignal: u64,
+    pub curg: u64,
+    pub p: u64,
+    pub spinning: bool,
+    pub lockedg: u64,
+    pub vdso_sp: u64,
+    pub vdso_pc: u64,
+    pub isextra: bool,
+}
+
+/// A decoded `runtime.p`.
+#[derive(Debug, Clone, Default)]
+pub struct P {
+    pub addr: u64,
+    pub id: i32,
+    pub status: u32,
+    pub schedtick: u32,
+    pub syscalltick: u32,
+    pub m: u64,
+    pub mcache: u64,
+    pub runqhead: u32,
+    pub runqtail: u32,
+    pub runnext: u64,
+    pub gfree_n: i32,
+}
+
+impl P {
+    pub fn runq_len(&self) -> u32 {
+        self.runqtail.wrapping_sub(self.runqhead)
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Sched {
+    pub nmidle: i32,
+    pub nmidlelocked: i32,
+    pub nmsys: i32,
+    pub nmspinning: i32,
+    pub npidle: i32,
+    pub ngsys: i32,
+    pub runqsize: i32,
+    pub gfree_n: i32,
+    pub lastpoll: i64,
+}
+
+/// Decoders bound to one memory.
+pub struct Runtime<'t, Mem: Memory> {
+    pub t: &'t Target,
+    pub mem: Mem,
+}
+
+impl<'t, Mem: Memory> Runtime<'t, Mem> {
+    pub fn new(t: &'t Target, mem: Mem) -> Self {
+        Runtime { t, mem }
+    }
+
+    /// Addresses of every g in allgs (dead ones included).
+    pub fn allg_addrs(&self) -> Result<Vec<u64>> {
+        let g = &self.t.globals;
+        let len = self.mem.u64(g.allglen).context("reading runtime.allglen")?;
+        let ptr = self.mem.ptr(g.allgs).context("reading runtime.allgs")?;
+        let slen = self.mem.u64(g.allgs + 8).context("reading runtime.allgs")?;
+        let n = len.min(slen);
+        if n > MAX_GOROUTINES {
+            return Err(anyhow!("runtime.allglen = {n} is implausible"));
+        }
+        let raw = self.mem.read_vec(ptr, (n * 8) as usize).with_context(|| format!("reading allgs array at {ptr:#x} ({n} entries)"))?;
+        Ok(raw.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).filter(|&a| a != 0).collect())
+    }
+
+    pub fn read_g(&self, addr: u64) -> MemResult<G> {
+        let b = self.mem.read_vec(addr, self.t.layout.g.size as usize)?;
+        Ok(G::decode(&self.t.layout.g, addr, &b))
+    }
+
+    pub fn read_m(&self, addr: u64) -> MemResult<M> {
+        let l = &self.t.layout.m;
+        let b = self.mem.read_vec(addr, l.size as usize)?;
+        Ok(M {
+            addr,
+            id: le64(&b, l.id) as i64,
+            procid: le64(&b, l.procid),
+            g0: le64(&b, l.g0),
+            gsignal: le64(&b, l.gsignal),
+            curg: le64(&b, l.curg),
+            p: le64(&b, l.p),
+            spinning: byte(&b, l.spinning) != 0,
+            lockedg: le64(&b, l.lockedg),
+            vdso_sp: le64(&b, l.vdso_sp),
+            vdso_pc: le64(&b, l.vdso_pc),
+            isextra: l.isextra.map(|o| byte(&b, o) != 0).unwrap_or(false),
+        })
+    }
+
+    /// Walk `allm` via `m.alllink`, bounded and cycle-safe.
+    pub fn ms(&self) -> Result<(Vec<M>, Vec<String>)> {
+        let mut out = Vec::new();
+        let mut warnings = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut cur = self.mem.ptr(self.t.globals.allm).context("reading runtime.allm")?;
+        while cur != 0 {
+            if !seen.insert(cur) || out.len() >= MAX_MS {
+                warnings.push(format!("allm list: cycle or too long at {cur:#x}; stopped"));
+                break;
+            }
+            match self.read_m(cur) {
+                Ok(m) => {
+                    let next = self.mem.ptr(cur + self.t.layout.m.alllink).unwrap_or(0);
+                    out.push(m);
+                    cur = next;
+                }
+                Err(e) => {
+                    warnings.push(format!("m at {cur:#x}: {e}"));
+                    break;
+                }
+            }
+        }
+        Ok((out, warnings))
+    }
+
+    pub fn p_addrs(&self) -> Result<Vec<u64>> {
+        let g = &self.t.globals;
+        let ptr = self.mem.ptr(g.allp).context("reading runtime.allp")?;
+        let n = self.mem.u64(g.allp + 8).context("reading runtime.allp")?;
+        if n > MAX_PS {
+            return Err(anyhow!("len(runtime.allp) = {n} is implausible"));
+        }
+        let raw = self.mem.read_vec(ptr, (n * 8) as usize).context("reading allp array")?;
+        Ok(raw.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).filter(|&a| a != 0).collect())
+    }
+
+    pub fn read_p(&self, addr: u64) -> MemResult<P> {
+        let l = &self.t.layout.p;
+        // Only the head of p is needed (runq etc. are within the first few KB).
+        let need = [l.id, l.status, l.schedtick, l.syscalltick, l.m, l.mcache, l.runqhead, l.runqtail, l.runnext, l.gfree_n]
+            .iter()
+            .max()
+            .copied()
+            .unwrap_or(0)
+            + 8;
+        let b = self.mem.read_vec(addr, need as usize)?;
+        Ok(P {
+            addr,
+            id: le32(&b, l.id) as i32,
+            status: le32(&b, l.status),
+            schedtick: le32(&b, l.schedtick),
+            syscalltick: le32(&b, l.syscalltick),
+            m: le64(&b, l.m),
+            mcache: le64(&b, l.mcache),
+            runqhead: le32(&b, l.runqhead),
+            runqtail: le32(&b, l.runqtail),
+            runnext: le64(&b, l.runnext),
+            gfree_n: le32(&b, l.gfree_n) as i32,
+        })
+    }
+
+    /// Bytes of `runtime.p` the analyses need (for capture).
+    pub fn p_capture_len(&self) -> u64 {
+        let l = &self.t.layout.p;
+        [l.id, l.status, l.schedtick, l.syscalltick, l.m, l.mcache, l.runqhead, l.runqtail, l.runnext, l.gfree_n]
+            .iter()
+            .max()
+            .copied()
+            .unwrap_or(0)
+            + 8
+    }
+
+    pub fn ps(&self) -> Result<(Vec<P>, Vec<String>)> {
+        let mut out = Vec::new();
+        let mut warnings = Vec::new();
+        for a in self.p_addrs()? {
+            match self.read_p(a) {
+                Ok(p) => out.push(p),
+                Err(e) => warnings.push(format!("p at {a:#x}: {e}")),
+            }
+        }
+        Ok((out, warnings))
+    }
+
+    pub fn sched(&self) -> Result<Sched> {
+        let l = &self.t.layout.sched;
+        let base = self.t.globals.sched;
+        let i32at = |o: u64| -> Result<i32> { Ok(self.mem.u32(base + o).context("reading runtime.sched")? as i32) };
+        let mut gfree = 0i32;
+        for &o in &l.gfree_counts {
+            gfree = gfree.wrapping_add(i32at(o)?);
+        }
+        Ok(Sched {
+            nmidle: i32at(l.nmidle)?,
+            nmidlelocked: i32at(l.nmidlelocked)?,
+            nmsys: i32at(l.nmsys)?,
+            nmspinning: i32at(l.nmspinning)?,
+            npidle: i32at(l.npidle)?,
+            ngsys: i32at(l.ngsys)?,
+            runqsize: i32at(l.runqsize)?,
+            gfree_n: gfree,
+            lastpoll: self.mem.u64(base + l.lastpoll).unwrap_or(0) as i64,
+        })
+    }
+
+    pub fn gomaxprocs(&self) -> Result<i32> {
+        Ok(self.mem.u32(self.t.globals.gomaxprocs).context("reading runtime.gomaxprocs")? as i32)
+    }
+    pub fn ncpu(&self) -> Option<i32> {
+        self.t.globals.ncpu.and_then(|a| self.mem.u32(a).ok()).map(|v| v as i32)
+    }
+    pub fn runtime_init_time(&self) -> Option<i64> {
+        self.t.globals.runtime_init_time.and_then(|a| self.mem.u64(a).ok()).map(|v| v as i64)
+    }
+    /// Whether the finalizer goroutine is running a user finalizer.
+    pub fn fing_running_user(&self) -> bool {
+        if let Some(a) = self.t.globals.fing_status {
+            // fingUninitialized=0, fingCreated=1, fingRunningFinalizer=2, fingWait=4, fingWake=8 (1.21+)
+            return self.mem.u32(a).map(|v| v & 2 != 0).unwrap_or(false);
+        }
+        if let Some(a) = self.t.globals.fing_running {
+            return self.mem.u8(a).map(|v| v != 0).unwrap_or(false);
+        }
+        false
+    }
+}

@@ -1,0 +1,270 @@
+//! Goroutine stack unwinding with the pclntab, and the runtime's own rules
+//! for which frames and goroutines a traceback shows (runtime/traceback.go).
+
+use super::{Target, G, G_RUNNING, M};
+use crate::binary::pclntab::{FuncInfo, SpecialFunc};
+use crate::memory::Memory;
+use crate::model::Regs;
+
+/// `abi.FuncFlagTopFrame`, `abi.FuncFlagSPWrite` (stable 1.19–1.27).
+const FLAG_TOPFRAME: u8 = 1;
+const FLAG_SPWRITE: u8 = 2;
+/// Physical frames walked at most per goroutine.
+pub const MAX_FRAMES: usize = 100_000;
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Frame {
+    pub function: String,
+    pub file: String,
+    pub line: u32,
+    pub inlined: bool,
+    /// Runtime PC of the physical frame (a return address except innermost).
+    #[serde(skip)]
+    pub pc: u64,
+    /// The `+0x..` the runtime prints: pc - function entry; None when inlined.
+    pub offset: Option<u64>,
+    #[serde(skip)]
+    pub sp: u64,
+    /// Whether the runtime's default traceback (GOTRACEBACK=single) shows it.
+    #[serde(skip)]
+    pub shown: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Stack {
+    pub frames: Vec<Frame>,
+    /// Why there is no stack at all (running on another thread, no regs...).
+    pub unavailable: Option<String>,
+    /// Why the walk stopped early (bad PC, sp outside stack...).
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CreatedBy {
+    pub function: String,
+    /// Creating goroutine (Go 1.21+), 0 when unknown.
+    pub goroutine: u64,
+    pub file: String,
+    pub line: u32,
+    pub offset: Option<u64>,
+}
+
+/// `printFuncName`: `runtime.gopanic` prints as `panic`, generic shapes as `[...]`.
+pub fn print_name(name: &str) -> String {
+    if name == "runtime.gopanic" {
+        return "panic".to_string();
+    }
+    if let (Some(i), Some(j)) = (name.find('['), name.rfind(']')) {
+        if j > i {
+            return format!("{}[...]{}", &name[..i], &name[j + 1..]);
+        }
+    }
+    name.to_string()
+}
+
+/// `isExportedRuntime`: runtime.Foo or runtime.(*Foo).Bar style names.
+fn is_exported_runtime(name: &str) -> bool {
+    let Some(mut rest) = name.strip_prefix("runtime.") else { return false };
+    let mut rcvr = "";
+    if let Some(i) = rest.rfind('.') {
+        rcvr = &rest[..i];
+        rest = &rest[i + 1..];
+        if rcvr.len() >= 3 && rcvr.starts_with("(*") && rcvr.ends_with(')') {
+            rcvr = &rcvr[2..rcvr.len() - 1];
+        }
+    }
+    let up = |s: &str| s.as_bytes().first().is_some_and(|c| c.is_ascii_uppercase());
+    up(rest) && (rcvr.is_empty() || up(rcvr))
+}
+
+impl Target {
+    /// `showfuncinfo` at GOTRACEBACK=single.
+    fn show_frame(&self, name: &str, func_id: u8, first: bool, callee_id: u8) -> bool {
+        let p = &self.bin.pcln;
+        if func_id == p.wrapper_func_id()
+            && !(p.func_id_is(callee_id, SpecialFunc::Gopanic)
+                || p.func_id_is(callee_id, SpecialFunc::Sigpanic)
+                || p.func_id_is(callee_id, SpecialFunc::Panicwrap))
+        {
+            return false;
+        }
+        if name == "runtime.runFinalizers" || name == "runtime.runCleanups" {
+            return true;
+        }
+        if name == "runtime.gopanic" && !first {
+            return true;
+        }
+        name.contains('.') && (!name.starts_with("runtime.") || is_exported_runtime(name))
+    }
+
+    pub fn find_func(&self, pc: u64) -> Option<FuncInfo> {
+        self.bin.pcln.find_func(pc.wrapping_sub(self.bias))
+    }
+
+    pub fn func_name(&self, pc: u64) -> Option<&str> {
+        let f = self.find_func(pc)?;
+        Some(self.bin.pcln.func_name(&f))
+    }
+
+    /// `isSystemGoroutine(gp, false)`, decided from the start function.
+    pub fn is_system_goroutine(&self, g: &G, fing_running_user: bool) -> bool {
+        let Some(name) = self.func_name(g.startpc) else { return false };
+        match name {
+            "runtime.main" | "runtime.corostart" | "runtime.handleAsyncEvent" => false,
+            "runtime.runfinq" | "runtime.runFinalizers" => !fing_running_user,
+            "runtime.runCleanups" => !g.running_cleanups,
+            n => n.starts_with("runtime."),
+        }
+    }
+
+    /// `printcreatedby`: None for goroutine 1 and runtime-internal creators.
+    pub fn created_by(&self, g: &G) -> Option<CreatedBy> {
+        if g.goid == 1 || g.gopc == 0 {
+            return None;
+        }
+        let p = &self.bin.pcln;
+        let f = self.find_func(g.gopc)?;
+        let name = p.func_name(&f).to_string();
+        if !self.show_frame(&name, p.func_id(&f), false, 0) {
+            return None;
+        }
+        let entry = f.entry.wrapping_add(self.bias);
+        let tracepc = if g.gopc > entry { g.gopc - 1 } else { g.gopc };
+        let (file, line) = p.file_line(&f, tracepc.wrapping_sub(self.bias)).map(|(f, l)| (f.to_string(), l)).unwrap_or_default();
+        Some(CreatedBy {
+            function: print_name(&name),
+            goroutine: g.parent_goid,
+            file,
+            line,
+            offset: (g.gopc > entry).then(|| g.gopc - entry),
+        })
+    }
+
+    /// Where unwinding of `g` starts: (pc, sp, is_trap_context).
+    fn start_point(&self, g: &G, m: Option<&M>, regs: Option<&Regs>) -> Result<(u64, u64, bool), String> {
+        let in_stack = |sp: u64| sp >= g.stack_lo && sp <= g.stack_hi;
+        if g.status == G_RUNNING && g.syscallsp == 0 {
+            let Some(r) = regs else {
+                return Err("running on a thread whose registers were not captured; stack unavailable".into());
+            };
+            if in_stack(r.rsp) {
+                if self.find_func(r.rip).is_some() {
+                    return Ok((r.rip, r.rsp, true));
+                }
+                if let Some(m) = m {
+                    if m.vdso_sp != 0 && in_stack(m.vdso_sp) {
+                        return Ok((m.vdso_pc, m.vdso_sp, false));
+                    }
+                }
+                return Err(format!("running outside Go code (pc {:#x}); stack unavailable", r.rip));
+            }
+            // The thread is on its g0 or signal stack (scheduler, systemstack,
+            // signal handler): the goroutine's own frames start at g.sched
+            // when systemstack saved it there.
+            if g.sched_sp != 0 && in_stack(g.sched_sp) && g.sched_pc != 0 {
+                return Ok((g.sched_pc, g.sched_sp, false));
+            }
+            return Err("goroutine running on other thread (on its system stack); stack unavailable".into());
+        }
+        if g.syscallsp != 0 {
+            return Ok((g.syscallpc, g.syscallsp, false));
+        }
+        if g.sched_sp == 0 || g.sched_pc == 0 {
+            return Err("no saved context (g.sched is empty)".into());
+        }
+        Ok((g.sched_pc, g.sched_sp, false))
+    }
+
+    /// Unwind one goroutine. `m` and `regs`: the M running it and that
+    /// thread's registers, for running goroutines.
+    pub fn unwind<Mem: Memory>(&self, mem: &Mem, g: &G, m: Option<&M>, regs: Option<&Regs>) -> Stack {
+        let mut st = Stack::default();
+        let (mut pc, mut sp, mut trap) = match self.start_point(g, m, regs) {
+            Ok(x) => x,
+            Err(e) => {
+                st.unavailable = Some(e);
+                return st;
+            }
+        };
+        let p = &self.bin.pcln;
+        let mut callee_id: u8 = 0;
+        let mut shown_count = 0usize;
+        for depth in 0..MAX_FRAMES {
+            let innermost = depth == 0;
+            let Some(f) = self.find_func(pc) else {
+                st.error = Some(format!("unknown pc {pc:#x} at depth {depth}"));
+                break;
+            };
+            let entry = f.entry.wrapping_add(self.bias);
+            let sympc = if !trap && pc > entry { pc - 1 } else { pc };
+            for sf in p.frames(&f, sympc.wrapping_sub(self.bias)) {
+                let shown = self.show_frame(&sf.function, sf.func_id, shown_count == 0, callee_id);
+                callee_id = sf.func_id;
+                if shown {
+                    shown_count += 1;
+                }
+                st.frames.push(Frame {
+                    offset: if sf.inlined || pc <= entry { None } else { Some(pc - entry) },
+                    function: print_name(&sf.function),
+                    file: sf.file,
+                    line: sf.line,
+                    inlined: sf.inlined,
+                    pc,
+                    sp,
+                    shown,
+                });
+            }
+            let name = p.func_name(&f);
+            let flag = p.func_flag(&f);
+            if flag & FLAG_TOPFRAME != 0 {
+                break;
+            }
+            if flag & FLAG_SPWRITE != 0 && !innermost {
+                // The runtime cannot unwind past a function that writes SP either.
+                break;
+            }
+            let Some(delta) = p.pcsp(&f, pc.wrapping_sub(self.bias)) else {
+                st.error = Some(format!("no SP delta for {name} at pc {pc:#x}"));
+                break;
+            };
+            let fp = sp.wrapping_add(delta as u64).wrapping_add(8);
+            if fp > g.stack_hi || fp <= sp {
+                st.error = Some(format!("frame of {name} leaves the goroutine stack (fp {fp:#x})"));
+                break;
+            }
+            let lr = match mem.u64(fp - 8) {
+                Ok(v) => v,
+                Err(e) => {
+                    st.error = Some(format!("reading return address of {name}: {e}"));
+                    break;
+                }
+            };
+            if lr == 0 {
+                break;
+            }
+            trap = matches!(name, "runtime.sigpanic" | "runtime.asyncPreempt" | "runtime.debugCallV2");
+            pc = lr;
+            sp = fp;
+        }
+        st
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn exported_runtime() {
+        assert!(is_exported_runtime("runtime.Gosched"));
+        assert!(is_exported_runtime("runtime.(*Func).Name"));
+        assert!(!is_exported_runtime("runtime.gopark"));
+        assert!(!is_exported_runtime("runtime.(*mheap).alloc"));
+        assert!(!is_exported_runtime("main.Foo"));
+    }
+    #[test]
+    fn names() {
+        assert_eq!(print_name("runtime.gopanic"), "panic");
+        assert_eq!(print_name("main.F[go.shape.int]"), "main.F[...]");
+        assert_eq!(print_name("main.F[go.shape.int].func1"), "main.F[...].func1");
+    }
+}

@@ -1,0 +1,16 @@
+//! gospy: inspect running Go programs without changing them.
+//!
+//! Analysis is a pure function of `(binary, memory)`: a live paused process,
+//! a `.gss` snapshot or a fresh in-memory capture all go through the same
+//! decoders ([`goruntime`]) and reports ([`report`]).
+
+pub mod analyze;
+pub mod binary;
+pub mod capture;
+pub mod cli;
+pub mod goruntime;
+pub mod memory;
+pub mod model;
+pub mod process;
+pub mod report;
+pub mod snapshot;

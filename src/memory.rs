@@ -1,0 +1,173 @@
+//! Target memory as the decoders see it: a paused live process, a `.gss`
+//! snapshot or (later) a core file all implement [`Memory`].
+//!
+//! Every read is bounded and fallible: a bad pointer is an error value for the
+//! caller to turn into a warning, never a panic.
+
+use std::sync::Arc;
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("cannot read {len} bytes at {addr:#x}: {why}")]
+pub struct MemError {
+    pub addr: u64,
+    pub len: usize,
+    pub why: &'static str,
+}
+
+pub type MemResult<T> = Result<T, MemError>;
+
+/// Largest single read a decoder may ask for (guards absurd lengths).
+pub const MAX_READ: usize = 1 << 30;
+
+pub trait Memory: Send + Sync {
+    /// Fill `buf` with the bytes at `addr`; error if any byte is unavailable.
+    fn read_exact(&self, addr: u64, buf: &mut [u8]) -> MemResult<()>;
+
+    fn read_vec(&self, addr: u64, len: usize) -> MemResult<Vec<u8>> {
+        if len > MAX_READ {
+            return Err(MemError { addr, len, why: "length too large" });
+        }
+        let mut v = vec![0u8; len];
+        self.read_exact(addr, &mut v)?;
+        Ok(v)
+    }
+    fn u8(&self, addr: u64) -> MemResult<u8> {
+        let mut b = [0u8; 1];
+        self.read_exact(addr, &mut b)?;
+        Ok(b[0])
+    }
+    fn u16(&self, addr: u64) -> MemResult<u16> {
+        let mut b = [0u8; 2];
+        self.read_exact(addr, &mut b)?;
+        Ok(u16::from_le_bytes(b))
+    }
+    fn u32(&self, addr: u64) -> MemResult<u32> {
+        let mut b = [0u8; 4];
+        self.read_exact(addr, &mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+    fn u64(&self, addr: u64) -> MemResult<u64> {
+        let mut b = [0u8; 8];
+        self.read_exact(addr, &mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+    fn ptr(&self, addr: u64) -> MemResult<u64> {
+        self.u64(addr)
+    }
+    /// A Go string header `{ptr, len}` at `addr`, bounded by `max` bytes.
+    fn go_string(&self, addr: u64, max: usize) -> MemResult<String> {
+        let p = self.ptr(addr)?;
+        let n = self.u64(addr + 8)? as usize;
+        if n == 0 {
+            return Ok(String::new());
+        }
+        let n = n.min(max);
+        let v = self.read_vec(p, n)?;
+        Ok(String::from_utf8_lossy(&v).into_owned())
+    }
+}
+
+impl<M: Memory + ?Sized> Memory for &M {
+    fn read_exact(&self, addr: u64, buf: &mut [u8]) -> MemResult<()> {
+        (**self).read_exact(addr, buf)
+    }
+}
+impl<M: Memory + ?Sized> Memory for Arc<M> {
+    fn read_exact(&self, addr: u64, buf: &mut [u8]) -> MemResult<()> {
+        (**self).read_exact(addr, buf)
+    }
+}
+impl<M: Memory + ?Sized> Memory for Box<M> {
+    fn read_exact(&self, addr: u64, buf: &mut [u8]) -> MemResult<()> {
+        (**self).read_exact(addr, buf)
+    }
+}
+
+/// Memory made of disjoint byte ranges (what a snapshot holds), sorted by
+/// address. Reads may span ranges that are exactly adjacent.
+#[derive(Default, Clone)]
+pub struct SparseMemory {
+    ranges: Vec<(u64, Arc<[u8]>)>,
+}
+
+impl SparseMemory {
+    /// Build from ranges in any order. Overlapping ranges are allowed; the
+    /// later-starting one wins for the overlapped bytes.
+    pub fn new(mut ranges: Vec<(u64, Arc<[u8]>)>) -> Self {
+        ranges.retain(|(_, d)| !d.is_empty());
+        ranges.sort_by_key(|(a, d)| (*a, d.len()));
+        SparseMemory { ranges }
+    }
+    pub fn ranges(&self) -> impl Iterator<Item = (u64, &[u8])> {
+        self.ranges.iter().map(|(a, d)| (*a, &d[..]))
+    }
+    pub fn total_bytes(&self) -> u64 {
+        self.ranges.iter().map(|(_, d)| d.len() as u64).sum()
+    }
+    /// Index of the last range starting at or below `addr` that contains it.
+    fn find(&self, addr: u64) -> Option<usize> {
+        let idx = self.ranges.partition_point(|(a, _)| *a <= addr);
+        // Look back a little: an earlier, longer range may still contain addr.
+        let lo = idx.saturating_sub(8);
+        (lo..idx).rev().find(|&i| {
+            let (a, d) = &self.ranges[i];
+            addr < a.saturating_add(d.len() as u64)
+        })
+    }
+    pub fn contains(&self, addr: u64, len: usize) -> bool {
+        let mut tmp = vec![0u8; len.min(1 << 20)];
+        len <= tmp.len() && self.read_exact(addr, &mut tmp).is_ok()
+    }
+}
+
+impl Memory for SparseMemory {
+    fn read_exact(&self, addr: u64, buf: &mut [u8]) -> MemResult<()> {
+        let mut done = 0usize;
+        while done < buf.len() {
+            let cur = addr.wrapping_add(done as u64);
+            let i = self.find(cur).ok_or(MemError { addr, len: buf.len(), why: "not in snapshot" })?;
+            let (a, d) = &self.ranges[i];
+            let off = (cur - a) as usize;
+            let n = (d.len() - off).min(buf.len() - done);
+            buf[done..done + n].copy_from_slice(&d[off..off + n]);
+            done += n;
+        }
+        Ok(())
+    }
+}
+
+/// Reads from `first`, falling back to `second` (e.g. snapshot, then the
+/// binary's file-backed segments).
+pub struct Layered<A, B> {
+    pub first: A,
+    pub second: B,
+}
+
+impl<A: Memory, B: Memory> Memory for Layered<A, B> {
+    fn read_exact(&self, addr: u64, buf: &mut [u8]) -> MemResult<()> {
+        match self.first.read_exact(addr, buf) {
+            Ok(()) => Ok(()),
+            Err(_) => self.second.read_exact(addr, buf),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn sparse_reads_span_adjacent_ranges() {
+        let m = SparseMemory::new(vec![
+            (0x1000, Arc::from(vec![1u8, 2, 3, 4])),
+            (0x1004, Arc::from(vec![5u8, 6])),
+            (0x2000, Arc::from(vec![9u8; 16])),
+        ]);
+        let mut b = [0u8; 6];
+        m.read_exact(0x1000, &mut b).unwrap();
+        assert_eq!(b, [1, 2, 3, 4, 5, 6]);
+        assert!(m.read_exact(0x1003, &mut [0u8; 4]).is_err());
+        assert_eq!(m.u8(0x200f).unwrap(), 9);
+        assert!(m.u8(0x2010).is_err());
+        assert!(m.u8(0xfff).is_err());
+    }
+}

@@ -1,0 +1,155 @@
+//! `dump`: every goroutine with its stack, in the Go runtime's traceback
+//! format (what `runtime.Stack(buf, true)` prints), or as JSON.
+
+use crate::analyze::{Goroutine, Model, Session};
+use crate::goruntime::traceback::{CreatedBy, Frame};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+#[derive(Debug, Serialize)]
+pub struct DumpGoroutine<'a> {
+    pub id: u64,
+    pub status: &'a str,
+    pub wait_reason: Option<&'a str>,
+    pub state: &'a str,
+    pub wait_minutes: u64,
+    pub wait_ns: Option<u64>,
+    pub locked_to_thread: bool,
+    pub system: bool,
+    pub m: Option<i64>,
+    pub start_function: String,
+    pub frames: Vec<&'a Frame>,
+    pub created_by: Option<&'a CreatedBy>,
+    pub labels: &'a BTreeMap<String, String>,
+    /// Why the stack is missing, when it is.
+    pub stack_unavailable: Option<&'a str>,
+    /// Why unwinding stopped early, when it did.
+    pub stack_error: Option<&'a str>,
+    pub warnings: &'a [String],
+}
+
+pub struct DumpOptions {
+    /// Show system goroutines and runtime frames (GOTRACEBACK=system style).
+    pub all: bool,
+}
+
+pub fn visible<'a>(m: &'a Model, opts: &DumpOptions) -> impl Iterator<Item = &'a Goroutine> {
+    let all = opts.all;
+    m.goroutines.iter().filter(move |g| all || !g.system)
+}
+
+pub fn to_json(s: &Session, m: &Model, opts: &DumpOptions) -> Vec<serde_json::Value> {
+    visible(m, opts)
+        .map(|g| {
+            let d = DumpGoroutine {
+                id: g.g.goid,
+                status: &g.status,
+                wait_reason: g.wait_reason.as_deref(),
+                state: &g.state,
+                wait_minutes: g.wait_minutes,
+                wait_ns: g.wait_ns,
+                locked_to_thread: g.locked_to_thread,
+                system: g.system,
+                m: g.m_id,
+                start_function: super::start_function(s, g),
+                frames: g.stack.frames.iter().filter(|f| opts.all || f.shown).collect(),
+                created_by: g.created_by.as_ref(),
+                labels: &g.labels,
+                stack_unavailable: g.stack.unavailable.as_deref(),
+                stack_error: g.stack.error.as_deref(),
+                warnings: &g.warnings,
+            };
+            serde_json::to_value(d).unwrap_or(serde_json::Value::Null)
+        })
+        .collect()
+}
+
+fn needs_quoting(s: &str) -> bool {
+    !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '/' || c == '_')
+}
+
+fn q(s: &str) -> String {
+    if needs_quoting(s) {
+        format!("{s:?}")
+    } else {
+        s.to_string()
+    }
+}
+
+/// `goroutine N [state, M minutes, locked to thread] {labels}:`
+pub fn header(g: &Goroutine) -> String {
+    let mut h = format!("goroutine {} [{}", g.g.goid, g.state);
+    if g.g.scan {
+        h.push_str(" (scan)");
+    }
+    if g.wait_minutes >= 1 {
+        let _ = write!(h, ", {} minutes", g.wait_minutes);
+    }
+    if g.locked_to_thread {
+        h.push_str(", locked to thread");
+    }
+    h.push(']');
+    if !g.labels.is_empty() {
+        let kv: Vec<String> = g.labels.iter().map(|(k, v)| format!("{}: {}", q(k), q(v))).collect();
+        let _ = write!(h, " {{{}}}", kv.join(", "));
+    }
+    h.push(':');
+    h
+}
+
+pub fn render_goroutine(out: &mut String, g: &Goroutine, all: bool, go_minor: u32) {
+    let _ = writeln!(out, "{}", header(g));
+    if let Some(why) = &g.stack.unavailable {
+        let _ = writeln!(out, "\t{why}");
+    }
+    let frames: Vec<&Frame> = g.stack.frames.iter().filter(|f| all || f.shown).collect();
+    // The runtime prints at most 100 frames: from Go 1.21 the innermost 50
+    // and outermost 50 around an elision line, before that the first 100.
+    let n = frames.len();
+    let print = |out: &mut String, f: &Frame| {
+        let _ = writeln!(out, "{}(...)", f.function);
+        let _ = write!(out, "\t{}:{}", f.file, f.line);
+        if let Some(off) = f.offset {
+            let _ = write!(out, " +{off:#x}");
+        }
+        out.push('\n');
+    };
+    if n <= 100 || all {
+        frames.iter().for_each(|f| print(out, f));
+    } else if go_minor >= 21 {
+        frames[..50].iter().for_each(|f| print(out, f));
+        let _ = writeln!(out, "...{} frames elided...", n - 100);
+        frames[n - 50..].iter().for_each(|f| print(out, f));
+    } else {
+        frames[..100].iter().for_each(|f| print(out, f));
+        let _ = writeln!(out, "...additional frames elided...");
+    }
+    if let Some(e) = &g.stack.error {
+        let _ = writeln!(out, "\t[gospy: stack walk stopped: {e}]");
+    }
+    if let Some(c) = &g.created_by {
+        let _ = write!(out, "created by {}", c.function);
+        if c.goroutine != 0 {
+            let _ = write!(out, " in goroutine {}", c.goroutine);
+        }
+        let _ = write!(out, "\n\t{}:{}", c.file, c.line);
+        if let Some(off) = c.offset {
+            let _ = write!(out, " +{off:#x}");
+        }
+        out.push('\n');
+    }
+}
+
+pub fn to_text(s: &Session, m: &Model, opts: &DumpOptions) -> String {
+    let mut out = String::new();
+    let mut first = true;
+    for g in visible(m, opts) {
+        if !first {
+            out.push('\n');
+        }
+        first = false;
+        render_goroutine(&mut out, g, opts.all, s.target.bin.go_minor);
+    }
+    out
+}

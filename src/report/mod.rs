@@ -1,0 +1,80 @@
+//! Reports built from the model: plain data (serde::Serialize) first, text
+//! rendering separate.
+
+pub mod dump;
+pub mod summary;
+
+use crate::analyze::{Goroutine, Session};
+
+/// Human duration like Go's: 1h2m3s, 4.5s, 12ms.
+pub fn fmt_duration_ns(ns: u64) -> String {
+    let s = ns / 1_000_000_000;
+    if s >= 3600 {
+        format!("{}h{}m{}s", s / 3600, (s % 3600) / 60, s % 60)
+    } else if s >= 60 {
+        format!("{}m{}s", s / 60, s % 60)
+    } else if ns >= 1_000_000_000 {
+        format!("{:.1}s", ns as f64 / 1e9)
+    } else if ns >= 1_000_000 {
+        format!("{:.1}ms", ns as f64 / 1e6)
+    } else {
+        format!("{:.1}µs", ns as f64 / 1e3)
+    }
+}
+
+pub fn fmt_bytes(b: u64) -> String {
+    const U: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < U.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", U[i])
+    }
+}
+
+/// The function a goroutine was started with, `go` wrappers resolved: when
+/// the start PC is a compiler wrapper (`main.main.gowrap1`, method value
+/// wrappers) the real function is the outermost frame the wrapper called.
+pub fn start_function(s: &Session, g: &Goroutine) -> String {
+    let t = &s.target;
+    let Some(f) = t.find_func(g.g.startpc) else { return "?".into() };
+    let name = t.bin.pcln.func_name(&f);
+    let is_wrapper = t.bin.pcln.is_wrapper(&f) || is_gowrap_name(name);
+    if is_wrapper {
+        // Frames are innermost first; the wrapper sits just inside goexit.
+        let frames = &g.stack.frames;
+        if let Some(pos) = frames.iter().rposition(|fr| fr.function == crate::goruntime::traceback::print_name(name)) {
+            if pos > 0 {
+                return frames[pos - 1].function.clone();
+            }
+        }
+    }
+    crate::goruntime::traceback::print_name(name)
+}
+
+fn is_gowrap_name(name: &str) -> bool {
+    match name.rfind(".gowrap") {
+        Some(i) => name[i + 7..].chars().all(|c| c.is_ascii_digit()),
+        None => false,
+    }
+}
+
+/// The innermost frame the runtime would show, or the innermost at all.
+pub fn current_location(g: &Goroutine) -> Option<&crate::goruntime::traceback::Frame> {
+    g.stack.frames.iter().find(|f| f.shown).or_else(|| g.stack.frames.first())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn gowrap() {
+        assert!(super::is_gowrap_name("main.main.gowrap1"));
+        assert!(super::is_gowrap_name("main.(*T).run.gowrap12"));
+        assert!(!super::is_gowrap_name("main.gowrapper"));
+    }
+}

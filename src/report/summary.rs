@@ -1,0 +1,228 @@
+//! `summary`: process, scheduler, Ps, threads, goroutine states, then one
+//! line per goroutine (like the original gospy's summary).
+
+use crate::analyze::{Model, Session};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write;
+
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    pub binary: String,
+    pub pid: i32,
+    pub go_version: String,
+    pub gomaxprocs: Option<i32>,
+    pub ncpu: Option<i32>,
+    pub uptime_ns: Option<u64>,
+    /// What runtime.NumGoroutine() would return.
+    pub goroutine_count: Option<i64>,
+    /// Goroutines listed below (user goroutines, plus system ones with --all).
+    pub goroutines_listed: usize,
+    pub capture_wall_time_ns: u64,
+    pub pause_ns: u64,
+    pub scheduler: Option<Scheduler>,
+    pub ps: Vec<PSummary>,
+    pub threads: Threads,
+    pub goroutines_by_status: BTreeMap<String, usize>,
+    pub goroutines: Vec<GLine>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Scheduler {
+    pub idle_ms: i32,
+    pub idle_locked_ms: i32,
+    pub spinning_ms: i32,
+    pub idle_ps: i32,
+    pub system_goroutines: i32,
+    pub global_runq: i32,
+    pub ms_total: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PSummary {
+    pub id: i32,
+    pub status: String,
+    pub schedtick: u32,
+    pub syscalltick: u32,
+    pub m: Option<i64>,
+    pub runq: u32,
+    pub runnext: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Threads {
+    pub total: usize,
+    pub by_state: BTreeMap<String, usize>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct GLine {
+    pub id: u64,
+    pub m: Option<i64>,
+    pub status: String,
+    pub state: String,
+    pub wait_ns: Option<u64>,
+    pub system: bool,
+    pub start_function: String,
+    pub function: Option<String>,
+    pub file: Option<String>,
+    pub line: Option<u32>,
+}
+
+fn p_status(s: u32) -> &'static str {
+    match s {
+        0 => "idle",
+        1 => "running",
+        2 => "syscall",
+        3 => "gcstop",
+        4 => "dead",
+        _ => "?",
+    }
+}
+
+fn thread_state(c: char) -> &'static str {
+    match c {
+        'R' => "running",
+        'S' => "sleeping",
+        'D' => "disk-sleep",
+        'T' | 't' => "stopped",
+        'Z' => "zombie",
+        _ => "other",
+    }
+}
+
+pub fn build(s: &Session, m: &Model, all: bool) -> Summary {
+    let m_ids: HashMap<u64, i64> = m.ms.iter().map(|x| (x.addr, x.id)).collect();
+    let mut by_status = BTreeMap::new();
+    for g in &m.goroutines {
+        if all || !g.system {
+            *by_status.entry(g.status.clone()).or_insert(0) += 1;
+        }
+    }
+    let mut threads = BTreeMap::new();
+    for t in &s.meta.threads {
+        *threads.entry(thread_state(t.state).to_string()).or_insert(0) += 1;
+    }
+    let goroutines: Vec<GLine> = m
+        .goroutines
+        .iter()
+        .filter(|g| all || !g.system)
+        .map(|g| {
+            let loc = super::current_location(g);
+            GLine {
+                id: g.g.goid,
+                m: g.m_id,
+                status: g.status.clone(),
+                state: g.state.clone(),
+                wait_ns: g.wait_ns,
+                system: g.system,
+                start_function: super::start_function(s, g),
+                function: loc.map(|f| f.function.clone()),
+                file: loc.map(|f| f.file.clone()),
+                line: loc.map(|f| f.line),
+            }
+        })
+        .collect();
+    Summary {
+        binary: s.meta.exe_path.clone(),
+        pid: s.meta.pid,
+        go_version: s.target.bin.go_version.clone(),
+        gomaxprocs: m.gomaxprocs,
+        ncpu: m.ncpu,
+        uptime_ns: m.uptime_ns,
+        goroutine_count: m.num_goroutine,
+        goroutines_listed: goroutines.len(),
+        capture_wall_time_ns: s.meta.wall_time_ns,
+        pause_ns: s.meta.pause_ns,
+        scheduler: m.sched.as_ref().map(|sc| Scheduler {
+            idle_ms: sc.nmidle,
+            idle_locked_ms: sc.nmidlelocked,
+            spinning_ms: sc.nmspinning,
+            idle_ps: sc.npidle,
+            system_goroutines: sc.ngsys,
+            global_runq: sc.runqsize,
+            ms_total: m.ms.len(),
+        }),
+        ps: m
+            .ps
+            .iter()
+            .map(|p| PSummary {
+                id: p.id,
+                status: p_status(p.status).to_string(),
+                schedtick: p.schedtick,
+                syscalltick: p.syscalltick,
+                m: m_ids.get(&p.m).copied(),
+                runq: p.runq_len(),
+                runnext: p.runnext != 0,
+            })
+            .collect(),
+        threads: Threads { total: s.meta.threads.len(), by_state: threads },
+        goroutines_by_status: by_status,
+        goroutines,
+        warnings: m.warnings.clone(),
+    }
+}
+
+pub fn to_text(sm: &Summary) -> String {
+    let mut o = String::new();
+    let opt = |v: Option<i32>| v.map(|x| x.to_string()).unwrap_or_else(|| "?".into());
+    let _ = writeln!(
+        o,
+        "bin: {}, pid: {}, go: {}, gomaxprocs: {}, ncpu: {}, uptime: {}",
+        sm.binary,
+        sm.pid,
+        sm.go_version,
+        opt(sm.gomaxprocs),
+        opt(sm.ncpu),
+        sm.uptime_ns.map(super::fmt_duration_ns).unwrap_or_else(|| "?".into())
+    );
+    if let Some(sc) = &sm.scheduler {
+        let _ = writeln!(
+            o,
+            "Sched: Ms {} (idle {}, idle locked {}, spinning {}), idle Ps {}, system goroutines {}, global runq {}",
+            sc.ms_total, sc.idle_ms, sc.idle_locked_ms, sc.spinning_ms, sc.idle_ps, sc.system_goroutines, sc.global_runq
+        );
+    }
+    for p in &sm.ps {
+        let _ = writeln!(
+            o,
+            "P{:<3} {:<8} schedtick: {:<8} syscalltick: {:<8} M: {:<5} runq: {}{}",
+            p.id,
+            p.status,
+            p.schedtick,
+            p.syscalltick,
+            p.m.map(|x| x.to_string()).unwrap_or_else(|| "nil".into()),
+            p.runq,
+            if p.runnext { " (+runnext)" } else { "" }
+        );
+    }
+    let ts: Vec<String> = sm.threads.by_state.iter().map(|(k, v)| format!("{v} {k}")).collect();
+    let _ = writeln!(o, "Threads: {} total: {}", sm.threads.total, ts.join(", "));
+    let gs: Vec<String> = sm.goroutines_by_status.iter().map(|(k, v)| format!("{v} {k}")).collect();
+    let _ = writeln!(
+        o,
+        "Goroutines: {} (NumGoroutine {}): {}",
+        sm.goroutines_listed,
+        sm.goroutine_count.map(|x| x.to_string()).unwrap_or_else(|| "?".into()),
+        gs.join(", ")
+    );
+    let _ = writeln!(o, "Capture pause: {}", super::fmt_duration_ns(sm.pause_ns));
+    o.push('\n');
+    for g in &sm.goroutines {
+        let m = g.m.map(|x| format!("(M{x})")).unwrap_or_default();
+        let wait = match g.wait_ns {
+            Some(ns) if ns >= 1_000_000_000 => format!(" {}", super::fmt_duration_ns(ns)),
+            _ => String::new(),
+        };
+        let loc = match (&g.function, &g.file, g.line) {
+            (Some(f), Some(file), Some(l)) => format!("{f} ({file}:{l})"),
+            _ => "?".into(),
+        };
+        let _ = writeln!(o, "{}{} - {}{}: {} [start {}]", g.id, m, g.state, wait, loc, g.start_function);
+    }
+    for w in &sm.warnings {
+        let _ = writeln!(o, "warning: {w}");
+    }
+    o
+}
