@@ -43,19 +43,24 @@ pub struct CaptureStats {
 
 /// Memory being assembled during the pause: what was read so far, in
 /// regions, with the executable's read-only image behind it.
+/// Region data is shared (`Arc`) so rebuilding the lookup index between
+/// rounds never copies bytes while the target is stopped.
 struct Assembled {
-    regions: Vec<Region>,
+    regions: Vec<(u64, Arc<[u8]>, RegionKind)>,
     sparse: SparseMemory,
 }
 
 impl Assembled {
     fn rebuild(&mut self) {
-        self.sparse = SparseMemory::new(self.regions.iter().map(|r| (r.addr, Arc::<[u8]>::from(r.data.as_slice()))).collect());
+        self.sparse = SparseMemory::new(self.regions.iter().map(|(a, d, _)| (*a, d.clone())).collect());
+    }
+    fn push(&mut self, r: Region) {
+        self.regions.push((r.addr, Arc::from(r.data), r.kind));
     }
 }
 
 /// Reads a plan of ranges (merged when close) in bulk and adds them.
-fn read_round(pid: i32, plan: &mut Vec<(u64, u64, RegionKind)>, into: &mut Assembled, stats: &mut CaptureStats) {
+fn read_round(pid: i32, plan: &mut Vec<(u64, u64, RegionKind)>, into: &mut Assembled, stats: &mut CaptureStats, reindex: bool) {
     plan.retain(|&(_, len, _)| len > 0);
     plan.sort_by_key(|&(a, _, _)| a);
     let mut merged: Vec<(u64, u64, RegionKind)> = Vec::with_capacity(plan.len());
@@ -77,13 +82,15 @@ fn read_round(pid: i32, plan: &mut Vec<(u64, u64, RegionKind)>, into: &mut Assem
         match res {
             Ok(data) => {
                 stats.bytes_read += data.len() as u64;
-                into.regions.push(Region { addr, kind, data });
+                into.regions.push((addr, Arc::from(data), kind));
             }
             Err(_) => stats.failed_ranges += 1,
         }
     }
     plan.clear();
-    into.rebuild();
+    if reindex {
+        into.rebuild();
+    }
 }
 
 /// Memory view used while paused: assembled regions, then the binary image,
@@ -179,7 +186,7 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
     let t_start = Instant::now();
 
     let result = (|| -> Result<usize> {
-        read_round(pid, &mut plan, &mut asm, &mut stats);
+        read_round(pid, &mut plan, &mut asm, &mut stats, true);
         // Round 2: allgs array, Ms, Ps.
         let (gaddrs, ms, ps_plan) = {
             let pm = PausedMem { pid, asm: &asm, image: &image, extra: Mutex::new(Vec::new()) };
@@ -200,10 +207,10 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
                 }
             }
             let mut extra = pm.extra.into_inner().unwrap_or_default();
-            for r in extra.iter_mut() {
+            for mut r in extra.drain(..) {
                 r.kind = RegionKind::M;
+                asm.push(r);
             }
-            asm.regions.extend(extra);
             (allgs_ptr, ms, ps_plan)
         };
         plan.extend(ps_plan);
@@ -215,7 +222,7 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
                 }
             }
         }
-        read_round(pid, &mut plan, &mut asm, &mut stats);
+        read_round(pid, &mut plan, &mut asm, &mut stats, true);
         let _ = gaddrs;
         // Round 3: every g.
         let gaddrs = {
@@ -225,7 +232,7 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
         for &a in &gaddrs {
             plan.push((a, target.layout.g.size, RegionKind::G));
         }
-        read_round(pid, &mut plan, &mut asm, &mut stats);
+        read_round(pid, &mut plan, &mut asm, &mut stats, true);
         // Round 4: stacks and labels.
         let tid_regs: HashMap<u64, &crate::model::Regs> =
             threads.iter().filter_map(|t| t.regs.as_ref().map(|r| (t.tid as u64, r))).collect();
@@ -284,8 +291,8 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
         }
         drop(rt);
         let extra = pm.extra.into_inner().unwrap_or_default();
-        asm.regions.extend(extra);
-        read_round(pid, &mut plan, &mut asm, &mut stats);
+        extra.into_iter().for_each(|r| asm.push(r));
+        read_round(pid, &mut plan, &mut asm, &mut stats, false);
         Ok(live)
     })();
     let pause = guard.resume();
@@ -319,6 +326,7 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
     };
     let _ = exe_bytes;
     // Embed what analysis needs: the --bin build when given, else the executable.
-    let cap = Capture { meta, regions: asm.regions, binary: opts.embed_binary.then(|| bin.elf.data.to_vec()) };
+    let regions = asm.regions.into_iter().map(|(addr, d, kind)| Region { addr, kind, data: d.to_vec() }).collect();
+    let cap = Capture { meta, regions, binary: opts.embed_binary.then(|| bin.elf.data.to_vec()) };
     Ok((cap, bin, stats))
 }
