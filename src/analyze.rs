@@ -3,7 +3,7 @@
 
 use crate::binary::{elf::ElfFile, Binary};
 use crate::goruntime::traceback::{CreatedBy, Stack};
-use crate::goruntime::{labels, Runtime, Target, G, G_SYSCALL, G_WAITING, M, P, Sched};
+use crate::goruntime::{labels, Runtime, Sched, Target, G, G_SYSCALL, G_WAITING, M, P};
 use crate::memory::{Layered, Memory, SparseMemory};
 use crate::model::{Capture, CaptureMeta, Regs};
 use anyhow::{anyhow, Context, Result};
@@ -25,7 +25,12 @@ pub struct Session {
 }
 
 /// Refuse a binary whose build ids differ from the recorded ones.
-pub fn check_build_ids(elf: &ElfFile, go_id: Option<&str>, gnu_id: Option<&str>, what: &str) -> Result<()> {
+pub fn check_build_ids(
+    elf: &ElfFile,
+    go_id: Option<&str>,
+    gnu_id: Option<&str>,
+    what: &str,
+) -> Result<()> {
     let go_ok = match (go_id, elf.go_build_id.as_deref()) {
         (Some(a), Some(b)) => a == b,
         _ => true,
@@ -34,7 +39,8 @@ pub fn check_build_ids(elf: &ElfFile, go_id: Option<&str>, gnu_id: Option<&str>,
         (Some(a), Some(b)) => a == b,
         _ => true,
     };
-    let any_compared = (go_id.is_some() && elf.go_build_id.is_some()) || (gnu_id.is_some() && elf.gnu_build_id.is_some());
+    let any_compared = (go_id.is_some() && elf.go_build_id.is_some())
+        || (gnu_id.is_some() && elf.gnu_build_id.is_some());
     if go_ok && gnu_ok && any_compared {
         return Ok(());
     }
@@ -47,17 +53,32 @@ pub fn check_build_ids(elf: &ElfFile, go_id: Option<&str>, gnu_id: Option<&str>,
 
 impl Session {
     pub fn open_snapshot(path: &Path, bin: Option<&Path>) -> Result<Session> {
-        let snap = crate::snapshot::SnapshotFile::open(path).with_context(|| format!("{}", path.display()))?;
+        let snap = crate::snapshot::SnapshotFile::open(path)
+            .with_context(|| format!("{}", path.display()))?;
         let meta = snap.meta.clone();
         let what = format!("the snapshot's program (pid {})", meta.pid);
         let (binary, source) = if let Some(p) = bin {
             let b = Binary::from_path(p)?;
-            check_build_ids(&b.elf, meta.go_build_id.as_deref(), meta.gnu_build_id.as_deref(), &what)?;
+            check_build_ids(
+                &b.elf,
+                meta.go_build_id.as_deref(),
+                meta.gnu_build_id.as_deref(),
+                &what,
+            )?;
             (b, p.display().to_string())
         } else if snap.has_binary() {
-            let data = snap.binary().context("reading the embedded executable")?.ok_or_else(|| anyhow!("embedded executable missing"))?;
-            let b = Binary::from_bytes(Arc::from(data)).context("loading the embedded executable")?;
-            check_build_ids(&b.elf, meta.go_build_id.as_deref(), meta.gnu_build_id.as_deref(), &what)?;
+            let data = snap
+                .binary()
+                .context("reading the embedded executable")?
+                .ok_or_else(|| anyhow!("embedded executable missing"))?;
+            let b =
+                Binary::from_bytes(Arc::from(data)).context("loading the embedded executable")?;
+            check_build_ids(
+                &b.elf,
+                meta.go_build_id.as_deref(),
+                meta.gnu_build_id.as_deref(),
+                &what,
+            )?;
             (b, "embedded".to_string())
         } else {
             let orig = meta.exe_path.trim_end_matches(" (deleted)").to_string();
@@ -69,23 +90,57 @@ impl Session {
                 ));
             }
             let b = Binary::from_path(p)?;
-            check_build_ids(&b.elf, meta.go_build_id.as_deref(), meta.gnu_build_id.as_deref(), &what)
-                .with_context(|| format!("{orig} has changed since the capture"))?;
+            check_build_ids(
+                &b.elf,
+                meta.go_build_id.as_deref(),
+                meta.gnu_build_id.as_deref(),
+                &what,
+            )
+            .with_context(|| format!("{orig} has changed since the capture"))?;
             (b, orig)
         };
         let loaded = snap.memory().context("decompressing snapshot memory")?;
         let bin = Arc::new(binary);
         let target = Target::new(bin.clone(), meta.load_bias)?;
-        let mem = Layered { first: loaded.memory, second: crate::binary::elf::ImageMemory { elf: bin.elf.clone(), bias: meta.load_bias } };
-        Ok(Session { meta, target, mem, warnings: loaded.warnings, binary_source: source })
+        let mem = Layered {
+            first: loaded.memory,
+            second: crate::binary::elf::ImageMemory {
+                elf: bin.elf.clone(),
+                bias: meta.load_bias,
+            },
+        };
+        Ok(Session {
+            meta,
+            target,
+            mem,
+            warnings: loaded.warnings,
+            binary_source: source,
+        })
     }
 
     pub fn from_capture(cap: Capture, bin: Arc<Binary>) -> Result<Session> {
         let meta = cap.meta;
-        let sparse = SparseMemory::new(cap.regions.into_iter().map(|r| (r.addr, Arc::<[u8]>::from(r.data))).collect());
+        let sparse = SparseMemory::new(
+            cap.regions
+                .into_iter()
+                .map(|r| (r.addr, Arc::<[u8]>::from(r.data)))
+                .collect(),
+        );
         let target = Target::new(bin.clone(), meta.load_bias)?;
-        let mem = Layered { first: sparse, second: crate::binary::elf::ImageMemory { elf: bin.elf.clone(), bias: meta.load_bias } };
-        Ok(Session { warnings: meta.warnings.clone(), meta, target, mem, binary_source: "live".into() })
+        let mem = Layered {
+            first: sparse,
+            second: crate::binary::elf::ImageMemory {
+                elf: bin.elf.clone(),
+                bias: meta.load_bias,
+            },
+        };
+        Ok(Session {
+            warnings: meta.warnings.clone(),
+            meta,
+            target,
+            mem,
+            binary_source: "live".into(),
+        })
     }
 
     pub fn runtime(&self) -> Runtime<'_, &SessionMemory> {
@@ -136,14 +191,24 @@ impl Model {
         let gaddrs = rt.allg_addrs()?;
         let (ms, w) = rt.ms().unwrap_or_default();
         warnings.extend(w);
-        let (ps, w) = rt.ps().unwrap_or_else(|e| (Vec::new(), vec![e.to_string()]));
+        let (ps, w) = rt
+            .ps()
+            .unwrap_or_else(|e| (Vec::new(), vec![e.to_string()]));
         warnings.extend(w);
         let sched = rt.sched().map_err(|e| warnings.push(e.to_string())).ok();
         let gomaxprocs = rt.gomaxprocs().ok();
         let fing_user = rt.fing_running_user();
-        let regs_by_tid: HashMap<u64, Regs> =
-            s.meta.threads.iter().filter_map(|th| th.regs.map(|r| (th.tid as u64, r))).collect();
-        let m_by_curg: HashMap<u64, &M> = ms.iter().filter(|m| m.curg != 0).map(|m| (m.curg, m)).collect();
+        let regs_by_tid: HashMap<u64, Regs> = s
+            .meta
+            .threads
+            .iter()
+            .filter_map(|th| th.regs.map(|r| (th.tid as u64, r)))
+            .collect();
+        let m_by_curg: HashMap<u64, &M> = ms
+            .iter()
+            .filter(|m| m.curg != 0)
+            .map(|m| (m.curg, m))
+            .collect();
         let m_by_addr: HashMap<u64, &M> = ms.iter().map(|m| (m.addr, m)).collect();
         let now = s.meta.mono_time_ns as i64;
 
@@ -161,7 +226,8 @@ impl Model {
                 let regs = m.and_then(|m| regs_by_tid.get(&m.procid));
                 let stack = t.unwind(&rt.mem, &g, m, regs);
                 let status = t.status_string(g.status);
-                let wait_reason = (g.status == G_WAITING && g.waitreason != 0).then(|| t.wait_reason_string(g.waitreason));
+                let wait_reason = (g.status == G_WAITING && g.waitreason != 0)
+                    .then(|| t.wait_reason_string(g.waitreason));
                 let state = wait_reason.clone().unwrap_or_else(|| status.clone());
                 let waiting = (g.status == G_WAITING || g.status == G_SYSCALL) && g.waitsince != 0;
                 let wait_ns = (waiting && now > g.waitsince).then(|| (now - g.waitsince) as u64);
@@ -173,7 +239,11 @@ impl Model {
                         BTreeMap::new()
                     }
                 };
-                let m_id = if g.m != 0 { m_by_addr.get(&g.m).map(|m| m.id) } else { None };
+                let m_id = if g.m != 0 {
+                    m_by_addr.get(&g.m).map(|m| m.id)
+                } else {
+                    None
+                };
                 Some(Goroutine {
                     state,
                     status,
@@ -196,9 +266,23 @@ impl Model {
             let pfree: i64 = ps.iter().map(|p| p.gfree_n as i64).sum();
             (allglen as i64 - sc.gfree_n as i64 - sc.ngsys as i64 - pfree).max(1)
         });
-        let uptime_ns = rt.runtime_init_time().filter(|&v| v > 0 && v < now).map(|v| (now - v) as u64);
+        let uptime_ns = rt
+            .runtime_init_time()
+            .filter(|&v| v > 0 && v < now)
+            .map(|v| (now - v) as u64);
         let mut goroutines = goroutines;
         goroutines.sort_by_key(|g| g.g.goid);
-        Ok(Model { goroutines, ncpu: rt.ncpu(), ms, ps, sched, gomaxprocs, num_goroutine, allglen, uptime_ns, warnings })
+        Ok(Model {
+            goroutines,
+            ncpu: rt.ncpu(),
+            ms,
+            ps,
+            sched,
+            gomaxprocs,
+            num_goroutine,
+            allglen,
+            uptime_ns,
+            warnings,
+        })
     }
 }

@@ -52,7 +52,12 @@ struct Assembled {
 
 impl Assembled {
     fn rebuild(&mut self) {
-        self.sparse = SparseMemory::new(self.regions.iter().map(|(a, d, _)| (*a, d.clone())).collect());
+        self.sparse = SparseMemory::new(
+            self.regions
+                .iter()
+                .map(|(a, d, _)| (*a, d.clone()))
+                .collect(),
+        );
     }
     fn push(&mut self, r: Region) {
         self.regions.push((r.addr, Arc::from(r.data), r.kind));
@@ -60,7 +65,13 @@ impl Assembled {
 }
 
 /// Reads a plan of ranges (merged when close) in bulk and adds them.
-fn read_round(pid: i32, plan: &mut Vec<(u64, u64, RegionKind)>, into: &mut Assembled, stats: &mut CaptureStats, reindex: bool) {
+fn read_round(
+    pid: i32,
+    plan: &mut Vec<(u64, u64, RegionKind)>,
+    into: &mut Assembled,
+    stats: &mut CaptureStats,
+    reindex: bool,
+) {
     plan.retain(|&(_, len, _)| len > 0);
     plan.sort_by_key(|&(a, _, _)| a);
     let mut merged: Vec<(u64, u64, RegionKind)> = Vec::with_capacity(plan.len());
@@ -104,7 +115,8 @@ struct PausedMem<'a> {
 
 impl Memory for PausedMem<'_> {
     fn read_exact(&self, addr: u64, buf: &mut [u8]) -> MemResult<()> {
-        if self.asm.sparse.read_exact(addr, buf).is_ok() || self.image.read_exact(addr, buf).is_ok() {
+        if self.asm.sparse.read_exact(addr, buf).is_ok() || self.image.read_exact(addr, buf).is_ok()
+        {
             return Ok(());
         }
         if let Ok(extra) = self.extra.lock() {
@@ -121,21 +133,38 @@ impl Memory for PausedMem<'_> {
             Some(Ok(d)) if d.len() == buf.len() => {
                 buf.copy_from_slice(&d);
                 if let Ok(mut extra) = self.extra.lock() {
-                    extra.push(Region { addr, kind: RegionKind::Other, data: d });
+                    extra.push(Region {
+                        addr,
+                        kind: RegionKind::Other,
+                        data: d,
+                    });
                 }
                 Ok(())
             }
-            _ => Err(MemError { addr, len: buf.len(), why: "unreadable in target" }),
+            _ => Err(MemError {
+                addr,
+                len: buf.len(),
+                why: "unreadable in target",
+            }),
         }
     }
 }
 
 /// Load the executable for a live process: its own bytes through
 /// /proc/PID/exe, or `--bin` checked against them by build id.
-pub fn load_target_binary(proc_: &Process, bin: Option<&std::path::Path>) -> Result<(Arc<Binary>, Vec<u8>)> {
-    let exe = proc_.exe_bytes().with_context(|| format!("pid {}: reading the executable via /proc/{}/exe", proc_.pid, proc_.pid))?;
+pub fn load_target_binary(
+    proc_: &Process,
+    bin: Option<&std::path::Path>,
+) -> Result<(Arc<Binary>, Vec<u8>)> {
+    let exe = proc_.exe_bytes().with_context(|| {
+        format!(
+            "pid {}: reading the executable via /proc/{}/exe",
+            proc_.pid, proc_.pid
+        )
+    })?;
     let exe_arc: Arc<[u8]> = Arc::from(exe.clone());
-    let running = crate::binary::elf::ElfFile::parse(exe_arc.clone()).with_context(|| format!("pid {}: the executable is not an ELF file", proc_.pid))?;
+    let running = crate::binary::elf::ElfFile::parse(exe_arc.clone())
+        .with_context(|| format!("pid {}: the executable is not an ELF file", proc_.pid))?;
     if running.go_version.is_none() {
         let comm = std::fs::read_to_string(format!("/proc/{}/comm", proc_.pid)).unwrap_or_default();
         return Err(anyhow!(
@@ -145,10 +174,16 @@ pub fn load_target_binary(proc_: &Process, bin: Option<&std::path::Path>) -> Res
         ));
     }
     let bin = match bin {
-        None => Binary::from_bytes(exe_arc).with_context(|| format!("pid {}: loading the executable", proc_.pid))?,
+        None => Binary::from_bytes(exe_arc)
+            .with_context(|| format!("pid {}: loading the executable", proc_.pid))?,
         Some(p) => {
             let b = Binary::from_path(p)?;
-            crate::analyze::check_build_ids(&b.elf, running.go_build_id.as_deref(), running.gnu_build_id.as_deref(), &format!("pid {}", proc_.pid))?;
+            crate::analyze::check_build_ids(
+                &b.elf,
+                running.go_build_id.as_deref(),
+                running.gnu_build_id.as_deref(),
+                &format!("pid {}", proc_.pid),
+            )?;
             b
         }
     };
@@ -161,8 +196,12 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
     let maps = proc_.maps().unwrap_or_default();
     let auxv = proc_.auxv().unwrap_or_default();
     let bias = bin.load_bias(&auxv);
-    let target = Target::new(bin.clone(), bias).with_context(|| format!("pid {pid}: decoding the Go runtime layout"))?;
-    let image = crate::binary::elf::ImageMemory { elf: bin.elf.clone(), bias };
+    let target = Target::new(bin.clone(), bias)
+        .with_context(|| format!("pid {pid}: decoding the Go runtime layout"))?;
+    let image = crate::binary::elf::ImageMemory {
+        elf: bin.elf.clone(),
+        bias,
+    };
     let exe_path = proc_.exe_path().unwrap_or_default();
     let cmdline = proc_.cmdline().unwrap_or_default();
 
@@ -176,12 +215,18 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
         .collect();
 
     let mut stats = CaptureStats::default();
-    let mut asm = Assembled { regions: Vec::new(), sparse: SparseMemory::default() };
+    let mut asm = Assembled {
+        regions: Vec::new(),
+        sparse: SparseMemory::default(),
+    };
     let mut warnings = Vec::new();
 
     let guard = proc_.pause()?;
     let mono = process::read_monotonic_ns();
-    let wall = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    let wall = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
     let threads: Vec<ThreadInfo> = guard.threads().to_vec();
     let t_start = Instant::now();
 
@@ -189,11 +234,20 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
         read_round(pid, &mut plan, &mut asm, &mut stats, true);
         // Round 2: allgs array, Ms, Ps.
         let (gaddrs, ms, ps_plan) = {
-            let pm = PausedMem { pid, asm: &asm, image: &image, extra: Mutex::new(Vec::new()) };
+            let pm = PausedMem {
+                pid,
+                asm: &asm,
+                image: &image,
+                extra: Mutex::new(Vec::new()),
+            };
             let rt = Runtime::new(&target, &pm);
             let g = &target.globals;
             let allgs_ptr = rt.mem.ptr(g.allgs).context("reading runtime.allgs")?;
-            let n = rt.mem.u64(g.allglen).context("reading runtime.allglen")?.min(rt.mem.u64(g.allgs + 8)?);
+            let n = rt
+                .mem
+                .u64(g.allglen)
+                .context("reading runtime.allglen")?
+                .min(rt.mem.u64(g.allgs + 8)?);
             if n > crate::goruntime::MAX_GOROUTINES {
                 return Err(anyhow!("runtime.allglen = {n} is implausible"));
             }
@@ -226,7 +280,12 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
         let _ = gaddrs;
         // Round 3: every g.
         let gaddrs = {
-            let pm = PausedMem { pid, asm: &asm, image: &image, extra: Mutex::new(Vec::new()) };
+            let pm = PausedMem {
+                pid,
+                asm: &asm,
+                image: &image,
+                extra: Mutex::new(Vec::new()),
+            };
             Runtime::new(&target, &pm).allg_addrs()?
         };
         for &a in &gaddrs {
@@ -234,9 +293,16 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
         }
         read_round(pid, &mut plan, &mut asm, &mut stats, true);
         // Round 4: stacks and labels.
-        let tid_regs: HashMap<u64, &crate::model::Regs> =
-            threads.iter().filter_map(|t| t.regs.as_ref().map(|r| (t.tid as u64, r))).collect();
-        let pm = PausedMem { pid, asm: &asm, image: &image, extra: Mutex::new(Vec::new()) };
+        let tid_regs: HashMap<u64, &crate::model::Regs> = threads
+            .iter()
+            .filter_map(|t| t.regs.as_ref().map(|r| (t.tid as u64, r)))
+            .collect();
+        let pm = PausedMem {
+            pid,
+            asm: &asm,
+            image: &image,
+            extra: Mutex::new(Vec::new()),
+        };
         let rt = Runtime::new(&target, &pm);
         let mut live = 0usize;
         let mut label_ptrs = Vec::new();
@@ -276,10 +342,15 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
         }
         // System stacks of threads, from their sp to the g0 stack top.
         for m in &ms {
-            let Some(r) = tid_regs.get(&m.procid) else { continue };
+            let Some(r) = tid_regs.get(&m.procid) else {
+                continue;
+            };
             for ga in [m.g0, m.gsignal] {
                 if let Ok(g0) = rt.read_g(ga) {
-                    if r.rsp >= g0.stack_lo && r.rsp < g0.stack_hi && g0.stack_hi - r.rsp <= MAX_STACK {
+                    if r.rsp >= g0.stack_lo
+                        && r.rsp < g0.stack_hi
+                        && g0.stack_hi - r.rsp <= MAX_STACK
+                    {
                         plan.push((r.rsp, g0.stack_hi - r.rsp, RegionKind::Stack));
                     }
                 }
@@ -296,12 +367,16 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
         Ok(live)
     })();
     let pause = guard.resume();
-    let live = result.with_context(|| format!("pid {pid}: capture failed (the target was resumed)"))?;
+    let live =
+        result.with_context(|| format!("pid {pid}: capture failed (the target was resumed)"))?;
     stats.pause = pause;
     stats.goroutines = live;
     stats.regions = asm.regions.len();
     if stats.failed_ranges > 0 {
-        warnings.push(format!("{} memory ranges could not be read", stats.failed_ranges));
+        warnings.push(format!(
+            "{} memory ranges could not be read",
+            stats.failed_ranges
+        ));
     }
     let _ = t_start;
 
@@ -310,7 +385,9 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
         pid,
         exe_path,
         cmdline,
-        hostname: std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_default(),
+        hostname: std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default(),
         go_build_id: bin.elf.go_build_id.clone(),
         gnu_build_id: bin.elf.gnu_build_id.clone(),
         go_version: bin.go_version.clone(),
@@ -326,7 +403,19 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
     };
     let _ = exe_bytes;
     // Embed what analysis needs: the --bin build when given, else the executable.
-    let regions = asm.regions.into_iter().map(|(addr, d, kind)| Region { addr, kind, data: d.to_vec() }).collect();
-    let cap = Capture { meta, regions, binary: opts.embed_binary.then(|| bin.elf.data.to_vec()) };
+    let regions = asm
+        .regions
+        .into_iter()
+        .map(|(addr, d, kind)| Region {
+            addr,
+            kind,
+            data: d.to_vec(),
+        })
+        .collect();
+    let cap = Capture {
+        meta,
+        regions,
+        binary: opts.embed_binary.then(|| bin.elf.data.to_vec()),
+    };
     Ok((cap, bin, stats))
 }

@@ -37,10 +37,12 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Pause a Go process for milliseconds and write a .gss snapshot
-    #[command(after_help = "The target is stopped with PTRACE_SEIZE + PTRACE_INTERRUPT (never SIGSTOP) only while\n\
+    #[command(
+        after_help = "The target is stopped with PTRACE_SEIZE + PTRACE_INTERRUPT (never SIGSTOP) only while\n\
 memory is read; it resumes on every path, including errors and Ctrl-C. Needs the same user as\n\
 the target (or root / CAP_SYS_PTRACE) and kernel.yama.ptrace_scope <= 1 for non-children.\n\
-The snapshot contains process memory (stacks, runtime data): it is created with mode 0600.")]
+The snapshot contains process memory (stacks, runtime data): it is created with mode 0600."
+    )]
     Capture(CaptureArgs),
     /// Analyze a .gss snapshot (anywhere, later)
     Analyze(AnalyzeArgs),
@@ -138,7 +140,11 @@ pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() { exit::USAGE } else { exit::OK };
+            let code = if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
             let _ = e.print();
             return code;
         }
@@ -146,15 +152,24 @@ pub fn main() -> i32 {
     let (res, class) = match cli.cmd {
         Command::Capture(a) => (cmd_capture(&a), exit::TARGET),
         Command::Analyze(a) => (cmd_analyze(&a), exit::INPUT),
-        Command::Summary(a) => (live(a.pid, a.bin.as_deref(), |s| print_summary(s, &a.args)), exit::TARGET),
-        Command::Dump(a) => (live(a.pid, a.bin.as_deref(), |s| print_dump(s, &a.args)), exit::TARGET),
+        Command::Summary(a) => (
+            live(a.pid, a.bin.as_deref(), |s| print_summary(s, &a.args)),
+            exit::TARGET,
+        ),
+        Command::Dump(a) => (
+            live(a.pid, a.bin.as_deref(), |s| print_dump(s, &a.args)),
+            exit::TARGET,
+        ),
         Command::Info(a) => (cmd_info(&a), exit::INPUT),
     };
     match res {
         Ok(()) => exit::OK,
         Err(e) => {
             // Broken pipe (e.g. `| head`) is not an error worth reporting.
-            if e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)) {
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) {
                 return exit::OK;
             }
             let msg: Vec<String> = e.chain().map(|c| c.to_string()).collect();
@@ -178,9 +193,13 @@ fn json_out<T: serde::Serialize>(v: &T) -> Result<()> {
 }
 
 fn cmd_capture(a: &CaptureArgs) -> Result<()> {
-    let opts = CaptureOptions { embed_binary: a.embed_binary, bin: a.bin.clone() };
+    let opts = CaptureOptions {
+        embed_binary: a.embed_binary,
+        bin: a.bin.clone(),
+    };
     let (cap, _bin, stats) = capture(a.pid, &opts)?;
-    let ws = crate::snapshot::write_file(&a.output, &cap, &Default::default()).with_context(|| format!("writing {}", a.output.display()))?;
+    let ws = crate::snapshot::write_file(&a.output, &cap, &Default::default())
+        .with_context(|| format!("writing {}", a.output.display()))?;
     if a.json {
         json_out(&serde_json::json!({
             "file": a.output,
@@ -213,8 +232,15 @@ fn cmd_capture(a: &CaptureArgs) -> Result<()> {
     Ok(())
 }
 
-fn live(pid: i32, bin: Option<&std::path::Path>, f: impl FnOnce(&Session) -> Result<()>) -> Result<()> {
-    let opts = CaptureOptions { embed_binary: false, bin: bin.map(|p| p.to_path_buf()) };
+fn live(
+    pid: i32,
+    bin: Option<&std::path::Path>,
+    f: impl FnOnce(&Session) -> Result<()>,
+) -> Result<()> {
+    let opts = CaptureOptions {
+        embed_binary: false,
+        bin: bin.map(|p| p.to_path_buf()),
+    };
     let (cap, bin, _stats) = capture(pid, &opts)?;
     let s = Session::from_capture(cap, bin)?;
     f(&s)
@@ -252,7 +278,8 @@ fn print_dump(s: &Session, a: &DumpArgs) -> Result<()> {
 }
 
 fn cmd_info(a: &InfoArgs) -> Result<()> {
-    let snap = crate::snapshot::SnapshotFile::open(&a.file).with_context(|| a.file.display().to_string())?;
+    let snap = crate::snapshot::SnapshotFile::open(&a.file)
+        .with_context(|| a.file.display().to_string())?;
     let m = &snap.meta;
     let stats = snap.stats();
     if a.json {

@@ -25,7 +25,11 @@ pub trait Memory: Send + Sync {
 
     fn read_vec(&self, addr: u64, len: usize) -> MemResult<Vec<u8>> {
         if len > MAX_READ {
-            return Err(MemError { addr, len, why: "length too large" });
+            return Err(MemError {
+                addr,
+                len,
+                why: "length too large",
+            });
         }
         let mut v = vec![0u8; len];
         self.read_exact(addr, &mut v)?;
@@ -125,7 +129,11 @@ impl Memory for SparseMemory {
         let mut done = 0usize;
         while done < buf.len() {
             let cur = addr.wrapping_add(done as u64);
-            let i = self.find(cur).ok_or(MemError { addr, len: buf.len(), why: "not in snapshot" })?;
+            let i = self.find(cur).ok_or(MemError {
+                addr,
+                len: buf.len(),
+                why: "not in snapshot",
+            })?;
             let (a, d) = &self.ranges[i];
             let off = (cur - a) as usize;
             let n = (d.len() - off).min(buf.len() - done);

@@ -77,18 +77,39 @@ impl ElfFile {
                 object::SegmentFlags::Elf { p_flags } => (p_flags & 2 != 0, p_flags & 1 != 0),
                 _ => (false, false),
             };
-            segments.push(Segment { vaddr: seg.address(), memsz: seg.size(), offset, filesz, writable, executable });
+            segments.push(Segment {
+                vaddr: seg.address(),
+                memsz: seg.size(),
+                offset,
+                filesz,
+                writable,
+                executable,
+            });
         }
         let mut sections = Vec::new();
         for s in file.sections() {
             let name = s.name().unwrap_or("").to_string();
-            let compressed = s.compressed_file_range().map(|r| r.format != object::CompressionFormat::None).unwrap_or(true);
+            let compressed = s
+                .compressed_file_range()
+                .map(|r| r.format != object::CompressionFormat::None)
+                .unwrap_or(true);
             let file_range = if compressed { None } else { s.file_range() };
-            sections.push(SectionInfo { name, addr: s.address(), size: s.size(), file_range });
+            sections.push(SectionInfo {
+                name,
+                addr: s.address(),
+                size: s.size(),
+                file_range,
+            });
         }
         let gnu_build_id = file.build_id().ok().flatten().map(hex);
-        let go_build_id = file.section_by_name(".note.go.buildid").and_then(|s| s.data().ok()).and_then(parse_go_buildid_note);
-        let (go_version, build_info) = match file.section_by_name(".go.buildinfo").and_then(|s| s.data().ok()) {
+        let go_build_id = file
+            .section_by_name(".note.go.buildid")
+            .and_then(|s| s.data().ok())
+            .and_then(parse_go_buildid_note);
+        let (go_version, build_info) = match file
+            .section_by_name(".go.buildinfo")
+            .and_then(|s| s.data().ok())
+        {
             Some(d) => parse_buildinfo(d, &segments, &data),
             None => (None, None),
         };
@@ -212,7 +233,11 @@ fn parse_go_buildid_note(d: &[u8]) -> Option<String> {
         return None;
     }
     let desc = d.get(16..16usize.checked_add(descsz)?)?;
-    Some(String::from_utf8_lossy(desc).trim_end_matches('\0').to_string())
+    Some(
+        String::from_utf8_lossy(desc)
+            .trim_end_matches('\0')
+            .to_string(),
+    )
 }
 
 fn read_uvarint(d: &[u8]) -> Option<(u64, usize)> {
@@ -249,7 +274,13 @@ fn parse_buildinfo(d: &[u8], segs: &[Segment], file: &[u8]) -> (Option<String>, 
         }
         let version = strs.first().cloned().filter(|s| !s.is_empty());
         // modinfo is wrapped in 16-byte sentinels.
-        let info = strs.get(1).map(|s| if s.len() >= 33 { s[16..s.len() - 16].to_string() } else { s.clone() });
+        let info = strs.get(1).map(|s| {
+            if s.len() >= 33 {
+                s[16..s.len() - 16].to_string()
+            } else {
+                s.clone()
+            }
+        });
         return (version, info);
     }
     // Pre-1.18 pointer format: ptrsize at d[14], pointers at 16 and 16+ptrsize.
@@ -300,10 +331,17 @@ pub struct ImageMemory {
 
 impl Memory for ImageMemory {
     fn read_exact(&self, addr: u64, buf: &mut [u8]) -> MemResult<()> {
-        if self.elf.read_vaddr(addr.wrapping_sub(self.bias), buf, false) {
+        if self
+            .elf
+            .read_vaddr(addr.wrapping_sub(self.bias), buf, false)
+        {
             Ok(())
         } else {
-            Err(MemError { addr, len: buf.len(), why: "not in the executable's read-only segments" })
+            Err(MemError {
+                addr,
+                len: buf.len(),
+                why: "not in the executable's read-only segments",
+            })
         }
     }
 }

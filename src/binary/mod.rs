@@ -24,18 +24,27 @@ pub struct Binary {
 impl Binary {
     pub fn from_bytes(data: Arc<[u8]>) -> Result<Binary> {
         let elf = ElfFile::parse(data)?;
-        let go_version = elf
-            .go_version
-            .clone()
-            .ok_or_else(|| anyhow!("not a Go program: no .go.buildinfo version (is it built with Go?)"))?;
-        let (major, minor) = elf::parse_go_version(&go_version).ok_or_else(|| anyhow!("cannot parse Go version {go_version:?}"))?;
+        let go_version = elf.go_version.clone().ok_or_else(|| {
+            anyhow!("not a Go program: no .go.buildinfo version (is it built with Go?)")
+        })?;
+        let (major, minor) = elf::parse_go_version(&go_version)
+            .ok_or_else(|| anyhow!("cannot parse Go version {go_version:?}"))?;
         if major != 1 || !(19..=27).contains(&minor) {
             eprintln!("warning: {go_version} is outside the supported range go1.19–go1.27; results may be wrong");
         }
         let md_sym = elf.symbol("runtime.firstmoduledata").map(|s| s.0);
-        let moduledata = moduledata::find_moduledata(&elf.data, md_sym, minor).context("locating runtime.firstmoduledata")?;
-        let pcln = moduledata::load_pclntab(&elf.data, &moduledata).context("reading .gopclntab")?;
-        Ok(Binary { elf, go_minor: minor, go_version, moduledata, pcln, dwarf: OnceLock::new() })
+        let moduledata = moduledata::find_moduledata(&elf.data, md_sym, minor)
+            .context("locating runtime.firstmoduledata")?;
+        let pcln =
+            moduledata::load_pclntab(&elf.data, &moduledata).context("reading .gopclntab")?;
+        Ok(Binary {
+            elf,
+            go_minor: minor,
+            go_version,
+            moduledata,
+            pcln,
+            dwarf: OnceLock::new(),
+        })
     }
 
     pub fn from_path(path: &std::path::Path) -> Result<Binary> {
@@ -67,6 +76,9 @@ impl Binary {
     /// Load bias for a process whose auxv gives AT_ENTRY.
     pub fn load_bias(&self, auxv: &[(u64, u64)]) -> u64 {
         const AT_ENTRY: u64 = 9;
-        auxv.iter().find(|(t, _)| *t == AT_ENTRY).map(|(_, v)| v.wrapping_sub(self.elf.entry)).unwrap_or(0)
+        auxv.iter()
+            .find(|(t, _)| *t == AT_ENTRY)
+            .map(|(_, v)| v.wrapping_sub(self.elf.entry))
+            .unwrap_or(0)
     }
 }

@@ -9,7 +9,11 @@ use std::collections::BTreeMap;
 const MAX_LABELS: u64 = 4096;
 const MAX_LABEL_LEN: usize = 64 << 10;
 
-pub fn read_labels<M: Memory>(t: &Target, mem: &M, ptr: u64) -> Result<BTreeMap<String, String>, String> {
+pub fn read_labels<M: Memory>(
+    t: &Target,
+    mem: &M,
+    ptr: u64,
+) -> Result<BTreeMap<String, String>, String> {
     if ptr == 0 {
         return Ok(BTreeMap::new());
     }
@@ -31,7 +35,9 @@ fn read_label_list<M: Memory>(mem: &M, ptr: u64) -> Result<BTreeMap<String, Stri
     for i in 0..n {
         let e = arr + i * 32;
         let k = mem.go_string(e, MAX_LABEL_LEN).map_err(|e| e.to_string())?;
-        let v = mem.go_string(e + 16, MAX_LABEL_LEN).map_err(|e| e.to_string())?;
+        let v = mem
+            .go_string(e + 16, MAX_LABEL_LEN)
+            .map_err(|e| e.to_string())?;
         out.insert(k, v);
     }
     Ok(out)
@@ -62,13 +68,19 @@ pub fn read_string_hmap<M: Memory>(mem: &M, hmap: u64) -> Result<BTreeMap<String
             let mut chain = 0;
             while bk != 0 && chain < 1024 {
                 chain += 1;
-                let raw = mem.read_vec(bk, BUCKET as usize).map_err(|e| e.to_string())?;
+                let raw = mem
+                    .read_vec(bk, BUCKET as usize)
+                    .map_err(|e| e.to_string())?;
                 for slot in 0..8u64 {
                     if raw[slot as usize] < 5 {
                         continue; // empty or evacuated
                     }
-                    let k = mem.go_string(bk + 8 + slot * 16, MAX_LABEL_LEN).map_err(|e| e.to_string())?;
-                    let v = mem.go_string(bk + 8 + 128 + slot * 16, MAX_LABEL_LEN).map_err(|e| e.to_string())?;
+                    let k = mem
+                        .go_string(bk + 8 + slot * 16, MAX_LABEL_LEN)
+                        .map_err(|e| e.to_string())?;
+                    let v = mem
+                        .go_string(bk + 8 + 128 + slot * 16, MAX_LABEL_LEN)
+                        .map_err(|e| e.to_string())?;
                     out.insert(k, v);
                     if out.len() as u64 > MAX_LABELS {
                         return Err("too many labels".into());

@@ -129,7 +129,10 @@ impl Layout {
         let d = bin.dwarf().ok_or_else(|| {
             anyhow!("the executable has no DWARF debug info (built with -ldflags=-w or stripped): pass an unstripped build of the same source with --bin")
         })?;
-        let mut c = Ctx { d, missing: Vec::new() };
+        let mut c = Ctx {
+            d,
+            missing: Vec::new(),
+        };
         let g = GLayout {
             size: c.size("runtime.g"),
             stack_lo: c.off("runtime.g", "stack.lo"),

@@ -61,7 +61,9 @@ impl Target {
         let need = |name: &str| -> Result<u64> {
             bin.global_addr(name)
                 .map(|a| a.wrapping_add(bias))
-                .ok_or_else(|| anyhow!("runtime global {name} not found in the executable's symbols or DWARF"))
+                .ok_or_else(|| {
+                    anyhow!("runtime global {name} not found in the executable's symbols or DWARF")
+                })
         };
         let opt = |name: &str| bin.global_addr(name).map(|a| a.wrapping_add(bias));
         let globals = Globals {
@@ -79,12 +81,30 @@ impl Target {
         let wait_reasons = read_string_array(&bin, "runtime.waitReasonStrings");
         let mut status_strings = read_string_array(&bin, "runtime.gStatusStrings");
         if status_strings.is_empty() {
-            status_strings = ["idle", "runnable", "running", "syscall", "waiting", "moribund_unused", "dead", "enqueue_unused", "copystack", "preempted"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
+            status_strings = [
+                "idle",
+                "runnable",
+                "running",
+                "syscall",
+                "waiting",
+                "moribund_unused",
+                "dead",
+                "enqueue_unused",
+                "copystack",
+                "preempted",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         }
-        Ok(Target { bin, layout, bias, globals, wait_reasons, status_strings })
+        Ok(Target {
+            bin,
+            layout,
+            bias,
+            globals,
+            wait_reasons,
+            status_strings,
+        })
     }
 
     /// Link-time → runtime address.
@@ -93,7 +113,10 @@ impl Target {
     }
 
     pub fn wait_reason_string(&self, r: u8) -> String {
-        self.wait_reasons.get(r as usize).cloned().unwrap_or_else(|| format!("waitReason({r})"))
+        self.wait_reasons
+            .get(r as usize)
+            .cloned()
+            .unwrap_or_else(|| format!("waitReason({r})"))
     }
 
     pub fn status_string(&self, s: u32) -> String {
@@ -163,11 +186,15 @@ pub struct G {
 
 fn le64(b: &[u8], off: u64) -> u64 {
     let o = off as usize;
-    b.get(o..o + 8).map(|s| u64::from_le_bytes(s.try_into().unwrap())).unwrap_or(0)
+    b.get(o..o + 8)
+        .map(|s| u64::from_le_bytes(s.try_into().unwrap()))
+        .unwrap_or(0)
 }
 fn le32(b: &[u8], off: u64) -> u32 {
     let o = off as usize;
-    b.get(o..o + 4).map(|s| u32::from_le_bytes(s.try_into().unwrap())).unwrap_or(0)
+    b.get(o..o + 4)
+        .map(|s| u32::from_le_bytes(s.try_into().unwrap()))
+        .unwrap_or(0)
 }
 fn byte(b: &[u8], off: u64) -> u8 {
     b.get(off as usize).copied().unwrap_or(0)
@@ -278,8 +305,15 @@ impl<'t, Mem: Memory> Runtime<'t, Mem> {
         if n > MAX_GOROUTINES {
             return Err(anyhow!("runtime.allglen = {n} is implausible"));
         }
-        let raw = self.mem.read_vec(ptr, (n * 8) as usize).with_context(|| format!("reading allgs array at {ptr:#x} ({n} entries)"))?;
-        Ok(raw.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).filter(|&a| a != 0).collect())
+        let raw = self
+            .mem
+            .read_vec(ptr, (n * 8) as usize)
+            .with_context(|| format!("reading allgs array at {ptr:#x} ({n} entries)"))?;
+        Ok(raw
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+            .filter(|&a| a != 0)
+            .collect())
     }
 
     pub fn read_g(&self, addr: u64) -> MemResult<G> {
@@ -311,7 +345,10 @@ impl<'t, Mem: Memory> Runtime<'t, Mem> {
         let mut out = Vec::new();
         let mut warnings = Vec::new();
         let mut seen = std::collections::HashSet::new();
-        let mut cur = self.mem.ptr(self.t.globals.allm).context("reading runtime.allm")?;
+        let mut cur = self
+            .mem
+            .ptr(self.t.globals.allm)
+            .context("reading runtime.allm")?;
         while cur != 0 {
             if !seen.insert(cur) || out.len() >= MAX_MS {
                 warnings.push(format!("allm list: cycle or too long at {cur:#x}; stopped"));
@@ -339,18 +376,36 @@ impl<'t, Mem: Memory> Runtime<'t, Mem> {
         if n > MAX_PS {
             return Err(anyhow!("len(runtime.allp) = {n} is implausible"));
         }
-        let raw = self.mem.read_vec(ptr, (n * 8) as usize).context("reading allp array")?;
-        Ok(raw.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).filter(|&a| a != 0).collect())
+        let raw = self
+            .mem
+            .read_vec(ptr, (n * 8) as usize)
+            .context("reading allp array")?;
+        Ok(raw
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+            .filter(|&a| a != 0)
+            .collect())
     }
 
     pub fn read_p(&self, addr: u64) -> MemResult<P> {
         let l = &self.t.layout.p;
         // Only the head of p is needed (runq etc. are within the first few KB).
-        let need = [l.id, l.status, l.schedtick, l.syscalltick, l.m, l.mcache, l.runqhead, l.runqtail, l.runnext, l.gfree_n]
-            .iter()
-            .max()
-            .copied()
-            .unwrap_or(0)
+        let need = [
+            l.id,
+            l.status,
+            l.schedtick,
+            l.syscalltick,
+            l.m,
+            l.mcache,
+            l.runqhead,
+            l.runqtail,
+            l.runnext,
+            l.gfree_n,
+        ]
+        .iter()
+        .max()
+        .copied()
+        .unwrap_or(0)
             + 8;
         let b = self.mem.read_vec(addr, need as usize)?;
         Ok(P {
@@ -371,11 +426,22 @@ impl<'t, Mem: Memory> Runtime<'t, Mem> {
     /// Bytes of `runtime.p` the analyses need (for capture).
     pub fn p_capture_len(&self) -> u64 {
         let l = &self.t.layout.p;
-        [l.id, l.status, l.schedtick, l.syscalltick, l.m, l.mcache, l.runqhead, l.runqtail, l.runnext, l.gfree_n]
-            .iter()
-            .max()
-            .copied()
-            .unwrap_or(0)
+        [
+            l.id,
+            l.status,
+            l.schedtick,
+            l.syscalltick,
+            l.m,
+            l.mcache,
+            l.runqhead,
+            l.runqtail,
+            l.runnext,
+            l.gfree_n,
+        ]
+        .iter()
+        .max()
+        .copied()
+        .unwrap_or(0)
             + 8
     }
 
@@ -394,7 +460,9 @@ impl<'t, Mem: Memory> Runtime<'t, Mem> {
     pub fn sched(&self) -> Result<Sched> {
         let l = &self.t.layout.sched;
         let base = self.t.globals.sched;
-        let i32at = |o: u64| -> Result<i32> { Ok(self.mem.u32(base + o).context("reading runtime.sched")? as i32) };
+        let i32at = |o: u64| -> Result<i32> {
+            Ok(self.mem.u32(base + o).context("reading runtime.sched")? as i32)
+        };
         let mut gfree = 0i32;
         for &o in &l.gfree_counts {
             gfree = gfree.wrapping_add(i32at(o)?);
@@ -413,13 +481,24 @@ impl<'t, Mem: Memory> Runtime<'t, Mem> {
     }
 
     pub fn gomaxprocs(&self) -> Result<i32> {
-        Ok(self.mem.u32(self.t.globals.gomaxprocs).context("reading runtime.gomaxprocs")? as i32)
+        Ok(self
+            .mem
+            .u32(self.t.globals.gomaxprocs)
+            .context("reading runtime.gomaxprocs")? as i32)
     }
     pub fn ncpu(&self) -> Option<i32> {
-        self.t.globals.ncpu.and_then(|a| self.mem.u32(a).ok()).map(|v| v as i32)
+        self.t
+            .globals
+            .ncpu
+            .and_then(|a| self.mem.u32(a).ok())
+            .map(|v| v as i32)
     }
     pub fn runtime_init_time(&self) -> Option<i64> {
-        self.t.globals.runtime_init_time.and_then(|a| self.mem.u64(a).ok()).map(|v| v as i64)
+        self.t
+            .globals
+            .runtime_init_time
+            .and_then(|a| self.mem.u64(a).ok())
+            .map(|v| v as i64)
     }
     /// Whether the finalizer goroutine is running a user finalizer.
     pub fn fing_running_user(&self) -> bool {

@@ -42,8 +42,8 @@ pub struct Stack {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct CreatedBy {
     pub function: String,
-    /// Creating goroutine (Go 1.21+), 0 when unknown.
-    pub goroutine: u64,
+    /// Creating goroutine (recorded from Go 1.21 on).
+    pub goroutine: Option<u64>,
     pub file: String,
     pub line: u32,
     pub offset: Option<u64>,
@@ -64,7 +64,9 @@ pub fn print_name(name: &str) -> String {
 
 /// `isExportedRuntime`: runtime.Foo or runtime.(*Foo).Bar style names.
 fn is_exported_runtime(name: &str) -> bool {
-    let Some(mut rest) = name.strip_prefix("runtime.") else { return false };
+    let Some(mut rest) = name.strip_prefix("runtime.") else {
+        return false;
+    };
     let mut rcvr = "";
     if let Some(i) = rest.rfind('.') {
         rcvr = &rest[..i];
@@ -108,7 +110,9 @@ impl Target {
 
     /// `isSystemGoroutine(gp, false)`, decided from the start function.
     pub fn is_system_goroutine(&self, g: &G, fing_running_user: bool) -> bool {
-        let Some(name) = self.func_name(g.startpc) else { return false };
+        let Some(name) = self.func_name(g.startpc) else {
+            return false;
+        };
         match name {
             "runtime.main" | "runtime.corostart" | "runtime.handleAsyncEvent" => false,
             "runtime.runfinq" | "runtime.runFinalizers" => !fing_running_user,
@@ -130,10 +134,13 @@ impl Target {
         }
         let entry = f.entry.wrapping_add(self.bias);
         let tracepc = if g.gopc > entry { g.gopc - 1 } else { g.gopc };
-        let (file, line) = p.file_line(&f, tracepc.wrapping_sub(self.bias)).map(|(f, l)| (f.to_string(), l)).unwrap_or_default();
+        let (file, line) = p
+            .file_line(&f, tracepc.wrapping_sub(self.bias))
+            .map(|(f, l)| (f.to_string(), l))
+            .unwrap_or_default();
         Some(CreatedBy {
             function: print_name(&name),
-            goroutine: g.parent_goid,
+            goroutine: (g.parent_goid != 0).then_some(g.parent_goid),
             file,
             line,
             offset: (g.gopc > entry).then(|| g.gopc - entry),
@@ -141,11 +148,19 @@ impl Target {
     }
 
     /// Where unwinding of `g` starts: (pc, sp, is_trap_context).
-    fn start_point(&self, g: &G, m: Option<&M>, regs: Option<&Regs>) -> Result<(u64, u64, bool), String> {
+    fn start_point(
+        &self,
+        g: &G,
+        m: Option<&M>,
+        regs: Option<&Regs>,
+    ) -> Result<(u64, u64, bool), String> {
         let in_stack = |sp: u64| sp >= g.stack_lo && sp <= g.stack_hi;
         if g.status == G_RUNNING && g.syscallsp == 0 {
             let Some(r) = regs else {
-                return Err("running on a thread whose registers were not captured; stack unavailable".into());
+                return Err(
+                    "running on a thread whose registers were not captured; stack unavailable"
+                        .into(),
+                );
             };
             if in_stack(r.rsp) {
                 if self.find_func(r.rip).is_some() {
@@ -156,7 +171,10 @@ impl Target {
                         return Ok((m.vdso_pc, m.vdso_sp, false));
                     }
                 }
-                return Err(format!("running outside Go code (pc {:#x}); stack unavailable", r.rip));
+                return Err(format!(
+                    "running outside Go code (pc {:#x}); stack unavailable",
+                    r.rip
+                ));
             }
             // The thread is on its g0 or signal stack (scheduler, systemstack,
             // signal handler): the goroutine's own frames start at g.sched
@@ -164,7 +182,9 @@ impl Target {
             if g.sched_sp != 0 && in_stack(g.sched_sp) && g.sched_pc != 0 {
                 return Ok((g.sched_pc, g.sched_sp, false));
             }
-            return Err("goroutine running on other thread (on its system stack); stack unavailable".into());
+            return Err(
+                "goroutine running on other thread (on its system stack); stack unavailable".into(),
+            );
         }
         if g.syscallsp != 0 {
             return Ok((g.syscallpc, g.syscallsp, false));
@@ -177,7 +197,13 @@ impl Target {
 
     /// Unwind one goroutine. `m` and `regs`: the M running it and that
     /// thread's registers, for running goroutines.
-    pub fn unwind<Mem: Memory>(&self, mem: &Mem, g: &G, m: Option<&M>, regs: Option<&Regs>) -> Stack {
+    pub fn unwind<Mem: Memory>(
+        &self,
+        mem: &Mem,
+        g: &G,
+        m: Option<&M>,
+        regs: Option<&Regs>,
+    ) -> Stack {
         let mut st = Stack::default();
         let (mut pc, mut sp, mut trap) = match self.start_point(g, m, regs) {
             Ok(x) => x,
@@ -204,7 +230,11 @@ impl Target {
                     shown_count += 1;
                 }
                 st.frames.push(Frame {
-                    offset: if sf.inlined || pc <= entry { None } else { Some(pc - entry) },
+                    offset: if sf.inlined || pc <= entry {
+                        None
+                    } else {
+                        Some(pc - entry)
+                    },
                     function: print_name(&sf.function),
                     file: sf.file,
                     line: sf.line,
@@ -229,7 +259,9 @@ impl Target {
             };
             let fp = sp.wrapping_add(delta as u64).wrapping_add(8);
             if fp > g.stack_hi || fp <= sp {
-                st.error = Some(format!("frame of {name} leaves the goroutine stack (fp {fp:#x})"));
+                st.error = Some(format!(
+                    "frame of {name} leaves the goroutine stack (fp {fp:#x})"
+                ));
                 break;
             }
             let lr = match mem.u64(fp - 8) {
@@ -242,7 +274,10 @@ impl Target {
             if lr == 0 {
                 break;
             }
-            trap = matches!(name, "runtime.sigpanic" | "runtime.asyncPreempt" | "runtime.debugCallV2");
+            trap = matches!(
+                name,
+                "runtime.sigpanic" | "runtime.asyncPreempt" | "runtime.debugCallV2"
+            );
             pc = lr;
             sp = fp;
         }
@@ -265,6 +300,9 @@ mod tests {
     fn names() {
         assert_eq!(print_name("runtime.gopanic"), "panic");
         assert_eq!(print_name("main.F[go.shape.int]"), "main.F[...]");
-        assert_eq!(print_name("main.F[go.shape.int].func1"), "main.F[...].func1");
+        assert_eq!(
+            print_name("main.F[go.shape.int].func1"),
+            "main.F[...].func1"
+        );
     }
 }

@@ -53,7 +53,12 @@ pub fn to_json(s: &Session, m: &Model, opts: &DumpOptions) -> Vec<serde_json::Va
                 system: g.system,
                 m: g.m_id,
                 start_function: super::start_function(s, g),
-                frames: g.stack.frames.iter().filter(|f| opts.all || f.shown).collect(),
+                frames: g
+                    .stack
+                    .frames
+                    .iter()
+                    .filter(|f| opts.all || f.shown)
+                    .collect(),
                 created_by: g.created_by.as_ref(),
                 labels: &g.labels,
                 stack_unavailable: g.stack.unavailable.as_deref(),
@@ -66,7 +71,8 @@ pub fn to_json(s: &Session, m: &Model, opts: &DumpOptions) -> Vec<serde_json::Va
 }
 
 fn needs_quoting(s: &str) -> bool {
-    !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '/' || c == '_')
+    !s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '/' || c == '_')
 }
 
 fn q(s: &str) -> String {
@@ -91,7 +97,11 @@ pub fn header(g: &Goroutine) -> String {
     }
     h.push(']');
     if !g.labels.is_empty() {
-        let kv: Vec<String> = g.labels.iter().map(|(k, v)| format!("{}: {}", q(k), q(v))).collect();
+        let kv: Vec<String> = g
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{}: {}", q(k), q(v)))
+            .collect();
         let _ = write!(h, " {{{}}}", kv.join(", "));
     }
     h.push(':');
@@ -130,8 +140,8 @@ pub fn render_goroutine(out: &mut String, g: &Goroutine, all: bool, go_minor: u3
     }
     if let Some(c) = &g.created_by {
         let _ = write!(out, "created by {}", c.function);
-        if c.goroutine != 0 {
-            let _ = write!(out, " in goroutine {}", c.goroutine);
+        if let Some(id) = c.goroutine {
+            let _ = write!(out, " in goroutine {id}");
         }
         let _ = write!(out, "\n\t{}:{}", c.file, c.line);
         if let Some(off) = c.offset {

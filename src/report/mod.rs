@@ -42,13 +42,18 @@ pub fn fmt_bytes(b: u64) -> String {
 /// wrappers) the real function is the outermost frame the wrapper called.
 pub fn start_function(s: &Session, g: &Goroutine) -> String {
     let t = &s.target;
-    let Some(f) = t.find_func(g.g.startpc) else { return "?".into() };
+    let Some(f) = t.find_func(g.g.startpc) else {
+        return "?".into();
+    };
     let name = t.bin.pcln.func_name(&f);
     let is_wrapper = t.bin.pcln.is_wrapper(&f) || is_gowrap_name(name);
     if is_wrapper {
         // Frames are innermost first; the wrapper sits just inside goexit.
         let frames = &g.stack.frames;
-        if let Some(pos) = frames.iter().rposition(|fr| fr.function == crate::goruntime::traceback::print_name(name)) {
+        if let Some(pos) = frames
+            .iter()
+            .rposition(|fr| fr.function == crate::goruntime::traceback::print_name(name))
+        {
             if pos > 0 {
                 return frames[pos - 1].function.clone();
             }
@@ -66,7 +71,11 @@ fn is_gowrap_name(name: &str) -> bool {
 
 /// The innermost frame the runtime would show, or the innermost at all.
 pub fn current_location(g: &Goroutine) -> Option<&crate::goruntime::traceback::Frame> {
-    g.stack.frames.iter().find(|f| f.shown).or_else(|| g.stack.frames.first())
+    g.stack
+        .frames
+        .iter()
+        .find(|f| f.shown)
+        .or_else(|| g.stack.frames.first())
 }
 
 #[cfg(test)]

@@ -102,7 +102,9 @@ pub fn build(s: &Session, m: &Model, all: bool) -> Summary {
     }
     let mut threads = BTreeMap::new();
     for t in &s.meta.threads {
-        *threads.entry(thread_state(t.state).to_string()).or_insert(0) += 1;
+        *threads
+            .entry(thread_state(t.state).to_string())
+            .or_insert(0) += 1;
     }
     let goroutines: Vec<GLine> = m
         .goroutines
@@ -157,7 +159,10 @@ pub fn build(s: &Session, m: &Model, all: bool) -> Summary {
                 runnext: p.runnext != 0,
             })
             .collect(),
-        threads: Threads { total: s.meta.threads.len(), by_state: threads },
+        threads: Threads {
+            total: s.meta.threads.len(),
+            by_state: threads,
+        },
         goroutines_by_status: by_status,
         goroutines,
         warnings: m.warnings.clone(),
@@ -175,7 +180,9 @@ pub fn to_text(sm: &Summary) -> String {
         sm.go_version,
         opt(sm.gomaxprocs),
         opt(sm.ncpu),
-        sm.uptime_ns.map(super::fmt_duration_ns).unwrap_or_else(|| "?".into())
+        sm.uptime_ns
+            .map(super::fmt_duration_ns)
+            .unwrap_or_else(|| "?".into())
     );
     if let Some(sc) = &sm.scheduler {
         let _ = writeln!(
@@ -197,14 +204,25 @@ pub fn to_text(sm: &Summary) -> String {
             if p.runnext { " (+runnext)" } else { "" }
         );
     }
-    let ts: Vec<String> = sm.threads.by_state.iter().map(|(k, v)| format!("{v} {k}")).collect();
+    let ts: Vec<String> = sm
+        .threads
+        .by_state
+        .iter()
+        .map(|(k, v)| format!("{v} {k}"))
+        .collect();
     let _ = writeln!(o, "Threads: {} total: {}", sm.threads.total, ts.join(", "));
-    let gs: Vec<String> = sm.goroutines_by_status.iter().map(|(k, v)| format!("{v} {k}")).collect();
+    let gs: Vec<String> = sm
+        .goroutines_by_status
+        .iter()
+        .map(|(k, v)| format!("{v} {k}"))
+        .collect();
     let _ = writeln!(
         o,
         "Goroutines: {} (NumGoroutine {}): {}",
         sm.goroutines_listed,
-        sm.goroutine_count.map(|x| x.to_string()).unwrap_or_else(|| "?".into()),
+        sm.goroutine_count
+            .map(|x| x.to_string())
+            .unwrap_or_else(|| "?".into()),
         gs.join(", ")
     );
     let _ = writeln!(o, "Capture pause: {}", super::fmt_duration_ns(sm.pause_ns));
@@ -219,7 +237,11 @@ pub fn to_text(sm: &Summary) -> String {
             (Some(f), Some(file), Some(l)) => format!("{f} ({file}:{l})"),
             _ => "?".into(),
         };
-        let _ = writeln!(o, "{}{} - {}{}: {} [start {}]", g.id, m, g.state, wait, loc, g.start_function);
+        let _ = writeln!(
+            o,
+            "{}{} - {}{}: {} [start {}]",
+            g.id, m, g.state, wait, loc, g.start_function
+        );
     }
     for w in &sm.warnings {
         let _ = writeln!(o, "warning: {w}");
