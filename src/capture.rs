@@ -8,7 +8,9 @@
 //! 2. the allgs array, every M and P (few);
 //! 3. every g struct;
 //! 4. every live goroutine's used stack (sp .. stack.hi) and each thread's
-//!    system-stack top, plus goroutine label objects.
+//!    system-stack top, plus goroutine label objects;
+//! 5. what global variables point to, breadth-first within a byte budget
+//!    (`goruntime::reach`), or with `--full` every writable mapping.
 
 use crate::binary::Binary;
 use crate::goruntime::{Runtime, Target, G_DEAD, G_RUNNING, MAX_STACK};
@@ -29,6 +31,13 @@ pub struct CaptureOptions {
     pub embed_binary: bool,
     /// An unstripped build of the target's executable.
     pub bin: Option<std::path::PathBuf>,
+    /// Globals whose full value must be captured (`--var`, no budget).
+    pub vars: Vec<String>,
+    /// Bytes of heap objects reachable from globals to capture (`--var-budget`;
+    /// None: [`crate::goruntime::reach::DEFAULT_BUDGET`]).
+    pub var_budget: Option<u64>,
+    /// Store every writable mapping of the process (`--full`).
+    pub full: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -214,12 +223,38 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
         .map(|s| (s.vaddr + bias, s.memsz, RegionKind::Data))
         .collect();
 
+    // Round 5's plan (globals and their types) is decided before pausing too.
+    let reach_plan = if opts.full {
+        None
+    } else {
+        let budget = opts
+            .var_budget
+            .unwrap_or(crate::goruntime::reach::DEFAULT_BUDGET);
+        Some(crate::goruntime::reach::ReachPlan::new(
+            &target, &opts.vars, budget,
+        )?)
+    };
+    let mut warnings: Vec<String> = Vec::new();
+    let mut walker = reach_plan.and_then(|p| {
+        warnings.extend(p.warnings.iter().cloned());
+        (!p.is_empty())
+            .then(|| crate::goruntime::reach::Walker::new(&target, p))
+            .flatten()
+    });
+    let full_plan: Vec<(u64, u64, RegionKind)> = if opts.full {
+        maps.iter()
+            .filter(|m| m.perms.starts_with("rw") && m.end > m.start)
+            .map(|m| (m.start, m.end - m.start, RegionKind::Other))
+            .collect()
+    } else {
+        Vec::new()
+    };
+
     let mut stats = CaptureStats::default();
     let mut asm = Assembled {
         regions: Vec::new(),
         sparse: SparseMemory::default(),
     };
-    let mut warnings = Vec::new();
 
     let guard = proc_.pause()?;
     let mono = process::read_monotonic_ns();
@@ -364,6 +399,32 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
         let extra = pm.extra.into_inner().unwrap_or_default();
         extra.into_iter().for_each(|r| asm.push(r));
         read_round(pid, &mut plan, &mut asm, &mut stats, false);
+        // Round 5: what globals point to, one read per level of the walk.
+        if let Some(w) = walker.as_mut() {
+            loop {
+                let pm = PausedMem {
+                    pid,
+                    asm: &asm,
+                    image: &image,
+                    extra: Mutex::new(Vec::new()),
+                };
+                let ranges = w.step(&pm);
+                for r in pm.extra.into_inner().unwrap_or_default() {
+                    w.feed_extra(r.addr, r.data.clone());
+                    asm.push(r);
+                }
+                if ranges.is_empty() {
+                    break;
+                }
+                stats.read_calls += ranges.len().div_ceil(1024);
+                let res = process::read_ranges(pid, &ranges);
+                w.feed(&ranges, res);
+            }
+        }
+        if !full_plan.is_empty() {
+            plan.extend(full_plan.iter().copied());
+            read_round(pid, &mut plan, &mut asm, &mut stats, false);
+        }
         Ok(live)
     })();
     let pause = guard.resume();
@@ -371,6 +432,19 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
         result.with_context(|| format!("pid {pid}: capture failed (the target was resumed)"))?;
     stats.pause = pause;
     stats.goroutines = live;
+    if let Some(w) = walker {
+        if w.stats.skipped > 0 {
+            warnings.push(format!(
+                "globals: {} objects ({}) reachable from globals were not captured (--var-budget); capture with --var NAME for one global's full value",
+                w.stats.skipped,
+                crate::report::fmt_bytes(w.stats.skipped_bytes)
+            ));
+        }
+        stats.bytes_read += w.stats.bytes;
+        for (addr, d) in w.into_regions() {
+            asm.regions.push((addr, d, RegionKind::Other));
+        }
+    }
     stats.regions = asm.regions.len();
     if stats.failed_ranges > 0 {
         warnings.push(format!(

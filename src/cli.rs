@@ -25,6 +25,9 @@ Examples:
   gospy analyze app.gss dump                     every goroutine's stack, Go traceback format
   gospy analyze app.gss dump --json | jq .       the same as JSON
   gospy summary --pid 1234                       capture into memory and analyze, live
+  gospy analyze app.gss var main.config          a global's value (--json: as encoding/json)
+  gospy analyze app.gss vars '^main[.]'           globals and their types
+  gospy var main.config --pid 1234               a global's value, live
   gospy info app.gss                             what a snapshot holds";
 
 #[derive(Parser, Debug)]
@@ -50,6 +53,8 @@ The snapshot contains process memory (stacks, runtime data): it is created with 
     Summary(LiveArgs<SummaryArgs>),
     /// Live: capture into memory, then dump every goroutine
     Dump(LiveArgs<DumpArgs>),
+    /// Live: capture into memory (with this global's full value), then print it
+    Var(LiveArgs<VarArgs>),
     /// Describe a snapshot file: capture facts, build ids, sizes
     Info(InfoArgs),
 }
@@ -71,6 +76,42 @@ pub struct CaptureArgs {
     /// Print the capture report as JSON
     #[arg(long)]
     pub json: bool,
+    /// Capture this global's full value, whatever its size (repeatable)
+    #[arg(long = "var", value_name = "NAME")]
+    pub vars: Vec<String>,
+    /// Bytes of objects reachable from globals to capture [default: 16M]
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
+    pub var_budget: Option<u64>,
+    /// Store all writable memory of the process (large)
+    #[arg(long)]
+    pub full: bool,
+}
+
+/// "16777216", "16M", "512k", "1G".
+fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, mul) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let m = match c.to_ascii_lowercase() {
+                'k' => 1u64 << 10,
+                'm' => 1 << 20,
+                'g' => 1 << 30,
+                'b' => 1,
+                _ => {
+                    return Err(format!(
+                        "bad size {s:?}: use a number with an optional K, M or G suffix"
+                    ))
+                }
+            };
+            (&t[..i], m)
+        }
+        _ => (t, 1),
+    };
+    num.trim()
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mul))
+        .ok_or_else(|| format!("bad size {s:?}: use a number with an optional K, M or G suffix"))
 }
 
 #[derive(Args, Debug)]
@@ -90,6 +131,34 @@ pub enum Analysis {
     Summary(SummaryArgs),
     /// Every goroutine with its stack, in the Go runtime's traceback format
     Dump(DumpArgs),
+    /// A global variable's value, by full name (main.config, net/http.DefaultClient)
+    Var(VarArgs),
+    /// Global variables and their types
+    Vars(VarsArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct VarArgs {
+    /// Full name: package path, dot, name (main.config, net/http.DefaultClient)
+    pub name: String,
+    /// JSON output: {"name", "type", "value"}, value as encoding/json writes it
+    #[arg(long)]
+    pub json: bool,
+    /// Pointers, interfaces, slices, maps followed [default: 32, 64 with --json]
+    #[arg(long, value_name = "N")]
+    pub depth: Option<u32>,
+    /// Elements shown per slice, array, map or channel [default: 100, all with --json]
+    #[arg(long, value_name = "N")]
+    pub max_elems: Option<usize>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct VarsArgs {
+    /// Only globals whose name matches this regular expression
+    pub regex: Option<String>,
+    /// JSON output: a list of {name, type, address, size}
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -160,6 +229,17 @@ pub fn main() -> i32 {
             live(a.pid, a.bin.as_deref(), |s| print_dump(s, &a.args)),
             exit::TARGET,
         ),
+        Command::Var(a) => {
+            let opts = CaptureOptions {
+                bin: a.bin.clone(),
+                vars: vec![a.args.name.clone()],
+                ..Default::default()
+            };
+            (
+                live_with(a.pid, &opts, |s| print_var(s, &a.args)),
+                exit::TARGET,
+            )
+        }
         Command::Info(a) => (cmd_info(&a), exit::INPUT),
     };
     match res {
@@ -196,6 +276,10 @@ fn cmd_capture(a: &CaptureArgs) -> Result<()> {
     let opts = CaptureOptions {
         embed_binary: a.embed_binary,
         bin: a.bin.clone(),
+        vars: a.vars.clone(),
+        var_budget: a.var_budget,
+        full: a.full,
+        ..Default::default()
     };
     let (cap, _bin, stats) = capture(a.pid, &opts)?;
     let ws = crate::snapshot::write_file(&a.output, &cap, &Default::default())
@@ -240,10 +324,45 @@ fn live(
     let opts = CaptureOptions {
         embed_binary: false,
         bin: bin.map(|p| p.to_path_buf()),
+        ..Default::default()
     };
     let (cap, bin, _stats) = capture(pid, &opts)?;
     let s = Session::from_capture(cap, bin)?;
     f(&s)
+}
+
+/// Like `live`, with explicit capture options.
+fn live_with(
+    pid: i32,
+    opts: &CaptureOptions,
+    f: impl FnOnce(&Session) -> Result<()>,
+) -> Result<()> {
+    let (cap, bin, _stats) = capture(pid, opts)?;
+    let s = Session::from_capture(cap, bin)?;
+    f(&s)
+}
+
+fn print_var(s: &Session, a: &VarArgs) -> Result<()> {
+    let o = report::vars::VarOptions {
+        json: a.json,
+        depth: a.depth,
+        max_elems: a.max_elems,
+    };
+    let r = report::vars::var(s, &a.name, &o)?;
+    out(&r.output)?;
+    for n in &r.notes {
+        eprintln!("note: {n}");
+    }
+    Ok(())
+}
+
+fn print_vars(s: &Session, a: &VarsArgs) -> Result<()> {
+    let gs = report::vars::globals(s, a.regex.as_deref())?;
+    if a.json {
+        json_out(&gs)
+    } else {
+        out(&report::vars::globals_text(&gs))
+    }
 }
 
 fn cmd_analyze(a: &AnalyzeArgs) -> Result<()> {
@@ -254,6 +373,8 @@ fn cmd_analyze(a: &AnalyzeArgs) -> Result<()> {
     match &a.what {
         Analysis::Summary(x) => print_summary(&s, x),
         Analysis::Dump(x) => print_dump(&s, x),
+        Analysis::Var(x) => print_var(&s, x),
+        Analysis::Vars(x) => print_vars(&s, x),
     }
 }
 

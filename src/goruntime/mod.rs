@@ -2,9 +2,12 @@
 //! the scheduler. Every decoder here runs the same on a paused live process
 //! and on a snapshot.
 
+pub mod gotypes;
 pub mod labels;
 pub mod layout;
+pub mod reach;
 pub mod traceback;
+pub mod values;
 
 use crate::binary::Binary;
 use crate::memory::{MemResult, Memory};

@@ -3,6 +3,7 @@
 
 pub mod dump;
 pub mod summary;
+pub mod vars;
 
 use crate::analyze::{Goroutine, Session};
 
