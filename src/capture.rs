@@ -113,6 +113,27 @@ fn read_round(
     }
 }
 
+/// With `--full`, the earlier rounds' regions (g's, stacks...) lie inside
+/// the whole mappings read last: drop them, so that lookups (which only look
+/// back a few overlapping ranges) find the mapping and no byte is stored twice.
+fn drop_covered(regions: &mut Vec<(u64, Arc<[u8]>, RegionKind)>, full: &[(u64, u64, RegionKind)]) {
+    let mut whole: Vec<(u64, u64)> = regions
+        .iter()
+        .filter(|(a, d, _)| {
+            full.iter()
+                .any(|&(fa, fl, _)| *a == fa && d.len() as u64 >= fl)
+        })
+        .map(|(a, d, _)| (*a, *a + d.len() as u64))
+        .collect();
+    whole.sort_unstable();
+    regions.retain(|(a, d, _)| {
+        let end = *a + d.len() as u64;
+        let i = whole.partition_point(|&(s, _)| s <= *a);
+        // Keep the mappings themselves and anything not inside one.
+        !(i > 0 && end <= whole[i - 1].1 && !(whole[i - 1].0 == *a && whole[i - 1].1 == end))
+    });
+}
+
 /// Memory view used while paused: assembled regions, then the binary image,
 /// then (rarely, for small objects) a direct read that is recorded.
 struct PausedMem<'a> {
@@ -444,6 +465,9 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
         for (addr, d) in w.into_regions() {
             asm.regions.push((addr, d, RegionKind::Other));
         }
+    }
+    if !full_plan.is_empty() {
+        drop_covered(&mut asm.regions, &full_plan);
     }
     stats.regions = asm.regions.len();
     if stats.failed_ranges > 0 {

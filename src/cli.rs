@@ -279,7 +279,6 @@ fn cmd_capture(a: &CaptureArgs) -> Result<()> {
         vars: a.vars.clone(),
         var_budget: a.var_budget,
         full: a.full,
-        ..Default::default()
     };
     let (cap, _bin, stats) = capture(a.pid, &opts)?;
     let ws = crate::snapshot::write_file(&a.output, &cap, &Default::default())

@@ -34,6 +34,10 @@ pub const FULL_CAP: u64 = 4 << 30;
 const MAX_ROUNDS: usize = 100_000;
 /// Most nodes expanded in one capture.
 const MAX_NODES: usize = 20_000_000;
+/// Most elements of one array looked at for pointers.
+const MAX_ARRAY_WALK: u64 = 1 << 20;
+/// Most types whose layouts are computed before the target stops.
+const PREWARM_TYPES: usize = 50_000;
 /// Ranges closer than this are read as one.
 const MERGE_GAP: u64 = 256;
 /// Largest plausible element count.
@@ -302,16 +306,36 @@ impl<'a> Walker<'a> {
             heap: Heap::default(),
             stats: WalkStats::default(),
         };
-        // Pointer layouts of the roots' (DWARF) types, before the target
-        // stops; DWARF types need no memory.
-        let tys: Vec<TypeRef> = w
+        // Pointer layouts of every DWARF type statically reachable from the
+        // roots, before the target stops (DWARF types need no memory); only
+        // dynamic types found in interfaces are decoded while paused.
+        let mut queue: VecDeque<Ty> = w
             .groups
             .iter()
-            .flat_map(|(g, _)| g.iter().map(|r| r.ty))
+            .flat_map(|(g, _)| g.iter().map(|r| Ty::Dwarf(r.ty)))
             .collect();
         let none = SparseMemory::default();
-        for ty in tys {
-            w.layout(&none, Ty::Dwarf(ty));
+        let mut seen = HashSet::new();
+        w.types.chan_layout();
+        while let Some(ty) = queue.pop_front() {
+            if seen.len() >= PREWARM_TYPES || !seen.insert(ty) {
+                continue;
+            }
+            for s in w.layout(&none, ty).iter() {
+                match *s {
+                    Slot::Ptr { elem, .. } | Slot::Slice { elem, .. } | Slot::Chan { elem, .. } => {
+                        queue.push_back(elem)
+                    }
+                    Slot::Array { elem, .. } => queue.push_back(elem),
+                    Slot::Map { ty, .. } => {
+                        if let Some(ml) = w.types.map_layout(&none, ty) {
+                            queue.push_back(ml.key);
+                            queue.push_back(ml.elem);
+                        }
+                    }
+                    Slot::Str { .. } | Slot::Iface { .. } | Slot::Func { .. } => {}
+                }
+            }
         }
         Some(w)
     }
@@ -853,7 +877,7 @@ impl<'a> Walker<'a> {
                     n,
                 } => {
                     let el = self.layout(mem, elem);
-                    for i in 0..n.min(MAX_COUNT) {
+                    for i in 0..n.min(MAX_ARRAY_WALK) {
                         self.apply(mem, &el, base + off + i * stride, full, out);
                     }
                 }

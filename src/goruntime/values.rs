@@ -40,6 +40,8 @@ use std::sync::Arc;
 
 /// Largest single object (struct, array) read in one piece.
 const MAX_OBJECT: u64 = 256 << 20;
+/// Deepest recursion of inline (struct/array) decoding, indirections included.
+const MAX_NESTING: u32 = 256;
 /// Largest plausible length of a string, slice, map or channel.
 const MAX_LEN: u64 = 1 << 40;
 /// Old hmap: tophash values below this mark empty or evacuated slots.
@@ -242,6 +244,8 @@ pub struct Decoder<'a, M: Memory> {
     bytes_left: u64,
     /// (address, type) of the pointers being followed, for cycle detection.
     stack: Vec<(u64, Ty)>,
+    /// Current recursion depth of `inline`.
+    nesting: u32,
     /// Reads that failed: how many, and the first few.
     pub not_captured: usize,
     pub first_missing: Vec<(u64, u64)>,
@@ -259,6 +263,7 @@ impl<'a, M: Memory> Decoder<'a, M> {
             bytes_left: opts.max_bytes,
             opts,
             stack: Vec::new(),
+            nesting: 0,
             not_captured: 0,
             first_missing: Vec::new(),
             budget_exhausted: false,
@@ -318,6 +323,22 @@ impl<'a, M: Memory> Decoder<'a, M> {
 
     /// The value of type `ty` whose bytes (from `addr`) are `b`.
     fn inline(&mut self, b: &[u8], addr: u64, ty: Ty, depth: u32) -> Value {
+        // Nested inline types (structs in structs...) are finite in valid
+        // DWARF; a bound keeps malformed type data from recursing forever.
+        if self.nesting >= MAX_NESTING {
+            return Value::missing(
+                Some(ty),
+                "",
+                Missing::Unknown("types nested too deeply".into()),
+            );
+        }
+        self.nesting += 1;
+        let v = self.inline_inner(b, addr, ty, depth);
+        self.nesting -= 1;
+        v
+    }
+
+    fn inline_inner(&mut self, b: &[u8], addr: u64, ty: Ty, depth: u32) -> Value {
         let Some(desc) = self.desc(ty) else {
             return Value::missing(Some(ty), "", Missing::Unknown("unknown type".into()));
         };
@@ -1087,12 +1108,12 @@ fn json_float(v: f64, bits: u8) -> serde_json::Value {
         v
     };
     let abs = v.abs();
-    let exp_form = abs != 0.0 && (abs < 1e-6 || abs >= 1e21);
+    let exp_form = abs != 0.0 && !(1e-6..1e21).contains(&abs);
     if !exp_form && v.fract() == 0.0 {
-        if v >= 0.0 && v < 18446744073709551616.0 {
+        if (0.0..18446744073709551616.0).contains(&v) {
             return serde_json::Value::from(v as u64);
         }
-        if v < 0.0 && v >= -9223372036854775808.0 {
+        if (-9223372036854775808.0..0.0).contains(&v) {
             return serde_json::Value::from(v as i64);
         }
     }
@@ -1210,7 +1231,7 @@ pub fn go_float(v: f64, bits: u8) -> String {
         out.push('-');
     }
     // strconv 'g' with shortest precision: %e when exp < -4 || exp >= 6.
-    if exp < -4 || exp >= 6 {
+    if !(-4..6).contains(&exp) {
         out.push_str(&digits[..1]);
         if nd > 1 {
             out.push('.');
@@ -1342,15 +1363,16 @@ fn scalar_text(v: &Value) -> String {
     }
 }
 
-/// The parts of a composite: (opening, items, closing).
-fn parts(
-    v: &Value,
-) -> (
+/// A composite's text: opening, (key, item) pairs, closing, and what was
+/// left out.
+type Parts<'v> = (
     String,
-    Vec<(Option<String>, &Value)>,
+    Vec<(Option<String>, &'v Value)>,
     String,
     Option<String>,
-) {
+);
+
+fn parts(v: &Value) -> Parts<'_> {
     match &v.v {
         V::Struct { fields } => (
             format!("{}{{", v.type_name),
