@@ -48,6 +48,8 @@ pub struct CaptureStats {
     pub read_calls: usize,
     pub pause: Duration,
     pub failed_ranges: usize,
+    /// The walk of what globals point to (round 5), if it ran.
+    pub var_walk: Option<crate::goruntime::reach::WalkStats>,
 }
 
 /// Memory being assembled during the pause: what was read so far, in
@@ -438,8 +440,10 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
                     break;
                 }
                 stats.read_calls += ranges.len().div_ceil(1024);
+                let t0 = Instant::now();
                 let res = process::read_ranges(pid, &ranges);
                 w.feed(&ranges, res);
+                w.stats.read_ns += t0.elapsed().as_nanos() as u64;
             }
         }
         if !full_plan.is_empty() {
@@ -462,6 +466,7 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
             ));
         }
         stats.bytes_read += w.stats.bytes;
+        stats.var_walk = Some(w.stats.clone());
         for (addr, d) in w.into_regions() {
             asm.regions.push((addr, d, RegionKind::Other));
         }

@@ -233,6 +233,8 @@ pub fn main() -> i32 {
             let opts = CaptureOptions {
                 bin: a.bin.clone(),
                 vars: vec![a.args.name.clone()],
+                // Only that global is needed.
+                var_budget: Some(0),
                 ..Default::default()
             };
             (
@@ -294,6 +296,7 @@ fn cmd_capture(a: &CaptureArgs) -> Result<()> {
             "pause_ns": stats.pause.as_nanos() as u64,
             "embedded_binary": a.embed_binary,
             "warnings": cap.meta.warnings,
+            "var_walk": stats.var_walk,
         }))?;
     } else {
         eprintln!(

@@ -29,6 +29,41 @@ use crate::memory::Memory;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+/// A fast non-cryptographic hasher (FxHash) for the caches and visited
+/// sets, keyed by addresses and type ids: hashing dominates the capture
+/// walk's time while the target is stopped.
+#[derive(Default, Clone, Copy)]
+pub struct FxHasher(u64);
+
+impl std::hash::Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for c in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..c.len()].copy_from_slice(c);
+            self.write_u64(u64::from_le_bytes(b));
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.write_u64(u64::from(i));
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.write_u64(u64::from(i));
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+pub type FxBuild = std::hash::BuildHasherDefault<FxHasher>;
+pub type FxHashMap<K, V> = HashMap<K, V, FxBuild>;
+pub type FxHashSet<K> = HashSet<K, FxBuild>;
+
 /// Keys and elems larger than this are stored indirectly in map slots (both
 /// map implementations).
 pub const MAP_MAX_INLINE: u64 = 128;
@@ -155,10 +190,10 @@ pub struct JsonField {
 pub struct Types<'a> {
     pub t: &'a Target,
     pub d: &'a Dwarf,
-    descs: HashMap<Ty, Option<Arc<TypeDesc>>>,
-    maps: HashMap<Ty, Option<Arc<MapLayout>>>,
+    descs: FxHashMap<Ty, Option<Arc<TypeDesc>>>,
+    maps: FxHashMap<Ty, Option<Arc<MapLayout>>>,
     chan: Option<Option<Arc<ChanLayout>>>,
-    json: HashMap<Ty, Arc<Vec<JsonField>>>,
+    json: FxHashMap<Ty, Arc<Vec<JsonField>>>,
 }
 
 fn le64(b: &[u8], off: usize) -> u64 {
@@ -172,10 +207,10 @@ impl<'a> Types<'a> {
         Types {
             t,
             d,
-            descs: HashMap::new(),
-            maps: HashMap::new(),
+            descs: FxHashMap::default(),
+            maps: FxHashMap::default(),
             chan: None,
-            json: HashMap::new(),
+            json: FxHashMap::default(),
         }
     }
 

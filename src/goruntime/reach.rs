@@ -18,12 +18,12 @@
 //! of the roots' types) is computed by [`ReachPlan::new`] before the target
 //! is stopped.
 
-use super::gotypes::{MapImpl, MapLayout, TKind, Ty, Types};
+use super::gotypes::{FxHashMap, FxHashSet, MapImpl, MapLayout, TKind, Ty, Types};
 use super::Target;
 use crate::binary::dwarf::TypeRef;
 use crate::memory::{Layered, MemError, MemResult, Memory, SparseMemory};
 use anyhow::{anyhow, Result};
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 /// Default byte budget for what globals point to (`capture --var-budget`).
@@ -210,7 +210,17 @@ struct Node {
 }
 
 impl Node {
-    fn key(&self) -> (u64, u64, u8, Ty) {
+    /// Identity for the visited set: the address and a hash of the rest
+    /// (a 16-byte key keeps the set small and fast).
+    fn key(&self) -> (u64, u64) {
+        use std::hash::{Hash, Hasher};
+        let (len, tag, t) = self.key_parts();
+        let mut h = super::gotypes::FxHasher::default();
+        (len, tag, t).hash(&mut h);
+        (self.addr, h.finish())
+    }
+
+    fn key_parts(&self) -> (u64, u8, Ty) {
         const NONE: Ty = Ty::Rt(0);
         let (tag, t) = match &self.kind {
             Kind::Obj(t) => (0, *t),
@@ -224,14 +234,15 @@ impl Node {
             Kind::ChanHdr(_) => (8, NONE),
             Kind::ChanBuf(..) => (9, NONE),
         };
-        (self.addr, self.len, tag, t)
+        (self.len, tag, t)
     }
 }
 
 /// Heap bytes read by the walk, indexed for incremental inserts.
 #[derive(Default)]
 struct Heap {
-    ranges: BTreeMap<u64, Arc<[u8]>>,
+    /// Plain vectors: no copy while the target is stopped.
+    ranges: BTreeMap<u64, Vec<u8>>,
 }
 
 impl Memory for Heap {
@@ -253,7 +264,7 @@ impl Memory for Heap {
     }
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct WalkStats {
     pub rounds: usize,
     pub nodes: usize,
@@ -261,16 +272,20 @@ pub struct WalkStats {
     /// Objects left out because the budget was exhausted.
     pub skipped: usize,
     pub skipped_bytes: u64,
+    /// Time spent deciding what to read (expanding objects).
+    pub expand_ns: u64,
+    /// Time spent reading (set by the caller).
+    pub read_ns: u64,
 }
 
 /// The breadth-first walk, one read round per [`Walker::step`].
 pub struct Walker<'a> {
     types: Types<'a>,
-    layouts: HashMap<Ty, Arc<Vec<Slot>>>,
+    layouts: FxHashMap<Ty, Arc<Vec<Slot>>>,
     groups: VecDeque<(Vec<Root>, bool)>,
     /// Nodes whose bytes were requested by the last step.
     pending: Vec<Node>,
-    visited: HashSet<(u64, u64, u8, Ty)>,
+    visited: FxHashSet<(u64, u64)>,
     budget_left: u64,
     full_left: u64,
     /// Runtime address ranges already in memory without reading: the
@@ -296,10 +311,14 @@ impl<'a> Walker<'a> {
             .collect();
         let mut w = Walker {
             types: Types::new(t, d),
-            layouts: HashMap::new(),
+            layouts: FxHashMap::default(),
             groups: plan.groups.into_iter().collect(),
             pending: Vec::new(),
-            visited: HashSet::new(),
+            visited: {
+                let mut v = FxHashSet::default();
+                v.reserve(1 << 16);
+                v
+            },
             budget_left: plan.budget,
             full_left: FULL_CAP,
             static_ranges,
@@ -345,7 +364,7 @@ impl<'a> Walker<'a> {
         for (&(addr, _), r) in ranges.iter().zip(results) {
             if let Ok(data) = r {
                 self.stats.bytes += data.len() as u64;
-                self.heap.ranges.insert(addr, Arc::from(data));
+                self.heap.ranges.insert(addr, data);
             }
         }
     }
@@ -353,15 +372,16 @@ impl<'a> Walker<'a> {
     /// Bytes read directly (outside rounds) by the memory the caller passes
     /// to `step` (e.g. itabs), to keep.
     pub fn feed_extra(&mut self, addr: u64, data: Vec<u8>) {
-        self.heap
-            .ranges
-            .entry(addr)
-            .or_insert_with(|| Arc::from(data));
+        self.heap.ranges.entry(addr).or_insert(data);
     }
 
     /// Everything read, for the snapshot.
     pub fn into_regions(self) -> Vec<(u64, Arc<[u8]>)> {
-        self.heap.ranges.into_iter().collect()
+        self.heap
+            .ranges
+            .into_iter()
+            .map(|(a, d)| (a, Arc::from(d)))
+            .collect()
     }
 
     /// Expand what the previous round read and return the next ranges to
@@ -372,6 +392,7 @@ impl<'a> Walker<'a> {
             return Vec::new();
         }
         self.stats.rounds += 1;
+        let t0 = std::time::Instant::now();
         let heap = std::mem::take(&mut self.heap);
         let lm = Layered {
             first: &heap,
@@ -395,14 +416,15 @@ impl<'a> Walker<'a> {
                 }
             }
             let mut next = Vec::new();
+            let mut children = Vec::new();
             while let Some(node) = work.pop() {
                 if self.stats.nodes >= MAX_NODES {
                     break;
                 }
                 self.stats.nodes += 1;
-                let mut children = Vec::new();
+                children.clear();
                 self.expand(&lm, &node, &mut children);
-                for c in children {
+                for c in children.drain(..) {
                     if c.len == 0 && !matches!(c.kind, Kind::Obj(_) | Kind::Elems(..)) {
                         continue;
                     }
@@ -429,7 +451,18 @@ impl<'a> Walker<'a> {
                         self.budget_left -= c.len;
                     }
                     to_read.push((c.addr, c.len));
-                    next.push(c);
+                    // Pointer-free objects need no expansion once read.
+                    let leaf = match &c.kind {
+                        Kind::Bytes => true,
+                        Kind::Elems(t, _) => match self.layouts.get(t) {
+                            Some(l) => l.is_empty(),
+                            None => self.layout(&lm, *t).is_empty(),
+                        },
+                        _ => false,
+                    };
+                    if !leaf {
+                        next.push(c);
+                    }
                 }
             }
             self.pending = next;
@@ -438,7 +471,9 @@ impl<'a> Walker<'a> {
             }
         }
         self.heap = heap;
-        merge(to_read)
+        let out = merge(to_read);
+        self.stats.expand_ns += t0.elapsed().as_nanos() as u64;
+        out
     }
 
     fn available_in(&self, heap: &Heap, addr: u64, len: u64) -> bool {
