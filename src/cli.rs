@@ -326,6 +326,9 @@ fn live(
     let opts = CaptureOptions {
         embed_binary: false,
         bin: bin.map(|p| p.to_path_buf()),
+        // Live goroutine/heap analyses need no global values: keep the
+        // pause minimal.
+        var_budget: Some(0),
         ..Default::default()
     };
     let (cap, bin, _stats) = capture(pid, &opts)?;
