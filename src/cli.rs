@@ -110,6 +110,9 @@ pub struct DumpArgs {
     /// Show system goroutines and runtime-internal frames too
     #[arg(long)]
     pub all: bool,
+    /// Show pprof labels in goroutine headers (the runtime itself does from Go 1.27)
+    #[arg(long)]
+    pub labels: bool,
 }
 
 #[derive(Args, Debug)]
@@ -269,7 +272,10 @@ fn print_summary(s: &Session, a: &SummaryArgs) -> Result<()> {
 
 fn print_dump(s: &Session, a: &DumpArgs) -> Result<()> {
     let m = Model::build(s)?;
-    let opts = DumpOptions { all: a.all };
+    let opts = DumpOptions {
+        all: a.all,
+        labels: a.labels,
+    };
     if a.json {
         json_out(&report::dump::to_json(s, &m, &opts))
     } else {

@@ -32,6 +32,9 @@ pub struct DumpGoroutine<'a> {
 pub struct DumpOptions {
     /// Show system goroutines and runtime frames (GOTRACEBACK=system style).
     pub all: bool,
+    /// Show pprof labels in goroutine headers even for Go versions whose
+    /// runtime does not (it does by default from Go 1.27).
+    pub labels: bool,
 }
 
 pub fn visible<'a>(m: &'a Model, opts: &DumpOptions) -> impl Iterator<Item = &'a Goroutine> {
@@ -84,7 +87,7 @@ fn q(s: &str) -> String {
 }
 
 /// `goroutine N [state, M minutes, locked to thread] {labels}:`
-pub fn header(g: &Goroutine) -> String {
+pub fn header(g: &Goroutine, labels: bool) -> String {
     let mut h = format!("goroutine {} [{}", g.g.goid, g.state);
     if g.g.scan {
         h.push_str(" (scan)");
@@ -96,7 +99,7 @@ pub fn header(g: &Goroutine) -> String {
         h.push_str(", locked to thread");
     }
     h.push(']');
-    if !g.labels.is_empty() {
+    if labels && !g.labels.is_empty() {
         let kv: Vec<String> = g
             .labels
             .iter()
@@ -108,8 +111,9 @@ pub fn header(g: &Goroutine) -> String {
     h
 }
 
-pub fn render_goroutine(out: &mut String, g: &Goroutine, all: bool, go_minor: u32) {
-    let _ = writeln!(out, "{}", header(g));
+pub fn render_goroutine(out: &mut String, g: &Goroutine, opts: &DumpOptions, go_minor: u32) {
+    let all = opts.all;
+    let _ = writeln!(out, "{}", header(g, opts.labels || go_minor >= 27));
     if let Some(why) = &g.stack.unavailable {
         let _ = writeln!(out, "\t{why}");
     }
@@ -159,7 +163,7 @@ pub fn to_text(s: &Session, m: &Model, opts: &DumpOptions) -> String {
             out.push('\n');
         }
         first = false;
-        render_goroutine(&mut out, g, opts.all, s.target.bin.go_minor);
+        render_goroutine(&mut out, g, opts, s.target.bin.go_minor);
     }
     out
 }
