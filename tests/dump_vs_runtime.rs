@@ -534,6 +534,12 @@ dump_tests! {
     dump_matches_runtime_go1_27: "1.27", pie = false, embed = false;
     dump_matches_runtime_go1_19_pie: "1.19", pie = true, embed = true;
     dump_matches_runtime_go1_27_pie: "1.27", pie = true, embed = true;
+    dump_matches_runtime_go1_21_pie: "1.21", pie = true, embed = false;
+    dump_matches_runtime_go1_22_pie: "1.22", pie = true, embed = false;
+    dump_matches_runtime_go1_23_pie: "1.23", pie = true, embed = false;
+    dump_matches_runtime_go1_24_pie: "1.24", pie = true, embed = false;
+    dump_matches_runtime_go1_25_pie: "1.25", pie = true, embed = false;
+    dump_matches_runtime_go1_26_pie: "1.26", pie = true, embed = false;
 }
 
 /// Checks that `gospy analyze` fails cleanly: non-zero exit, no panic, no
