@@ -5,6 +5,52 @@ use super::{Target, G, G_RUNNING, M};
 use crate::binary::pclntab::{FuncInfo, SpecialFunc};
 use crate::memory::Memory;
 use crate::model::Regs;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// What unwinding needs to know about one PC, computed once per distinct PC
+/// (goroutines are many, distinct PCs few).
+#[derive(Debug)]
+pub struct PcInfo {
+    /// Runtime address of the function entry.
+    pub entry: u64,
+    pub name: Arc<str>,
+    pub flag: u8,
+    pub spdelta: Option<i64>,
+    /// Source frames, innermost first: (printed name, file, line, inlined, funcID).
+    pub src: Vec<(Arc<str>, Arc<str>, u32, bool, u8)>,
+}
+
+/// A sharded PC → [`PcInfo`] cache, shared by the threads that unwind.
+pub struct PcCache {
+    shards: Vec<Mutex<HashMap<(u64, bool), Option<Arc<PcInfo>>>>>,
+}
+
+impl Default for PcCache {
+    fn default() -> Self {
+        PcCache {
+            shards: (0..64).map(|_| Mutex::new(HashMap::new())).collect(),
+        }
+    }
+}
+
+impl PcCache {
+    fn get_or(
+        &self,
+        key: (u64, bool),
+        f: impl FnOnce() -> Option<Arc<PcInfo>>,
+    ) -> Option<Arc<PcInfo>> {
+        let shard = &self.shards[((key.0 >> 2) as usize ^ key.1 as usize) % self.shards.len()];
+        if let Some(v) = shard.lock().ok().and_then(|m| m.get(&key).cloned()) {
+            return v;
+        }
+        let v = f();
+        if let Ok(mut m) = shard.lock() {
+            m.insert(key, v.clone());
+        }
+        v
+    }
+}
 
 /// `abi.FuncFlagTopFrame`, `abi.FuncFlagSPWrite` (stable 1.19–1.27).
 const FLAG_TOPFRAME: u8 = 1;
@@ -14,8 +60,8 @@ pub const MAX_FRAMES: usize = 100_000;
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Frame {
-    pub function: String,
-    pub file: String,
+    pub function: Arc<str>,
+    pub file: Arc<str>,
     pub line: u32,
     pub inlined: bool,
     /// Runtime PC of the physical frame (a return address except innermost).
@@ -195,6 +241,36 @@ impl Target {
         Ok((g.sched_pc, g.sched_sp, false))
     }
 
+    /// Symbolize `pc` (a return address unless `trap`), cached.
+    pub fn pc_info(&self, pc: u64, trap: bool) -> Option<Arc<PcInfo>> {
+        self.pc_cache.get_or((pc, trap), || {
+            let p = &self.bin.pcln;
+            let f = self.find_func(pc)?;
+            let entry = f.entry.wrapping_add(self.bias);
+            let sympc = if !trap && pc > entry { pc - 1 } else { pc };
+            let src = p
+                .frames(&f, sympc.wrapping_sub(self.bias))
+                .into_iter()
+                .map(|sf| {
+                    (
+                        Arc::from(print_name(&sf.function)),
+                        Arc::from(sf.file),
+                        sf.line,
+                        sf.inlined,
+                        sf.func_id,
+                    )
+                })
+                .collect();
+            Some(Arc::new(PcInfo {
+                entry,
+                name: Arc::from(p.func_name(&f)),
+                flag: p.func_flag(&f),
+                spdelta: p.pcsp(&f, pc.wrapping_sub(self.bias)),
+                src,
+            }))
+        })
+    }
+
     /// Unwind one goroutine. `m` and `regs`: the M running it and that
     /// thread's registers, for running goroutines.
     pub fn unwind<Mem: Memory>(
@@ -212,48 +288,53 @@ impl Target {
                 return st;
             }
         };
-        let p = &self.bin.pcln;
         let mut callee_id: u8 = 0;
         let mut shown_count = 0usize;
         for depth in 0..MAX_FRAMES {
             let innermost = depth == 0;
-            let Some(f) = self.find_func(pc) else {
+            let Some(info) = self.pc_info(pc, trap) else {
                 st.error = Some(format!("unknown pc {pc:#x} at depth {depth}"));
                 break;
             };
-            let entry = f.entry.wrapping_add(self.bias);
-            let sympc = if !trap && pc > entry { pc - 1 } else { pc };
-            for sf in p.frames(&f, sympc.wrapping_sub(self.bias)) {
-                let shown = self.show_frame(&sf.function, sf.func_id, shown_count == 0, callee_id);
-                callee_id = sf.func_id;
+            let entry = info.entry;
+            for (function, file, line, inlined, func_id) in &info.src {
+                // showframe() looks at the unprinted name; print_name only
+                // changes runtime.gopanic and generic shapes, which it checks
+                // the same way.
+                let raw: &str = if &**function == "panic" {
+                    "runtime.gopanic"
+                } else {
+                    function
+                };
+                let shown = self.show_frame(raw, *func_id, shown_count == 0, callee_id);
+                callee_id = *func_id;
                 if shown {
                     shown_count += 1;
                 }
                 st.frames.push(Frame {
-                    offset: if sf.inlined || pc <= entry {
+                    offset: if *inlined || pc <= entry {
                         None
                     } else {
                         Some(pc - entry)
                     },
-                    function: print_name(&sf.function),
-                    file: sf.file,
-                    line: sf.line,
-                    inlined: sf.inlined,
+                    function: function.clone(),
+                    file: file.clone(),
+                    line: *line,
+                    inlined: *inlined,
                     pc,
                     sp,
                     shown,
                 });
             }
-            let name = p.func_name(&f);
-            let flag = p.func_flag(&f);
-            if flag & FLAG_TOPFRAME != 0 {
+            let name = &*info.name;
+            if info.flag & FLAG_TOPFRAME != 0 {
                 break;
             }
-            if flag & FLAG_SPWRITE != 0 && !innermost {
+            if info.flag & FLAG_SPWRITE != 0 && !innermost {
                 // The runtime cannot unwind past a function that writes SP either.
                 break;
             }
-            let Some(delta) = p.pcsp(&f, pc.wrapping_sub(self.bias)) else {
+            let Some(delta) = info.spdelta else {
                 st.error = Some(format!("no SP delta for {name} at pc {pc:#x}"));
                 break;
             };

@@ -52,10 +52,10 @@ pub fn start_function(s: &Session, g: &Goroutine) -> String {
         let frames = &g.stack.frames;
         if let Some(pos) = frames
             .iter()
-            .rposition(|fr| fr.function == crate::goruntime::traceback::print_name(name))
+            .rposition(|fr| *fr.function == *crate::goruntime::traceback::print_name(name))
         {
             if pos > 0 {
-                return frames[pos - 1].function.clone();
+                return frames[pos - 1].function.to_string();
             }
         }
     }
