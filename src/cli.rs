@@ -212,6 +212,7 @@ fn cmd_capture(a: &CaptureArgs) -> Result<()> {
             "regions": stats.regions,
             "file_size": ws.file_size,
             "pause_ns": stats.pause.as_nanos() as u64,
+            "pause_phases_ns": stats.phases.iter().map(|(k, d)| (k.clone(), d.as_nanos() as u64)).collect::<Vec<_>>(),
             "embedded_binary": a.embed_binary,
             "warnings": cap.meta.warnings,
         }))?;
