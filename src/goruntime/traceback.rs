@@ -19,6 +19,93 @@ pub struct PcInfo {
     pub spdelta: Option<i64>,
     /// Source frames, innermost first: (printed name, file, line, inlined, funcID).
     pub src: Vec<(Arc<str>, Arc<str>, u32, bool, u8)>,
+    /// `FUNCDATA_ArgInfo` program, for printing arguments.
+    pub arg_info: Option<Vec<u8>>,
+    /// `FUNCDATA_ArgLiveInfo` bytes and `PCDATA_ArgLiveIndex` at this PC.
+    pub arg_live: Option<(Vec<u8>, i32)>,
+}
+
+/// `abi.TraceArgsMaxLen`: (maxDepth*3+2)*limit + 1.
+const ARG_INFO_MAX: usize = (5 * 3 + 2) * 10 + 1;
+const FUNCDATA_ARG_INFO: u32 = 5;
+const FUNCDATA_ARG_LIVE_INFO: u32 = 6;
+const PCDATA_ARG_LIVE_INDEX: u32 = 3;
+
+impl PcInfo {
+    /// The runtime's `printArgs`: argument words read at `argp` as the
+    /// compiler's ArgInfo program describes them; `?` marks a spill slot
+    /// that is not live at this PC.
+    pub fn format_args<M: Memory>(&self, mem: &M, argp: u64) -> Option<String> {
+        let p = self.arg_info.as_ref()?;
+        let (live, live_idx) = match &self.arg_live {
+            Some((b, i)) => (Some(b.as_slice()), *i),
+            None => (None, 0),
+        };
+        let start_offset = live.and_then(|b| b.first().copied()).unwrap_or(0xff);
+        let is_live = |off: u8, slot: u8| -> bool {
+            let Some(b) = live else { return true };
+            if live_idx <= 0 || off < start_offset {
+                return true;
+            }
+            let i = live_idx as usize + (slot / 8) as usize;
+            b.get(i)
+                .map(|bits| bits & (1 << (slot % 8)) != 0)
+                .unwrap_or(true)
+        };
+        let mut out = String::new();
+        let mut start = true;
+        let mut pi = 0usize;
+        let mut slot = 0u8;
+        loop {
+            let Some(&o) = p.get(pi) else { break };
+            pi += 1;
+            match o {
+                0xff => break,
+                0xfe => {
+                    if !start {
+                        out.push_str(", ");
+                    }
+                    out.push('{');
+                    start = true;
+                    continue;
+                }
+                0xfd => out.push('}'),
+                0xfc => {
+                    if !start {
+                        out.push_str(", ");
+                    }
+                    out.push_str("...");
+                }
+                0xfb => {
+                    if !start {
+                        out.push_str(", ");
+                    }
+                    out.push('_');
+                }
+                _ => {
+                    if !start {
+                        out.push_str(", ");
+                    }
+                    let sz = *p.get(pi)?;
+                    pi += 1;
+                    let mut x = mem.u64(argp.wrapping_add(o as u64)).ok()?;
+                    if sz < 8 {
+                        let shift = 64 - (sz as u32) * 8;
+                        x = (x << shift) >> shift;
+                    }
+                    out.push_str(&format!("{x:#x}"));
+                    if !is_live(o, slot) {
+                        out.push('?');
+                    }
+                    if o >= start_offset {
+                        slot = slot.wrapping_add(1);
+                    }
+                }
+            }
+            start = false;
+        }
+        Some(out)
+    }
 }
 
 /// A sharded PC → [`PcInfo`] cache, shared by the threads that unwind.
@@ -69,6 +156,9 @@ pub struct Frame {
     pub pc: u64,
     /// The `+0x..` the runtime prints: pc - function entry; None when inlined.
     pub offset: Option<u64>,
+    /// Arguments as the runtime prints them (`0x1, {0xc000010000, 0x3}`);
+    /// None for inlined frames (printed as `...`) or when unreadable.
+    pub args: Option<String>,
     #[serde(skip)]
     pub sp: u64,
     /// Whether the runtime's default traceback (GOTRACEBACK=single) shows it.
@@ -261,12 +351,23 @@ impl Target {
                     )
                 })
                 .collect();
+            let arg_info = p
+                .funcdata_bytes(&f, FUNCDATA_ARG_INFO)
+                .map(|b| b[..b.len().min(ARG_INFO_MAX)].to_vec());
+            let arg_live = p.funcdata_bytes(&f, FUNCDATA_ARG_LIVE_INFO).map(|b| {
+                let idx = p
+                    .pcdata(&f, PCDATA_ARG_LIVE_INDEX, sympc.wrapping_sub(self.bias))
+                    .unwrap_or(-1);
+                (b[..b.len().min(4096)].to_vec(), idx)
+            });
             Some(Arc::new(PcInfo {
                 entry,
                 name: Arc::from(p.func_name(&f)),
                 flag: p.func_flag(&f),
                 spdelta: p.pcsp(&f, pc.wrapping_sub(self.bias)),
                 src,
+                arg_info,
+                arg_live,
             }))
         })
     }
@@ -297,6 +398,10 @@ impl Target {
                 break;
             };
             let entry = info.entry;
+            // The caller's SP at the call (argp on amd64), when computable.
+            let fp = info
+                .spdelta
+                .map(|d| sp.wrapping_add(d as u64).wrapping_add(8));
             for (function, file, line, inlined, func_id) in &info.src {
                 // showframe() looks at the unprinted name; print_name only
                 // changes runtime.gopanic and generic shapes, which it checks
@@ -311,7 +416,15 @@ impl Target {
                 if shown {
                     shown_count += 1;
                 }
+                let args = if *inlined {
+                    None
+                } else if info.arg_info.is_none() {
+                    Some(String::new())
+                } else {
+                    fp.and_then(|fp| info.format_args(mem, fp))
+                };
                 st.frames.push(Frame {
+                    args,
                     offset: if *inlined || pc <= entry {
                         None
                     } else {

@@ -122,7 +122,12 @@ pub fn render_goroutine(out: &mut String, g: &Goroutine, opts: &DumpOptions, go_
     // and outermost 50 around an elision line, before that the first 100.
     let n = frames.len();
     let print = |out: &mut String, f: &Frame| {
-        let _ = writeln!(out, "{}(...)", f.function);
+        let _ = writeln!(
+            out,
+            "{}({})",
+            f.function,
+            f.args.as_deref().unwrap_or("...")
+        );
         let _ = write!(out, "\t{}:{}", f.file, f.line);
         if let Some(off) = f.offset {
             let _ = write!(out, " +{off:#x}");
