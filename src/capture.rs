@@ -29,6 +29,9 @@ pub struct CaptureOptions {
     pub embed_binary: bool,
     /// An unstripped build of the target's executable.
     pub bin: Option<std::path::PathBuf>,
+    /// Spans of `mheap_.allspans` to read (for `heap --large` and spans per
+    /// size class); None: `heap::DEFAULT_MAX_SPANS`, 0: none.
+    pub max_spans: Option<usize>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -222,6 +225,17 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
         sparse: SparseMemory::default(),
     };
     let mut warnings = Vec::new();
+    // Heap analysis layouts (mcaches, spans), decided before the pause.
+    let heap_t = match crate::goruntime::heap::HeapTarget::new(&target) {
+        Ok(h) => Some(h),
+        Err(e) => {
+            warnings.push(format!("heap statistics will be unavailable: {e}"));
+            None
+        }
+    };
+    let max_spans = opts
+        .max_spans
+        .unwrap_or(crate::goruntime::heap::DEFAULT_MAX_SPANS);
 
     let t_pause = Instant::now();
     let guard = proc_.pause()?;
@@ -304,6 +318,17 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
         for &a in &gaddrs {
             plan.push((a, target.layout.g.size, RegionKind::G));
         }
+        // Heap: each P's mcache and the allspans array.
+        plan.extend(crate::goruntime::heap::capture_plan(
+            heap_t.as_ref(),
+            &target,
+            &crate::memory::Layered {
+                first: &asm.sparse,
+                second: &image,
+            },
+            1,
+            max_spans,
+        ));
         read_round(pid, &mut plan, &mut asm, &mut stats, true);
         phase(&mut stats, "g structs");
         // Round 4: stacks and labels.
@@ -377,6 +402,17 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
         drop(rt);
         let extra = pm.extra.into_inner().unwrap_or_default();
         extra.into_iter().for_each(|r| asm.push(r));
+        // Heap: the spans the mcaches cache, and the allspans span structs.
+        plan.extend(crate::goruntime::heap::capture_plan(
+            heap_t.as_ref(),
+            &target,
+            &crate::memory::Layered {
+                first: &asm.sparse,
+                second: &image,
+            },
+            2,
+            max_spans,
+        ));
         phase(&mut stats, "plan stacks and labels");
         read_round(pid, &mut plan, &mut asm, &mut stats, false);
         phase(&mut stats, "stacks");

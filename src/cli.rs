@@ -24,6 +24,7 @@ Examples:
   gospy analyze app.gss summary                  scheduler, Ps, threads, one line per goroutine
   gospy analyze app.gss dump                     every goroutine's stack, Go traceback format
   gospy analyze app.gss dump --json | jq .       the same as JSON
+  gospy analyze app.gss heap                     heap and GC statistics (MemStats), size classes
   gospy summary --pid 1234                       capture into memory and analyze, live
   gospy info app.gss                             what a snapshot holds";
 
@@ -50,6 +51,8 @@ The snapshot contains process memory (stacks, runtime data): it is created with 
     Summary(LiveArgs<SummaryArgs>),
     /// Live: capture into memory, then dump every goroutine
     Dump(LiveArgs<DumpArgs>),
+    /// Live: capture into memory, then print heap and GC statistics
+    Heap(LiveArgs<HeapArgs>),
     /// Describe a snapshot file: capture facts, build ids, sizes
     Info(InfoArgs),
 }
@@ -71,6 +74,10 @@ pub struct CaptureArgs {
     /// Print the capture report as JSON
     #[arg(long)]
     pub json: bool,
+    /// Spans of the heap's span table to store, for `heap --large` and
+    /// spans per size class (0: none)
+    #[arg(long, default_value_t = crate::goruntime::heap::DEFAULT_MAX_SPANS)]
+    pub max_spans: usize,
 }
 
 #[derive(Args, Debug)]
@@ -90,6 +97,18 @@ pub enum Analysis {
     Summary(SummaryArgs),
     /// Every goroutine with its stack, in the Go runtime's traceback format
     Dump(DumpArgs),
+    /// Heap and GC statistics (a runtime.MemStats equivalent), size classes, Ps
+    Heap(HeapArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct HeapArgs {
+    /// JSON output: {"memstats": {runtime.MemStats fields}, "size_classes", "per_p", "large", ...}
+    #[arg(long)]
+    pub json: bool,
+    /// List large objects (> 32 KiB), biggest first
+    #[arg(long)]
+    pub large: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -163,6 +182,7 @@ pub fn main() -> i32 {
             live(a.pid, a.bin.as_deref(), |s| print_dump(s, &a.args)),
             exit::TARGET,
         ),
+        Command::Heap(a) => (live_heap(a.pid, a.bin.as_deref(), &a.args), exit::TARGET),
         Command::Info(a) => (cmd_info(&a), exit::INPUT),
     };
     match res {
@@ -199,6 +219,7 @@ fn cmd_capture(a: &CaptureArgs) -> Result<()> {
     let opts = CaptureOptions {
         embed_binary: a.embed_binary,
         bin: a.bin.clone(),
+        max_spans: Some(a.max_spans),
     };
     let (cap, _bin, stats) = capture(a.pid, &opts)?;
     let ws = crate::snapshot::write_file(&a.output, &cap, &Default::default())
@@ -244,10 +265,27 @@ fn live(
     let opts = CaptureOptions {
         embed_binary: false,
         bin: bin.map(|p| p.to_path_buf()),
+        ..Default::default()
     };
     let (cap, bin, _stats) = capture(pid, &opts)?;
     let s = Session::from_capture(cap, bin)?;
     f(&s)
+}
+
+/// Live `heap`: with `--large` every span is read, else the default number.
+fn live_heap(pid: i32, bin: Option<&std::path::Path>, a: &HeapArgs) -> Result<()> {
+    let opts = CaptureOptions {
+        embed_binary: false,
+        bin: bin.map(|p| p.to_path_buf()),
+        max_spans: Some(if a.large {
+            crate::goruntime::heap::MAX_SPANS_LIMIT
+        } else {
+            crate::goruntime::heap::DEFAULT_MAX_SPANS
+        }),
+    };
+    let (cap, bin, _stats) = capture(pid, &opts)?;
+    let s = Session::from_capture(cap, bin)?;
+    print_heap(&s, a)
 }
 
 fn cmd_analyze(a: &AnalyzeArgs) -> Result<()> {
@@ -258,6 +296,16 @@ fn cmd_analyze(a: &AnalyzeArgs) -> Result<()> {
     match &a.what {
         Analysis::Summary(x) => print_summary(&s, x),
         Analysis::Dump(x) => print_dump(&s, x),
+        Analysis::Heap(x) => print_heap(&s, x),
+    }
+}
+
+fn print_heap(s: &Session, a: &HeapArgs) -> Result<()> {
+    let h = report::heap::build(s, a.large)?;
+    if a.json {
+        json_out(&h)
+    } else {
+        out(&report::heap::to_text(&h))
     }
 }
 

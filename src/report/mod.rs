@@ -2,6 +2,7 @@
 //! rendering separate.
 
 pub mod dump;
+pub mod heap;
 pub mod summary;
 
 use crate::analyze::{Goroutine, Session};

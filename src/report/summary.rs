@@ -25,6 +25,8 @@ pub struct Summary {
     pub threads: Threads,
     pub goroutines_by_status: BTreeMap<String, usize>,
     pub goroutines: Vec<GLine>,
+    /// Heap and GC one-liner (MemStats field names), if decodable.
+    pub heap: Option<super::heap::HeapLine>,
     pub warnings: Vec<String>,
 }
 
@@ -165,6 +167,7 @@ pub fn build(s: &Session, m: &Model, all: bool) -> Summary {
         },
         goroutines_by_status: by_status,
         goroutines,
+        heap: super::heap::summary_line(s),
         warnings: m.warnings.clone(),
     }
 }
@@ -225,6 +228,9 @@ pub fn to_text(sm: &Summary) -> String {
             .unwrap_or_else(|| "?".into()),
         gs.join(", ")
     );
+    if let Some(h) = &sm.heap {
+        o.push_str(&super::heap::summary_text(h));
+    }
     let _ = writeln!(o, "Capture pause: {}", super::fmt_duration_ns(sm.pause_ns));
     o.push('\n');
     for g in &sm.goroutines {
