@@ -1174,7 +1174,10 @@ impl HeapTarget {
             recent_pauses,
         };
         if matches!(phase, Some(1) | Some(2)) {
-            warnings.push("a GC cycle was in progress at the capture: ReadMemStats would have waited for nothing but its flush sweeps stale cached spans, so Frees and HeapAlloc may differ slightly".into());
+            warnings.push(format!(
+                "a GC cycle was in progress at the capture (phase {}): the numbers are those of that instant, unswept dead objects still count in HeapAlloc",
+                gcs.phase
+            ));
         }
         let sweepgen = le(
             &mem.read_vec(self.mheap + l.mh_sweepgen, 4)
@@ -1353,19 +1356,25 @@ impl HeapTarget {
                 span_bytes: bytes,
                 size,
                 noscan: sp.spanclass & 1 == 1,
-                type_name: self.type_name(t, sp.large_type),
+                type_name: self.type_name(t, sp.large_type, size),
             });
         }
     }
 
-    /// Name of the Go type whose runtime descriptor is at `addr`.
-    fn type_name(&self, t: &Target, addr: u64) -> Option<String> {
+    /// Name of the Go type whose runtime descriptor is at `addr`; an object
+    /// of `size` bytes holding several of them (a slice's backing array) is
+    /// shown as `[N]T`, as the runtime records the element type.
+    fn type_name(&self, t: &Target, addr: u64, size: u64) -> Option<String> {
         if addr == 0 {
             return None;
         }
         let d = t.bin.dwarf()?;
         let r = d.type_by_runtime_addr(addr.wrapping_sub(t.bias))?;
-        d.type_name(r).filter(|n| !n.is_empty())
+        let name = d.type_name(r).filter(|n| !n.is_empty())?;
+        match d.resolve(r).map(|ty| ty.size) {
+            Some(es) if es > 0 && size >= 2 * es => Some(format!("[{}]{name}", size / es)),
+            _ => Some(name),
+        }
     }
 }
 
