@@ -429,7 +429,7 @@ impl HeapTarget {
         let l = &self.layout;
         let mut out = Vec::new();
         for (_, mc) in mcache_addrs(t, mem) {
-            let Ok(b) = mem.read_vec(mc + l.mc_alloc, l.n_span_classes * 8) else {
+            let Ok(b) = mem.read_vec(mc.wrapping_add(l.mc_alloc), l.n_span_classes * 8) else {
                 continue;
             };
             for s in b.chunks_exact(8).map(le64_chunk) {
@@ -929,8 +929,10 @@ impl HeapTarget {
                         sp.alloc_count, sp.alloc_count_before_cache
                     ));
                 }
-                pc.in_flight_objects += in_flight;
-                pc.in_flight_bytes += in_flight.wrapping_mul(sp.elemsize as i64);
+                pc.in_flight_objects = pc.in_flight_objects.wrapping_add(in_flight);
+                pc.in_flight_bytes = pc
+                    .in_flight_bytes
+                    .wrapping_add(in_flight.wrapping_mul(sp.elemsize as i64));
                 pc.spans.push(CachedSpan {
                     span_class: spc as u8,
                     size_class: spc >> 1,
@@ -1055,7 +1057,8 @@ impl HeapTarget {
         let gc_total_alloc = g64(l.gc_total_alloc).wrapping_add(in_flight_bytes as u64);
         let gc_total_free = g64(l.gc_total_free);
         let mapped_ready = g64(l.gc_mapped_ready);
-        let mem_goal = self.memory_limit_heap_goal(
+        let mem_goal = memory_limit_heap_goal(
+            self.headroom,
             memory_limit as u64,
             heap_free,
             gc_total_alloc.wrapping_sub(gc_total_free),
@@ -1179,23 +1182,11 @@ impl HeapTarget {
                 gcs.phase
             ));
         }
-        let sweepgen = le(
-            &mem.read_vec(self.mheap + l.mh_sweepgen, 4)
-                .unwrap_or_default(),
-            0,
-            4,
-        ) as u32;
-        for pc in &per_p {
-            for s in &pc.spans {
-                if let Ok(sg) = mem.u32(s.span + l.sp_sweepgen) {
-                    if sg == sweepgen.wrapping_add(1) {
-                        warnings.push(format!(
-                            "P{}: cached span {:#x} predates the current sweep: a flush would sweep it and may free objects a passive reader cannot see",
-                            pc.p, s.span
-                        ));
-                    }
-                }
-            }
+        let stale = self.stale_cached_spans(mem, &per_p);
+        if stale > 0 {
+            warnings.push(format!(
+                "{stale} cached spans predate the current sweep: ReadMemStats's flush would sweep them and may free objects a passive reader cannot see (Frees, HeapAlloc)"
+            ));
         }
 
         // Large objects.
@@ -1243,33 +1234,21 @@ impl HeapTarget {
         })
     }
 
-    fn memory_limit_heap_goal(
-        &self,
-        memory_limit: u64,
-        heap_free: u64,
-        heap_alloc: u64,
-        mapped_ready: u64,
-        heap_marked: u64,
-    ) -> u64 {
-        let non_heap = mapped_ready
-            .wrapping_sub(heap_free)
-            .wrapping_sub(heap_alloc);
-        let overage = mapped_ready.saturating_sub(memory_limit);
-        let reserved = non_heap.wrapping_add(overage);
-        if reserved >= memory_limit {
-            return heap_marked;
-        }
-        let mut goal = memory_limit - reserved;
-        let headroom = match self.headroom {
-            Headroom::Fixed(h) => h,
-            Headroom::Percent { percent, min } => (goal / 100 * percent).max(min),
+    /// Cached spans whose sweepgen is `mheap_.sweepgen + 1`: cached before
+    /// the current sweep began, so uncaching them sweeps them (mcentral.go).
+    fn stale_cached_spans(&self, mem: &impl Memory, per_p: &[PCache]) -> usize {
+        let l = &self.layout;
+        let Ok(sweepgen) = mem.u32(self.mheap + l.mh_sweepgen) else {
+            return 0;
         };
-        if goal < headroom || goal - headroom < headroom {
-            goal = headroom;
-        } else {
-            goal -= headroom;
-        }
-        goal.max(heap_marked)
+        per_p
+            .iter()
+            .flat_map(|pc| &pc.spans)
+            .filter(|s| {
+                mem.u32(s.span.wrapping_add(l.sp_sweepgen))
+                    .is_ok_and(|sg| sg == sweepgen.wrapping_add(1))
+            })
+            .count()
     }
 
     /// Walk `mheap_.allspans`: spans per size class, large-object spans.
@@ -1293,10 +1272,10 @@ impl HeapTarget {
         let mut i = 0u64;
         'outer: while i < len.min(limit) {
             let n = CHUNK.min(len.min(limit) - i);
-            let Ok(raw) = mem.read_vec(ptr + i * 8, (n * 8) as usize) else {
+            let Ok(raw) = mem.read_vec(ptr.wrapping_add(i * 8), (n * 8) as usize) else {
                 // Fall back to single entries for a partially captured chunk.
                 for k in i..i + n {
-                    match mem.ptr(ptr + k * 8) {
+                    match mem.ptr(ptr.wrapping_add(k * 8)) {
                         Ok(s) => self.visit_span(t, mem, s, &mut cov, &mut counts, &mut large),
                         Err(_) => break 'outer,
                     }
@@ -1378,6 +1357,36 @@ impl HeapTarget {
     }
 }
 
+/// `gcControllerState.memoryLimitHeapGoal` (mgcpacer.go).
+fn memory_limit_heap_goal(
+    headroom: Headroom,
+    memory_limit: u64,
+    heap_free: u64,
+    heap_alloc: u64,
+    mapped_ready: u64,
+    heap_marked: u64,
+) -> u64 {
+    let non_heap = mapped_ready
+        .wrapping_sub(heap_free)
+        .wrapping_sub(heap_alloc);
+    let overage = mapped_ready.saturating_sub(memory_limit);
+    let reserved = non_heap.wrapping_add(overage);
+    if reserved >= memory_limit {
+        return heap_marked;
+    }
+    let mut goal = memory_limit - reserved;
+    let headroom = match headroom {
+        Headroom::Fixed(h) => h,
+        Headroom::Percent { percent, min } => (goal / 100).saturating_mul(percent).max(min),
+    };
+    if goal < headroom || goal - headroom < headroom {
+        goal = headroom;
+    } else {
+        goal -= headroom;
+    }
+    goal.max(heap_marked)
+}
+
 /// `gcControllerState.heapGoalInternal` (identical from Go 1.19 to 1.27).
 fn heap_goal(gc_percent_goal: u64, mem_goal: u64, sweep_dist_trigger: u64, triggered: u64) -> u64 {
     let mut goal = gc_percent_goal;
@@ -1406,6 +1415,35 @@ mod tests {
         assert_eq!(heap_goal(100, 1000, 200, u64::MAX), 200);
         // Minimum runway above the trigger point.
         assert_eq!(heap_goal(100, 1 << 40, 0, 90), 90 + (64 << 10));
+    }
+
+    #[test]
+    fn memory_limit_goal() {
+        let pct = Headroom::Percent {
+            percent: 3,
+            min: 1 << 20,
+        };
+        // No limit (GOMEMLIMIT unset): 3% below the limit minus non-heap memory.
+        assert_eq!(
+            memory_limit_heap_goal(pct, i64::MAX as u64, 100, 500, 1000, 0),
+            8946670875749132145
+        );
+        // Go 1.19: a fixed 1 MiB of headroom.
+        assert_eq!(
+            memory_limit_heap_goal(Headroom::Fixed(1 << 20), 1 << 30, 100, 500, 1000, 0),
+            (1 << 30) - 400 - (1 << 20)
+        );
+        // Non-heap memory above the limit: the goal is the marked heap.
+        assert_eq!(memory_limit_heap_goal(pct, 300, 100, 500, 1000, 77), 77);
+        // Tiny limits: the goal is the headroom itself, never below heapMarked.
+        assert_eq!(
+            memory_limit_heap_goal(pct, 4096, 100, 500, 1000, 0),
+            1 << 20
+        );
+        assert_eq!(
+            memory_limit_heap_goal(pct, 4096, 100, 500, 1000, 5 << 20),
+            5 << 20
+        );
     }
 
     #[test]
