@@ -1288,10 +1288,14 @@ impl HeapTarget {
             }
             i += n;
         }
+        let unreadable = cov.missing;
         cov.missing += cov.total.min(limit).saturating_sub(cov.walked);
-        for (c, (n, bytes)) in classes.iter_mut().zip(counts) {
-            c.spans = Some(n);
-            c.span_bytes = Some(bytes);
+        // No span readable (spans not captured): leave the columns unknown.
+        if cov.walked > unreadable {
+            for (c, (n, bytes)) in classes.iter_mut().zip(counts) {
+                c.spans = Some(n);
+                c.span_bytes = Some(bytes);
+            }
         }
         large.sort_by(|a, b| b.span_bytes.cmp(&a.span_bytes).then(a.addr.cmp(&b.addr)));
         Ok((cov, large))

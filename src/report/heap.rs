@@ -144,7 +144,7 @@ fn gogc_text(p: i32) -> String {
 fn next_gc_text(v: u64) -> String {
     // With GOGC=off and no memory limit the goal is ~2^63: no GC will come.
     if v >= 1 << 62 {
-        format!("{v} (none: GOGC=off, no memory limit)")
+        "none: GOGC=off, no memory limit".to_string()
     } else {
         super::fmt_bytes(v)
     }
