@@ -2,8 +2,10 @@
 //! the scheduler. Every decoder here runs the same on a paused live process
 //! and on a snapshot.
 
+pub mod fallback;
 pub mod labels;
 pub mod layout;
+pub mod tables;
 pub mod traceback;
 
 use crate::binary::Binary;
@@ -78,7 +80,13 @@ impl Target {
             fing_status: opt("runtime.fingStatus"),
             fing_running: opt("runtime.fingRunning"),
         };
-        let wait_reasons = read_string_array(&bin, "runtime.waitReasonStrings");
+        let mut wait_reasons = read_string_array(&bin, "runtime.waitReasonStrings");
+        if wait_reasons.is_empty() {
+            // No symbol (stripped): the measured table of this Go version.
+            wait_reasons = fallback::Tables::for_minor(bin.go_minor)
+                .and_then(|t| t.wait_reasons())
+                .unwrap_or_default();
+        }
         let mut status_strings = read_string_array(&bin, "runtime.gStatusStrings");
         if status_strings.is_empty() {
             status_strings = [
