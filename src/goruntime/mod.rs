@@ -5,6 +5,7 @@
 pub mod fallback;
 pub mod labels;
 pub mod layout;
+#[rustfmt::skip]
 pub mod tables;
 pub mod traceback;
 
