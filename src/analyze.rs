@@ -188,6 +188,7 @@ impl Model {
         let rt = s.runtime();
         let t = &s.target;
         let mut warnings = s.warnings.clone();
+        warnings.extend(rt.check_recovered_globals());
         let gaddrs = rt.allg_addrs()?;
         let (ms, w) = rt.ms().unwrap_or_default();
         warnings.extend(w);

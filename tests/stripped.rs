@@ -184,3 +184,96 @@ stripped_tests! {
     no_dwarf_go1_26: "1.26", pie = false, "-w";
     no_dwarf_go1_27: "1.27", pie = false, "-w";
 }
+
+/// The globals recovered from code (as for a binary without symbols) are
+/// exactly where the symbol table says, PIE and not.
+fn globals_match_symtab(version: &str, pie: bool) {
+    let Some(path) = try_build_fixture("goroutines", version, pie, "") else {
+        return;
+    };
+    let bin = gospy::binary::Binary::from_path(&path).unwrap();
+    let rec = gospy::binary::globals::recover(&bin);
+    let mut problems: Vec<String> = rec.missing.iter().map(|m| format!("missing {m}")).collect();
+    let minor = bin.go_minor;
+    let mut want = vec![
+        "runtime.allgs",
+        "runtime.allglen",
+        "runtime.allgptr",
+        "runtime.allm",
+        "runtime.allp",
+        "runtime.gomaxprocs",
+        "runtime.sched",
+        "runtime.runtimeInitTime",
+        "runtime.waitReasonStrings",
+        "runtime.gStatusStrings",
+        "runtime.buildVersion",
+        "runtime.mheap_",
+        "runtime.memstats",
+        "runtime.gcController",
+    ];
+    want.push(if minor >= 25 {
+        "runtime.numCPUStartup"
+    } else {
+        "runtime.ncpu"
+    });
+    want.push(if minor >= 21 {
+        "runtime.fingStatus"
+    } else {
+        "runtime.fingRunning"
+    });
+    for name in &want {
+        let sym = bin.elf.symbol(name).map(|s| s.0);
+        let got = rec.addrs.get(*name).copied();
+        if got != sym {
+            problems.push(format!(
+                "{name}: recovered {:?}, symbol table {:?}",
+                got.map(|a| format!("{a:#x}")),
+                sym.map(|a| format!("{a:#x}"))
+            ));
+        }
+    }
+    for name in rec.addrs.keys() {
+        if !want.contains(&name.as_str()) {
+            problems.push(format!("unexpected recovered global {name}"));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "go {version} pie={pie}: {}",
+        problems.join("\n")
+    );
+}
+
+macro_rules! globals_tests {
+    ($($name:ident: $v:literal;)*) => {$(
+        #[test]
+        fn $name() {
+            globals_match_symtab($v, false);
+            globals_match_symtab($v, true);
+        }
+    )*};
+}
+
+globals_tests! {
+    globals_from_code_go1_19: "1.19";
+    globals_from_code_go1_21: "1.21";
+    globals_from_code_go1_22: "1.22";
+    globals_from_code_go1_23: "1.23";
+    globals_from_code_go1_24: "1.24";
+    globals_from_code_go1_25: "1.25";
+    globals_from_code_go1_26: "1.26";
+    globals_from_code_go1_27: "1.27";
+}
+
+stripped_tests! {
+    no_symbols_go1_19: "1.19", pie = false, "-s -w";
+    no_symbols_go1_21: "1.21", pie = false, "-s -w";
+    no_symbols_go1_22: "1.22", pie = false, "-s -w";
+    no_symbols_go1_23: "1.23", pie = false, "-s -w";
+    no_symbols_go1_24: "1.24", pie = false, "-s -w";
+    no_symbols_go1_25: "1.25", pie = false, "-s -w";
+    no_symbols_go1_26: "1.26", pie = false, "-s -w";
+    no_symbols_go1_27: "1.27", pie = false, "-s -w";
+    no_symbols_go1_19_pie: "1.19", pie = true, "-s -w";
+    no_symbols_go1_27_pie: "1.27", pie = true, "-s -w";
+}
