@@ -8,6 +8,7 @@ pub mod analyze;
 pub mod binary;
 pub mod capture;
 pub mod cli;
+pub mod corefile;
 pub mod goruntime;
 pub mod memory;
 pub mod model;
