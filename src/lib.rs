@@ -9,6 +9,7 @@ pub mod binary;
 pub mod capture;
 pub mod cli;
 pub mod corefile;
+pub mod corewrite;
 pub mod goruntime;
 pub mod memory;
 pub mod model;

@@ -186,3 +186,96 @@ fn truncated_core_is_an_error_not_a_panic() {
     );
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// `gospy convert` writes a core that gdb opens with every thread, and that
+/// gospy itself analyzes to the snapshot's own dump.
+fn convert_opens_in_gdb(version: &str, pie: bool) {
+    let gdb_ok = Command::new("gdb")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !gdb_ok {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("gdb is not installed");
+        }
+        println!("SKIP: gdb not installed");
+        return;
+    }
+    let Some(bin) = try_build_fixture("goroutines", version, pie, "") else {
+        return;
+    };
+    let work = tempfile::Builder::new()
+        .prefix("gospy-convert-test-")
+        .tempdir()
+        .unwrap();
+    let snap = work.path().join("snap.gss");
+    let core = work.path().join("snap.core");
+    {
+        let mut fx = Fixture::start(&bin);
+        capture(fx.pid, &snap, &[]);
+        fx.kill();
+    }
+    gospy_ok([
+        "convert".as_ref(),
+        snap.as_os_str(),
+        "-o".as_ref(),
+        core.as_os_str(),
+    ]);
+    let info: Value = serde_json::from_str(&gospy_ok([
+        "info".as_ref(),
+        snap.as_os_str(),
+        "--json".as_ref(),
+    ]))
+    .unwrap();
+    let nthreads = info["threads"].as_u64().unwrap() as usize;
+
+    let out = Command::new("gdb")
+        .args(["-batch", "-nx", "-ex", "info threads"])
+        .arg(&bin)
+        .arg(&core)
+        .stdin(Stdio::null())
+        .output()
+        .expect("running gdb");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lwps: std::collections::BTreeSet<String> = text
+        .lines()
+        .filter_map(|l| {
+            let l = l.trim_start_matches(['*', ' ']);
+            let mut it = l.split_whitespace();
+            it.next()?.parse::<u32>().ok()?;
+            (it.next()? == "LWP").then(|| it.next().map(str::to_string))?
+        })
+        .collect();
+    assert_eq!(
+        lwps.len(),
+        nthreads,
+        "go {version} pie={pie}: gdb shows {} threads, the snapshot has {nthreads}:\n{text}\n{}",
+        lwps.len(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // gdb resolved the threads' PCs to Go functions (PIE relocated right).
+    assert!(text.contains(" runtime."), "{text}");
+
+    // Round trip: the core analyzes like the snapshot.
+    let a = by_id(&analyze_json(&snap, None, &["dump", "--json", "--all"]));
+    let b = by_id(&analyze_json(
+        &core,
+        Some(&bin),
+        &["dump", "--json", "--all"],
+    ));
+    assert!(
+        a == b,
+        "go {version} pie={pie}: converted core dumps differently"
+    );
+}
+
+#[test]
+fn convert_opens_in_gdb_go1_27_pie() {
+    convert_opens_in_gdb("1.27", true);
+}
+
+#[test]
+fn convert_opens_in_gdb_go1_19() {
+    convert_opens_in_gdb("1.19", false);
+}
