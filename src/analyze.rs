@@ -12,7 +12,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
-pub type SessionMemory = Layered<SparseMemory, crate::binary::elf::ImageMemory>;
+/// Captured memory (a snapshot's regions, a core file's segments...) over the
+/// executable's read-only image.
+pub type SessionMemory = Layered<Box<dyn Memory>, crate::binary::elf::ImageMemory>;
 
 pub struct Session {
     pub meta: CaptureMeta,
@@ -53,6 +55,9 @@ pub fn check_build_ids(
 
 impl Session {
     pub fn open_snapshot(path: &Path, bin: Option<&Path>) -> Result<Session> {
+        if crate::corefile::is_core_file(path) {
+            return Session::open_core(path, bin);
+        }
         let snap = crate::snapshot::SnapshotFile::open(path)
             .with_context(|| format!("{}", path.display()))?;
         let meta = snap.meta.clone();
@@ -103,7 +108,7 @@ impl Session {
         let bin = Arc::new(binary);
         let target = Target::new(bin.clone(), meta.load_bias)?;
         let mem = Layered {
-            first: loaded.memory,
+            first: Box::new(loaded.memory) as Box<dyn Memory>,
             second: crate::binary::elf::ImageMemory {
                 elf: bin.elf.clone(),
                 bias: meta.load_bias,
@@ -128,7 +133,7 @@ impl Session {
         );
         let target = Target::new(bin.clone(), meta.load_bias)?;
         let mem = Layered {
-            first: sparse,
+            first: Box::new(sparse) as Box<dyn Memory>,
             second: crate::binary::elf::ImageMemory {
                 elf: bin.elf.clone(),
                 bias: meta.load_bias,
@@ -188,6 +193,7 @@ impl Model {
         let rt = s.runtime();
         let t = &s.target;
         let mut warnings = s.warnings.clone();
+        warnings.extend(rt.check_recovered_globals());
         let gaddrs = rt.allg_addrs()?;
         let (ms, w) = rt.ms().unwrap_or_default();
         warnings.extend(w);

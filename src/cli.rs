@@ -55,6 +55,17 @@ The snapshot contains process memory (stacks, runtime data): it is created with 
     Heap(LiveArgs<HeapArgs>),
     /// Describe a snapshot file: capture facts, build ids, sizes
     Info(InfoArgs),
+    /// Write a snapshot as an ELF core file (for gdb: `gdb BINARY FILE.core`)
+    Convert(ConvertArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ConvertArgs {
+    /// Snapshot file (.gss)
+    pub file: PathBuf,
+    /// Output core file
+    #[arg(long, short)]
+    pub output: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -82,7 +93,7 @@ pub struct CaptureArgs {
 
 #[derive(Args, Debug)]
 pub struct AnalyzeArgs {
-    /// Snapshot file written by `gospy capture`
+    /// Snapshot file written by `gospy capture`, or an ELF core file
     pub file: PathBuf,
     /// The executable that was captured (default: embedded copy, then the recorded path)
     #[arg(long, global = true)]
@@ -184,6 +195,7 @@ pub fn main() -> i32 {
         ),
         Command::Heap(a) => (live_heap(a.pid, a.bin.as_deref(), &a.args), exit::TARGET),
         Command::Info(a) => (cmd_info(&a), exit::INPUT),
+        Command::Convert(a) => (cmd_convert(&a), exit::INPUT),
     };
     match res {
         Ok(()) => exit::OK,
@@ -330,6 +342,18 @@ fn print_dump(s: &Session, a: &DumpArgs) -> Result<()> {
     } else {
         out(&report::dump::to_text(s, &m, &opts))
     }
+}
+
+fn cmd_convert(a: &ConvertArgs) -> Result<()> {
+    let st = crate::corewrite::convert_snapshot(&a.file, &a.output)?;
+    eprintln!(
+        "wrote {}: {} threads, {} in {} segments",
+        a.output.display(),
+        st.threads,
+        report::fmt_bytes(st.bytes),
+        st.segments
+    );
+    Ok(())
 }
 
 fn cmd_info(a: &InfoArgs) -> Result<()> {
