@@ -22,6 +22,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Ranges closer than this are read (and stored) as one.
 const MERGE_GAP: u64 = 256;
+/// Read rounds at most for blocked-on objects (each select case or
+/// semaphore tree level costs one).
+const MAX_WAIT_ROUNDS: usize = 16;
 
 #[derive(Debug, Clone, Default)]
 pub struct CaptureOptions {
@@ -221,6 +224,8 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
     };
     let mut warnings = Vec::new();
 
+    // Decoded before the pause: DWARF lookups are lazy.
+    let wait_layout = crate::goruntime::waiting::WaitLayout::new(&target);
     let guard = proc_.pause()?;
     let mono = process::read_monotonic_ns();
     let wall = SystemTime::now()
@@ -364,6 +369,28 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
         let extra = pm.extra.into_inner().unwrap_or_default();
         extra.into_iter().for_each(|r| asm.push(r));
         read_round(pid, &mut plan, &mut asm, &mut stats, false);
+        // Rounds 5+: what waiting goroutines are blocked on (sudogs, hchans,
+        // the semaphore tree), a few bulk rounds deep.
+        asm.rebuild();
+        if let Some(wl) = wait_layout.as_ref() {
+            let mut tried = std::collections::HashSet::new();
+            for _ in 0..MAX_WAIT_ROUNDS {
+                let view = crate::memory::Layered {
+                    first: &asm.sparse,
+                    second: &image,
+                };
+                let want = crate::goruntime::waiting::missing_ranges(&target, wl, &view, &gaddrs);
+                plan.extend(
+                    want.into_iter()
+                        .filter(|&r| r.1 <= 1 << 16 && tried.insert(r))
+                        .map(|(a, l)| (a, l, RegionKind::Other)),
+                );
+                if plan.is_empty() {
+                    break;
+                }
+                read_round(pid, &mut plan, &mut asm, &mut stats, true);
+            }
+        }
         Ok(live)
     })();
     let pause = guard.resume();

@@ -5,6 +5,7 @@
 pub mod labels;
 pub mod layout;
 pub mod traceback;
+pub mod waiting;
 
 use crate::binary::Binary;
 use crate::memory::{MemResult, Memory};
