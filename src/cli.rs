@@ -387,6 +387,21 @@ fn live_top(a: &LiveArgs<LiveTopArgs>) -> Result<()> {
         anyhow::bail!("--interval must be a positive number of seconds");
     }
     let reports = if args.once { Some(1) } else { args.count };
+    if !args.once {
+        // Ctrl-C ends the loop between captures: never while the target is
+        // paused.
+        extern "C" fn on_sigint(_: libc::c_int) {
+            STOP.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        // SAFETY: installs an async-signal-safe handler (one atomic store).
+        unsafe {
+            libc::signal(
+                libc::SIGINT,
+                on_sigint as extern "C" fn(libc::c_int) as libc::sighandler_t,
+            );
+        }
+    }
+    let stopped = || STOP.load(std::sync::atomic::Ordering::SeqCst);
     let mut n = 0u64;
     loop {
         live(a.pid, a.bin.as_deref(), |s| {
@@ -407,9 +422,21 @@ fn live_top(a: &LiveArgs<LiveTopArgs>) -> Result<()> {
         if !args.top.json {
             out("\n")?;
         }
-        std::thread::sleep(std::time::Duration::from_secs_f64(args.interval));
+        let until = std::time::Instant::now() + std::time::Duration::from_secs_f64(args.interval);
+        while !stopped() && std::time::Instant::now() < until {
+            std::thread::sleep(
+                std::time::Duration::from_millis(50)
+                    .min(until.saturating_duration_since(std::time::Instant::now())),
+            );
+        }
+        if stopped() {
+            return Ok(());
+        }
     }
 }
+
+/// Set by SIGINT during a periodic live `top`.
+static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 fn write_pprof(s: &Session, a: &PprofArgs) -> Result<()> {
     let m = Model::build(s)?;

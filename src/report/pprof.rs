@@ -103,6 +103,9 @@ fn physical_frames(g: &Goroutine) -> Vec<(u64, Vec<&Frame>)> {
     out
 }
 
+/// A sample: location ids (innermost first) and labels.
+type SampleKey = (Vec<u64>, Vec<(String, String)>);
+
 /// Options shared by the exports.
 pub struct ExportOptions {
     /// Include system goroutines.
@@ -132,7 +135,7 @@ pub fn profile_proto(s: &Session, m: &Model, o: &ExportOptions) -> Vec<u8> {
     let mut fn_msgs: Vec<Pb> = Vec::new();
 
     // Samples: one per distinct (stack, labels, state).
-    let mut samples: BTreeMap<(Vec<u64>, Vec<(String, String)>), i64> = BTreeMap::new();
+    let mut samples: BTreeMap<SampleKey, i64> = BTreeMap::new();
     for g in m.goroutines.iter().filter(|g| o.all || !g.system) {
         let mut ids = Vec::new();
         for (pc, frames) in physical_frames(g) {
