@@ -42,6 +42,8 @@ pub struct CaptureStats {
     pub read_calls: usize,
     pub pause: Duration,
     pub failed_ranges: usize,
+    /// Time spent in each phase while the target was stopped (stop, rounds).
+    pub phases: Vec<(String, Duration)>,
 }
 
 /// Memory being assembled during the pause: what was read so far, in
@@ -226,7 +228,11 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
 
     // Decoded before the pause: DWARF lookups are lazy.
     let wait_layout = crate::goruntime::waiting::WaitLayout::new(&target);
+    let t_pause = Instant::now();
     let guard = proc_.pause()?;
+    stats
+        .phases
+        .push(("stop threads".into(), t_pause.elapsed()));
     let mono = process::read_monotonic_ns();
     let wall = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -235,8 +241,14 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
     let threads: Vec<ThreadInfo> = guard.threads().to_vec();
     let t_start = Instant::now();
 
+    let mut lap = Instant::now();
+    let mut phase = |stats: &mut CaptureStats, name: &str| {
+        stats.phases.push((name.to_string(), lap.elapsed()));
+        lap = Instant::now();
+    };
     let result = (|| -> Result<usize> {
         read_round(pid, &mut plan, &mut asm, &mut stats, true);
+        phase(&mut stats, "data segments");
         // Round 2: allgs array, Ms, Ps.
         let (gaddrs, ms, ps_plan) = {
             let pm = PausedMem {
@@ -282,6 +294,7 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
             }
         }
         read_round(pid, &mut plan, &mut asm, &mut stats, true);
+        phase(&mut stats, "allgs, Ms, Ps");
         let _ = gaddrs;
         // Round 3: every g.
         let gaddrs = {
@@ -297,6 +310,7 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
             plan.push((a, target.layout.g.size, RegionKind::G));
         }
         read_round(pid, &mut plan, &mut asm, &mut stats, true);
+        phase(&mut stats, "g structs");
         // Round 4: stacks and labels.
         let tid_regs: HashMap<u64, &crate::model::Regs> = threads
             .iter()
@@ -368,7 +382,9 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
         drop(rt);
         let extra = pm.extra.into_inner().unwrap_or_default();
         extra.into_iter().for_each(|r| asm.push(r));
+        phase(&mut stats, "plan stacks and labels");
         read_round(pid, &mut plan, &mut asm, &mut stats, false);
+        phase(&mut stats, "stacks");
         // Rounds 5+: what waiting goroutines are blocked on (sudogs, hchans,
         // the semaphore tree), a few bulk rounds deep.
         asm.rebuild();
@@ -391,6 +407,7 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
                 read_round(pid, &mut plan, &mut asm, &mut stats, true);
             }
         }
+        phase(&mut stats, "blocked-on objects");
         Ok(live)
     })();
     let pause = guard.resume();

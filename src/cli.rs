@@ -198,6 +198,9 @@ pub struct DumpArgs {
     /// Add a `[waiting on ...]` line (channel, semaphore, Cond) after headers
     #[arg(long)]
     pub wait_info: bool,
+    /// Show pprof labels in goroutine headers (the runtime itself does from Go 1.27)
+    #[arg(long)]
+    pub labels: bool,
 }
 
 #[derive(Args, Debug)]
@@ -299,6 +302,7 @@ fn cmd_capture(a: &CaptureArgs) -> Result<()> {
             "regions": stats.regions,
             "file_size": ws.file_size,
             "pause_ns": stats.pause.as_nanos() as u64,
+            "pause_phases_ns": stats.phases.iter().map(|(k, d)| (k.clone(), d.as_nanos() as u64)).collect::<Vec<_>>(),
             "embedded_binary": a.embed_binary,
             "warnings": cap.meta.warnings,
         }))?;
@@ -491,6 +495,7 @@ fn print_dump(s: &Session, a: &DumpArgs) -> Result<()> {
     let opts = DumpOptions {
         all: a.all,
         wait_info: a.wait_info,
+        labels: a.labels,
     };
     if a.json {
         json_out(&report::dump::to_json(s, &m, &opts))
@@ -506,6 +511,7 @@ fn cmd_info(a: &InfoArgs) -> Result<()> {
     let stats = snap.stats();
     if a.json {
         return json_out(&serde_json::json!({
+            "file": a.file,
             "pid": m.pid,
             "exe_path": m.exe_path,
             "cmdline": m.cmdline,
@@ -513,27 +519,84 @@ fn cmd_info(a: &InfoArgs) -> Result<()> {
             "go_version": m.go_version,
             "go_build_id": m.go_build_id,
             "gnu_build_id": m.gnu_build_id,
+            "load_bias": m.load_bias,
             "capture_wall_time_ns": m.wall_time_ns,
             "pause_ns": m.pause_ns,
             "threads": m.threads.len(),
             "embedded_binary": snap.has_binary(),
             "gospy_version": m.gospy_version,
-            "stats": format!("{stats:?}"),
+            "warnings": m.warnings,
+            "stats": stats,
         }));
     }
-    let when = m.wall_time_ns / 1_000_000_000;
-    out(&format!(
-        "pid {} on {}: {} ({})\ncaptured at unix time {} by gospy {}, paused {}\nbuild ids: {}\nthreads: {}, embedded binary: {}\n{:?}\n",
-        m.pid,
-        m.hostname,
-        m.exe_path,
-        m.go_version,
-        when,
-        m.gospy_version,
+    let mut o = String::new();
+    use std::fmt::Write as _;
+    let _ = writeln!(
+        o,
+        "file:        {} (format {}, {})",
+        a.file.display(),
+        stats.format_version,
+        report::fmt_bytes(stats.file_size)
+    );
+    let _ = writeln!(
+        o,
+        "process:     pid {} on {}: {}",
+        m.pid, m.hostname, m.exe_path
+    );
+    if !m.cmdline.is_empty() {
+        let _ = writeln!(o, "cmdline:     {}", m.cmdline.join(" "));
+    }
+    let _ = writeln!(o, "go:          {}", m.go_version);
+    let _ = writeln!(
+        o,
+        "build ids:   {}",
+        crate::binary::elf::build_id_string(m.go_build_id.as_deref(), m.gnu_build_id.as_deref())
+    );
+    let _ = writeln!(
+        o,
+        "captured:    unix time {:.3} by gospy {}",
+        m.wall_time_ns as f64 / 1e9,
+        m.gospy_version
+    );
+    let _ = writeln!(
+        o,
+        "pause:       {} ({} threads)",
         report::fmt_duration_ns(m.pause_ns),
-        crate::binary::elf::build_id_string(m.go_build_id.as_deref(), m.gnu_build_id.as_deref()),
-        m.threads.len(),
-        if snap.has_binary() { "yes" } else { "no" },
-        stats
-    ))
+        m.threads.len()
+    );
+    let _ = writeln!(
+        o,
+        "binary:      {}",
+        if snap.has_binary() {
+            format!(
+                "embedded ({} compressed)",
+                report::fmt_bytes(stats.binary_compressed_bytes)
+            )
+        } else {
+            "not embedded (analysis needs --bin or the original path)".to_string()
+        }
+    );
+    let _ = writeln!(
+        o,
+        "memory:      {} in {} regions, {} compressed in {} chunks",
+        report::fmt_bytes(stats.uncompressed_bytes),
+        stats.regions,
+        report::fmt_bytes(stats.compressed_bytes),
+        stats.chunks
+    );
+    for k in &stats.per_kind {
+        if k.regions > 0 {
+            let _ = writeln!(
+                o,
+                "  {:<8} {:>8} regions {:>12}",
+                format!("{:?}", k.kind),
+                k.regions,
+                report::fmt_bytes(k.bytes)
+            );
+        }
+    }
+    for w in &m.warnings {
+        let _ = writeln!(o, "warning:     {w}");
+    }
+    out(&o)
 }

@@ -54,6 +54,8 @@ pub struct Target {
     pub wait_reasons: Vec<String>,
     /// `runtime.gStatusStrings`, read from the executable.
     pub status_strings: Vec<String>,
+    /// PC → symbolization cache for unwinding.
+    pub pc_cache: traceback::PcCache,
 }
 
 impl Target {
@@ -105,6 +107,7 @@ impl Target {
             globals,
             wait_reasons,
             status_strings,
+            pc_cache: Default::default(),
         })
     }
 

@@ -156,8 +156,8 @@ pub fn build(
                 key: key.clone(),
                 state: g.state.clone(),
                 wait_ns: (b_time - ws).max(0) as u64,
-                function: loc.map(|f| f.function.clone()),
-                file: loc.map(|f| f.file.clone()),
+                function: loc.map(|f| f.function.to_string()),
+                file: loc.map(|f| f.file.to_string()),
                 line: loc.map(|f| f.line),
                 waiting_on: g.waiting_on.as_ref().map(|w| w.describe()),
             });

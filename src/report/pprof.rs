@@ -88,7 +88,7 @@ fn physical_frames(g: &Goroutine) -> Vec<(u64, Vec<&Frame>)> {
     let mut out: Vec<(u64, Vec<&Frame>)> = Vec::new();
     let mut last: Option<(u64, u64)> = None;
     for f in &g.stack.frames {
-        if f.function == "runtime.goexit" {
+        if &*f.function == "runtime.goexit" {
             continue;
         }
         if last == Some((f.pc, f.sp)) {
@@ -141,7 +141,7 @@ pub fn profile_proto(s: &Session, m: &Model, o: &ExportOptions) -> Vec<u8> {
         for (pc, frames) in physical_frames(g) {
             let sig: Vec<(String, u32)> = frames
                 .iter()
-                .map(|f| (f.function.clone(), f.line))
+                .map(|f| (f.function.to_string(), f.line))
                 .collect();
             let next_id = loc_msgs.len() as u64 + 1;
             let id = *locations.entry((pc, sig)).or_insert_with(|| {
@@ -150,7 +150,7 @@ pub fn profile_proto(s: &Session, m: &Model, o: &ExportOptions) -> Vec<u8> {
                 l.uint(2, 1); // mapping
                 l.uint(3, pc);
                 for f in &frames {
-                    let key = (f.function.clone(), f.file.clone());
+                    let key = (f.function.to_string(), f.file.to_string());
                     let fid = match functions.get(&key) {
                         Some(&id) => id,
                         None => {
@@ -257,7 +257,7 @@ pub fn folded(m: &Model, o: &ExportOptions) -> String {
             .iter()
             .rev()
             .filter(|f| o.all || f.shown)
-            .map(|f| f.function.as_str())
+            .map(|f| &*f.function)
             .collect();
         let line = if names.is_empty() {
             format!("[{}]", g.state)

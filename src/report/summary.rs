@@ -122,8 +122,8 @@ pub fn build(s: &Session, m: &Model, all: bool) -> Summary {
                 wait_ns: g.wait_ns,
                 system: g.system,
                 start_function: super::start_function(s, g),
-                function: loc.map(|f| f.function.clone()),
-                file: loc.map(|f| f.file.clone()),
+                function: loc.map(|f| f.function.to_string()),
+                file: loc.map(|f| f.file.to_string()),
                 line: loc.map(|f| f.line),
                 waiting_on: g.waiting_on.as_ref().map(|w| w.describe()),
             }
