@@ -387,13 +387,19 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
         phase(&mut stats, "stacks");
         // Rounds 5+: what waiting goroutines are blocked on (sudogs, hchans,
         // the semaphore tree), a few bulk rounds deep.
-        asm.rebuild();
+        // The index from round 3 (data, gs) is all these rounds need besides
+        // their own regions, which alone are re-indexed each round.
+        let first_wait_region = asm.regions.len();
+        let mut small = SparseMemory::default();
         if let Some(wl) = wait_layout.as_ref() {
             let mut tried = std::collections::HashSet::new();
             for _ in 0..MAX_WAIT_ROUNDS {
                 let view = crate::memory::Layered {
                     first: &asm.sparse,
-                    second: &image,
+                    second: crate::memory::Layered {
+                        first: &small,
+                        second: &image,
+                    },
                 };
                 let want = crate::goruntime::waiting::missing_ranges(&target, wl, &view, &gaddrs);
                 plan.extend(
@@ -404,7 +410,13 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
                 if plan.is_empty() {
                     break;
                 }
-                read_round(pid, &mut plan, &mut asm, &mut stats, true);
+                read_round(pid, &mut plan, &mut asm, &mut stats, false);
+                small = SparseMemory::new(
+                    asm.regions[first_wait_region..]
+                        .iter()
+                        .map(|(a, d, _)| (*a, d.clone()))
+                        .collect(),
+                );
             }
         }
         phase(&mut stats, "blocked-on objects");
