@@ -171,6 +171,8 @@ pub struct Goroutine {
     /// Id of the M running it, if any.
     pub m_id: Option<i64>,
     pub warnings: Vec<String>,
+    /// The channel, semaphore or Cond it is blocked on, when known.
+    pub waiting_on: Option<crate::goruntime::waiting::WaitingOn>,
 }
 
 /// Everything the reports need.
@@ -217,6 +219,16 @@ impl Model {
             .collect();
         let m_by_addr: HashMap<u64, &M> = ms.iter().map(|m| (m.addr, m)).collect();
         let now = s.meta.mono_time_ns as i64;
+        let wait_layout = crate::goruntime::waiting::WaitLayout::new(t);
+        let waits = wait_layout
+            .as_ref()
+            .map(|l| crate::goruntime::waiting::Waits {
+                t,
+                l,
+                mem: &rt.mem,
+                names: true,
+            });
+        let sema = waits.as_ref().map(|w| w.sema_waiters()).unwrap_or_default();
 
         let goroutines: Vec<Goroutine> = gaddrs
             .par_iter()
@@ -250,7 +262,11 @@ impl Model {
                 } else {
                     None
                 };
+                let waiting_on = waits
+                    .as_ref()
+                    .and_then(|w| w.waiting_on(&g, wait_reason.as_deref(), &sema));
                 Some(Goroutine {
+                    waiting_on,
                     state,
                     status,
                     wait_reason,

@@ -22,6 +22,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Ranges closer than this are read (and stored) as one.
 const MERGE_GAP: u64 = 256;
+/// Read rounds at most for blocked-on objects (each select case or
+/// semaphore tree level costs one).
+const MAX_WAIT_ROUNDS: usize = 16;
 
 #[derive(Debug, Clone, Default)]
 pub struct CaptureOptions {
@@ -237,6 +240,8 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
         .max_spans
         .unwrap_or(crate::goruntime::heap::DEFAULT_MAX_SPANS);
 
+    // Decoded before the pause: DWARF lookups are lazy.
+    let wait_layout = crate::goruntime::waiting::WaitLayout::new(&target);
     let t_pause = Instant::now();
     let guard = proc_.pause()?;
     stats
@@ -416,6 +421,41 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
         phase(&mut stats, "plan stacks and labels");
         read_round(pid, &mut plan, &mut asm, &mut stats, false);
         phase(&mut stats, "stacks");
+        // Rounds 5+: what waiting goroutines are blocked on (sudogs, hchans,
+        // the semaphore tree), a few bulk rounds deep.
+        // The index from round 3 (data, gs) is all these rounds need besides
+        // their own regions, which alone are re-indexed each round.
+        let first_wait_region = asm.regions.len();
+        let mut small = SparseMemory::default();
+        if let Some(wl) = wait_layout.as_ref() {
+            let mut tried = std::collections::HashSet::new();
+            for _ in 0..MAX_WAIT_ROUNDS {
+                let view = crate::memory::Layered {
+                    first: &asm.sparse,
+                    second: crate::memory::Layered {
+                        first: &small,
+                        second: &image,
+                    },
+                };
+                let want = crate::goruntime::waiting::missing_ranges(&target, wl, &view, &gaddrs);
+                plan.extend(
+                    want.into_iter()
+                        .filter(|&r| r.1 <= 1 << 16 && tried.insert(r))
+                        .map(|(a, l)| (a, l, RegionKind::Other)),
+                );
+                if plan.is_empty() {
+                    break;
+                }
+                read_round(pid, &mut plan, &mut asm, &mut stats, false);
+                small = SparseMemory::new(
+                    asm.regions[first_wait_region..]
+                        .iter()
+                        .map(|(a, d, _)| (*a, d.clone()))
+                        .collect(),
+                );
+            }
+        }
+        phase(&mut stats, "blocked-on objects");
         Ok(live)
     })();
     let pause = guard.resume();

@@ -10,6 +10,7 @@ pub mod layout;
 #[rustfmt::skip]
 pub mod tables;
 pub mod traceback;
+pub mod waiting;
 
 use crate::binary::Binary;
 use crate::memory::{MemResult, Memory};

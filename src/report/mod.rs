@@ -1,9 +1,12 @@
 //! Reports built from the model: plain data (serde::Serialize) first, text
 //! rendering separate.
 
+pub mod diff;
 pub mod dump;
 pub mod heap;
+pub mod pprof;
 pub mod summary;
+pub mod top;
 
 use crate::analyze::{Goroutine, Session};
 

@@ -70,6 +70,8 @@ pub struct GLine {
     pub function: Option<String>,
     pub file: Option<String>,
     pub line: Option<u32>,
+    /// What it is blocked on (channel, semaphore, Cond), when known.
+    pub waiting_on: Option<String>,
 }
 
 fn p_status(s: u32) -> &'static str {
@@ -125,6 +127,7 @@ pub fn build(s: &Session, m: &Model, all: bool) -> Summary {
                 function: loc.map(|f| f.function.to_string()),
                 file: loc.map(|f| f.file.to_string()),
                 line: loc.map(|f| f.line),
+                waiting_on: g.waiting_on.as_ref().map(|w| w.describe()),
             }
         })
         .collect();
@@ -243,10 +246,15 @@ pub fn to_text(sm: &Summary) -> String {
             (Some(f), Some(file), Some(l)) => format!("{f} ({file}:{l})"),
             _ => "?".into(),
         };
+        let on = g
+            .waiting_on
+            .as_ref()
+            .map(|w| format!(" [on {w}]"))
+            .unwrap_or_default();
         let _ = writeln!(
             o,
-            "{}{} - {}{}: {} [start {}]",
-            g.id, m, g.state, wait, loc, g.start_function
+            "{}{} - {}{}: {} [start {}]{}",
+            g.id, m, g.state, wait, loc, g.start_function, on
         );
     }
     for w in &sm.warnings {
