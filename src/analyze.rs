@@ -12,7 +12,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
-pub type SessionMemory = Layered<SparseMemory, crate::binary::elf::ImageMemory>;
+/// Captured memory (a snapshot's regions, a core file's segments...) over the
+/// executable's read-only image.
+pub type SessionMemory = Layered<Box<dyn Memory>, crate::binary::elf::ImageMemory>;
 
 pub struct Session {
     pub meta: CaptureMeta,
@@ -53,6 +55,9 @@ pub fn check_build_ids(
 
 impl Session {
     pub fn open_snapshot(path: &Path, bin: Option<&Path>) -> Result<Session> {
+        if crate::corefile::is_core_file(path) {
+            return Session::open_core(path, bin);
+        }
         let snap = crate::snapshot::SnapshotFile::open(path)
             .with_context(|| format!("{}", path.display()))?;
         let meta = snap.meta.clone();
@@ -103,7 +108,7 @@ impl Session {
         let bin = Arc::new(binary);
         let target = Target::new(bin.clone(), meta.load_bias)?;
         let mem = Layered {
-            first: loaded.memory,
+            first: Box::new(loaded.memory) as Box<dyn Memory>,
             second: crate::binary::elf::ImageMemory {
                 elf: bin.elf.clone(),
                 bias: meta.load_bias,
@@ -128,7 +133,7 @@ impl Session {
         );
         let target = Target::new(bin.clone(), meta.load_bias)?;
         let mem = Layered {
-            first: sparse,
+            first: Box::new(sparse) as Box<dyn Memory>,
             second: crate::binary::elf::ImageMemory {
                 elf: bin.elf.clone(),
                 bias: meta.load_bias,
@@ -166,6 +171,8 @@ pub struct Goroutine {
     /// Id of the M running it, if any.
     pub m_id: Option<i64>,
     pub warnings: Vec<String>,
+    /// The channel, semaphore or Cond it is blocked on, when known.
+    pub waiting_on: Option<crate::goruntime::waiting::WaitingOn>,
 }
 
 /// Everything the reports need.
@@ -188,6 +195,7 @@ impl Model {
         let rt = s.runtime();
         let t = &s.target;
         let mut warnings = s.warnings.clone();
+        warnings.extend(rt.check_recovered_globals());
         let gaddrs = rt.allg_addrs()?;
         let (ms, w) = rt.ms().unwrap_or_default();
         warnings.extend(w);
@@ -211,6 +219,16 @@ impl Model {
             .collect();
         let m_by_addr: HashMap<u64, &M> = ms.iter().map(|m| (m.addr, m)).collect();
         let now = s.meta.mono_time_ns as i64;
+        let wait_layout = crate::goruntime::waiting::WaitLayout::new(t);
+        let waits = wait_layout
+            .as_ref()
+            .map(|l| crate::goruntime::waiting::Waits {
+                t,
+                l,
+                mem: &rt.mem,
+                names: true,
+            });
+        let sema = waits.as_ref().map(|w| w.sema_waiters()).unwrap_or_default();
 
         let goroutines: Vec<Goroutine> = gaddrs
             .par_iter()
@@ -244,7 +262,11 @@ impl Model {
                 } else {
                     None
                 };
+                let waiting_on = waits
+                    .as_ref()
+                    .and_then(|w| w.waiting_on(&g, wait_reason.as_deref(), &sema));
                 Some(Goroutine {
+                    waiting_on,
                     state,
                     status,
                     wait_reason,

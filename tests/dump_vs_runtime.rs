@@ -39,6 +39,9 @@ struct DumpFrame {
     line: u32,
     inlined: bool,
     offset: Option<u64>,
+    /// The argument list as the runtime prints it (null for inlined frames).
+    #[serde(default)]
+    args: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -304,6 +307,11 @@ fn as_dump_frame(f: &OracleFrame) -> DumpFrame {
         line: f.line,
         inlined: f.inlined,
         offset: f.offset,
+        args: if f.inlined {
+            None
+        } else {
+            Some(f.args.clone())
+        },
     }
 }
 
@@ -363,6 +371,9 @@ fn compare_frames(want: &OracleGoroutine, got: &[DumpFrame], go: (u32, u32), d: 
             if w.offset != g.offset {
                 fields.push("offset");
             }
+            if w.args != g.args {
+                fields.push("args");
+            }
             d.push(format!(
                 "frame #{gi}: {} differ\n      want {}\n      got  {}",
                 fields.join(", "),
@@ -374,9 +385,10 @@ fn compare_frames(want: &OracleGoroutine, got: &[DumpFrame], go: (u32, u32), d: 
 }
 
 fn frame_line(f: &DumpFrame) -> String {
-    render_frame(&f.function, f.inlined, &f.file, f.line, f.offset)
-        .trim_end()
-        .replace('\n', " ")
+    format!("({}) ", f.args.as_deref().unwrap_or("..."))
+        + &render_frame(&f.function, f.inlined, &f.file, f.line, f.offset)
+            .trim_end()
+            .replace('\n', " ")
 }
 
 /// The busy goroutine spins in main.busyLoop: gospy sees it running (its
@@ -534,6 +546,12 @@ dump_tests! {
     dump_matches_runtime_go1_27: "1.27", pie = false, embed = false;
     dump_matches_runtime_go1_19_pie: "1.19", pie = true, embed = true;
     dump_matches_runtime_go1_27_pie: "1.27", pie = true, embed = true;
+    dump_matches_runtime_go1_21_pie: "1.21", pie = true, embed = false;
+    dump_matches_runtime_go1_22_pie: "1.22", pie = true, embed = false;
+    dump_matches_runtime_go1_23_pie: "1.23", pie = true, embed = false;
+    dump_matches_runtime_go1_24_pie: "1.24", pie = true, embed = false;
+    dump_matches_runtime_go1_25_pie: "1.25", pie = true, embed = false;
+    dump_matches_runtime_go1_26_pie: "1.26", pie = true, embed = false;
 }
 
 /// Checks that `gospy analyze` fails cleanly: non-zero exit, no panic, no

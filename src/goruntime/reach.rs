@@ -98,10 +98,9 @@ impl ReachPlan {
                     "--var needs DWARF: the executable is stripped; pass --bin with an unstripped build"
                 ));
             }
-            return Ok(ReachPlan {
-                warnings: vec!["no DWARF: globals' values are not captured".into()],
-                ..Default::default()
-            });
+            // Stripped: no globals' types, nothing to walk (`var` needs
+            // DWARF anyway, from --bin at analysis time).
+            return Ok(ReachPlan::default());
         };
         let root = |name: &str| -> Option<Root> {
             let g = d.global(name)?;

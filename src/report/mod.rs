@@ -1,8 +1,12 @@
 //! Reports built from the model: plain data (serde::Serialize) first, text
 //! rendering separate.
 
+pub mod diff;
 pub mod dump;
+pub mod heap;
+pub mod pprof;
 pub mod summary;
+pub mod top;
 pub mod vars;
 
 use crate::analyze::{Goroutine, Session};
@@ -53,10 +57,10 @@ pub fn start_function(s: &Session, g: &Goroutine) -> String {
         let frames = &g.stack.frames;
         if let Some(pos) = frames
             .iter()
-            .rposition(|fr| fr.function == crate::goruntime::traceback::print_name(name))
+            .rposition(|fr| *fr.function == *crate::goruntime::traceback::print_name(name))
         {
             if pos > 0 {
-                return frames[pos - 1].function.clone();
+                return frames[pos - 1].function.to_string();
             }
         }
     }
@@ -70,17 +74,44 @@ fn is_gowrap_name(name: &str) -> bool {
     }
 }
 
-/// The innermost frame the runtime would show, or the innermost at all.
+/// Whether a function belongs to the standard library (or the runtime):
+/// its package path's first element has no dot and it is not `main`.
+pub fn is_std_function(name: &str) -> bool {
+    let pkg_end = name.rfind('/').map(|i| i + 1).unwrap_or(0);
+    let pkg = match name[pkg_end..].find('.') {
+        Some(i) => &name[..pkg_end + i],
+        None => name,
+    };
+    if pkg == "main" {
+        return false;
+    }
+    let first = pkg.split('/').next().unwrap_or(pkg);
+    !first.contains('.')
+}
+
+/// The innermost user (non standard library) frame the runtime would show;
+/// else the innermost shown frame; else the innermost at all.
 pub fn current_location(g: &Goroutine) -> Option<&crate::goruntime::traceback::Frame> {
-    g.stack
-        .frames
-        .iter()
-        .find(|f| f.shown)
-        .or_else(|| g.stack.frames.first())
+    let f = &g.stack.frames;
+    f.iter()
+        .find(|f| f.shown && !is_std_function(&f.function))
+        .or_else(|| f.iter().find(|f| f.shown))
+        .or_else(|| f.first())
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn std_functions() {
+        assert!(super::is_std_function("runtime.gopark"));
+        assert!(super::is_std_function(
+            "internal/sync.runtime_SemacquireMutex"
+        ));
+        assert!(super::is_std_function("net/http.(*conn).serve"));
+        assert!(!super::is_std_function("main.worker"));
+        assert!(!super::is_std_function("github.com/x/y.(*T).Run"));
+        assert!(!super::is_std_function("example.com/a.F.func1"));
+    }
     #[test]
     fn gowrap() {
         assert!(super::is_gowrap_name("main.main.gowrap1"));
