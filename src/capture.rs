@@ -35,6 +35,9 @@ pub struct CaptureOptions {
     /// Spans of `mheap_.allspans` to read (for `heap --large` and spans per
     /// size class); None: `heap::DEFAULT_MAX_SPANS`, 0: none.
     pub max_spans: Option<usize>,
+    /// Never stop the target (`--non-blocking`): read it while it runs and
+    /// validate each goroutine.
+    pub non_blocking: bool,
 }
 
 #[derive(Debug, Clone, Default)]

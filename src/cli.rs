@@ -59,7 +59,9 @@ The snapshot contains process memory (stacks, runtime data): it is created with 
     Heap(LiveArgs<HeapArgs>),
     /// Describe a snapshot file: capture facts, build ids, sizes
     Info(InfoArgs),
-    /// Live: goroutines grouped and counted (plain periodic reports for now)
+    /// Live: goroutines grouped and counted; an interactive view on a terminal
+    /// (keys: g grouping, s sort, / filter, p pause, q quit), plain periodic
+    /// reports otherwise
     Top(LiveArgs<LiveTopArgs>),
     /// Compare two snapshots of one process: goroutine growth, leak candidates
     Diff(DiffArgs),
@@ -322,6 +324,7 @@ fn cmd_capture(a: &CaptureArgs) -> Result<()> {
         embed_binary: a.embed_binary,
         bin: a.bin.clone(),
         max_spans: Some(a.max_spans),
+        ..Default::default()
     };
     let (cap, _bin, stats) = capture(a.pid, &opts)?;
     let ws = crate::snapshot::write_file(&a.output, &cap, &Default::default())
@@ -384,6 +387,7 @@ fn live_heap(pid: i32, bin: Option<&std::path::Path>, a: &HeapArgs) -> Result<()
         } else {
             crate::goruntime::heap::DEFAULT_MAX_SPANS
         }),
+        ..Default::default()
     };
     let (cap, bin, _stats) = capture(pid, &opts)?;
     let s = Session::from_capture(cap, bin)?;
@@ -437,9 +441,26 @@ fn print_top(s: &Session, a: &TopArgs) -> Result<()> {
 fn live_top(a: &LiveArgs<LiveTopArgs>) -> Result<()> {
     let args = &a.args;
     // Validate the options before touching the target.
-    top_options(&args.top)?;
+    let topts = top_options(&args.top)?;
     if !(args.interval > 0.0 && args.interval.is_finite()) {
         anyhow::bail!("--interval must be a positive number of seconds");
+    }
+    // Interactive view on a terminal (unless a fixed number of reports or
+    // JSON was asked for).
+    if !args.once
+        && args.count.is_none()
+        && !args.top.json
+        && std::io::IsTerminal::is_terminal(&std::io::stdout())
+    {
+        return crate::tui::run(&crate::tui::TuiOptions {
+            pid: a.pid,
+            bin: a.bin.clone(),
+            interval: std::time::Duration::from_secs_f64(args.interval),
+            all: args.top.all,
+            by: topts.by,
+            filter: args.top.filter.clone(),
+            non_blocking: false,
+        });
     }
     let reports = if args.once { Some(1) } else { args.count };
     if !args.once {

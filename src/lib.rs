@@ -16,3 +16,4 @@ pub mod model;
 pub mod process;
 pub mod report;
 pub mod snapshot;
+pub mod tui;
