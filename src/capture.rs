@@ -11,7 +11,7 @@
 //!    system-stack top, plus goroutine label objects.
 
 use crate::binary::Binary;
-use crate::goruntime::{Runtime, Target, G_DEAD, G_RUNNING, MAX_STACK};
+use crate::goruntime::{Runtime, Target, G, G_DEAD, G_RUNNING, MAX_STACK};
 use crate::memory::{MemError, MemResult, Memory, SparseMemory};
 use crate::model::{Capture, CaptureMeta, Region, RegionKind, ThreadInfo};
 use crate::process::{self, Process};
@@ -246,7 +246,12 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
     // Decoded before the pause: DWARF lookups are lazy.
     let wait_layout = crate::goruntime::waiting::WaitLayout::new(&target);
     let t_pause = Instant::now();
-    let guard = proc_.pause()?;
+    // --non-blocking: nothing is stopped, threads have no registers.
+    let guard = if opts.non_blocking {
+        None
+    } else {
+        Some(proc_.pause()?)
+    };
     stats
         .phases
         .push(("stop threads".into(), t_pause.elapsed()));
@@ -255,7 +260,12 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0);
-    let threads: Vec<ThreadInfo> = guard.threads().to_vec();
+    let threads: Vec<ThreadInfo> = match &guard {
+        Some(g) => g.threads().to_vec(),
+        None => crate::nonblocking::threads_without_regs(&proc_),
+    };
+    // --non-blocking: each goroutine's g as read before its stack.
+    let mut before: Vec<(u64, crate::nonblocking::GState)> = Vec::new();
     let t_start = Instant::now();
 
     let mut lap = Instant::now();
@@ -359,6 +369,9 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
                 continue;
             }
             live += 1;
+            if opts.non_blocking {
+                before.push((a, crate::nonblocking::GState::of(&g)));
+            }
             if g.stack_hi <= g.stack_lo || g.stack_hi - g.stack_lo > MAX_STACK {
                 continue;
             }
@@ -424,6 +437,24 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
         phase(&mut stats, "plan stacks and labels");
         read_round(pid, &mut plan, &mut asm, &mut stats, false);
         phase(&mut stats, "stacks");
+        if opts.non_blocking {
+            // Read every g again, after its stack: unchanged ones are stable.
+            let ranges: Vec<(u64, usize)> = before
+                .iter()
+                .map(|&(a, _)| (a, target.layout.g.size as usize))
+                .collect();
+            let again = process::read_ranges(pid, &ranges);
+            stats.read_calls += ranges.len().div_ceil(1024);
+            for ((a, st), res) in before.iter().zip(again) {
+                let after = res
+                    .ok()
+                    .map(|b| crate::nonblocking::GState::of(&G::decode(&target.layout.g, *a, &b)));
+                if let Some(why) = crate::nonblocking::instability(st, after.as_ref()) {
+                    warnings.push(crate::nonblocking::unstable_warning(*a, st.goid(), &why));
+                }
+            }
+            phase(&mut stats, "validate goroutines");
+        }
         // Rounds 5+: what waiting goroutines are blocked on (sudogs, hchans,
         // the semaphore tree), a few bulk rounds deep.
         // The index from round 3 (data, gs) is all these rounds need besides
@@ -461,7 +492,7 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
         phase(&mut stats, "blocked-on objects");
         Ok(live)
     })();
-    let pause = guard.resume();
+    let pause = guard.map(|g| g.resume()).unwrap_or_default();
     let live =
         result.with_context(|| format!("pid {pid}: capture failed (the target was resumed)"))?;
     stats.pause = pause;
@@ -490,7 +521,7 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
         wall_time_ns: wall,
         mono_time_ns: mono,
         pause_ns: pause.as_nanos() as u64,
-        stopped: true,
+        stopped: !opts.non_blocking,
         maps,
         auxv,
         threads,

@@ -95,6 +95,10 @@ pub struct CaptureArgs {
     /// Print the capture report as JSON
     #[arg(long)]
     pub json: bool,
+    /// Never stop the target: read it while it runs; goroutines that change
+    /// while read are recorded as unstable
+    #[arg(long)]
+    pub non_blocking: bool,
     /// Spans of the heap's span table to store, for `heap --large` and
     /// spans per size class (0: none)
     #[arg(long, default_value_t = crate::goruntime::heap::DEFAULT_MAX_SPANS)]
@@ -243,6 +247,10 @@ pub struct LiveArgs<T: Args> {
     /// Unstripped build of the target's executable (build ids must match)
     #[arg(long)]
     pub bin: Option<PathBuf>,
+    /// Never stop the target: read it while it runs; goroutines that change
+    /// while read are reported as unstable (no frames shown)
+    #[arg(long)]
+    pub non_blocking: bool,
     #[command(flatten)]
     pub args: T,
 }
@@ -276,14 +284,21 @@ pub fn main() -> i32 {
         Command::Capture(a) => (cmd_capture(&a), exit::TARGET),
         Command::Analyze(a) => (cmd_analyze(&a), exit::INPUT),
         Command::Summary(a) => (
-            live(a.pid, a.bin.as_deref(), |s| print_summary(s, &a.args)),
+            live(a.pid, a.bin.as_deref(), a.non_blocking, |s| {
+                print_summary(s, &a.args)
+            }),
             exit::TARGET,
         ),
         Command::Dump(a) => (
-            live(a.pid, a.bin.as_deref(), |s| print_dump(s, &a.args)),
+            live(a.pid, a.bin.as_deref(), a.non_blocking, |s| {
+                print_dump(s, &a.args)
+            }),
             exit::TARGET,
         ),
-        Command::Heap(a) => (live_heap(a.pid, a.bin.as_deref(), &a.args), exit::TARGET),
+        Command::Heap(a) => (
+            live_heap(a.pid, a.bin.as_deref(), a.non_blocking, &a.args),
+            exit::TARGET,
+        ),
         Command::Info(a) => (cmd_info(&a), exit::INPUT),
         Command::Convert(a) => (cmd_convert(&a), exit::INPUT),
         Command::Top(a) => (live_top(&a), exit::TARGET),
@@ -324,7 +339,7 @@ fn cmd_capture(a: &CaptureArgs) -> Result<()> {
         embed_binary: a.embed_binary,
         bin: a.bin.clone(),
         max_spans: Some(a.max_spans),
-        ..Default::default()
+        non_blocking: a.non_blocking,
     };
     let (cap, _bin, stats) = capture(a.pid, &opts)?;
     let ws = crate::snapshot::write_file(&a.output, &cap, &Default::default())
@@ -365,20 +380,28 @@ fn cmd_capture(a: &CaptureArgs) -> Result<()> {
 fn live(
     pid: i32,
     bin: Option<&std::path::Path>,
+    non_blocking: bool,
     f: impl FnOnce(&Session) -> Result<()>,
 ) -> Result<()> {
     let opts = CaptureOptions {
         embed_binary: false,
         bin: bin.map(|p| p.to_path_buf()),
+        non_blocking,
         ..Default::default()
     };
     let (cap, bin, _stats) = capture(pid, &opts)?;
+    print_unstable(&cap.meta);
     let s = Session::from_capture(cap, bin)?;
     f(&s)
 }
 
 /// Live `heap`: with `--large` every span is read, else the default number.
-fn live_heap(pid: i32, bin: Option<&std::path::Path>, a: &HeapArgs) -> Result<()> {
+fn live_heap(
+    pid: i32,
+    bin: Option<&std::path::Path>,
+    non_blocking: bool,
+    a: &HeapArgs,
+) -> Result<()> {
     let opts = CaptureOptions {
         embed_binary: false,
         bin: bin.map(|p| p.to_path_buf()),
@@ -387,7 +410,7 @@ fn live_heap(pid: i32, bin: Option<&std::path::Path>, a: &HeapArgs) -> Result<()
         } else {
             crate::goruntime::heap::DEFAULT_MAX_SPANS
         }),
-        ..Default::default()
+        non_blocking,
     };
     let (cap, bin, _stats) = capture(pid, &opts)?;
     let s = Session::from_capture(cap, bin)?;
@@ -459,7 +482,7 @@ fn live_top(a: &LiveArgs<LiveTopArgs>) -> Result<()> {
             all: args.top.all,
             by: topts.by,
             filter: args.top.filter.clone(),
-            non_blocking: false,
+            non_blocking: a.non_blocking,
         });
     }
     let reports = if args.once { Some(1) } else { args.count };
@@ -480,7 +503,7 @@ fn live_top(a: &LiveArgs<LiveTopArgs>) -> Result<()> {
     let stopped = || STOP.load(std::sync::atomic::Ordering::SeqCst);
     let mut n = 0u64;
     loop {
-        live(a.pid, a.bin.as_deref(), |s| {
+        live(a.pid, a.bin.as_deref(), a.non_blocking, |s| {
             if !args.once && !args.top.json {
                 out(&format!(
                     "--- pid {} at unix time {:.3}, capture pause {}\n",
@@ -615,6 +638,7 @@ fn cmd_info(a: &InfoArgs) -> Result<()> {
             "load_bias": m.load_bias,
             "capture_wall_time_ns": m.wall_time_ns,
             "pause_ns": m.pause_ns,
+            "stopped": m.stopped,
             "threads": m.threads.len(),
             "embedded_binary": snap.has_binary(),
             "gospy_version": m.gospy_version,
@@ -692,4 +716,13 @@ fn cmd_info(a: &InfoArgs) -> Result<()> {
         let _ = writeln!(o, "warning:     {w}");
     }
     out(&o)
+}
+
+/// `--non-blocking`: one warning line per goroutine that changed while read.
+fn print_unstable(meta: &crate::model::CaptureMeta) {
+    for w in &meta.warnings {
+        if w.starts_with(crate::nonblocking::UNSTABLE_PREFIX) {
+            eprintln!("warning: {w}");
+        }
+    }
 }

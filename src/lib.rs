@@ -13,6 +13,7 @@ pub mod corewrite;
 pub mod goruntime;
 pub mod memory;
 pub mod model;
+pub mod nonblocking;
 pub mod process;
 pub mod report;
 pub mod snapshot;
