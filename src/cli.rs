@@ -83,9 +83,16 @@ pub struct CaptureArgs {
     /// Process id of the Go program
     #[arg(long, short)]
     pub pid: i32,
-    /// Output file (.gss)
+    /// Output file (.gss); with --count, a directory that receives
+    /// PID-1.gss, PID-2.gss...
     #[arg(long, short)]
     pub output: PathBuf,
+    /// Take a series of N snapshots (for `gospy diff`, leak hunting)
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+    /// Time between the snapshots of a series: 10s, 500ms, 2m (default 10s)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "count")]
+    pub interval: Option<std::time::Duration>,
     /// Store the executable in the snapshot so it analyzes on any machine
     #[arg(long)]
     pub embed_binary: bool,
@@ -334,7 +341,56 @@ fn json_out<T: serde::Serialize>(v: &T) -> Result<()> {
     out(&s)
 }
 
+/// `10s`, `500ms`, `2m`, `1h` or plain seconds (`0.5`).
+pub fn parse_duration(v: &str) -> std::result::Result<std::time::Duration, String> {
+    let v = v.trim();
+    let (num, unit) = match v.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => v.split_at(i),
+        None => (v, "s"),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {v:?} (examples: 10s, 500ms, 2m)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("invalid duration unit in {v:?}: use ms, s, m or h")),
+    };
+    if !(secs >= 0.0 && secs.is_finite() && secs < 1e9) {
+        return Err(format!("invalid duration {v:?}"));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
+}
+
 fn cmd_capture(a: &CaptureArgs) -> Result<()> {
+    if let Some(count) = a.count {
+        return capture_series(a, count);
+    }
+    capture_to(a, &a.output)
+}
+
+/// `capture --count N [--interval D] -o DIR`: DIR/PID-1.gss ... DIR/PID-N.gss.
+fn capture_series(a: &CaptureArgs, count: u64) -> Result<()> {
+    if count == 0 {
+        anyhow::bail!("--count must be at least 1");
+    }
+    let interval = a.interval.unwrap_or(std::time::Duration::from_secs(10));
+    std::fs::create_dir_all(&a.output)
+        .with_context(|| format!("creating directory {}", a.output.display()))?;
+    for n in 1..=count {
+        let t = std::time::Instant::now();
+        let path = a.output.join(format!("{}-{n}.gss", a.pid));
+        capture_to(a, &path)?;
+        if n < count {
+            std::thread::sleep(interval.saturating_sub(t.elapsed()));
+        }
+    }
+    Ok(())
+}
+
+fn capture_to(a: &CaptureArgs, output: &std::path::Path) -> Result<()> {
     let opts = CaptureOptions {
         embed_binary: a.embed_binary,
         bin: a.bin.clone(),
@@ -342,11 +398,11 @@ fn cmd_capture(a: &CaptureArgs) -> Result<()> {
         non_blocking: a.non_blocking,
     };
     let (cap, _bin, stats) = capture(a.pid, &opts)?;
-    let ws = crate::snapshot::write_file(&a.output, &cap, &Default::default())
-        .with_context(|| format!("writing {}", a.output.display()))?;
+    let ws = crate::snapshot::write_file(output, &cap, &Default::default())
+        .with_context(|| format!("writing {}", output.display()))?;
     if a.json {
         json_out(&serde_json::json!({
-            "file": a.output,
+            "file": output,
             "pid": a.pid,
             "goroutines": stats.goroutines,
             "bytes_read": stats.bytes_read,
@@ -366,7 +422,7 @@ fn cmd_capture(a: &CaptureArgs) -> Result<()> {
             report::fmt_bytes(stats.bytes_read),
             stats.regions,
             report::fmt_duration_ns(stats.pause.as_nanos() as u64),
-            a.output.display(),
+            output.display(),
             report::fmt_bytes(ws.file_size),
             if a.embed_binary { ", binary embedded" } else { "" }
         );
