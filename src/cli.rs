@@ -46,27 +46,79 @@ pub enum Command {
         after_help = "The target is stopped with PTRACE_SEIZE + PTRACE_INTERRUPT (never SIGSTOP) only while\n\
 memory is read; it resumes on every path, including errors and Ctrl-C. Needs the same user as\n\
 the target (or root / CAP_SYS_PTRACE) and kernel.yama.ptrace_scope <= 1 for non-children.\n\
-The snapshot contains process memory (stacks, runtime data): it is created with mode 0600."
+The snapshot contains process memory (stacks, runtime data): it is created with mode 0600.\n\n\
+Examples:\n  \
+gospy capture --pid 1234 -o app.gss\n  \
+gospy capture --pid 1234 -o app.gss --embed-binary\n  \
+gospy capture --pid 1234 -o app.gss --bin ./app.unstripped\n  \
+gospy capture --pid 1234 -o snaps/ --count 6 --interval 10s   snaps/1234-1.gss ... 1234-6.gss\n  \
+gospy capture --pid 1234 -o app.gss --non-blocking            never stop the target"
     )]
     Capture(CaptureArgs),
     /// Analyze a .gss snapshot (anywhere, later)
+    #[command(after_help = "Examples:
+  gospy analyze app.gss summary
+  gospy analyze app.gss dump --wait-info
+  gospy analyze app.gss dump --json | jq '.[] | select(.state == \"chan receive\")'
+  gospy analyze app.gss heap --large
+  gospy analyze app.gss top --by go
+  gospy analyze app.gss pprof -o goroutines.pb.gz && go tool pprof -top goroutines.pb.gz
+  gospy analyze app.gss folded | flamegraph.pl > goroutines.svg
+  gospy analyze core.1234 dump --bin ./app     an ELF core file")]
     Analyze(AnalyzeArgs),
     /// Live: capture into memory, then print the summary
+    #[command(after_help = "Examples:
+  gospy summary --pid 1234
+  gospy summary --pid 1234 --all --json
+  gospy summary --pid 1234 --non-blocking      never stop the target")]
     Summary(LiveArgs<SummaryArgs>),
     /// Live: capture into memory, then dump every goroutine
+    #[command(after_help = "Examples:
+  gospy dump --pid 1234
+  gospy dump --pid 1234 --json --labels
+  gospy dump --pid 1234 --bin ./app.unstripped   the running binary is stripped
+  gospy dump --pid 1234 --non-blocking --json    unstable goroutines get \"unstable\": true")]
     Dump(LiveArgs<DumpArgs>),
     /// Live: capture into memory, then print heap and GC statistics
+    #[command(after_help = "Examples:
+  gospy heap --pid 1234
+  gospy heap --pid 1234 --large --json")]
     Heap(LiveArgs<HeapArgs>),
     /// Describe a snapshot file: capture facts, build ids, sizes
+    #[command(after_help = "Examples:
+  gospy info app.gss
+  gospy info app.gss --json")]
     Info(InfoArgs),
     /// Live: goroutines grouped and counted; an interactive view on a terminal
     /// (keys: g grouping, s sort, / filter, p pause, q quit), plain periodic
     /// reports otherwise
+    #[command(after_help = "Examples:
+  gospy top --pid 1234                     interactive on a terminal
+  gospy top --pid 1234 --interval 5 --by go
+  gospy top --pid 1234 --once --json
+  gospy top --pid 1234 --count 10 > top.log  plain periodic reports")]
     Top(LiveArgs<LiveTopArgs>),
     /// Compare two snapshots of one process: goroutine growth, leak candidates
+    #[command(after_help = "Examples:
+  gospy diff before.gss after.gss
+  gospy diff snaps/1234-1.gss snaps/1234-6.gss --by go --json")]
     Diff(DiffArgs),
     /// Write a snapshot as an ELF core file (for gdb: `gdb BINARY FILE.core`)
+    #[command(after_help = "Examples:
+  gospy convert app.gss -o app.core && gdb ./app app.core")]
     Convert(ConvertArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    #[command(after_help = "Examples:
+  gospy completions bash > /etc/bash_completion.d/gospy
+  gospy completions zsh > \"${fpath[1]}/_gospy\"
+  gospy completions fish > ~/.config/fish/completions/gospy.fish")]
+    Completions(CompletionsArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CompletionsArgs {
+    /// Shell to generate completions for
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Args, Debug)]
@@ -310,6 +362,11 @@ pub fn main() -> i32 {
         Command::Convert(a) => (cmd_convert(&a), exit::INPUT),
         Command::Top(a) => (live_top(&a), exit::TARGET),
         Command::Diff(a) => (cmd_diff(&a), exit::INPUT),
+        Command::Completions(a) => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(a.shell, &mut cmd, "gospy", &mut std::io::stdout());
+            (Ok(()), exit::ERROR)
+        }
     };
     match res {
         Ok(()) => exit::OK,
@@ -391,6 +448,7 @@ fn capture_series(a: &CaptureArgs, count: u64) -> Result<()> {
 }
 
 fn capture_to(a: &CaptureArgs, output: &std::path::Path) -> Result<()> {
+    let progress = crate::progress::Progress::start(format!("capturing pid {}", a.pid));
     let opts = CaptureOptions {
         embed_binary: a.embed_binary,
         bin: a.bin.clone(),
@@ -400,6 +458,7 @@ fn capture_to(a: &CaptureArgs, output: &std::path::Path) -> Result<()> {
     let (cap, _bin, stats) = capture(a.pid, &opts)?;
     let ws = crate::snapshot::write_file(output, &cap, &Default::default())
         .with_context(|| format!("writing {}", output.display()))?;
+    drop(progress);
     if a.json {
         json_out(&serde_json::json!({
             "file": output,
@@ -445,9 +504,11 @@ fn live(
         non_blocking,
         ..Default::default()
     };
+    let progress = crate::progress::Progress::start(format!("capturing pid {pid}"));
     let (cap, bin, _stats) = capture(pid, &opts)?;
     print_unstable(&cap.meta);
     let s = Session::from_capture(cap, bin)?;
+    drop(progress);
     f(&s)
 }
 
@@ -474,7 +535,9 @@ fn live_heap(
 }
 
 fn cmd_analyze(a: &AnalyzeArgs) -> Result<()> {
+    let progress = crate::progress::Progress::start(format!("loading {}", a.file.display()));
     let s = Session::open_snapshot(&a.file, a.bin.as_deref())?;
+    drop(progress);
     for w in &s.warnings {
         eprintln!("warning: {w}");
     }

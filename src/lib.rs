@@ -15,6 +15,7 @@ pub mod memory;
 pub mod model;
 pub mod nonblocking;
 pub mod process;
+pub mod progress;
 pub mod report;
 pub mod snapshot;
 pub mod tui;
