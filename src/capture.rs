@@ -189,12 +189,20 @@ pub fn load_target_binary(
             .with_context(|| format!("pid {}: loading the executable", proc_.pid))?,
         Some(p) => {
             let b = Binary::from_path(p)?;
-            crate::analyze::check_build_ids(
+            if let Err(e) = crate::analyze::check_build_ids(
                 &b.elf,
                 running.go_build_id.as_deref(),
                 running.gnu_build_id.as_deref(),
                 &format!("pid {}", proc_.pid),
-            )?;
+            ) {
+                // The unstripped build of a `-s -w` target differs in build
+                // id only because of the strip flags: accept that twin.
+                if let Err(why) = crate::binary::twin::check_stripped_twin(&running, &b.elf) {
+                    return Err(anyhow!(
+                        "{e} (and it is not the same build without -s -w: {why})"
+                    ));
+                }
+            }
             b
         }
     };
@@ -231,6 +239,32 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
         sparse: SparseMemory::default(),
     };
     let mut warnings = Vec::new();
+    // A --bin twin (same build without -s -w): its read-only image is
+    // shifted in places, so the running executable's own read-only segments
+    // are captured over it (they are what the process has mapped).
+    if bin.elf.go_build_id.is_some() {
+        if let Ok(running) = crate::binary::elf::ElfFile::parse(Arc::from(exe_bytes.clone())) {
+            if running.go_build_id != bin.elf.go_build_id {
+                for s in running
+                    .segments
+                    .iter()
+                    .filter(|s| !s.writable && s.filesz > 0)
+                {
+                    if let Some(d) = running
+                        .data
+                        .get(s.offset as usize..(s.offset + s.filesz) as usize)
+                    {
+                        asm.push(Region {
+                            addr: s.vaddr + bias,
+                            kind: RegionKind::Other,
+                            data: d.to_vec(),
+                        });
+                    }
+                }
+                asm.rebuild();
+            }
+        }
+    }
     // Heap analysis layouts (mcaches, spans), decided before the pause.
     let heap_t = match crate::goruntime::heap::HeapTarget::new(&target) {
         Ok(h) => Some(h),
