@@ -8,9 +8,9 @@ use std::sync::OnceLock;
 pub fn enabled() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
     *ON.get_or_init(|| {
-        std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        std::env::var_os("NO_COLOR").map_or(true, |v| v.is_empty())
             && std::io::stdout().is_terminal()
-            && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
+            && std::env::var_os("TERM").map_or(true, |t| t != "dumb")
     })
 }
 
