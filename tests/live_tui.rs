@@ -135,6 +135,12 @@ fn run(version: &str) {
     let s = wait_screen(&name, "filter", |s| s.contains("filter /worker/"));
     assert!(!s.contains("main.busyLoop"), "filtered out:\n{s}");
 
+    // p pauses refreshing, p again resumes.
+    tmux(&["send-keys", "-t", &name, "p"]);
+    wait_screen(&name, "paused", |s| s.contains("[PAUSED]"));
+    tmux(&["send-keys", "-t", &name, "p"]);
+    wait_screen(&name, "resumed", |s| !s.contains("[PAUSED]"));
+
     // Resize, then q.
     tmux(&["resize-window", "-t", &name, "-x", "100", "-y", "30"]);
     std::thread::sleep(Duration::from_millis(300));
@@ -156,6 +162,64 @@ fn run(version: &str) {
     assert!(!s.contains("COUNT"), "alternate screen not left:\n{s}");
     assert!(fx.is_running(), "the fixture must keep running");
     assert_eq!(tracer_pid(fx.pid), "0", "the fixture must not stay traced");
+}
+
+/// The target exits while the view runs: the view shows the error and keeps
+/// going; Ctrl-C then quits with the terminal restored.
+#[test]
+fn top_tui_target_exits_then_ctrl_c() {
+    if !have_tmux() {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("tmux is required in CI (scripts/install-test-deps.sh)");
+        }
+        return;
+    }
+    let Some(bin) = try_build_fixture("goroutines", "1.27", false, "") else {
+        return;
+    };
+    let mut fx = Fixture::start(&bin);
+    let work = tempfile::tempdir().unwrap();
+    let exit_file = work.path().join("exit");
+    let name = format!("gospy-tui-exit-{}-{}", std::process::id(), fx.pid);
+    let _guard = Session(name.clone());
+    let cmd = format!(
+        "{} top --pid {} --interval 0.3; echo $? > {}; sleep 600",
+        gospy_bin().display(),
+        fx.pid,
+        exit_file.display()
+    );
+    assert!(tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        &name,
+        "-x",
+        "120",
+        "-y",
+        "40",
+        &cmd
+    ])
+    .status
+    .success());
+    wait_screen(&name, "first screen", |s| worker_row(s, "").is_some());
+    fx.kill();
+    wait_screen(&name, "error line", |s| s.contains("error:"));
+    tmux(&["send-keys", "-t", &name, "C-c"]);
+    let start = Instant::now();
+    while !exit_file.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "gospy did not exit on Ctrl-C; screen:\n{}",
+            screen(&name)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(std::fs::read_to_string(&exit_file).unwrap().trim(), "0");
+    assert!(
+        !screen(&name).contains("COUNT"),
+        "alternate screen not left"
+    );
 }
 
 #[test]
