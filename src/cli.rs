@@ -474,16 +474,27 @@ fn capture_to(a: &CaptureArgs, output: &std::path::Path) -> Result<()> {
         }))?;
     } else {
         eprintln!(
-            "captured pid {} ({}): {} goroutines, {} read in {} regions, paused {}; wrote {} ({}){}",
+            "captured pid {} ({}): {} goroutines, {} read in {} regions, {}; wrote {} ({}){}",
             a.pid,
             cap.meta.go_version,
             stats.goroutines,
             report::fmt_bytes(stats.bytes_read),
             stats.regions,
-            report::fmt_duration_ns(stats.pause.as_nanos() as u64),
+            if a.non_blocking {
+                "never stopped (--non-blocking)".to_string()
+            } else {
+                format!(
+                    "paused {}",
+                    report::fmt_duration_ns(stats.pause.as_nanos() as u64)
+                )
+            },
             output.display(),
             report::fmt_bytes(ws.file_size),
-            if a.embed_binary { ", binary embedded" } else { "" }
+            if a.embed_binary {
+                ", binary embedded"
+            } else {
+                ""
+            }
         );
         for w in &cap.meta.warnings {
             eprintln!("warning: {w}");

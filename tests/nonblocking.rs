@@ -111,6 +111,22 @@ fn churn(version: &str) {
         );
         unstable += run_unstable;
     }
+    // The other live commands too (no crash, valid JSON).
+    for _ in 0..10 {
+        for args in [
+            &["summary", "--json", "--all"][..],
+            &["heap", "--json"][..],
+            &["top", "--once", "--json", "--by", "current"][..],
+        ] {
+            let mut a = vec![args[0], "--pid", &pid, "--non-blocking"];
+            a.extend(&args[1..]);
+            let out = gospy(&a);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "{a:?}: {:?}\n{err}", out.status);
+            let _: Value = serde_json::from_slice(&out.stdout)
+                .unwrap_or_else(|e| panic!("{a:?}: bad JSON: {e}"));
+        }
+    }
     assert!(fx.is_running(), "the fixture must survive");
     let rate = std::fs::read_to_string(fx.dir.path().join("rate")).unwrap_or_default();
     eprintln!(
