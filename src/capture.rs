@@ -472,6 +472,7 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
         read_round(pid, &mut plan, &mut asm, &mut stats, false);
         phase(&mut stats, "stacks");
         if opts.non_blocking {
+            warnings.push(crate::nonblocking::NON_BLOCKING_NOTE.to_string());
             // Read every g again, after its stack: unchanged ones are stable.
             let ranges: Vec<(u64, usize)> = before
                 .iter()

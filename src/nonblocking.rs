@@ -14,6 +14,16 @@ use std::collections::HashSet;
 /// its g address in hex: `unstable goroutine: g 0x... (goid N): reason`.
 pub const UNSTABLE_PREFIX: &str = "unstable goroutine: g 0x";
 
+/// Recorded in the warnings of every `--non-blocking` capture (`stopped` is
+/// false for core files too, so it cannot tell them apart).
+pub const NON_BLOCKING_NOTE: &str =
+    "captured with --non-blocking: the target was never stopped; goroutines that changed while read are marked unstable";
+
+/// Whether a capture was taken with `--non-blocking`.
+pub fn is_non_blocking(meta: &CaptureMeta) -> bool {
+    !meta.stopped && meta.warnings.iter().any(|w| w == NON_BLOCKING_NOTE)
+}
+
 /// What a stack is replaced with for an unstable goroutine.
 pub const UNSTABLE_STACK: &str =
     "unstable: the goroutine changed while it was read (--non-blocking); stack not shown";
