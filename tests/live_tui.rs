@@ -143,7 +143,14 @@ fn run(version: &str) {
 
     // Resize, then q.
     tmux(&["resize-window", "-t", &name, "-x", "100", "-y", "30"]);
-    std::thread::sleep(Duration::from_millis(300));
+    let s = wait_screen(&name, "redraw at 100x30", |s| {
+        s.lines().count() <= 30 && s.contains("gospy top") && s.contains("q quit")
+    });
+    assert!(
+        s.lines().all(|l| l.chars().count() <= 100),
+        "lines wider than the window:\n{s}"
+    );
+    assert!(worker_row(&s, "(").is_some(), "rows after resize:\n{s}");
     tmux(&["send-keys", "-t", &name, "q"]);
     let start = Instant::now();
     while !exit_file.exists() {
