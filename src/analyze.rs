@@ -173,6 +173,8 @@ pub struct Goroutine {
     pub warnings: Vec<String>,
     /// The channel, semaphore or Cond it is blocked on, when known.
     pub waiting_on: Option<crate::goruntime::waiting::WaitingOn>,
+    /// Changed while a `--non-blocking` capture read it: no frames shown.
+    pub unstable: bool,
 }
 
 /// Everything the reports need.
@@ -229,6 +231,8 @@ impl Model {
                 names: true,
             });
         let sema = waits.as_ref().map(|w| w.sema_waiters()).unwrap_or_default();
+        let unstable = crate::nonblocking::unstable_set(&s.meta);
+        let non_blocking = crate::nonblocking::is_non_blocking(&s.meta);
 
         let goroutines: Vec<Goroutine> = gaddrs
             .par_iter()
@@ -242,7 +246,26 @@ impl Model {
                 }
                 let m = m_by_curg.get(&a).copied().filter(|m| m.curg == a);
                 let regs = m.and_then(|m| regs_by_tid.get(&m.procid));
-                let stack = t.unwind(&rt.mem, &g, m, regs);
+                let mut is_unstable = unstable.contains(&a);
+                let mut stack = if is_unstable {
+                    crate::goruntime::traceback::Stack {
+                        frames: Vec::new(),
+                        unavailable: Some(crate::nonblocking::UNSTABLE_STACK.into()),
+                        error: None,
+                    }
+                } else {
+                    t.unwind(&rt.mem, &g, m, regs)
+                };
+                // Read while running (--non-blocking): a walk that hit a PC
+                // outside the text or an sp outside the stack is not shown.
+                if non_blocking && !is_unstable {
+                    if let Some(e) = stack.error.take() {
+                        is_unstable = true;
+                        stack.frames.clear();
+                        stack.unavailable =
+                            Some(format!("{} ({e})", crate::nonblocking::UNSTABLE_STACK));
+                    }
+                }
                 let status = t.status_string(g.status);
                 let wait_reason = (g.status == G_WAITING && g.waitreason != 0)
                     .then(|| t.wait_reason_string(g.waitreason));
@@ -266,6 +289,7 @@ impl Model {
                     .as_ref()
                     .and_then(|w| w.waiting_on(&g, wait_reason.as_deref(), &sema));
                 Some(Goroutine {
+                    unstable: is_unstable,
                     waiting_on,
                     state,
                     status,

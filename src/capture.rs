@@ -14,7 +14,7 @@
 //!    (`goruntime::reach`), or with `--full` every writable mapping.
 
 use crate::binary::Binary;
-use crate::goruntime::{Runtime, Target, G_DEAD, G_RUNNING, MAX_STACK};
+use crate::goruntime::{Runtime, Target, G, G_DEAD, G_RUNNING, MAX_STACK};
 use crate::memory::{MemError, MemResult, Memory, SparseMemory};
 use crate::model::{Capture, CaptureMeta, Region, RegionKind, ThreadInfo};
 use crate::process::{self, Process};
@@ -45,6 +45,9 @@ pub struct CaptureOptions {
     /// Spans of `mheap_.allspans` to read (for `heap --large` and spans per
     /// size class); None: `heap::DEFAULT_MAX_SPANS`, 0: none.
     pub max_spans: Option<usize>,
+    /// Never stop the target (`--non-blocking`): read it while it runs and
+    /// validate each goroutine.
+    pub non_blocking: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -219,12 +222,20 @@ pub fn load_target_binary(
             .with_context(|| format!("pid {}: loading the executable", proc_.pid))?,
         Some(p) => {
             let b = Binary::from_path(p)?;
-            crate::analyze::check_build_ids(
+            if let Err(e) = crate::analyze::check_build_ids(
                 &b.elf,
                 running.go_build_id.as_deref(),
                 running.gnu_build_id.as_deref(),
                 &format!("pid {}", proc_.pid),
-            )?;
+            ) {
+                // The unstripped build of a `-s -w` target differs in build
+                // id only because of the strip flags: accept that twin.
+                if let Err(why) = crate::binary::twin::check_stripped_twin(&running, &b.elf) {
+                    return Err(anyhow!(
+                        "{e} (and it is not the same build without -s -w: {why})"
+                    ));
+                }
+            }
             b
         }
     };
@@ -288,6 +299,32 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
         regions: Vec::new(),
         sparse: SparseMemory::default(),
     };
+    // A --bin twin (same build without -s -w): its read-only image is
+    // shifted in places, so the running executable's own read-only segments
+    // are captured over it (they are what the process has mapped).
+    if bin.elf.go_build_id.is_some() {
+        if let Ok(running) = crate::binary::elf::ElfFile::parse(Arc::from(exe_bytes.clone())) {
+            if running.go_build_id != bin.elf.go_build_id {
+                for s in running
+                    .segments
+                    .iter()
+                    .filter(|s| !s.writable && s.filesz > 0)
+                {
+                    if let Some(d) = running
+                        .data
+                        .get(s.offset as usize..(s.offset + s.filesz) as usize)
+                    {
+                        asm.push(Region {
+                            addr: s.vaddr + bias,
+                            kind: RegionKind::Other,
+                            data: d.to_vec(),
+                        });
+                    }
+                }
+                asm.rebuild();
+            }
+        }
+    }
     // Heap analysis layouts (mcaches, spans), decided before the pause.
     let heap_t = match crate::goruntime::heap::HeapTarget::new(&target) {
         Ok(h) => Some(h),
@@ -303,7 +340,12 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
     // Decoded before the pause: DWARF lookups are lazy.
     let wait_layout = crate::goruntime::waiting::WaitLayout::new(&target);
     let t_pause = Instant::now();
-    let guard = proc_.pause()?;
+    // --non-blocking: nothing is stopped, threads have no registers.
+    let guard = if opts.non_blocking {
+        None
+    } else {
+        Some(proc_.pause()?)
+    };
     stats
         .phases
         .push(("stop threads".into(), t_pause.elapsed()));
@@ -312,7 +354,12 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0);
-    let threads: Vec<ThreadInfo> = guard.threads().to_vec();
+    let threads: Vec<ThreadInfo> = match &guard {
+        Some(g) => g.threads().to_vec(),
+        None => crate::nonblocking::threads_without_regs(&proc_),
+    };
+    // --non-blocking: each goroutine's g as read before its stack.
+    let mut before: Vec<(u64, crate::nonblocking::GState)> = Vec::new();
     let t_start = Instant::now();
 
     let mut lap = Instant::now();
@@ -416,6 +463,9 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
                 continue;
             }
             live += 1;
+            if opts.non_blocking {
+                before.push((a, crate::nonblocking::GState::of(&g)));
+            }
             if g.stack_hi <= g.stack_lo || g.stack_hi - g.stack_lo > MAX_STACK {
                 continue;
             }
@@ -481,6 +531,25 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
         phase(&mut stats, "plan stacks and labels");
         read_round(pid, &mut plan, &mut asm, &mut stats, false);
         phase(&mut stats, "stacks");
+        if opts.non_blocking {
+            warnings.push(crate::nonblocking::NON_BLOCKING_NOTE.to_string());
+            // Read every g again, after its stack: unchanged ones are stable.
+            let ranges: Vec<(u64, usize)> = before
+                .iter()
+                .map(|&(a, _)| (a, target.layout.g.size as usize))
+                .collect();
+            let again = process::read_ranges(pid, &ranges);
+            stats.read_calls += ranges.len().div_ceil(1024);
+            for ((a, st), res) in before.iter().zip(again) {
+                let after = res
+                    .ok()
+                    .map(|b| crate::nonblocking::GState::of(&G::decode(&target.layout.g, *a, &b)));
+                if let Some(why) = crate::nonblocking::instability(st, after.as_ref()) {
+                    warnings.push(crate::nonblocking::unstable_warning(*a, st.goid(), &why));
+                }
+            }
+            phase(&mut stats, "validate goroutines");
+        }
         // Rounds 5+: what waiting goroutines are blocked on (sudogs, hchans,
         // the semaphore tree), a few bulk rounds deep.
         // The index from round 3 (data, gs) is all these rounds need besides
@@ -547,7 +616,7 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
         phase(&mut stats, "globals");
         Ok(live)
     })();
-    let pause = guard.resume();
+    let pause = guard.map(|g| g.resume()).unwrap_or_default();
     let live =
         result.with_context(|| format!("pid {pid}: capture failed (the target was resumed)"))?;
     stats.pause = pause;
@@ -593,7 +662,7 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
         wall_time_ns: wall,
         mono_time_ns: mono,
         pause_ns: pause.as_nanos() as u64,
-        stopped: true,
+        stopped: !opts.non_blocking,
         maps,
         auxv,
         threads,

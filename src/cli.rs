@@ -49,27 +49,81 @@ pub enum Command {
         after_help = "The target is stopped with PTRACE_SEIZE + PTRACE_INTERRUPT (never SIGSTOP) only while\n\
 memory is read; it resumes on every path, including errors and Ctrl-C. Needs the same user as\n\
 the target (or root / CAP_SYS_PTRACE) and kernel.yama.ptrace_scope <= 1 for non-children.\n\
-The snapshot contains process memory (stacks, runtime data): it is created with mode 0600."
+The snapshot contains process memory (stacks, runtime data): it is created with mode 0600.\n\n\
+Examples:\n  \
+gospy capture --pid 1234 -o app.gss\n  \
+gospy capture --pid 1234 -o app.gss --embed-binary\n  \
+gospy capture --pid 1234 -o app.gss --bin ./app.unstripped\n  \
+gospy capture --pid 1234 -o snaps/ --count 6 --interval 10s   snaps/1234-1.gss ... 1234-6.gss\n  \
+gospy capture --pid 1234 -o app.gss --non-blocking            never stop the target"
     )]
     Capture(CaptureArgs),
     /// Analyze a .gss snapshot (anywhere, later)
+    #[command(after_help = "Examples:
+  gospy analyze app.gss summary
+  gospy analyze app.gss dump --wait-info
+  gospy analyze app.gss dump --json | jq '.[] | select(.state == \"chan receive\")'
+  gospy analyze app.gss heap --large
+  gospy analyze app.gss top --by go
+  gospy analyze app.gss pprof -o goroutines.pb.gz && go tool pprof -top goroutines.pb.gz
+  gospy analyze app.gss folded | flamegraph.pl > goroutines.svg
+  gospy analyze core.1234 dump --bin ./app     an ELF core file")]
     Analyze(AnalyzeArgs),
     /// Live: capture into memory, then print the summary
+    #[command(after_help = "Examples:
+  gospy summary --pid 1234
+  gospy summary --pid 1234 --all --json
+  gospy summary --pid 1234 --non-blocking      never stop the target")]
     Summary(LiveArgs<SummaryArgs>),
     /// Live: capture into memory, then dump every goroutine
+    #[command(after_help = "Examples:
+  gospy dump --pid 1234
+  gospy dump --pid 1234 --json --labels
+  gospy dump --pid 1234 --bin ./app.unstripped   the running binary is stripped
+  gospy dump --pid 1234 --non-blocking --json    unstable goroutines get \"unstable\": true")]
     Dump(LiveArgs<DumpArgs>),
     /// Live: capture into memory (with this global's full value), then print it
     Var(LiveArgs<VarArgs>),
     /// Live: capture into memory, then print heap and GC statistics
+    #[command(after_help = "Examples:
+  gospy heap --pid 1234
+  gospy heap --pid 1234 --large --json")]
     Heap(LiveArgs<HeapArgs>),
     /// Describe a snapshot file: capture facts, build ids, sizes
+    #[command(after_help = "Examples:
+  gospy info app.gss
+  gospy info app.gss --json")]
     Info(InfoArgs),
-    /// Live: goroutines grouped and counted (plain periodic reports for now)
+    /// Live: goroutines grouped and counted; an interactive view on a terminal
+    /// (keys: g grouping, s sort, / filter, p pause, q quit), plain periodic
+    /// reports otherwise
+    #[command(after_help = "Examples:
+  gospy top --pid 1234                     interactive on a terminal
+  gospy top --pid 1234 --interval 5 --by go
+  gospy top --pid 1234 --once --json
+  gospy top --pid 1234 --count 10 > top.log  plain periodic reports")]
     Top(LiveArgs<LiveTopArgs>),
     /// Compare two snapshots of one process: goroutine growth, leak candidates
+    #[command(after_help = "Examples:
+  gospy diff before.gss after.gss
+  gospy diff snaps/1234-1.gss snaps/1234-6.gss --by go --json")]
     Diff(DiffArgs),
     /// Write a snapshot as an ELF core file (for gdb: `gdb BINARY FILE.core`)
+    #[command(after_help = "Examples:
+  gospy convert app.gss -o app.core && gdb ./app app.core")]
     Convert(ConvertArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    #[command(after_help = "Examples:
+  gospy completions bash > /etc/bash_completion.d/gospy
+  gospy completions zsh > \"${fpath[1]}/_gospy\"
+  gospy completions fish > ~/.config/fish/completions/gospy.fish")]
+    Completions(CompletionsArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CompletionsArgs {
+    /// Shell to generate completions for
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Args, Debug)]
@@ -86,9 +140,16 @@ pub struct CaptureArgs {
     /// Process id of the Go program
     #[arg(long, short)]
     pub pid: i32,
-    /// Output file (.gss)
+    /// Output file (.gss); with --count, a directory that receives
+    /// PID-1.gss, PID-2.gss...
     #[arg(long, short)]
     pub output: PathBuf,
+    /// Take a series of N snapshots (for `gospy diff`, leak hunting)
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+    /// Time between the snapshots of a series: 10s, 500ms, 2m (default 10s)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "count")]
+    pub interval: Option<std::time::Duration>,
     /// Store the executable in the snapshot so it analyzes on any machine
     #[arg(long)]
     pub embed_binary: bool,
@@ -98,6 +159,10 @@ pub struct CaptureArgs {
     /// Print the capture report as JSON
     #[arg(long)]
     pub json: bool,
+    /// Never stop the target: read it while it runs; goroutines that change
+    /// while read are recorded as unstable
+    #[arg(long)]
+    pub non_blocking: bool,
     /// Spans of the heap's span table to store, for `heap --large` and
     /// spans per size class (0: none)
     #[arg(long, default_value_t = crate::goruntime::heap::DEFAULT_MAX_SPANS)]
@@ -310,6 +375,10 @@ pub struct LiveArgs<T: Args> {
     /// Unstripped build of the target's executable (build ids must match)
     #[arg(long)]
     pub bin: Option<PathBuf>,
+    /// Never stop the target: read it while it runs; goroutines that change
+    /// while read are reported as unstable (no frames shown)
+    #[arg(long)]
+    pub non_blocking: bool,
     #[command(flatten)]
     pub args: T,
 }
@@ -343,11 +412,19 @@ pub fn main() -> i32 {
         Command::Capture(a) => (cmd_capture(&a), exit::TARGET),
         Command::Analyze(a) => (cmd_analyze(&a), exit::INPUT),
         Command::Summary(a) => (
-            live(a.pid, a.bin.as_deref(), |s| print_summary(s, &a.args)),
+            live(a.pid, a.bin.as_deref(), a.non_blocking, |s| {
+                print_summary(s, &a.args)
+            }),
             exit::TARGET,
         ),
         Command::Dump(a) => (
-            live(a.pid, a.bin.as_deref(), |s| print_dump(s, &a.args)),
+            live(a.pid, a.bin.as_deref(), a.non_blocking, |s| {
+                print_dump(s, &a.args)
+            }),
+            exit::TARGET,
+        ),
+        Command::Heap(a) => (
+            live_heap(a.pid, a.bin.as_deref(), a.non_blocking, &a.args),
             exit::TARGET,
         ),
         Command::Var(a) => {
@@ -363,11 +440,15 @@ pub fn main() -> i32 {
                 exit::TARGET,
             )
         }
-        Command::Heap(a) => (live_heap(a.pid, a.bin.as_deref(), &a.args), exit::TARGET),
         Command::Info(a) => (cmd_info(&a), exit::INPUT),
         Command::Convert(a) => (cmd_convert(&a), exit::INPUT),
         Command::Top(a) => (live_top(&a), exit::TARGET),
         Command::Diff(a) => (cmd_diff(&a), exit::INPUT),
+        Command::Completions(a) => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(a.shell, &mut cmd, "gospy", &mut std::io::stdout());
+            (Ok(()), exit::ERROR)
+        }
     };
     match res {
         Ok(()) => exit::OK,
@@ -399,7 +480,57 @@ fn json_out<T: serde::Serialize>(v: &T) -> Result<()> {
     out(&s)
 }
 
+/// `10s`, `500ms`, `2m`, `1h` or plain seconds (`0.5`).
+pub fn parse_duration(v: &str) -> std::result::Result<std::time::Duration, String> {
+    let v = v.trim();
+    let (num, unit) = match v.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => v.split_at(i),
+        None => (v, "s"),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {v:?} (examples: 10s, 500ms, 2m)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("invalid duration unit in {v:?}: use ms, s, m or h")),
+    };
+    if !(secs >= 0.0 && secs.is_finite() && secs < 1e9) {
+        return Err(format!("invalid duration {v:?}"));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
+}
+
 fn cmd_capture(a: &CaptureArgs) -> Result<()> {
+    if let Some(count) = a.count {
+        return capture_series(a, count);
+    }
+    capture_to(a, &a.output)
+}
+
+/// `capture --count N [--interval D] -o DIR`: DIR/PID-1.gss ... DIR/PID-N.gss.
+fn capture_series(a: &CaptureArgs, count: u64) -> Result<()> {
+    if count == 0 {
+        anyhow::bail!("--count must be at least 1");
+    }
+    let interval = a.interval.unwrap_or(std::time::Duration::from_secs(10));
+    std::fs::create_dir_all(&a.output)
+        .with_context(|| format!("creating directory {}", a.output.display()))?;
+    for n in 1..=count {
+        let t = std::time::Instant::now();
+        let path = a.output.join(format!("{}-{n}.gss", a.pid));
+        capture_to(a, &path)?;
+        if n < count {
+            std::thread::sleep(interval.saturating_sub(t.elapsed()));
+        }
+    }
+    Ok(())
+}
+
+fn capture_to(a: &CaptureArgs, output: &std::path::Path) -> Result<()> {
+    let progress = crate::progress::Progress::start(format!("capturing pid {}", a.pid));
     let opts = CaptureOptions {
         embed_binary: a.embed_binary,
         bin: a.bin.clone(),
@@ -407,13 +538,15 @@ fn cmd_capture(a: &CaptureArgs) -> Result<()> {
         vars: a.vars.clone(),
         var_budget: a.var_budget,
         full: a.full,
+        non_blocking: a.non_blocking,
     };
     let (cap, _bin, stats) = capture(a.pid, &opts)?;
-    let ws = crate::snapshot::write_file(&a.output, &cap, &Default::default())
-        .with_context(|| format!("writing {}", a.output.display()))?;
+    let ws = crate::snapshot::write_file(output, &cap, &Default::default())
+        .with_context(|| format!("writing {}", output.display()))?;
+    drop(progress);
     if a.json {
         json_out(&serde_json::json!({
-            "file": a.output,
+            "file": output,
             "pid": a.pid,
             "goroutines": stats.goroutines,
             "bytes_read": stats.bytes_read,
@@ -427,16 +560,27 @@ fn cmd_capture(a: &CaptureArgs) -> Result<()> {
         }))?;
     } else {
         eprintln!(
-            "captured pid {} ({}): {} goroutines, {} read in {} regions, paused {}; wrote {} ({}){}",
+            "captured pid {} ({}): {} goroutines, {} read in {} regions, {}; wrote {} ({}){}",
             a.pid,
             cap.meta.go_version,
             stats.goroutines,
             report::fmt_bytes(stats.bytes_read),
             stats.regions,
-            report::fmt_duration_ns(stats.pause.as_nanos() as u64),
-            a.output.display(),
+            if a.non_blocking {
+                "never stopped (--non-blocking)".to_string()
+            } else {
+                format!(
+                    "paused {}",
+                    report::fmt_duration_ns(stats.pause.as_nanos() as u64)
+                )
+            },
+            output.display(),
             report::fmt_bytes(ws.file_size),
-            if a.embed_binary { ", binary embedded" } else { "" }
+            if a.embed_binary {
+                ", binary embedded"
+            } else {
+                ""
+            }
         );
         for w in &cap.meta.warnings {
             eprintln!("warning: {w}");
@@ -448,6 +592,7 @@ fn cmd_capture(a: &CaptureArgs) -> Result<()> {
 fn live(
     pid: i32,
     bin: Option<&std::path::Path>,
+    non_blocking: bool,
     f: impl FnOnce(&Session) -> Result<()>,
 ) -> Result<()> {
     let opts = CaptureOptions {
@@ -456,10 +601,14 @@ fn live(
         // Live goroutine/heap analyses need no global values: keep the
         // pause minimal.
         var_budget: Some(0),
+        non_blocking,
         ..Default::default()
     };
+    let progress = crate::progress::Progress::start(format!("capturing pid {pid}"));
     let (cap, bin, _stats) = capture(pid, &opts)?;
+    print_unstable(&cap.meta);
     let s = Session::from_capture(cap, bin)?;
+    drop(progress);
     f(&s)
 }
 
@@ -498,7 +647,12 @@ fn print_vars(s: &Session, a: &VarsArgs) -> Result<()> {
 }
 
 /// Live `heap`: with `--large` every span is read, else the default number.
-fn live_heap(pid: i32, bin: Option<&std::path::Path>, a: &HeapArgs) -> Result<()> {
+fn live_heap(
+    pid: i32,
+    bin: Option<&std::path::Path>,
+    non_blocking: bool,
+    a: &HeapArgs,
+) -> Result<()> {
     let opts = CaptureOptions {
         embed_binary: false,
         bin: bin.map(|p| p.to_path_buf()),
@@ -509,6 +663,7 @@ fn live_heap(pid: i32, bin: Option<&std::path::Path>, a: &HeapArgs) -> Result<()
         }),
         // No global values needed.
         var_budget: Some(0),
+        non_blocking,
         ..Default::default()
     };
     let (cap, bin, _stats) = capture(pid, &opts)?;
@@ -517,7 +672,9 @@ fn live_heap(pid: i32, bin: Option<&std::path::Path>, a: &HeapArgs) -> Result<()
 }
 
 fn cmd_analyze(a: &AnalyzeArgs) -> Result<()> {
+    let progress = crate::progress::Progress::start(format!("loading {}", a.file.display()));
     let s = Session::open_snapshot(&a.file, a.bin.as_deref())?;
+    drop(progress);
     for w in &s.warnings {
         eprintln!("warning: {w}");
     }
@@ -565,9 +722,26 @@ fn print_top(s: &Session, a: &TopArgs) -> Result<()> {
 fn live_top(a: &LiveArgs<LiveTopArgs>) -> Result<()> {
     let args = &a.args;
     // Validate the options before touching the target.
-    top_options(&args.top)?;
+    let topts = top_options(&args.top)?;
     if !(args.interval > 0.0 && args.interval.is_finite()) {
         anyhow::bail!("--interval must be a positive number of seconds");
+    }
+    // Interactive view on a terminal (unless a fixed number of reports or
+    // JSON was asked for).
+    if !args.once
+        && args.count.is_none()
+        && !args.top.json
+        && std::io::IsTerminal::is_terminal(&std::io::stdout())
+    {
+        return crate::tui::run(&crate::tui::TuiOptions {
+            pid: a.pid,
+            bin: a.bin.clone(),
+            interval: std::time::Duration::from_secs_f64(args.interval),
+            all: args.top.all,
+            by: topts.by,
+            filter: args.top.filter.clone(),
+            non_blocking: a.non_blocking,
+        });
     }
     let reports = if args.once { Some(1) } else { args.count };
     if !args.once {
@@ -587,7 +761,7 @@ fn live_top(a: &LiveArgs<LiveTopArgs>) -> Result<()> {
     let stopped = || STOP.load(std::sync::atomic::Ordering::SeqCst);
     let mut n = 0u64;
     loop {
-        live(a.pid, a.bin.as_deref(), |s| {
+        live(a.pid, a.bin.as_deref(), a.non_blocking, |s| {
             if !args.once && !args.top.json {
                 out(&format!(
                     "--- pid {} at unix time {:.3}, capture pause {}\n",
@@ -722,6 +896,7 @@ fn cmd_info(a: &InfoArgs) -> Result<()> {
             "load_bias": m.load_bias,
             "capture_wall_time_ns": m.wall_time_ns,
             "pause_ns": m.pause_ns,
+            "stopped": m.stopped,
             "threads": m.threads.len(),
             "embedded_binary": snap.has_binary(),
             "gospy_version": m.gospy_version,
@@ -799,4 +974,13 @@ fn cmd_info(a: &InfoArgs) -> Result<()> {
         let _ = writeln!(o, "warning:     {w}");
     }
     out(&o)
+}
+
+/// `--non-blocking`: one warning line per goroutine that changed while read.
+fn print_unstable(meta: &crate::model::CaptureMeta) {
+    for w in &meta.warnings {
+        if w.starts_with(crate::nonblocking::UNSTABLE_PREFIX) {
+            eprintln!("warning: {w}");
+        }
+    }
 }

@@ -5,6 +5,7 @@ pub mod elf;
 pub mod globals;
 pub mod moduledata;
 pub mod pclntab;
+pub mod twin;
 pub mod x86;
 
 use anyhow::{anyhow, Context, Result};

@@ -29,6 +29,9 @@ pub struct DumpGoroutine<'a> {
     pub warnings: &'a [String],
     /// The channel, semaphore or Cond it is blocked on, when known.
     pub waiting_on: Option<&'a crate::goruntime::waiting::WaitingOn>,
+    /// Changed while a `--non-blocking` capture read it (frames not shown).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub unstable: bool,
 }
 
 pub struct DumpOptions {
@@ -73,6 +76,7 @@ pub fn to_json(s: &Session, m: &Model, opts: &DumpOptions) -> Vec<serde_json::Va
                 stack_error: g.stack.error.as_deref(),
                 warnings: &g.warnings,
                 waiting_on: g.waiting_on.as_ref(),
+                unstable: g.unstable,
             };
             serde_json::to_value(d).unwrap_or(serde_json::Value::Null)
         })

@@ -220,7 +220,7 @@ pub fn to_text(sm: &Summary) -> String {
     let gs: Vec<String> = sm
         .goroutines_by_status
         .iter()
-        .map(|(k, v)| format!("{v} {k}"))
+        .map(|(k, v)| format!("{v} {}", super::color::state(k)))
         .collect();
     let _ = writeln!(
         o,

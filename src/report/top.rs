@@ -261,11 +261,24 @@ pub fn to_text(t: &Top, by: &GroupBy) -> String {
     let mixes: Vec<String> = t.groups.iter().map(|g| status_mix(&g.statuses)).collect();
     let w = mixes.iter().map(|m| m.len()).max().unwrap_or(6).max(6);
     let _ = writeln!(o, "{:>7} {:>6}  {:<w$}  KEY", "COUNT", "%", "STATUS");
+    let color = super::color::enabled();
     for (g, mix) in t.groups.iter().zip(&mixes) {
+        // Colour after padding: escape codes take no columns.
+        let shown = if color {
+            let mut v: Vec<(&String, &usize)> = g.statuses.iter().collect();
+            v.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
+            v.iter()
+                .map(|(k, n)| format!("{} {n}", super::color::paint(k, true)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        } else {
+            mix.clone()
+        };
+        let pad = w.saturating_sub(mix.len());
         let _ = writeln!(
             o,
-            "{:>7} {:>5.1}%  {:<w$}  {}",
-            g.count, g.percent, mix, g.key
+            "{:>7} {:>5.1}%  {shown}{:pad$}  {}",
+            g.count, g.percent, "", g.key
         );
     }
     o
