@@ -267,6 +267,12 @@ impl Fixture {
 
     /// Like [`Fixture::start`] with extra environment variables.
     pub fn start_with_env(binary: &Path, env: &[(&str, &str)]) -> Fixture {
+        Fixture::start_with_args(binary, &[], env)
+    }
+
+    /// Like [`Fixture::start`] with extra arguments (after ORACLE_DIR) and
+    /// environment variables.
+    pub fn start_with_args(binary: &Path, args: &[&str], env: &[(&str, &str)]) -> Fixture {
         let dir = tempfile::Builder::new()
             .prefix("gospy-oracle-")
             .tempdir()
@@ -276,6 +282,7 @@ impl Fixture {
         };
         let mut cmd = Command::new(binary);
         cmd.arg(dir.path())
+            .args(args)
             .stdin(Stdio::null())
             .stdout(log("stdout.log"))
             .stderr(log("stderr.log"))
