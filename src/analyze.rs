@@ -109,11 +109,19 @@ impl Session {
                 bias: meta.load_bias,
             },
         };
+        let mut warnings = loaded.warnings;
+        // Say what a redacted snapshot no longer holds.
+        warnings.extend(
+            meta.warnings
+                .iter()
+                .filter(|w| w.starts_with(crate::redact::NOTE_PREFIX))
+                .cloned(),
+        );
         Ok(Session {
             meta,
             target,
             mem,
-            warnings: loaded.warnings,
+            warnings,
             binary_source: source,
         })
     }
@@ -211,6 +219,15 @@ impl Model {
             .collect();
         let m_by_addr: HashMap<u64, &M> = ms.iter().map(|m| (m.addr, m)).collect();
         let now = s.meta.mono_time_ns as i64;
+        let captured = s.mem.first.total_bytes();
+        let budget = crate::goruntime::traceback::FrameBudget::for_memory(captured);
+        // Label bytes: goroutines share label sets (a child inherits its
+        // parent's pointer), decoded once each; all of them together cannot
+        // legitimately hold more than was captured.
+        let label_bytes =
+            crate::goruntime::traceback::FrameBudget::new(captured.saturating_add(16 << 20));
+        let label_cache: std::sync::Mutex<HashMap<u64, Result<BTreeMap<String, String>, String>>> =
+            Default::default();
 
         let goroutines: Vec<Goroutine> = gaddrs
             .par_iter()
@@ -224,15 +241,27 @@ impl Model {
                 }
                 let m = m_by_curg.get(&a).copied().filter(|m| m.curg == a);
                 let regs = m.and_then(|m| regs_by_tid.get(&m.procid));
-                let stack = t.unwind(&rt.mem, &g, m, regs);
+                let stack = t.unwind_budgeted(&rt.mem, &g, m, regs, &budget);
                 let status = t.status_string(g.status);
                 let wait_reason = (g.status == G_WAITING && g.waitreason != 0)
                     .then(|| t.wait_reason_string(g.waitreason));
                 let state = wait_reason.clone().unwrap_or_else(|| status.clone());
                 let waiting = (g.status == G_WAITING || g.status == G_SYSCALL) && g.waitsince != 0;
-                let wait_ns = (waiting && now > g.waitsince).then(|| (now - g.waitsince) as u64);
+                let wait_ns =
+                    (waiting && now > g.waitsince).then(|| now.wrapping_sub(g.waitsince) as u64);
                 let mut gw = Vec::new();
-                let labels = match labels::read_labels(t, &rt.mem, g.labels) {
+                let cached = label_cache
+                    .lock()
+                    .ok()
+                    .and_then(|c| c.get(&g.labels).cloned());
+                let read = cached.unwrap_or_else(|| {
+                    let r = labels::read_labels_budgeted(t, &rt.mem, g.labels, &label_bytes);
+                    if let Ok(mut c) = label_cache.lock() {
+                        c.insert(g.labels, r.clone());
+                    }
+                    r
+                });
+                let labels = match read {
                     Ok(l) => l,
                     Err(e) => {
                         gw.push(format!("labels: {e}"));
@@ -264,7 +293,11 @@ impl Model {
         let allglen = rt.mem.u64(t.globals.allglen).unwrap_or(0);
         let num_goroutine = sched.as_ref().map(|sc| {
             let pfree: i64 = ps.iter().map(|p| p.gfree_n as i64).sum();
-            (allglen as i64 - sc.gfree_n as i64 - sc.ngsys as i64 - pfree).max(1)
+            (allglen as i64)
+                .saturating_sub(sc.gfree_n as i64)
+                .saturating_sub(sc.ngsys as i64)
+                .saturating_sub(pfree)
+                .max(1)
         });
         let uptime_ns = rt
             .runtime_init_time()

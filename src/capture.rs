@@ -29,6 +29,8 @@ pub struct CaptureOptions {
     pub embed_binary: bool,
     /// An unstripped build of the target's executable.
     pub bin: Option<std::path::PathBuf>,
+    /// Drop data contents after the capture (see [`crate::redact`]).
+    pub redact: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -39,6 +41,8 @@ pub struct CaptureStats {
     pub read_calls: usize,
     pub pause: Duration,
     pub failed_ranges: usize,
+    /// What `--redact` removed, when asked.
+    pub redacted: Option<crate::redact::RedactStats>,
 }
 
 /// Memory being assembled during the pause: what was read so far, in
@@ -412,10 +416,14 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
             data: d.to_vec(),
         })
         .collect();
-    let cap = Capture {
+    let mut cap = Capture {
         meta,
         regions,
         binary: opts.embed_binary.then(|| bin.elf.data.to_vec()),
     };
+    if opts.redact {
+        // After the resume: redaction never lengthens the pause.
+        stats.redacted = Some(crate::redact::redact(&mut cap, &target));
+    }
     Ok((cap, bin, stats))
 }

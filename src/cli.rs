@@ -71,6 +71,10 @@ pub struct CaptureArgs {
     /// Print the capture report as JSON
     #[arg(long)]
     pub json: bool,
+    /// Drop data contents (locals, non-runtime globals, label values, registers,
+    /// arguments), keeping what goroutine, scheduler and heap analysis need
+    #[arg(long)]
+    pub redact: bool,
 }
 
 #[derive(Args, Debug)]
@@ -199,6 +203,7 @@ fn cmd_capture(a: &CaptureArgs) -> Result<()> {
     let opts = CaptureOptions {
         embed_binary: a.embed_binary,
         bin: a.bin.clone(),
+        redact: a.redact,
     };
     let (cap, _bin, stats) = capture(a.pid, &opts)?;
     let ws = crate::snapshot::write_file(&a.output, &cap, &Default::default())
@@ -213,6 +218,7 @@ fn cmd_capture(a: &CaptureArgs) -> Result<()> {
             "file_size": ws.file_size,
             "pause_ns": stats.pause.as_nanos() as u64,
             "embedded_binary": a.embed_binary,
+            "redacted": a.redact,
             "warnings": cap.meta.warnings,
         }))?;
     } else {
@@ -228,6 +234,9 @@ fn cmd_capture(a: &CaptureArgs) -> Result<()> {
             report::fmt_bytes(ws.file_size),
             if a.embed_binary { ", binary embedded" } else { "" }
         );
+        if a.redact {
+            eprintln!("redacted: only return addresses, frame links, runtime variables and label keys keep their contents");
+        }
         for w in &cap.meta.warnings {
             eprintln!("warning: {w}");
         }
@@ -243,6 +252,7 @@ fn live(
     let opts = CaptureOptions {
         embed_binary: false,
         bin: bin.map(|p| p.to_path_buf()),
+        redact: false,
     };
     let (cap, bin, _stats) = capture(pid, &opts)?;
     let s = Session::from_capture(cap, bin)?;

@@ -12,5 +12,6 @@ pub mod goruntime;
 pub mod memory;
 pub mod model;
 pub mod process;
+pub mod redact;
 pub mod report;
 pub mod snapshot;

@@ -61,7 +61,11 @@ pub trait Memory: Send + Sync {
     /// A Go string header `{ptr, len}` at `addr`, bounded by `max` bytes.
     fn go_string(&self, addr: u64, max: usize) -> MemResult<String> {
         let p = self.ptr(addr)?;
-        let n = self.u64(addr + 8)? as usize;
+        let n = self.u64(addr.checked_add(8).ok_or(MemError {
+            addr,
+            len: 16,
+            why: "string header wraps around the address space",
+        })?)? as usize;
         if n == 0 {
             return Ok(String::new());
         }

@@ -32,15 +32,26 @@ fn text(b: &[u8]) -> String {
 /// No panic, and a failure is one `gospy: error:` line with exit code 3.
 fn assert_clean(out: &Output, what: &str) {
     let stderr = text(&out.stderr);
-    assert_ne!(out.status.code(), Some(101), "{what}: gospy panicked:\n{stderr}");
+    assert_ne!(
+        out.status.code(),
+        Some(101),
+        "{what}: gospy panicked:\n{stderr}"
+    );
     assert!(
         !stderr.contains("panicked"),
         "{what}: gospy panicked:\n{stderr}"
     );
-    assert!(out.status.signal().is_none(), "{what}: gospy died: {}", out.status);
+    assert!(
+        out.status.signal().is_none(),
+        "{what}: gospy died: {}",
+        out.status
+    );
     if !out.status.success() {
         assert_eq!(out.status.code(), Some(TARGET), "{what}: {stderr}");
-        let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("gospy: error:")).collect();
+        let errors: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.starts_with("gospy: error:"))
+            .collect();
         assert_eq!(errors.len(), 1, "{what}: want one error line:\n{stderr}");
     }
 }
@@ -48,7 +59,10 @@ fn assert_clean(out: &Output, what: &str) {
 /// The error line of a failed capture (asserting it failed cleanly).
 fn expect_failure(out: &Output, what: &str) -> String {
     assert_clean(out, what);
-    assert!(!out.status.success(), "{what}: capture unexpectedly succeeded");
+    assert!(
+        !out.status.success(),
+        "{what}: capture unexpectedly succeeded"
+    );
     text(&out.stderr)
         .lines()
         .find(|l| l.starts_with("gospy: error:"))
@@ -82,7 +96,11 @@ fn assert_running_untraced(pid: u32, what: &str) {
 }
 
 fn heartbeat(dir: &Path) -> Option<u64> {
-    std::fs::read_to_string(dir.join("heartbeat")).ok()?.trim().parse().ok()
+    std::fs::read_to_string(dir.join("heartbeat"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn assert_heartbeat_advances(dir: &Path, what: &str) {
@@ -212,7 +230,15 @@ fn target_already_traced() {
     let work = tempfile::tempdir().unwrap();
     let out = work.path().join("snap.gss");
     let strace = Command::new("strace")
-        .args(["-qq", "-e", "trace=none", "-p", &fx.pid.to_string(), "-o", "/dev/null"])
+        .args([
+            "-qq",
+            "-e",
+            "trace=none",
+            "-p",
+            &fx.pid.to_string(),
+            "-o",
+            "/dev/null",
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -224,7 +250,10 @@ fn target_already_traced() {
             while proc_status_field(fx.pid, &fx.pid.to_string(), "TracerPid:").as_deref()
                 == Some("0")
             {
-                assert!(start.elapsed() < Duration::from_secs(10), "strace did not attach");
+                assert!(
+                    start.elapsed() < Duration::from_secs(10),
+                    "strace did not attach"
+                );
                 std::thread::sleep(Duration::from_millis(5));
             }
             let res = run_capture(fx.pid, &out);
@@ -333,7 +362,10 @@ fn zombie_target() {
     let start = Instant::now();
     loop {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-        if stat[stat.rfind(')').unwrap() + 1..].trim_start().starts_with('Z') {
+        if stat[stat.rfind(')').unwrap() + 1..]
+            .trim_start()
+            .starts_with('Z')
+        {
             break;
         }
         assert!(start.elapsed() < Duration::from_secs(10), "no zombie");
@@ -416,5 +448,9 @@ fn source_never_writes_target_memory_nor_signals_it() {
             }
         }
     }
-    assert!(offenders.is_empty(), "forbidden calls:\n{}", offenders.join("\n"));
+    assert!(
+        offenders.is_empty(),
+        "forbidden calls:\n{}",
+        offenders.join("\n")
+    );
 }
