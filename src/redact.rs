@@ -217,7 +217,11 @@ pub fn redact(cap: &mut Capture, t: &Target) -> RedactStats {
         stats.goroutines_unwound += 1;
         frame_words(t, &mem, &g, &stack, &mut stack_keep);
         if g.labels != 0 {
-            if let Ok(slots) = labels::label_structure(t, &mem, g.labels, &mut other_keep) {
+            let mut structure = Vec::new();
+            let slots = labels::label_structure(t, &mem, g.labels, &mut structure);
+            // (addr, len) -> [addr, end)
+            other_keep.extend(structure.into_iter().map(|(a, n)| (a, a.saturating_add(n))));
+            if let Ok(slots) = slots {
                 for s in slots {
                     for (hdr, is_key) in [(s.key, true), (s.value, false)] {
                         let p = mem.u64(hdr).unwrap_or(0);
@@ -265,19 +269,22 @@ pub fn redact(cap: &mut Capture, t: &Target) -> RedactStats {
 
     // Label values now read "<redacted>": every value header points at one
     // small added region.
-    let mut hdr = [0u8; 16];
-    hdr[..8].copy_from_slice(&REDACTED_VALUE_ADDR.to_le_bytes());
-    hdr[8..].copy_from_slice(&(REDACTED_VALUE.len() as u64).to_le_bytes());
     for &(h, is_key, _, _) in &strings {
         if is_key {
             continue;
         }
         stats.label_values += 1;
-        for r in &mut cap.regions {
-            let end = r.addr.saturating_add(r.data.len() as u64);
-            if h >= r.addr && h.saturating_add(16) <= end {
-                let o = (h - r.addr) as usize;
-                r.data[o..o + 16].copy_from_slice(&hdr);
+        // The two words of the header may have been read (and stored) apart.
+        for (addr, v) in [
+            (h, REDACTED_VALUE_ADDR),
+            (h.wrapping_add(8), REDACTED_VALUE.len() as u64),
+        ] {
+            for r in &mut cap.regions {
+                let end = r.addr.saturating_add(r.data.len() as u64);
+                if addr >= r.addr && addr.saturating_add(8) <= end {
+                    let o = (addr - r.addr) as usize;
+                    r.data[o..o + 8].copy_from_slice(&v.to_le_bytes());
+                }
             }
         }
     }

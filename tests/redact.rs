@@ -52,7 +52,7 @@ fn check_version(version: &str) {
     };
     let secret = format!(
         "gospy-secret-{:016x}",
-        std::process::id() as u64 * 0x9e37_79b9_7f4a_7c15
+        (std::process::id() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
     );
     let fx = Fixture::start_with_env(&bin, &[("GOSPY_FIXTURE_SECRET", &secret)]);
     let oracle = fx.oracle();
