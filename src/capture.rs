@@ -171,8 +171,9 @@ pub fn load_target_binary(
         .with_context(|| format!("pid {}: the executable is not an ELF file", proc_.pid))?;
     if running.go_version.is_none() {
         let comm = std::fs::read_to_string(format!("/proc/{}/comm", proc_.pid)).unwrap_or_default();
+        let exe = proc_.exe_path().unwrap_or_default();
         return Err(anyhow!(
-            "pid {} ({}) is not a Go program: its executable has no Go build info",
+            "pid {} ({}, {exe}) is not a Go program: its executable has no Go build info",
             proc_.pid,
             comm.trim()
         ));

@@ -8,6 +8,8 @@ pub mod analyze;
 pub mod binary;
 pub mod capture;
 pub mod cli;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod goruntime;
 pub mod memory;
 pub mod model;

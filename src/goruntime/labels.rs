@@ -107,7 +107,7 @@ fn add(a: u64, b: u64) -> Result<u64, String> {
         .ok_or_else(|| format!("address {a:#x} + {b:#x} overflows"))
 }
 
-fn label_list_slots<M: Memory>(mem: &M, ptr: u64) -> Result<Vec<LabelSlots>, String> {
+pub fn label_list_slots<M: Memory>(mem: &M, ptr: u64) -> Result<Vec<LabelSlots>, String> {
     let arr = mem.ptr(ptr).map_err(|e| e.to_string())?;
     let n = mem.u64(add(ptr, 8)?).map_err(|e| e.to_string())?;
     if n > MAX_LABELS {
