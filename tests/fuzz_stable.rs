@@ -7,7 +7,8 @@
 //!
 //! `GOSPY_FUZZ_SECONDS` (default 2) is the time per target; `scripts/fuzz.sh`
 //! runs it longer (and the libFuzzer targets in fuzz/ when cargo-fuzz and a
-//! nightly toolchain are there). `GOSPY_FUZZ_SEED` repeats a run.
+//! nightly toolchain are there). `GOSPY_FUZZ_SEED` repeats a run;
+//! `GOSPY_FUZZ_SEEDS_DIR` writes each target's seeds to DIR/<target>/.
 
 mod common;
 
@@ -114,6 +115,14 @@ fn fuzz(name: &str, seeds: &[Vec<u8>], hot: Option<(usize, usize)>, f: impl Fn(&
         .and_then(|v| v.parse().ok())
         .unwrap_or(0x6f73_7079_0000_0001u64 ^ name.len() as u64);
     let mut rng = Rng(seed | 1);
+    // scripts/fuzz.sh hands the seeds to the libFuzzer targets this way.
+    if let Some(dir) = std::env::var_os("GOSPY_FUZZ_SEEDS_DIR") {
+        let dir = std::path::PathBuf::from(dir).join(name);
+        let _ = std::fs::create_dir_all(&dir);
+        for (i, s) in seeds.iter().enumerate() {
+            let _ = std::fs::write(dir.join(format!("seed-{i}")), s);
+        }
+    }
     let deadline = Instant::now() + Duration::from_secs_f64(seconds());
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
