@@ -12,6 +12,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
+/// Decoded label sets by `g.labels` pointer, shared by the goroutines of a model.
+type LabelCache = std::sync::Mutex<HashMap<u64, Result<BTreeMap<String, String>, String>>>;
+
 pub type SessionMemory = Layered<SparseMemory, crate::binary::elf::ImageMemory>;
 
 pub struct Session {
@@ -226,8 +229,7 @@ impl Model {
         // legitimately hold more than was captured.
         let label_bytes =
             crate::goruntime::traceback::FrameBudget::new(captured.saturating_add(16 << 20));
-        let label_cache: std::sync::Mutex<HashMap<u64, Result<BTreeMap<String, String>, String>>> =
-            Default::default();
+        let label_cache: LabelCache = Default::default();
 
         let goroutines: Vec<Goroutine> = gaddrs
             .par_iter()

@@ -232,7 +232,6 @@ pub fn redact(cap: &mut Capture, t: &Target) -> RedactStats {
             }
         }
     }
-    drop(rt);
     for &(_, is_key, p, n) in &strings {
         if is_key {
             other_keep.push((p, p.saturating_add(n)));

@@ -297,7 +297,7 @@ fn generated_cases() -> Vec<Case> {
         ("required-flags-unknown", |p| p.required_flags = 0x8000),
         ("sections-overlap", |p| p.chunk_table_off = p.header_off),
         ("region-index-in-preamble", |p| p.region_index_off = 0),
-        ("optional-flags-all", |p| p.optional_flags = u32::MAX & !1),
+        ("optional-flags-all", |p| p.optional_flags = !1),
     ];
     for (name, f) in pmuts {
         let mut v = small.clone();
@@ -426,7 +426,7 @@ fn generated_cases() -> Vec<Case> {
                 REGION_ENTRY_LEN,
                 i,
                 0,
-                &0xc000_000_000u64.to_le_bytes(),
+                &0x00c0_0000_0000_u64.to_le_bytes(),
             );
         }
         reseal(&mut v, preamble(&small));
@@ -880,7 +880,8 @@ fn semantic_cases(l: &Layout) -> Vec<(String, Mutation)> {
         );
     }
     // Every g at once, field by field.
-    let gfields: Vec<(&str, u64, Box<dyn Fn(u64, u64, u64) -> u64>)> = vec![
+    type FieldValue = Box<dyn Fn(u64, u64, u64) -> u64>;
+    let gfields: Vec<(&str, u64, FieldValue)> = vec![
         (
             "sp-below-stack",
             gl.sched_sp,
