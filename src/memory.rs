@@ -96,6 +96,9 @@ impl<M: Memory + ?Sized> Memory for Box<M> {
 #[derive(Default, Clone)]
 pub struct SparseMemory {
     ranges: Vec<(u64, Arc<[u8]>)>,
+    /// Address ranges `[start, end)` lost with damaged snapshot chunks: a
+    /// failed read there says so.
+    damaged: Vec<(u64, u64)>,
 }
 
 impl SparseMemory {
@@ -104,7 +107,15 @@ impl SparseMemory {
     pub fn new(mut ranges: Vec<(u64, Arc<[u8]>)>) -> Self {
         ranges.retain(|(_, d)| !d.is_empty());
         ranges.sort_by_key(|(a, d)| (*a, d.len()));
-        SparseMemory { ranges }
+        SparseMemory {
+            ranges,
+            damaged: Vec::new(),
+        }
+    }
+    /// Record address ranges `[start, end)` whose bytes were lost with a
+    /// damaged chunk, so that errors name the cause.
+    pub fn set_damaged(&mut self, ranges: Vec<(u64, u64)>) {
+        self.damaged = ranges;
     }
     pub fn ranges(&self) -> impl Iterator<Item = (u64, &[u8])> {
         self.ranges.iter().map(|(a, d)| (*a, &d[..]))
@@ -136,7 +147,11 @@ impl Memory for SparseMemory {
             let i = self.find(cur).ok_or(MemError {
                 addr,
                 len: buf.len(),
-                why: "not in snapshot",
+                why: if self.damaged.iter().any(|&(a, b)| cur >= a && cur < b) {
+                    "lost with a damaged snapshot chunk"
+                } else {
+                    "not in snapshot"
+                },
             })?;
             let (a, d) = &self.ranges[i];
             let off = (cur - a) as usize;
@@ -159,7 +174,9 @@ impl<A: Memory, B: Memory> Memory for Layered<A, B> {
     fn read_exact(&self, addr: u64, buf: &mut [u8]) -> MemResult<()> {
         match self.first.read_exact(addr, buf) {
             Ok(()) => Ok(()),
-            Err(_) => self.second.read_exact(addr, buf),
+            // When neither has the bytes, the first layer (the snapshot) says
+            // why: not captured, or lost with a damaged chunk.
+            Err(e) => self.second.read_exact(addr, buf).map_err(|_| e),
         }
     }
 }

@@ -752,8 +752,16 @@ impl SnapshotFile {
                 RegionBytes::Parts(parts) => ranges.extend(parts),
             }
         }
+        let mut memory = SparseMemory::new(ranges);
+        memory.set_damaged(
+            damaged
+                .iter()
+                .flat_map(|d| d.regions.iter())
+                .map(|&i| (self.regions[i].addr, self.regions[i].end()))
+                .collect(),
+        );
         Ok(LoadedMemory {
-            memory: SparseMemory::new(ranges),
+            memory,
             warnings: damaged.iter().map(|d| d.error.to_string()).collect(),
             damaged,
         })
