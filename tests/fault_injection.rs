@@ -319,7 +319,7 @@ fn gospy_killed_at_random_moments_never_harms_the_target() {
         let small = (goroutines / 10).max(100);
         run_trials(&bin, small, trials - big, &mut rng, &mut tally);
     }
-    println!(
+    report(&format!(
         "fault injection: {} trials, {} failures ({} killed by the signal, {} finished first; \
          {} kill moments inside the pause window; {big} trials with {goroutines} goroutines; {:.1?})",
         tally.trials,
@@ -328,7 +328,7 @@ fn gospy_killed_at_random_moments_never_harms_the_target() {
         tally.finished,
         tally.in_pause,
         start.elapsed()
-    );
+    ));
     assert!(
         tally.failures.is_empty(),
         "failures:\n{}",

@@ -166,7 +166,7 @@ fn fuzz(name: &str, seeds: &[Vec<u8>], hot: Option<(usize, usize)>, f: impl Fn(&
             path.display()
         );
     }
-    println!("fuzz {name}: {n} inputs, no crash");
+    report(&format!("fuzz {name}: {n} inputs, no crash"));
     n
 }
 

@@ -695,7 +695,7 @@ fn malformed_files_never_crash_hang_or_bloat() {
     });
     let st = stats.into_inner().unwrap();
     let problems = problems.into_inner().unwrap();
-    println!(
+    report(&format!(
         "malformed inputs: {ncases} cases ({} runs: {} partial or complete results, {} clean errors; \
          peak RSS at most {:.0}% of the limit), {} problems",
         st.0,
@@ -703,7 +703,7 @@ fn malformed_files_never_crash_hang_or_bloat() {
         st.2,
         st.3 * 100.0,
         problems.len()
-    );
+    ));
     assert!(problems.is_empty(), "{}", problems.join("\n\n"));
 }
 
@@ -1177,12 +1177,12 @@ fn hostile_memory_never_panics_or_hangs() {
         check(&format!("scribble-{round}"), &cap, &mut failures);
     }
     std::panic::set_hook(hook);
-    println!(
+    report(&format!(
         "hostile memory: {count} cases, {} failures; slowest {} ({:?})",
         failures.len(),
         slowest.1,
         slowest.0
-    );
+    ));
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
@@ -1253,9 +1253,9 @@ fn damaged_chunk_is_named_and_the_rest_analyzes() {
             }
         }
     }
-    println!(
+    report(&format!(
         "damaged chunks: {} chunks damaged one at a time, {partial} still analyzed (partial result)",
         chunks.len()
-    );
+    ));
     assert!(partial > 0, "no damaged chunk left a partial result");
 }

@@ -142,10 +142,10 @@ fn check_version(version: &str) {
     );
     let info = gospy_ok(["info", redacted.to_str().unwrap()]);
     assert!(info.contains("redacted:"), "{info}");
-    println!(
+    report(&format!(
         "redact go {version}: {} goroutines, same dump, secret gone",
         a.len()
-    );
+    ));
 }
 
 #[test]

@@ -159,10 +159,10 @@ fn target_exits_during_capture() {
             outcomes.1 += 1;
         }
     }
-    println!(
+    report(&format!(
         "target exits during capture: {} captured before the exit, {} failed cleanly",
         outcomes.0, outcomes.1
-    );
+    ));
 }
 
 /// The target execs /bin/sleep during the capture: gospy captured the Go
@@ -215,10 +215,10 @@ fn threads_come_and_go_during_capture() {
         assert!(summary.contains("main.parked"), "capture {i}:\n{summary}");
     }
     assert_heartbeat_advances(fx.dir.path(), "after the captures");
-    println!(
+    report(&format!(
         "threads come and go: 15 captures, {} distinct threads seen",
         threads_seen.len()
-    );
+    ));
 }
 
 /// Another tracer (strace, or this test process when strace is missing)
@@ -313,7 +313,9 @@ fn not_a_go_program() {
 #[test]
 fn permission_denied_has_a_hint() {
     if unsafe { libc::geteuid() } != 0 {
-        println!("SKIP: permission test needs root (to run a root-owned target)");
+        report(&format!(
+            "SKIP: permission test needs root (to run a root-owned target)"
+        ));
         return;
     }
     let Some(bin) = many() else { return };

@@ -929,3 +929,13 @@ pub fn capture(pid: u32, out_path: &Path, extra_args: &[&str]) {
         out_path.display()
     );
 }
+
+/// Prints a result line that shows in the test output even when the test
+/// passes and libtest captures `println!` (a direct write to stderr is not
+/// captured): counts such as "fault injection: 200 trials, 0 failures".
+pub fn report(line: &str) {
+    use std::io::Write;
+    let mut e = std::io::stderr().lock();
+    let _ = writeln!(e, "{line}");
+    let _ = e.flush();
+}
