@@ -218,7 +218,7 @@ fn cmd_capture(a: &CaptureArgs) -> Result<()> {
             "file_size": ws.file_size,
             "pause_ns": stats.pause.as_nanos() as u64,
             "embedded_binary": a.embed_binary,
-            "redacted": a.redact,
+            "redacted": stats.redacted,
             "warnings": cap.meta.warnings,
         }))?;
     } else {
@@ -234,9 +234,6 @@ fn cmd_capture(a: &CaptureArgs) -> Result<()> {
             report::fmt_bytes(ws.file_size),
             if a.embed_binary { ", binary embedded" } else { "" }
         );
-        if a.redact {
-            eprintln!("redacted: only return addresses, frame links, runtime variables and label keys keep their contents");
-        }
         for w in &cap.meta.warnings {
             eprintln!("warning: {w}");
         }

@@ -40,7 +40,7 @@ pub const REDACTED_VALUE_ADDR: u64 = 0x1000;
 const RUNTIME_PREFIXES: [&str; 3] = ["runtime.", "runtime/", "internal/runtime/"];
 
 /// What [`redact`] did, for the capture report.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct RedactStats {
     pub goroutines_unwound: usize,
     pub stack_words_kept: u64,

@@ -4,8 +4,8 @@
 //!   snapshots (the committed files in tests/corpus/ plus cases generated
 //!   here from the shipped sample: truncations, bit flips, wrong magic,
 //!   absurd counts and lengths with valid checksums, garbage chunks, a
-//!   decompression bomb) is analyzed by the real binary (`summary` and
-//!   `dump`): a clear error or a partial result, never exit code 101, never
+//!   decompression bomb) is analyzed by the real binary (`summary`, `dump`,
+//!   and `info`): a clear error or a partial result, never exit code 101, never
 //!   more than 10 s, and at most 2 × the uncompressed input + a fixed
 //!   allowance of memory (peak RSS from wait4).
 //! * `hostile_memory_never_panics_or_hangs`: snapshots whose chunks are valid
@@ -681,12 +681,15 @@ fn malformed_files_never_crash_hang_or_bloat() {
                     };
                     let f = work.join(format!("case-{i}.gss"));
                     std::fs::write(&f, &case.bytes).unwrap();
-                    for what in ["summary", "dump"] {
+                    for what in ["summary", "dump", "info"] {
                         let mut args = vec!["analyze", f.to_str().unwrap()];
                         if case.with_bin {
                             args.extend(["--bin", b.bin_path.to_str().unwrap()]);
                         }
                         args.push(what);
+                        if what == "info" {
+                            args = vec!["info", f.to_str().unwrap()];
+                        }
                         let r = run_gospy(&args, work, &format!("{t}"));
                         let input = case.raw + case.bytes.len() as u64 + bin_len;
                         let limit = 2 * input + allowance;
