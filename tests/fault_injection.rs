@@ -119,7 +119,22 @@ fn heartbeat_advances(dir: &Path, timeout: Duration) -> Result<(), String> {
 }
 
 /// Every check of "the target runs normally"; Err describes what is wrong.
+/// The states are re-read for up to 100 ms: the kernel wakes the former
+/// tracees while the tracer exits, and /proc may lag a scheduler tick.
 fn check_target(pid: u32, dir: &Path) -> Result<(), String> {
+    let start = Instant::now();
+    loop {
+        match check_states(pid) {
+            Ok(()) => break,
+            Err(e) if start.elapsed() > Duration::from_millis(100) => return Err(e),
+            Err(_) => std::thread::sleep(Duration::from_millis(2)),
+        }
+    }
+    heartbeat_advances(dir, Duration::from_secs(3))
+}
+
+/// Process and thread states: running or sleeping, untraced.
+fn check_states(pid: u32) -> Result<(), String> {
     match proc_state(pid) {
         None => return Err("target is gone".into()),
         Some(c @ ('t' | 'T' | 'Z' | 'X')) => return Err(format!("target state {c}")),
@@ -133,7 +148,7 @@ fn check_target(pid: u32, dir: &Path) -> Result<(), String> {
             return Err(format!("thread {tid} is traced by {tracer}"));
         }
     }
-    heartbeat_advances(dir, Duration::from_secs(3))
+    Ok(())
 }
 
 fn capture_cmd(pid: u32, out: &Path) -> Command {
