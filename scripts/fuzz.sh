@@ -5,7 +5,7 @@
 #
 # 1. Stable Rust: the mutation loop of tests/fuzz_stable.rs (release build)
 #    over the snapshot reader, pclntab parser, DWARF layout loader, label and
-#    memory decoders, SECONDS per target. Crashing inputs are saved to
+#    memory decoders and the executable loader, SECONDS per target. Crashing inputs are saved to
 #    target/fuzz-crashes/.
 # 2. With cargo-fuzz and a nightly toolchain: the same entry points under
 #    libFuzzer (fuzz/fuzz_targets/*), SECONDS each, seeded from step 1.
@@ -18,7 +18,7 @@ echo "fuzz.sh: $secs s per target, seed $seed"
 GOSPY_FUZZ_SECONDS=$secs GOSPY_FUZZ_SEED=$seed GOSPY_FUZZ_SEEDS_DIR="$PWD/fuzz/corpus" \
     cargo test --release --test fuzz_stable -- --nocapture --test-threads 1
 if cargo +nightly fuzz --version >/dev/null 2>&1; then
-    for t in snapshot pclntab dwarf labels memory; do
+    for t in snapshot pclntab dwarf labels memory binary; do
         mkdir -p "fuzz/corpus/$t"
         (cd fuzz && cargo +nightly fuzz run "$t" "corpus/$t" -- -max_total_time="$secs" -rss_limit_mb=4096)
     done

@@ -107,6 +107,24 @@ pub fn dwarf(elf: &[u8]) {
     }
 }
 
+/// The executable loader (ELF, build info, moduledata, pclntab) and the
+/// runtime description built from it, as for an embedded binary.
+pub fn binary(elf: &[u8]) {
+    let Ok(b) = Binary::from_bytes(Arc::from(elf)) else {
+        return;
+    };
+    let _ = b.elf.text_range();
+    let mut buf = [0u8; 64];
+    for s in b.elf.segments.clone() {
+        let _ = b
+            .elf
+            .read_vaddr(s.vaddr.wrapping_add(s.filesz / 2), &mut buf, true);
+        let _ = b.elf.vaddr_tail(s.vaddr);
+    }
+    let b = Arc::new(b);
+    let _ = crate::goruntime::Target::new(b, 0);
+}
+
 /// Label decoders (both layouts) on memory made of the bytes, mapped at
 /// 0x10000: the first word of the data is the label pointer.
 pub fn labels(data: &[u8]) {

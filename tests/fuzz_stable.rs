@@ -2,7 +2,7 @@
 //! interesting integers, truncation, duplication, splices) over seed inputs
 //! taken from the shipped sample, for every entry point of
 //! `gospy::fuzzing` (snapshot reader, pclntab parser, DWARF layout loader,
-//! label decoders, memory decoders). A panic is caught, the input saved to
+//! label decoders, memory decoders, executable loader). A panic is caught, the input saved to
 //! `<target dir>/fuzz-crashes/` and the test fails.
 //!
 //! `GOSPY_FUZZ_SECONDS` (default 2) is the time per target; `scripts/fuzz.sh`
@@ -273,4 +273,10 @@ fn fuzz_memory_decoders() {
     fuzz("memory", &seeds, None, |d| {
         fuzzing::memory_decoders(base, d)
     });
+}
+
+#[test]
+fn fuzz_binary() {
+    // ELF header, program and section headers, build info: the first pages.
+    fuzz("binary", &[exe()], Some((0, 8192)), fuzzing::binary);
 }
