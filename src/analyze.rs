@@ -15,7 +15,9 @@ use std::sync::Arc;
 /// Decoded label sets by `g.labels` pointer, shared by the goroutines of a model.
 type LabelCache = std::sync::Mutex<HashMap<u64, Result<BTreeMap<String, String>, String>>>;
 
-pub type SessionMemory = Layered<SparseMemory, crate::binary::elf::ImageMemory>;
+/// Captured memory (a snapshot's regions, a core file's segments...) over the
+/// executable's read-only image.
+pub type SessionMemory = Layered<Box<dyn Memory>, crate::binary::elf::ImageMemory>;
 
 pub struct Session {
     pub meta: CaptureMeta,
@@ -56,6 +58,9 @@ pub fn check_build_ids(
 
 impl Session {
     pub fn open_snapshot(path: &Path, bin: Option<&Path>) -> Result<Session> {
+        if crate::corefile::is_core_file(path) {
+            return Session::open_core(path, bin);
+        }
         let snap = crate::snapshot::SnapshotFile::open(path)
             .with_context(|| format!("{}", path.display()))?;
         let meta = snap.meta.clone();
@@ -106,7 +111,7 @@ impl Session {
         let bin = Arc::new(binary);
         let target = Target::new(bin.clone(), meta.load_bias)?;
         let mem = Layered {
-            first: loaded.memory,
+            first: Box::new(loaded.memory) as Box<dyn Memory>,
             second: crate::binary::elf::ImageMemory {
                 elf: bin.elf.clone(),
                 bias: meta.load_bias,
@@ -139,7 +144,7 @@ impl Session {
         );
         let target = Target::new(bin.clone(), meta.load_bias)?;
         let mem = Layered {
-            first: sparse,
+            first: Box::new(sparse) as Box<dyn Memory>,
             second: crate::binary::elf::ImageMemory {
                 elf: bin.elf.clone(),
                 bias: meta.load_bias,
@@ -177,6 +182,8 @@ pub struct Goroutine {
     /// Id of the M running it, if any.
     pub m_id: Option<i64>,
     pub warnings: Vec<String>,
+    /// The channel, semaphore or Cond it is blocked on, when known.
+    pub waiting_on: Option<crate::goruntime::waiting::WaitingOn>,
 }
 
 /// Everything the reports need.
@@ -199,6 +206,7 @@ impl Model {
         let rt = s.runtime();
         let t = &s.target;
         let mut warnings = s.warnings.clone();
+        warnings.extend(rt.check_recovered_globals());
         let gaddrs = rt.allg_addrs()?;
         let (ms, w) = rt.ms().unwrap_or_default();
         warnings.extend(w);
@@ -222,14 +230,26 @@ impl Model {
             .collect();
         let m_by_addr: HashMap<u64, &M> = ms.iter().map(|m| (m.addr, m)).collect();
         let now = s.meta.mono_time_ns as i64;
-        let captured = s.mem.first.total_bytes();
+        // Shared work budgets (hostile input): frames walked, label bytes.
+        let captured = s.mem.first.captured_bytes().unwrap_or(u64::MAX / 2);
         let budget = crate::goruntime::traceback::FrameBudget::for_memory(captured);
-        // Label bytes: goroutines share label sets (a child inherits its
-        // parent's pointer), decoded once each; all of them together cannot
+        // Goroutines share label sets (a child inherits its parent's
+        // pointer), decoded once each; all of them together cannot
         // legitimately hold more than was captured.
         let label_bytes =
             crate::goruntime::traceback::FrameBudget::new(captured.saturating_add(16 << 20));
         let label_cache: LabelCache = Default::default();
+        let redacted = crate::redact::is_redacted(&s.meta);
+        let wait_layout = crate::goruntime::waiting::WaitLayout::new(t);
+        let waits = wait_layout
+            .as_ref()
+            .map(|l| crate::goruntime::waiting::Waits {
+                t,
+                l,
+                mem: &rt.mem,
+                names: true,
+            });
+        let sema = waits.as_ref().map(|w| w.sema_waiters()).unwrap_or_default();
 
         let goroutines: Vec<Goroutine> = gaddrs
             .par_iter()
@@ -243,7 +263,11 @@ impl Model {
                 }
                 let m = m_by_curg.get(&a).copied().filter(|m| m.curg == a);
                 let regs = m.and_then(|m| regs_by_tid.get(&m.procid));
-                let stack = t.unwind_budgeted(&rt.mem, &g, m, regs, &budget);
+                let mut stack = t.unwind_budgeted(&rt.mem, &g, m, regs, &budget);
+                if redacted {
+                    // Argument words were dropped: print `(...)`, not zeros.
+                    stack.frames.iter_mut().for_each(|f| f.args = None);
+                }
                 let status = t.status_string(g.status);
                 let wait_reason = (g.status == G_WAITING && g.waitreason != 0)
                     .then(|| t.wait_reason_string(g.waitreason));
@@ -275,7 +299,11 @@ impl Model {
                 } else {
                     None
                 };
+                let waiting_on = waits
+                    .as_ref()
+                    .and_then(|w| w.waiting_on(&g, wait_reason.as_deref(), &sema));
                 Some(Goroutine {
+                    waiting_on,
                     state,
                     status,
                     wait_reason,

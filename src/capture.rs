@@ -22,6 +22,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Ranges closer than this are read (and stored) as one.
 const MERGE_GAP: u64 = 256;
+/// Read rounds at most for blocked-on objects (each select case or
+/// semaphore tree level costs one).
+const MAX_WAIT_ROUNDS: usize = 16;
 
 #[derive(Debug, Clone, Default)]
 pub struct CaptureOptions {
@@ -31,6 +34,9 @@ pub struct CaptureOptions {
     pub bin: Option<std::path::PathBuf>,
     /// Drop data contents after the capture (see [`crate::redact`]).
     pub redact: bool,
+    /// Spans of `mheap_.allspans` to read (for `heap --large` and spans per
+    /// size class); None: `heap::DEFAULT_MAX_SPANS`, 0: none.
+    pub max_spans: Option<usize>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -43,6 +49,8 @@ pub struct CaptureStats {
     pub failed_ranges: usize,
     /// What `--redact` removed, when asked.
     pub redacted: Option<crate::redact::RedactStats>,
+    /// Time spent in each phase while the target was stopped (stop, rounds).
+    pub phases: Vec<(String, Duration)>,
 }
 
 /// Memory being assembled during the pause: what was read so far, in
@@ -225,8 +233,25 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
         sparse: SparseMemory::default(),
     };
     let mut warnings = Vec::new();
+    // Heap analysis layouts (mcaches, spans), decided before the pause.
+    let heap_t = match crate::goruntime::heap::HeapTarget::new(&target) {
+        Ok(h) => Some(h),
+        Err(e) => {
+            warnings.push(format!("heap statistics will be unavailable: {e}"));
+            None
+        }
+    };
+    let max_spans = opts
+        .max_spans
+        .unwrap_or(crate::goruntime::heap::DEFAULT_MAX_SPANS);
 
+    // Decoded before the pause: DWARF lookups are lazy.
+    let wait_layout = crate::goruntime::waiting::WaitLayout::new(&target);
+    let t_pause = Instant::now();
     let guard = proc_.pause()?;
+    stats
+        .phases
+        .push(("stop threads".into(), t_pause.elapsed()));
     let mono = process::read_monotonic_ns();
     let wall = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -235,8 +260,14 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
     let threads: Vec<ThreadInfo> = guard.threads().to_vec();
     let t_start = Instant::now();
 
+    let mut lap = Instant::now();
+    let mut phase = |stats: &mut CaptureStats, name: &str| {
+        stats.phases.push((name.to_string(), lap.elapsed()));
+        lap = Instant::now();
+    };
     let result = (|| -> Result<usize> {
         read_round(pid, &mut plan, &mut asm, &mut stats, true);
+        phase(&mut stats, "data segments");
         // Round 2: allgs array, Ms, Ps.
         let (gaddrs, ms, ps_plan) = {
             let pm = PausedMem {
@@ -282,6 +313,7 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
             }
         }
         read_round(pid, &mut plan, &mut asm, &mut stats, true);
+        phase(&mut stats, "allgs, Ms, Ps");
         let _ = gaddrs;
         // Round 3: every g.
         let gaddrs = {
@@ -296,7 +328,19 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
         for &a in &gaddrs {
             plan.push((a, target.layout.g.size, RegionKind::G));
         }
+        // Heap: each P's mcache and the allspans array.
+        plan.extend(crate::goruntime::heap::capture_plan(
+            heap_t.as_ref(),
+            &target,
+            &crate::memory::Layered {
+                first: &asm.sparse,
+                second: &image,
+            },
+            1,
+            max_spans,
+        ));
         read_round(pid, &mut plan, &mut asm, &mut stats, true);
+        phase(&mut stats, "g structs");
         // Round 4: stacks and labels.
         let tid_regs: HashMap<u64, &crate::model::Regs> = threads
             .iter()
@@ -368,7 +412,55 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
         drop(rt);
         let extra = pm.extra.into_inner().unwrap_or_default();
         extra.into_iter().for_each(|r| asm.push(r));
+        // Heap: the spans the mcaches cache, and the allspans span structs.
+        plan.extend(crate::goruntime::heap::capture_plan(
+            heap_t.as_ref(),
+            &target,
+            &crate::memory::Layered {
+                first: &asm.sparse,
+                second: &image,
+            },
+            2,
+            max_spans,
+        ));
+        phase(&mut stats, "plan stacks and labels");
         read_round(pid, &mut plan, &mut asm, &mut stats, false);
+        phase(&mut stats, "stacks");
+        // Rounds 5+: what waiting goroutines are blocked on (sudogs, hchans,
+        // the semaphore tree), a few bulk rounds deep.
+        // The index from round 3 (data, gs) is all these rounds need besides
+        // their own regions, which alone are re-indexed each round.
+        let first_wait_region = asm.regions.len();
+        let mut small = SparseMemory::default();
+        if let Some(wl) = wait_layout.as_ref() {
+            let mut tried = std::collections::HashSet::new();
+            for _ in 0..MAX_WAIT_ROUNDS {
+                let view = crate::memory::Layered {
+                    first: &asm.sparse,
+                    second: crate::memory::Layered {
+                        first: &small,
+                        second: &image,
+                    },
+                };
+                let want = crate::goruntime::waiting::missing_ranges(&target, wl, &view, &gaddrs);
+                plan.extend(
+                    want.into_iter()
+                        .filter(|&r| r.1 <= 1 << 16 && tried.insert(r))
+                        .map(|(a, l)| (a, l, RegionKind::Other)),
+                );
+                if plan.is_empty() {
+                    break;
+                }
+                read_round(pid, &mut plan, &mut asm, &mut stats, false);
+                small = SparseMemory::new(
+                    asm.regions[first_wait_region..]
+                        .iter()
+                        .map(|(a, d, _)| (*a, d.clone()))
+                        .collect(),
+                );
+            }
+        }
+        phase(&mut stats, "blocked-on objects");
         Ok(live)
     })();
     let pause = guard.resume();

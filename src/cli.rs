@@ -24,7 +24,12 @@ Examples:
   gospy analyze app.gss summary                  scheduler, Ps, threads, one line per goroutine
   gospy analyze app.gss dump                     every goroutine's stack, Go traceback format
   gospy analyze app.gss dump --json | jq .       the same as JSON
+  gospy analyze app.gss heap                     heap and GC statistics (MemStats), size classes
   gospy summary --pid 1234                       capture into memory and analyze, live
+  gospy analyze app.gss top --by go              goroutines grouped by go statement
+  gospy top --pid 1234 --once                    the same, live, one report
+  gospy diff before.gss after.gss                goroutine growth and leak candidates
+  gospy analyze app.gss pprof -o g.pb.gz         goroutine profile for `go tool pprof`
   gospy info app.gss                             what a snapshot holds";
 
 #[derive(Parser, Debug)]
@@ -50,8 +55,25 @@ The snapshot contains process memory (stacks, runtime data): it is created with 
     Summary(LiveArgs<SummaryArgs>),
     /// Live: capture into memory, then dump every goroutine
     Dump(LiveArgs<DumpArgs>),
+    /// Live: capture into memory, then print heap and GC statistics
+    Heap(LiveArgs<HeapArgs>),
     /// Describe a snapshot file: capture facts, build ids, sizes
     Info(InfoArgs),
+    /// Live: goroutines grouped and counted (plain periodic reports for now)
+    Top(LiveArgs<LiveTopArgs>),
+    /// Compare two snapshots of one process: goroutine growth, leak candidates
+    Diff(DiffArgs),
+    /// Write a snapshot as an ELF core file (for gdb: `gdb BINARY FILE.core`)
+    Convert(ConvertArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ConvertArgs {
+    /// Snapshot file (.gss)
+    pub file: PathBuf,
+    /// Output core file
+    #[arg(long, short)]
+    pub output: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -75,11 +97,15 @@ pub struct CaptureArgs {
     /// arguments), keeping what goroutine, scheduler and heap analysis need
     #[arg(long)]
     pub redact: bool,
+    /// Spans of the heap's span table to store, for `heap --large` and
+    /// spans per size class (0: none)
+    #[arg(long, default_value_t = crate::goruntime::heap::DEFAULT_MAX_SPANS)]
+    pub max_spans: usize,
 }
 
 #[derive(Args, Debug)]
 pub struct AnalyzeArgs {
-    /// Snapshot file written by `gospy capture`
+    /// Snapshot file written by `gospy capture`, or an ELF core file
     pub file: PathBuf,
     /// The executable that was captured (default: embedded copy, then the recorded path)
     #[arg(long, global = true)]
@@ -94,6 +120,95 @@ pub enum Analysis {
     Summary(SummaryArgs),
     /// Every goroutine with its stack, in the Go runtime's traceback format
     Dump(DumpArgs),
+    /// Heap and GC statistics (a runtime.MemStats equivalent), size classes, Ps
+    Heap(HeapArgs),
+    /// Goroutines grouped by start function (or --by ...), sorted by count
+    Top(TopArgs),
+    /// Write a pprof goroutine profile (gzip-compressed profile.proto)
+    Pprof(PprofArgs),
+    /// Folded stacks (`outer;...;inner count`) for flamegraph tools
+    Folded(FoldedArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct TopArgs {
+    /// Group by: start (default), go, current, stack, wait, or label KEY
+    #[arg(long, num_args = 1..=2, value_names = ["KIND", "KEY"])]
+    pub by: Vec<String>,
+    /// Keep goroutines whose group key or any frame's function matches REGEX
+    #[arg(long, value_name = "REGEX")]
+    pub filter: Option<String>,
+    /// Include system goroutines
+    #[arg(long)]
+    pub all: bool,
+    /// JSON output: a list of groups {key, count, statuses, percent}
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct LiveTopArgs {
+    #[command(flatten)]
+    pub top: TopArgs,
+    /// Print one report and exit
+    #[arg(long)]
+    pub once: bool,
+    /// Seconds between reports
+    #[arg(long, default_value_t = 2.0)]
+    pub interval: f64,
+    /// Stop after N reports
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct PprofArgs {
+    /// Output file (gzip-compressed profile.proto)
+    #[arg(long, short)]
+    pub output: PathBuf,
+    /// Include system goroutines
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct FoldedArgs {
+    /// Include system goroutines and runtime frames
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DiffArgs {
+    /// The older snapshot
+    pub a: PathBuf,
+    /// The newer snapshot
+    pub b: PathBuf,
+    /// Group by: start (default), go, current, stack, wait, or label KEY
+    #[arg(long, num_args = 1..=2, value_names = ["KIND", "KEY"])]
+    pub by: Vec<String>,
+    /// Include system goroutines
+    #[arg(long)]
+    pub all: bool,
+    /// JSON output
+    #[arg(long)]
+    pub json: bool,
+    /// Compare snapshots of different executables anyway
+    #[arg(long)]
+    pub force: bool,
+    /// The executable that was captured (default: embedded copy, then the recorded path)
+    #[arg(long)]
+    pub bin: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct HeapArgs {
+    /// JSON output: {"memstats": {runtime.MemStats fields}, "size_classes", "per_p", "large", ...}
+    #[arg(long)]
+    pub json: bool,
+    /// List large objects (> 32 KiB), biggest first
+    #[arg(long)]
+    pub large: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -114,6 +229,9 @@ pub struct DumpArgs {
     /// Show system goroutines and runtime-internal frames too
     #[arg(long)]
     pub all: bool,
+    /// Add a `[waiting on ...]` line (channel, semaphore, Cond) after headers
+    #[arg(long)]
+    pub wait_info: bool,
     /// Show pprof labels in goroutine headers (the runtime itself does from Go 1.27)
     #[arg(long)]
     pub labels: bool,
@@ -167,7 +285,11 @@ pub fn main() -> i32 {
             live(a.pid, a.bin.as_deref(), |s| print_dump(s, &a.args)),
             exit::TARGET,
         ),
+        Command::Heap(a) => (live_heap(a.pid, a.bin.as_deref(), &a.args), exit::TARGET),
         Command::Info(a) => (cmd_info(&a), exit::INPUT),
+        Command::Convert(a) => (cmd_convert(&a), exit::INPUT),
+        Command::Top(a) => (live_top(&a), exit::TARGET),
+        Command::Diff(a) => (cmd_diff(&a), exit::INPUT),
     };
     match res {
         Ok(()) => exit::OK,
@@ -203,6 +325,7 @@ fn cmd_capture(a: &CaptureArgs) -> Result<()> {
     let opts = CaptureOptions {
         embed_binary: a.embed_binary,
         bin: a.bin.clone(),
+        max_spans: Some(a.max_spans),
         redact: a.redact,
     };
     let (cap, _bin, stats) = capture(a.pid, &opts)?;
@@ -217,6 +340,7 @@ fn cmd_capture(a: &CaptureArgs) -> Result<()> {
             "regions": stats.regions,
             "file_size": ws.file_size,
             "pause_ns": stats.pause.as_nanos() as u64,
+            "pause_phases_ns": stats.phases.iter().map(|(k, d)| (k.clone(), d.as_nanos() as u64)).collect::<Vec<_>>(),
             "embedded_binary": a.embed_binary,
             "redacted": stats.redacted,
             "warnings": cap.meta.warnings,
@@ -249,11 +373,28 @@ fn live(
     let opts = CaptureOptions {
         embed_binary: false,
         bin: bin.map(|p| p.to_path_buf()),
-        redact: false,
+        ..Default::default()
     };
     let (cap, bin, _stats) = capture(pid, &opts)?;
     let s = Session::from_capture(cap, bin)?;
     f(&s)
+}
+
+/// Live `heap`: with `--large` every span is read, else the default number.
+fn live_heap(pid: i32, bin: Option<&std::path::Path>, a: &HeapArgs) -> Result<()> {
+    let opts = CaptureOptions {
+        embed_binary: false,
+        bin: bin.map(|p| p.to_path_buf()),
+        max_spans: Some(if a.large {
+            crate::goruntime::heap::MAX_SPANS_LIMIT
+        } else {
+            crate::goruntime::heap::DEFAULT_MAX_SPANS
+        }),
+        ..Default::default()
+    };
+    let (cap, bin, _stats) = capture(pid, &opts)?;
+    let s = Session::from_capture(cap, bin)?;
+    print_heap(&s, a)
 }
 
 fn cmd_analyze(a: &AnalyzeArgs) -> Result<()> {
@@ -264,6 +405,145 @@ fn cmd_analyze(a: &AnalyzeArgs) -> Result<()> {
     match &a.what {
         Analysis::Summary(x) => print_summary(&s, x),
         Analysis::Dump(x) => print_dump(&s, x),
+        Analysis::Heap(x) => print_heap(&s, x),
+        Analysis::Top(x) => print_top(&s, x),
+        Analysis::Pprof(x) => write_pprof(&s, x),
+        Analysis::Folded(x) => {
+            let m = Model::build(&s)?;
+            out(&report::pprof::folded(
+                &m,
+                &report::pprof::ExportOptions { all: x.all },
+            ))
+        }
+    }
+}
+
+fn top_options(a: &TopArgs) -> Result<report::top::TopOptions> {
+    let filter = match &a.filter {
+        Some(f) => Some(regex::Regex::new(f).with_context(|| format!("--filter {f:?}"))?),
+        None => None,
+    };
+    Ok(report::top::TopOptions {
+        by: report::top::GroupBy::from_args(&a.by)?,
+        filter,
+        all: a.all,
+    })
+}
+
+fn print_top(s: &Session, a: &TopArgs) -> Result<()> {
+    let o = top_options(a)?;
+    let m = Model::build(s)?;
+    let t = report::top::build(s, &m, &o);
+    if a.json {
+        json_out(&t.groups)
+    } else {
+        out(&report::top::to_text(&t, &o.by))
+    }
+}
+
+fn live_top(a: &LiveArgs<LiveTopArgs>) -> Result<()> {
+    let args = &a.args;
+    // Validate the options before touching the target.
+    top_options(&args.top)?;
+    if !(args.interval > 0.0 && args.interval.is_finite()) {
+        anyhow::bail!("--interval must be a positive number of seconds");
+    }
+    let reports = if args.once { Some(1) } else { args.count };
+    if !args.once {
+        // Ctrl-C ends the loop between captures: never while the target is
+        // paused.
+        extern "C" fn on_sigint(_: libc::c_int) {
+            STOP.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        // SAFETY: installs an async-signal-safe handler (one atomic store).
+        unsafe {
+            libc::signal(
+                libc::SIGINT,
+                on_sigint as extern "C" fn(libc::c_int) as libc::sighandler_t,
+            );
+        }
+    }
+    let stopped = || STOP.load(std::sync::atomic::Ordering::SeqCst);
+    let mut n = 0u64;
+    loop {
+        live(a.pid, a.bin.as_deref(), |s| {
+            if !args.once && !args.top.json {
+                out(&format!(
+                    "--- pid {} at unix time {:.3}, capture pause {}\n",
+                    s.meta.pid,
+                    s.meta.wall_time_ns as f64 / 1e9,
+                    report::fmt_duration_ns(s.meta.pause_ns)
+                ))?;
+            }
+            print_top(s, &args.top)
+        })?;
+        n += 1;
+        if reports.is_some_and(|r| n >= r) {
+            return Ok(());
+        }
+        if !args.top.json {
+            out("\n")?;
+        }
+        let until = std::time::Instant::now() + std::time::Duration::from_secs_f64(args.interval);
+        while !stopped() && std::time::Instant::now() < until {
+            std::thread::sleep(
+                std::time::Duration::from_millis(50)
+                    .min(until.saturating_duration_since(std::time::Instant::now())),
+            );
+        }
+        if stopped() {
+            return Ok(());
+        }
+    }
+}
+
+/// Set by SIGINT during a periodic live `top`.
+static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn write_pprof(s: &Session, a: &PprofArgs) -> Result<()> {
+    let m = Model::build(s)?;
+    let data = report::pprof::profile_gz(s, &m, &report::pprof::ExportOptions { all: a.all })?;
+    std::fs::write(&a.output, data).with_context(|| format!("writing {}", a.output.display()))?;
+    Ok(())
+}
+
+fn cmd_diff(a: &DiffArgs) -> Result<()> {
+    let by = report::top::GroupBy::from_args(&a.by)?;
+    let sa = Session::open_snapshot(&a.a, a.bin.as_deref())
+        .with_context(|| a.a.display().to_string())?;
+    // --bin names A's executable; B gets it too when they are the same build.
+    let peek =
+        crate::snapshot::SnapshotFile::open(&a.b).with_context(|| a.b.display().to_string())?;
+    let same = peek.meta.go_build_id == sa.meta.go_build_id
+        && peek.meta.gnu_build_id == sa.meta.gnu_build_id;
+    drop(peek);
+    let bin_b = if same { a.bin.as_deref() } else { None };
+    let sb = Session::open_snapshot(&a.b, bin_b).with_context(|| a.b.display().to_string())?;
+    let mut warnings = Vec::new();
+    if let Some(w) = report::diff::check_same_binary(&sa, &sb, a.force)? {
+        warnings.push(w);
+    }
+    for (name, s) in [(&a.a, &sa), (&a.b, &sb)] {
+        for w in &s.warnings {
+            eprintln!("warning: {}: {w}", name.display());
+        }
+    }
+    let ma = Model::build(&sa)?;
+    let mb = Model::build(&sb)?;
+    let d = report::diff::build(&sa, &ma, &sb, &mb, &by, a.all, warnings);
+    if a.json {
+        json_out(&d)
+    } else {
+        out(&report::diff::to_text(&d))
+    }
+}
+
+fn print_heap(s: &Session, a: &HeapArgs) -> Result<()> {
+    let h = report::heap::build(s, a.large)?;
+    if a.json {
+        json_out(&h)
+    } else {
+        out(&report::heap::to_text(&h))
     }
 }
 
@@ -281,6 +561,7 @@ fn print_dump(s: &Session, a: &DumpArgs) -> Result<()> {
     let m = Model::build(s)?;
     let opts = DumpOptions {
         all: a.all,
+        wait_info: a.wait_info,
         labels: a.labels,
     };
     if a.json {
@@ -288,6 +569,18 @@ fn print_dump(s: &Session, a: &DumpArgs) -> Result<()> {
     } else {
         out(&report::dump::to_text(s, &m, &opts))
     }
+}
+
+fn cmd_convert(a: &ConvertArgs) -> Result<()> {
+    let st = crate::corewrite::convert_snapshot(&a.file, &a.output)?;
+    eprintln!(
+        "wrote {}: {} threads, {} in {} segments",
+        a.output.display(),
+        st.threads,
+        report::fmt_bytes(st.bytes),
+        st.segments
+    );
+    Ok(())
 }
 
 fn cmd_info(a: &InfoArgs) -> Result<()> {

@@ -184,9 +184,38 @@ pub fn memory_decoders(base: &MemoryBase, data: &[u8]) {
         let _ = crate::report::summary::to_text(&sm);
         let opts = crate::report::dump::DumpOptions {
             all: true,
+            wait_info: true,
             labels: true,
         };
         let _ = crate::report::dump::to_text(&s, &m, &opts);
         let _ = crate::report::dump::to_json(&s, &m, &opts);
+        other_reports(&s, &m);
     }
+}
+
+/// The reports beyond summary and dump (top, pprof, folded, heap) on a model.
+pub fn other_reports(s: &Session, m: &Model) {
+    use crate::report::{pprof, top};
+    for by in [
+        top::GroupBy::Start,
+        top::GroupBy::Go,
+        top::GroupBy::Current,
+        top::GroupBy::Stack,
+        top::GroupBy::Label("worker".into()),
+    ] {
+        let o = top::TopOptions {
+            by: by.clone(),
+            filter: None,
+            all: true,
+        };
+        let t = top::build(s, m, &o);
+        let _ = top::to_text(&t, &by);
+    }
+    let o = pprof::ExportOptions { all: true };
+    let _ = pprof::profile_proto(s, m, &o);
+    let _ = pprof::folded(m, &o);
+    if let Ok(h) = crate::report::heap::build(s, true) {
+        let _ = crate::report::heap::to_text(&h);
+    }
+    let _ = crate::report::heap::summary_line(s);
 }

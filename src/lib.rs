@@ -8,6 +8,8 @@ pub mod analyze;
 pub mod binary;
 pub mod capture;
 pub mod cli;
+pub mod corefile;
+pub mod corewrite;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod goruntime;

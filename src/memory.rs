@@ -58,6 +58,11 @@ pub trait Memory: Send + Sync {
     fn ptr(&self, addr: u64) -> MemResult<u64> {
         self.u64(addr)
     }
+    /// Bytes held, for memory that is a finite capture (snapshot, core):
+    /// analyses of untrusted input bound their work by it. None: unknown.
+    fn captured_bytes(&self) -> Option<u64> {
+        None
+    }
     /// A Go string header `{ptr, len}` at `addr`, bounded by `max` bytes.
     fn go_string(&self, addr: u64, max: usize) -> MemResult<String> {
         let p = self.ptr(addr)?;
@@ -79,15 +84,24 @@ impl<M: Memory + ?Sized> Memory for &M {
     fn read_exact(&self, addr: u64, buf: &mut [u8]) -> MemResult<()> {
         (**self).read_exact(addr, buf)
     }
+    fn captured_bytes(&self) -> Option<u64> {
+        (**self).captured_bytes()
+    }
 }
 impl<M: Memory + ?Sized> Memory for Arc<M> {
     fn read_exact(&self, addr: u64, buf: &mut [u8]) -> MemResult<()> {
         (**self).read_exact(addr, buf)
     }
+    fn captured_bytes(&self) -> Option<u64> {
+        (**self).captured_bytes()
+    }
 }
 impl<M: Memory + ?Sized> Memory for Box<M> {
     fn read_exact(&self, addr: u64, buf: &mut [u8]) -> MemResult<()> {
         (**self).read_exact(addr, buf)
+    }
+    fn captured_bytes(&self) -> Option<u64> {
+        (**self).captured_bytes()
     }
 }
 
@@ -140,6 +154,9 @@ impl SparseMemory {
 }
 
 impl Memory for SparseMemory {
+    fn captured_bytes(&self) -> Option<u64> {
+        Some(self.total_bytes())
+    }
     fn read_exact(&self, addr: u64, buf: &mut [u8]) -> MemResult<()> {
         let mut done = 0usize;
         while done < buf.len() {

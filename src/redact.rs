@@ -11,13 +11,15 @@
 //! | writable data of the binary  | the runtime's own variables (`runtime.*`, `internal/runtime/*`) | every other global        |
 //! | `g`, `m`, `p`, allgs, heap metadata | everything (runtime structures)                   | —                           |
 //! | pprof labels                 | keys and the structures holding them                     | values (replaced by `<redacted>`) |
+//! | blocked-on objects (sudogs, channels, semaphore tree) | everything read to name them      | —                           |
 //! | anything else read by decoders | —                                                      | everything                  |
 //! | thread registers             | rip, rsp, rbp, segment and flag registers, orig_rax     | general-purpose registers   |
 //! | command line, hostname       | argv\[0\]                                                | arguments, hostname         |
 //!
 //! Return addresses are those the unwinder itself reads: each goroutine is
 //! unwound on the captured memory and exactly those words are kept, so a
-//! redacted snapshot unwinds to the same frames as the original.
+//! redacted snapshot unwinds to the same frames as the original. Function
+//! arguments (stack words) are gone: analysis prints them as `(...)`.
 //!
 //! A redacted snapshot is marked by an entry in `CaptureMeta::warnings`
 //! starting with [`NOTE_PREFIX`]; `analyze` and `info` print it.
@@ -140,6 +142,47 @@ fn runtime_globals(t: &Target) -> Vec<(u64, u64)> {
     out
 }
 
+/// A memory that logs the ranges it served.
+struct ReadLog<'a, M: Memory> {
+    inner: &'a M,
+    log: std::sync::Mutex<Vec<(u64, u64)>>,
+}
+
+impl<M: Memory> Memory for ReadLog<'_, M> {
+    fn read_exact(&self, addr: u64, buf: &mut [u8]) -> crate::memory::MemResult<()> {
+        self.inner.read_exact(addr, buf)?;
+        if let Ok(mut l) = self.log.lock() {
+            l.push((addr, addr.saturating_add(buf.len() as u64)));
+        }
+        Ok(())
+    }
+}
+
+/// Ranges read to name what waiting goroutines are blocked on (sudogs,
+/// channels, the semaphore tree: runtime structures).
+fn blocked_on_ranges<M: Memory>(t: &Target, mem: &M, gs: &[G]) -> Vec<(u64, u64)> {
+    use crate::goruntime::waiting::{WaitLayout, Waits};
+    let Some(l) = WaitLayout::new(t) else {
+        return Vec::new();
+    };
+    let log = ReadLog {
+        inner: mem,
+        log: Default::default(),
+    };
+    let w = Waits {
+        t,
+        l: &l,
+        mem: &log,
+        names: true,
+    };
+    let sema = w.sema_waiters();
+    for g in gs {
+        let reason = t.wait_reason_string(g.waitreason);
+        let _ = w.waiting_on(g, Some(&reason), &sema);
+    }
+    log.log.into_inner().unwrap_or_default()
+}
+
 /// Words of `g`'s stack the unwinder reads: the return address of every
 /// physical frame, and the saved frame pointer below it when it points into
 /// the stack.
@@ -206,11 +249,13 @@ pub fn redact(cap: &mut Capture, t: &Target) -> RedactStats {
     let mut other_keep = Vec::new();
     // (header address, key or value, ptr, len) of every label string.
     let mut strings: Vec<(u64, bool, u64, u64)> = Vec::new();
+    let mut live = Vec::new();
     for &a in &gaddrs {
         let Ok(g) = rt.read_g(a) else { continue };
         if g.is_dead() {
             continue;
         }
+        live.push(g.clone());
         let m = ms.iter().find(|m| m.curg == a);
         let r = m.and_then(|m| regs.get(&m.procid));
         let stack = t.unwind(&mem, &g, m, r);
@@ -237,6 +282,7 @@ pub fn redact(cap: &mut Capture, t: &Target) -> RedactStats {
             other_keep.push((p, p.saturating_add(n)));
         }
     }
+    other_keep.extend(blocked_on_ranges(t, &mem, &live));
     let stack_keep = Ranges::from(stack_keep);
     let data_keep = Ranges::from(runtime_globals(t));
     let other_keep = Ranges::from(other_keep);

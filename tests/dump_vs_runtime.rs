@@ -39,6 +39,9 @@ struct DumpFrame {
     line: u32,
     inlined: bool,
     offset: Option<u64>,
+    /// The argument list as the runtime prints it (null for inlined frames).
+    #[serde(default)]
+    args: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -304,6 +307,11 @@ fn as_dump_frame(f: &OracleFrame) -> DumpFrame {
         line: f.line,
         inlined: f.inlined,
         offset: f.offset,
+        args: if f.inlined {
+            None
+        } else {
+            Some(f.args.clone())
+        },
     }
 }
 
@@ -363,6 +371,9 @@ fn compare_frames(want: &OracleGoroutine, got: &[DumpFrame], go: (u32, u32), d: 
             if w.offset != g.offset {
                 fields.push("offset");
             }
+            if w.args != g.args {
+                fields.push("args");
+            }
             d.push(format!(
                 "frame #{gi}: {} differ\n      want {}\n      got  {}",
                 fields.join(", "),
@@ -374,9 +385,10 @@ fn compare_frames(want: &OracleGoroutine, got: &[DumpFrame], go: (u32, u32), d: 
 }
 
 fn frame_line(f: &DumpFrame) -> String {
-    render_frame(&f.function, f.inlined, &f.file, f.line, f.offset)
-        .trim_end()
-        .replace('\n', " ")
+    format!("({}) ", f.args.as_deref().unwrap_or("..."))
+        + &render_frame(&f.function, f.inlined, &f.file, f.line, f.offset)
+            .trim_end()
+            .replace('\n', " ")
 }
 
 /// The busy goroutine spins in main.busyLoop: gospy sees it running (its

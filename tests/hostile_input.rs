@@ -814,10 +814,12 @@ fn analyze_capture(cap: &Capture) -> Result<(Duration, usize), String> {
                 let text = report::summary::to_text(&sm);
                 let opts = report::dump::DumpOptions {
                     all: true,
+                    wait_info: true,
                     labels: true,
                 };
                 let dump = report::dump::to_text(&s, &m, &opts);
                 let json = report::dump::to_json(&s, &m, &opts);
+                gospy::fuzzing::other_reports(&s, &m);
                 text.len() + dump.len() + json.len()
             }
             Err(e) => e.to_string().len(),

@@ -1,6 +1,7 @@
 //! `gospy capture --redact`: a redacted capture of the goroutines fixture
 //! gives the same dump as a normal one (label values aside, which it shows
-//! as `<redacted>`), and a secret the fixture keeps in a global and on a
+//! as `<redacted>`, and function arguments, which it does not show), and the
+//! same blocked-on objects; a secret the fixture keeps in a global and on a
 //! goroutine stack is in the normal snapshot but in no byte of the redacted
 //! one. Run for Go 1.22 (labels in a map) and 1.27 (labels in a list).
 
@@ -93,11 +94,35 @@ fn check_version(version: &str) {
             assert_eq!(ga["start_function"], gb["start_function"]);
             continue;
         }
+        // Same frames; arguments (stack words) are not shown when redacted.
+        let strip = |g: &Value| -> Vec<Value> {
+            g["frames"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| {
+                    let mut f = f.clone();
+                    f.as_object_mut().unwrap().remove("args");
+                    f
+                })
+                .collect()
+        };
+        assert_eq!(
+            strip(ga),
+            strip(gb),
+            "go {version}: goroutine {id}: frames differ"
+        );
+        for f in gb["frames"].as_array().unwrap() {
+            assert!(
+                f.get("args").is_none_or(|a| a.is_null()),
+                "go {version}: goroutine {id}: arguments shown from a redacted snapshot: {f}"
+            );
+        }
         for key in [
             "status",
             "state",
             "wait_reason",
-            "frames",
+            "waiting_on",
             "created_by",
             "start_function",
             "system",

@@ -2,8 +2,10 @@
 
 pub mod dwarf;
 pub mod elf;
+pub mod globals;
 pub mod moduledata;
 pub mod pclntab;
+pub mod x86;
 
 use anyhow::{anyhow, Context, Result};
 use elf::ElfFile;
@@ -19,6 +21,8 @@ pub struct Binary {
     pub moduledata: ModuleData,
     pub pcln: Pclntab,
     dwarf: OnceLock<Option<dwarf::Dwarf>>,
+    /// Globals recovered from code when there is no symbol table.
+    recovered: OnceLock<globals::Recovered>,
 }
 
 impl Binary {
@@ -44,6 +48,7 @@ impl Binary {
             moduledata,
             pcln,
             dwarf: OnceLock::new(),
+            recovered: OnceLock::new(),
         })
     }
 
@@ -65,12 +70,24 @@ impl Binary {
             .as_ref()
     }
 
-    /// Link-time address of a global: symbol table first, then DWARF.
+    /// Link-time address of a global: symbol table first, then DWARF, then
+    /// (no symbol table) what the runtime's code references.
     pub fn global_addr(&self, name: &str) -> Option<u64> {
         if let Some((a, _)) = self.elf.symbol(name) {
             return Some(a);
         }
-        self.dwarf()?.global(name).map(|g| g.addr)
+        if let Some(g) = self.dwarf().and_then(|d| d.global(name)) {
+            return Some(g.addr);
+        }
+        if self.elf.has_symtab() {
+            return None;
+        }
+        self.recovered_globals().addrs.get(name).copied()
+    }
+
+    /// Runtime globals recovered from code (see [`globals`]), computed once.
+    pub fn recovered_globals(&self) -> &globals::Recovered {
+        self.recovered.get_or_init(|| globals::recover(self))
     }
 
     /// Load bias for a process whose auxv gives AT_ENTRY.

@@ -1521,15 +1521,15 @@ mod tests {
         }
     }
 
-    /// Run every lookup over the table; used by the robustness tests.
-    fn exercise(t: &Pclntab, max_funcs: usize) {
-        let _ = (t.min_pc(), t.max_pc(), t.wrapper_func_id());
+    /// Run every lookup on the functions with functab index in `window`;
+    /// used by the robustness tests.
+    fn exercise(t: &Pclntab, window: std::ops::Range<usize>) {
+        let _ = (t.min_pc(), t.max_pc(), t.wrapper_func_id(), t.nfunc());
         let _ = t.func_by_name("main.main");
-        for (n, f) in t.funcs().enumerate() {
-            if n >= max_funcs {
-                break;
-            }
-            let end = t.func_end(&f).min(f.entry + 4096);
+        let _ = t.funcs().count();
+        for i in window {
+            let Some(f) = t.func_at(i) else { continue };
+            let end = t.func_end(&f).min(f.entry.saturating_add(4096));
             let _ = (
                 t.func_name(&f),
                 t.func_id(&f),
@@ -1552,6 +1552,7 @@ mod tests {
                 let _ = t.frames(&f, pc);
                 pc += 1 + (end - f.entry) / 16;
             }
+            let _ = t.frames(&f, end);
         }
     }
 
@@ -1571,7 +1572,7 @@ mod tests {
         // Truncations.
         for cut in (0..pcln.len()).step_by((pcln.len() / 100).max(1)) {
             if let Ok(t) = Pclntab::parse(pcln[..cut].to_vec(), Some(0x1000), 0, gofunc.to_vec()) {
-                exercise(&t, 200);
+                exercise(&t, 0..200);
             }
         }
         // Random corruption (also of the header and of the funcdata).
@@ -1591,7 +1592,7 @@ mod tests {
                 p[i] = rng.next() as u8; // header fields
             }
             if let Ok(t) = Pclntab::parse(p, None, 0, g) {
-                exercise(&t, 200);
+                exercise(&t, 0..200);
             }
         }
         // Pure noise, with and without a valid magic.
@@ -1602,7 +1603,59 @@ mod tests {
                 p[..8].copy_from_slice(&[0xf1, 0xff, 0xff, 0xff, 0, 0, 1, 8]);
             }
             if let Ok(t) = Pclntab::parse(p, Some(0), 0, Vec::new()) {
-                exercise(&t, 200);
+                exercise(&t, 0..200);
+            }
+        }
+    }
+
+    /// Corrupt the bytes that a window of functions actually uses (functab
+    /// entries, `_func` records, the starts of their pc-value tables and
+    /// inline trees), then exercise exactly those functions.
+    fn fuzz_targeted(t: &Pclntab, rounds: usize, seed: u64) {
+        let mut rng = Rng(seed);
+        let n = t.nfunc();
+        for _ in 0..rounds {
+            let k = rng.next() as usize % n;
+            let window = k..(k + 20).min(n);
+            // (in gofunc?, start, len)
+            let mut targets: Vec<(bool, usize, usize)> = Vec::new();
+            for i in window.clone() {
+                targets.push((false, t.functab.start + 8 * i, 8));
+                let Some(f) = t.func_at(i) else { continue };
+                let tail = 4 * (t.npcdata(&f) + t.nfuncdata(&f)) as usize;
+                targets.push((false, f.off as usize, t.func_size() + tail));
+                let mut tabs = vec![
+                    t.field_u32(&f, 16).unwrap(),
+                    t.field_u32(&f, 20).unwrap(),
+                    t.field_u32(&f, 24).unwrap(),
+                ];
+                for j in 0..t.npcdata(&f) {
+                    tabs.push(t.field_u32(&f, t.func_size() + 4 * j as usize).unwrap());
+                }
+                for off in tabs.into_iter().filter(|&o| o != 0) {
+                    targets.push((false, t.pctab.start + off as usize, 16));
+                }
+                if let Some(off) = t.funcdata_off(&f, FUNCDATA_INL_TREE) {
+                    targets.push((true, off as usize, 64));
+                }
+            }
+            let mut p = t.data.clone();
+            let mut g = t.gofunc.clone();
+            for _ in 0..(1 + rng.next() % 6) {
+                let (in_g, start, len) = targets[rng.next() as usize % targets.len()];
+                let at = start + rng.next() as usize % len;
+                let buf = if in_g { &mut g } else { &mut p };
+                if let Some(b) = buf.get_mut(at) {
+                    *b = match rng.next() % 4 {
+                        0 => 0,
+                        1 => 0xff,
+                        2 => *b ^ (1 << (rng.next() % 8)),
+                        _ => rng.next() as u8,
+                    };
+                }
+            }
+            if let Ok(t2) = Pclntab::parse(p, Some(t.text_start), t.gofunc_addr, g) {
+                exercise(&t2, window);
             }
         }
     }
@@ -1623,18 +1676,28 @@ mod tests {
         ));
     }
 
+    /// Fuzz real tables of the oldest and newest toolchain (both formats).
+    /// GOSPY_FUZZ_ROUNDS scales the targeted rounds (default 200).
     #[test]
     fn garbage_never_panics_real() {
-        let Some(tc) = testutil::toolchains().into_iter().last() else {
+        let rounds = std::env::var("GOSPY_FUZZ_ROUNDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(200);
+        let tcs = testutil::toolchains();
+        if tcs.is_empty() {
             eprintln!("SKIP: no Go toolchain");
             return;
-        };
-        let Some(bin) = testutil::build(&tc, Variant::Exe) else {
-            return;
-        };
-        let (_, _, t) = testutil::load(&bin, tc.minor);
-        exercise(&t, usize::MAX);
-        fuzz(&t.data, &t.gofunc, 300, 12345);
+        }
+        for tc in [tcs.first().unwrap(), tcs.last().unwrap()] {
+            let Some(bin) = testutil::build(tc, Variant::Exe) else {
+                continue;
+            };
+            let (_, _, t) = testutil::load(&bin, tc.minor);
+            exercise(&t, 0..t.nfunc());
+            fuzz(&t.data, &t.gofunc, 100, 12345);
+            fuzz_targeted(&t, rounds, 777 + u64::from(tc.minor));
+        }
     }
 
     // --- oracles ---------------------------------------------------------------

@@ -1,10 +1,11 @@
 //! Offsets of the runtime structures gospy reads, taken from DWARF by field
 //! name. Fields that exist only in some Go versions are `Option`s.
 
+use super::fallback::{LayoutSource, Tables};
 use crate::binary::Binary;
 use anyhow::{anyhow, Result};
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GLayout {
     pub size: u64,
     pub stack_lo: u64,
@@ -29,7 +30,7 @@ pub struct GLayout {
     pub running_cleanups: Option<u64>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MLayout {
     pub size: u64,
     pub g0: u64,
@@ -46,7 +47,7 @@ pub struct MLayout {
     pub isextra: Option<u64>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PLayout {
     pub size: u64,
     pub id: u64,
@@ -62,7 +63,7 @@ pub struct PLayout {
     pub gfree_n: u64,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SchedLayout {
     pub size: u64,
     pub lastpoll: u64,
@@ -78,7 +79,7 @@ pub struct SchedLayout {
     pub gfree_counts: Vec<u64>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Layout {
     pub g: GLayout,
     pub m: MLayout,
@@ -87,7 +88,7 @@ pub struct Layout {
 }
 
 struct Ctx<'a> {
-    d: &'a crate::binary::dwarf::Dwarf,
+    d: &'a dyn LayoutSource,
     missing: Vec<String>,
 }
 
@@ -125,10 +126,22 @@ impl Ctx<'_> {
 }
 
 impl Layout {
+    /// Layouts from DWARF when present, else from the per-version tables.
     pub fn from_binary(bin: &Binary) -> Result<Layout> {
-        let d = bin.dwarf().ok_or_else(|| {
-            anyhow!("the executable has no DWARF debug info (built with -ldflags=-w or stripped): pass an unstripped build of the same source with --bin")
+        if let Some(d) = bin.dwarf() {
+            return Self::from_source(bin, d);
+        }
+        let t = Tables::for_minor(bin.go_minor).ok_or_else(|| {
+            anyhow!("the executable has no DWARF debug info and gospy has no runtime layout tables for {}: pass an unstripped build of the same source with --bin", bin.go_version)
         })?;
+        if let Some(w) = &t.approximation {
+            eprintln!("warning: {w}");
+        }
+        Self::from_source(bin, &t)
+    }
+
+    /// Layouts from one source (DWARF or tables), by field name.
+    pub fn from_source(bin: &Binary, d: &dyn LayoutSource) -> Result<Layout> {
         let mut c = Ctx {
             d,
             missing: Vec::new(),
@@ -205,7 +218,8 @@ impl Layout {
         };
         if !c.missing.is_empty() {
             return Err(anyhow!(
-                "runtime layout not found in DWARF for {}: {} (unsupported Go version {}?)",
+                "runtime layout not found in {} for {}: {} (unsupported Go version {}?)",
+                d.describe(),
                 bin.go_version,
                 c.missing.join(", "),
                 bin.go_version

@@ -2,9 +2,15 @@
 //! the scheduler. Every decoder here runs the same on a paused live process
 //! and on a snapshot.
 
+pub mod checks;
+pub mod fallback;
+pub mod heap;
 pub mod labels;
 pub mod layout;
+#[rustfmt::skip]
+pub mod tables;
 pub mod traceback;
+pub mod waiting;
 
 use crate::binary::Binary;
 use crate::memory::{MemResult, Memory};
@@ -53,6 +59,8 @@ pub struct Target {
     pub wait_reasons: Vec<String>,
     /// `runtime.gStatusStrings`, read from the executable.
     pub status_strings: Vec<String>,
+    /// PC → symbolization cache for unwinding.
+    pub pc_cache: traceback::PcCache,
 }
 
 impl Target {
@@ -61,8 +69,13 @@ impl Target {
         let need = |name: &str| -> Result<u64> {
             bin.global_addr(name)
                 .map(|a| a.wrapping_add(bias))
-                .ok_or_else(|| {
-                    anyhow!("runtime global {name} not found in the executable's symbols or DWARF")
+                .ok_or_else(|| match missing_global(&bin, name) {
+                    Some(why) => anyhow!(
+                        "runtime global {name} not found: no symbol table or DWARF, and {why}; pass an unstripped build of the same source with --bin"
+                    ),
+                    None => anyhow!(
+                        "runtime global {name} not found in the executable's symbols or DWARF"
+                    ),
                 })
         };
         let opt = |name: &str| bin.global_addr(name).map(|a| a.wrapping_add(bias));
@@ -78,7 +91,13 @@ impl Target {
             fing_status: opt("runtime.fingStatus"),
             fing_running: opt("runtime.fingRunning"),
         };
-        let wait_reasons = read_string_array(&bin, "runtime.waitReasonStrings");
+        let mut wait_reasons = read_string_array(&bin, "runtime.waitReasonStrings");
+        if wait_reasons.is_empty() {
+            // No symbol (stripped): the measured table of this Go version.
+            wait_reasons = fallback::Tables::for_minor(bin.go_minor)
+                .and_then(|t| t.wait_reasons())
+                .unwrap_or_default();
+        }
         let mut status_strings = read_string_array(&bin, "runtime.gStatusStrings");
         if status_strings.is_empty() {
             status_strings = [
@@ -104,6 +123,7 @@ impl Target {
             globals,
             wait_reasons,
             status_strings,
+            pc_cache: Default::default(),
         })
     }
 
@@ -127,16 +147,37 @@ impl Target {
     }
 }
 
+/// Why a global could not be recovered from code (stripped binaries only).
+fn missing_global(bin: &Binary, name: &str) -> Option<String> {
+    if bin.elf.has_symtab() {
+        return None;
+    }
+    let prefix = format!("{name}: ");
+    bin.recovered_globals()
+        .missing
+        .iter()
+        .find_map(|m| m.strip_prefix(&prefix).map(str::to_string))
+        .or_else(|| Some("gospy does not recover it from code".to_string()))
+}
+
 /// Read an initialised `[N]string` global from the executable file itself.
 fn read_string_array(bin: &Binary, name: &str) -> Vec<String> {
     let Some((addr, size)) = bin.elf.symbol(name).or_else(|| {
-        let d = bin.dwarf()?;
-        let g = d.global(name)?;
-        Some((g.addr, 0))
+        // No symbol (size unknown): DWARF, or the address recovered from code.
+        Some((bin.global_addr(name)?, 0))
     }) else {
         return Vec::new();
     };
-    let n = if size > 0 { size / 16 } else { 64 };
+    let n = if size > 0 {
+        size / 16
+    } else if name == "runtime.waitReasonStrings" {
+        // Without a size, the measured length for this version.
+        fallback::Tables::for_minor(bin.go_minor)
+            .and_then(|t| t.wait_reasons())
+            .map_or(64, |l| l.len() as u64)
+    } else {
+        16
+    };
     let mut out = Vec::new();
     for i in 0..n.min(256) {
         let mut hdr = [0u8; 16];

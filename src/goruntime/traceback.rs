@@ -5,7 +5,140 @@ use super::{Target, G, G_RUNNING, M};
 use crate::binary::pclntab::{FuncInfo, SpecialFunc};
 use crate::memory::Memory;
 use crate::model::Regs;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// What unwinding needs to know about one PC, computed once per distinct PC
+/// (goroutines are many, distinct PCs few).
+#[derive(Debug)]
+pub struct PcInfo {
+    /// Runtime address of the function entry.
+    pub entry: u64,
+    pub name: Arc<str>,
+    pub flag: u8,
+    pub spdelta: Option<i64>,
+    /// Source frames, innermost first: (printed name, file, line, inlined, funcID).
+    pub src: Vec<(Arc<str>, Arc<str>, u32, bool, u8)>,
+    /// `FUNCDATA_ArgInfo` program, for printing arguments.
+    pub arg_info: Option<Vec<u8>>,
+    /// `FUNCDATA_ArgLiveInfo` bytes and `PCDATA_ArgLiveIndex` at this PC.
+    pub arg_live: Option<(Vec<u8>, i32)>,
+}
+
+/// `abi.TraceArgsMaxLen`: (maxDepth*3+2)*limit + 1.
+const ARG_INFO_MAX: usize = (5 * 3 + 2) * 10 + 1;
+const FUNCDATA_ARG_INFO: u32 = 5;
+const FUNCDATA_ARG_LIVE_INFO: u32 = 6;
+const PCDATA_ARG_LIVE_INDEX: u32 = 3;
+
+impl PcInfo {
+    /// The runtime's `printArgs`: argument words read at `argp` as the
+    /// compiler's ArgInfo program describes them; `?` marks a spill slot
+    /// that is not live at this PC.
+    pub fn format_args<M: Memory>(&self, mem: &M, argp: u64) -> Option<String> {
+        let p = self.arg_info.as_ref()?;
+        let (live, live_idx) = match &self.arg_live {
+            Some((b, i)) => (Some(b.as_slice()), *i),
+            None => (None, 0),
+        };
+        let start_offset = live.and_then(|b| b.first().copied()).unwrap_or(0xff);
+        let is_live = |off: u8, slot: u8| -> bool {
+            let Some(b) = live else { return true };
+            if live_idx <= 0 || off < start_offset {
+                return true;
+            }
+            let i = live_idx as usize + (slot / 8) as usize;
+            b.get(i)
+                .map(|bits| bits & (1 << (slot % 8)) != 0)
+                .unwrap_or(true)
+        };
+        let mut out = String::new();
+        let mut start = true;
+        let mut pi = 0usize;
+        let mut slot = 0u8;
+        loop {
+            let Some(&o) = p.get(pi) else { break };
+            pi += 1;
+            match o {
+                0xff => break,
+                0xfe => {
+                    if !start {
+                        out.push_str(", ");
+                    }
+                    out.push('{');
+                    start = true;
+                    continue;
+                }
+                0xfd => out.push('}'),
+                0xfc => {
+                    if !start {
+                        out.push_str(", ");
+                    }
+                    out.push_str("...");
+                }
+                0xfb => {
+                    if !start {
+                        out.push_str(", ");
+                    }
+                    out.push('_');
+                }
+                _ => {
+                    if !start {
+                        out.push_str(", ");
+                    }
+                    let sz = *p.get(pi)?;
+                    pi += 1;
+                    let mut x = mem.u64(argp.wrapping_add(o as u64)).ok()?;
+                    if sz < 8 {
+                        let shift = 64 - (sz as u32) * 8;
+                        x = (x << shift) >> shift;
+                    }
+                    out.push_str(&format!("{x:#x}"));
+                    if !is_live(o, slot) {
+                        out.push('?');
+                    }
+                    if o >= start_offset {
+                        slot = slot.wrapping_add(1);
+                    }
+                }
+            }
+            start = false;
+        }
+        Some(out)
+    }
+}
+
+/// A sharded PC → [`PcInfo`] cache, shared by the threads that unwind.
+pub struct PcCache {
+    shards: Vec<Mutex<HashMap<(u64, bool), Option<Arc<PcInfo>>>>>,
+}
+
+impl Default for PcCache {
+    fn default() -> Self {
+        PcCache {
+            shards: (0..64).map(|_| Mutex::new(HashMap::new())).collect(),
+        }
+    }
+}
+
+impl PcCache {
+    fn get_or(
+        &self,
+        key: (u64, bool),
+        f: impl FnOnce() -> Option<Arc<PcInfo>>,
+    ) -> Option<Arc<PcInfo>> {
+        let shard = &self.shards[((key.0 >> 2) as usize ^ key.1 as usize) % self.shards.len()];
+        if let Some(v) = shard.lock().ok().and_then(|m| m.get(&key).cloned()) {
+            return v;
+        }
+        let v = f();
+        if let Ok(mut m) = shard.lock() {
+            m.insert(key, v.clone());
+        }
+        v
+    }
+}
 
 /// `abi.FuncFlagTopFrame`, `abi.FuncFlagSPWrite` (stable 1.19–1.27).
 const FLAG_TOPFRAME: u8 = 1;
@@ -15,8 +148,8 @@ pub const MAX_FRAMES: usize = 100_000;
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Frame {
-    pub function: String,
-    pub file: String,
+    pub function: Arc<str>,
+    pub file: Arc<str>,
     pub line: u32,
     pub inlined: bool,
     /// Runtime PC of the physical frame (a return address except innermost).
@@ -24,6 +157,9 @@ pub struct Frame {
     pub pc: u64,
     /// The `+0x..` the runtime prints: pc - function entry; None when inlined.
     pub offset: Option<u64>,
+    /// Arguments as the runtime prints them (`0x1, {0xc000010000, 0x3}`);
+    /// None for inlined frames (printed as `...`) or when unreadable.
+    pub args: Option<String>,
     #[serde(skip)]
     pub sp: u64,
     /// Whether the runtime's default traceback (GOTRACEBACK=single) shows it.
@@ -45,9 +181,8 @@ pub struct Stack {
 /// frame takes 16 bytes or more (return address and frame pointer) but for
 /// rare leaf frames, so the frames of all goroutines together stay far below
 /// the captured bytes / 16 (which also count g structs and data); damaged or
-/// crafted memory
-/// (many goroutines sharing one stack full of self-referencing frames) could
-/// otherwise multiply the work without bound.
+/// crafted memory (many goroutines sharing one stack full of
+/// self-referencing frames) could otherwise multiply the work without bound.
 #[derive(Debug)]
 pub struct FrameBudget(AtomicU64);
 
@@ -232,6 +367,47 @@ impl Target {
         Ok((g.sched_pc, g.sched_sp, false))
     }
 
+    /// Symbolize `pc` (a return address unless `trap`), cached.
+    pub fn pc_info(&self, pc: u64, trap: bool) -> Option<Arc<PcInfo>> {
+        self.pc_cache.get_or((pc, trap), || {
+            let p = &self.bin.pcln;
+            let f = self.find_func(pc)?;
+            let entry = f.entry.wrapping_add(self.bias);
+            let sympc = if !trap && pc > entry { pc - 1 } else { pc };
+            let src = p
+                .frames(&f, sympc.wrapping_sub(self.bias))
+                .into_iter()
+                .map(|sf| {
+                    (
+                        Arc::from(print_name(&sf.function)),
+                        Arc::from(sf.file),
+                        sf.line,
+                        sf.inlined,
+                        sf.func_id,
+                    )
+                })
+                .collect();
+            let arg_info = p
+                .funcdata_bytes(&f, FUNCDATA_ARG_INFO)
+                .map(|b| b[..b.len().min(ARG_INFO_MAX)].to_vec());
+            let arg_live = p.funcdata_bytes(&f, FUNCDATA_ARG_LIVE_INFO).map(|b| {
+                let idx = p
+                    .pcdata(&f, PCDATA_ARG_LIVE_INDEX, sympc.wrapping_sub(self.bias))
+                    .unwrap_or(-1);
+                (b[..b.len().min(4096)].to_vec(), idx)
+            });
+            Some(Arc::new(PcInfo {
+                entry,
+                name: Arc::from(p.func_name(&f)),
+                flag: p.func_flag(&f),
+                spdelta: p.pcsp(&f, pc.wrapping_sub(self.bias)),
+                src,
+                arg_info,
+                arg_live,
+            }))
+        })
+    }
+
     /// Unwind one goroutine. `m` and `regs`: the M running it and that
     /// thread's registers, for running goroutines.
     pub fn unwind<Mem: Memory>(
@@ -263,7 +439,6 @@ impl Target {
                 return st;
             }
         };
-        let p = &self.bin.pcln;
         let mut callee_id: u8 = 0;
         let mut shown_count = 0usize;
         for depth in 0..MAX_FRAMES {
@@ -275,43 +450,61 @@ impl Target {
                 ));
                 break;
             }
-            let Some(f) = self.find_func(pc) else {
+            let Some(info) = self.pc_info(pc, trap) else {
                 st.error = Some(format!("unknown pc {pc:#x} at depth {depth}"));
                 break;
             };
-            let entry = f.entry.wrapping_add(self.bias);
-            let sympc = if !trap && pc > entry { pc - 1 } else { pc };
-            for sf in p.frames(&f, sympc.wrapping_sub(self.bias)) {
-                let shown = self.show_frame(&sf.function, sf.func_id, shown_count == 0, callee_id);
-                callee_id = sf.func_id;
+            let entry = info.entry;
+            // The caller's SP at the call (argp on amd64), when computable.
+            let fp = info
+                .spdelta
+                .map(|d| sp.wrapping_add(d as u64).wrapping_add(8));
+            for (function, file, line, inlined, func_id) in &info.src {
+                // showframe() looks at the unprinted name; print_name only
+                // changes runtime.gopanic and generic shapes, which it checks
+                // the same way.
+                let raw: &str = if &**function == "panic" {
+                    "runtime.gopanic"
+                } else {
+                    function
+                };
+                let shown = self.show_frame(raw, *func_id, shown_count == 0, callee_id);
+                callee_id = *func_id;
                 if shown {
                     shown_count += 1;
                 }
+                let args = if *inlined {
+                    None
+                } else if info.arg_info.is_none() {
+                    Some(String::new())
+                } else {
+                    fp.and_then(|fp| info.format_args(mem, fp))
+                };
                 st.frames.push(Frame {
-                    offset: if sf.inlined || pc <= entry {
+                    args,
+                    offset: if *inlined || pc <= entry {
                         None
                     } else {
                         Some(pc - entry)
                     },
-                    function: print_name(&sf.function),
-                    file: sf.file,
-                    line: sf.line,
-                    inlined: sf.inlined,
+                    function: function.clone(),
+                    file: file.clone(),
+                    line: *line,
+                    inlined: *inlined,
                     pc,
                     sp,
                     shown,
                 });
             }
-            let name = p.func_name(&f);
-            let flag = p.func_flag(&f);
-            if flag & FLAG_TOPFRAME != 0 {
+            let name = &*info.name;
+            if info.flag & FLAG_TOPFRAME != 0 {
                 break;
             }
-            if flag & FLAG_SPWRITE != 0 && !innermost {
+            if info.flag & FLAG_SPWRITE != 0 && !innermost {
                 // The runtime cannot unwind past a function that writes SP either.
                 break;
             }
-            let Some(delta) = p.pcsp(&f, pc.wrapping_sub(self.bias)) else {
+            let Some(delta) = info.spdelta else {
                 st.error = Some(format!("no SP delta for {name} at pc {pc:#x}"));
                 break;
             };

@@ -27,11 +27,16 @@ pub struct DumpGoroutine<'a> {
     /// Why unwinding stopped early, when it did.
     pub stack_error: Option<&'a str>,
     pub warnings: &'a [String],
+    /// The channel, semaphore or Cond it is blocked on, when known.
+    pub waiting_on: Option<&'a crate::goruntime::waiting::WaitingOn>,
 }
 
 pub struct DumpOptions {
     /// Show system goroutines and runtime frames (GOTRACEBACK=system style).
     pub all: bool,
+    /// Add a `[waiting on ...]` line after the header (not in the runtime's
+    /// format, so off by default).
+    pub wait_info: bool,
     /// Show pprof labels in goroutine headers even for Go versions whose
     /// runtime does not (it does by default from Go 1.27).
     pub labels: bool,
@@ -67,6 +72,7 @@ pub fn to_json(s: &Session, m: &Model, opts: &DumpOptions) -> Vec<serde_json::Va
                 stack_unavailable: g.stack.unavailable.as_deref(),
                 stack_error: g.stack.error.as_deref(),
                 warnings: &g.warnings,
+                waiting_on: g.waiting_on.as_ref(),
             };
             serde_json::to_value(d).unwrap_or(serde_json::Value::Null)
         })
@@ -122,7 +128,12 @@ pub fn render_goroutine(out: &mut String, g: &Goroutine, opts: &DumpOptions, go_
     // and outermost 50 around an elision line, before that the first 100.
     let n = frames.len();
     let print = |out: &mut String, f: &Frame| {
-        let _ = writeln!(out, "{}(...)", f.function);
+        let _ = writeln!(
+            out,
+            "{}({})",
+            f.function,
+            f.args.as_deref().unwrap_or("...")
+        );
         let _ = write!(out, "\t{}:{}", f.file, f.line);
         if let Some(off) = f.offset {
             let _ = write!(out, " +{off:#x}");
@@ -163,7 +174,13 @@ pub fn to_text(s: &Session, m: &Model, opts: &DumpOptions) -> String {
             out.push('\n');
         }
         first = false;
-        render_goroutine(&mut out, g, opts, s.target.bin.go_minor);
+        let mut one = String::new();
+        render_goroutine(&mut one, g, opts, s.target.bin.go_minor);
+        if let (true, Some(w), Some(nl)) = (opts.wait_info, &g.waiting_on, one.find('\n')) {
+            // Right after the header line.
+            one.insert_str(nl + 1, &format!("\t[waiting on {}]\n", w.describe()));
+        }
+        out.push_str(&one);
     }
     out
 }

@@ -1,8 +1,12 @@
 //! Reports built from the model: plain data (serde::Serialize) first, text
 //! rendering separate.
 
+pub mod diff;
 pub mod dump;
+pub mod heap;
+pub mod pprof;
 pub mod summary;
+pub mod top;
 
 use crate::analyze::{Goroutine, Session};
 
@@ -52,10 +56,10 @@ pub fn start_function(s: &Session, g: &Goroutine) -> String {
         let frames = &g.stack.frames;
         if let Some(pos) = frames
             .iter()
-            .rposition(|fr| fr.function == crate::goruntime::traceback::print_name(name))
+            .rposition(|fr| *fr.function == *crate::goruntime::traceback::print_name(name))
         {
             if pos > 0 {
-                return frames[pos - 1].function.clone();
+                return frames[pos - 1].function.to_string();
             }
         }
     }

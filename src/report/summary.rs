@@ -25,6 +25,8 @@ pub struct Summary {
     pub threads: Threads,
     pub goroutines_by_status: BTreeMap<String, usize>,
     pub goroutines: Vec<GLine>,
+    /// Heap and GC one-liner (MemStats field names), if decodable.
+    pub heap: Option<super::heap::HeapLine>,
     pub warnings: Vec<String>,
 }
 
@@ -68,6 +70,8 @@ pub struct GLine {
     pub function: Option<String>,
     pub file: Option<String>,
     pub line: Option<u32>,
+    /// What it is blocked on (channel, semaphore, Cond), when known.
+    pub waiting_on: Option<String>,
 }
 
 fn p_status(s: u32) -> &'static str {
@@ -120,9 +124,10 @@ pub fn build(s: &Session, m: &Model, all: bool) -> Summary {
                 wait_ns: g.wait_ns,
                 system: g.system,
                 start_function: super::start_function(s, g),
-                function: loc.map(|f| f.function.clone()),
-                file: loc.map(|f| f.file.clone()),
+                function: loc.map(|f| f.function.to_string()),
+                file: loc.map(|f| f.file.to_string()),
                 line: loc.map(|f| f.line),
+                waiting_on: g.waiting_on.as_ref().map(|w| w.describe()),
             }
         })
         .collect();
@@ -165,6 +170,7 @@ pub fn build(s: &Session, m: &Model, all: bool) -> Summary {
         },
         goroutines_by_status: by_status,
         goroutines,
+        heap: super::heap::summary_line(s),
         warnings: m.warnings.clone(),
     }
 }
@@ -225,6 +231,9 @@ pub fn to_text(sm: &Summary) -> String {
             .unwrap_or_else(|| "?".into()),
         gs.join(", ")
     );
+    if let Some(h) = &sm.heap {
+        o.push_str(&super::heap::summary_text(h));
+    }
     let _ = writeln!(o, "Capture pause: {}", super::fmt_duration_ns(sm.pause_ns));
     o.push('\n');
     for g in &sm.goroutines {
@@ -237,10 +246,15 @@ pub fn to_text(sm: &Summary) -> String {
             (Some(f), Some(file), Some(l)) => format!("{f} ({file}:{l})"),
             _ => "?".into(),
         };
+        let on = g
+            .waiting_on
+            .as_ref()
+            .map(|w| format!(" [on {w}]"))
+            .unwrap_or_default();
         let _ = writeln!(
             o,
-            "{}{} - {}{}: {} [start {}]",
-            g.id, m, g.state, wait, loc, g.start_function
+            "{}{} - {}{}: {} [start {}]{}",
+            g.id, m, g.state, wait, loc, g.start_function, on
         );
     }
     for w in &sm.warnings {

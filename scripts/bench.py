@@ -1,0 +1,199 @@
+#!/usr/bin/env python3
+"""gospy's pause / size / throughput benchmark, side by side with the runtime
+and gdb.
+
+For each goroutine count it starts tests/fixtures/bench (N goroutines parked at
+stack depth ~10; the fixture times its own runtime.Stack(buf, true)), then
+measures:
+
+  capture   pause (every thread stopped), bytes read, snapshot size on disk,
+            wall time, gospy's peak RSS
+  gcore     gdb's gcore: time the target is stopped, core file size
+  analyze   summary, dump (to /dev/null), top and heap on the snapshot, with 1
+            and 2 rayon threads (RAYON_NUM_THREADS), wall time and peak RSS
+
+and checks the targets of issue 5. Results: a table on stdout and JSON
+(--out, default target/bench/results.json).
+
+  python3 scripts/bench.py                       # 1k, 10k, 100k goroutines
+  python3 scripts/bench.py --sizes 1000,10000 --no-gcore
+"""
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_measured(cmd, env=None, stdout=subprocess.PIPE):
+    """Run cmd; return (returncode, stdout, wall seconds, peak RSS bytes)."""
+    t0 = time.monotonic()
+    p = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.PIPE, env=env)
+    out = b""
+    if stdout == subprocess.PIPE:
+        out = p.stdout.read()
+    _, status, ru = os.wait4(p.pid, 0)
+    wall = time.monotonic() - t0
+    err = p.stderr.read()
+    p.returncode = os.waitstatus_to_exitcode(status)
+    if p.returncode != 0:
+        sys.stderr.write(f"command failed ({p.returncode}): {' '.join(cmd)}\n{err.decode(errors='replace')}\n")
+    return p.returncode, out, wall, ru.ru_maxrss * 1024
+
+
+def go_toolchain(prefix):
+    out = subprocess.run(["bash", os.path.join(ROOT, "scripts/install-go-toolchains.sh")],
+                         capture_output=True, text=True)
+    for line in out.stdout.splitlines():
+        v, path = line.split(" ", 1)
+        if v == prefix or v.startswith(prefix + "."):
+            return v, path
+    sys.exit(f"go {prefix} is not installed (scripts/install-go-toolchains.sh)")
+
+
+def build_fixture(go, outdir):
+    exe = os.path.join(outdir, "bench")
+    env = {**os.environ, "GOTOOLCHAIN": "local", "GOFLAGS": "-buildvcs=false", "CGO_ENABLED": "0",
+           "GOCACHE": os.path.expanduser("~/.cache/gospy/gocache")}
+    subprocess.run([go, "build", "-trimpath", "-o", exe, "main.go"], check=True, env=env,
+                   cwd=os.path.join(ROOT, "tests/fixtures/bench"))
+    return exe
+
+
+def start_fixture(exe, n, work):
+    d = tempfile.mkdtemp(dir=work)
+    p = subprocess.Popen([exe, str(n), d], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not os.path.exists(os.path.join(d, "ready")):
+        if p.poll() is not None or time.monotonic() > deadline:
+            p.kill()
+            sys.exit(f"fixture with {n} goroutines did not get ready")
+        time.sleep(0.1)
+    with open(os.path.join(d, "bench.json")) as f:
+        return p, json.load(f)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="1000,10000,100000")
+    ap.add_argument("--go", default="1.26", help="toolchain version prefix for the fixture")
+    ap.add_argument("--no-gcore", action="store_true")
+    ap.add_argument("--repeat", type=int, default=3, help="captures per size (best pause kept)")
+    ap.add_argument("--out", default=os.path.join(ROOT, "target/bench/results.json"))
+    args = ap.parse_args()
+
+    subprocess.run(["cargo", "build", "--release", "-q"], check=True, cwd=ROOT)
+    gospy = os.path.join(ROOT, "target/release/gospy")
+    version, go = go_toolchain(args.go)
+    work = tempfile.mkdtemp(prefix="gospy-bench-")
+    exe = build_fixture(go, work)
+    have_gcore = shutil.which("gcore") and not args.no_gcore
+    results = {"go_version": version, "machine": {"cpus": os.cpu_count()}, "sizes": []}
+    analyses = ["summary", "dump", "top", "heap"]
+    try:
+        for n in [int(x) for x in args.sizes.split(",")]:
+            p, fx = start_fixture(exe, n, work)
+            r = {"goroutines": n, "runtime_stack_all_ns": fx["stack_all_ns"], "runtime_stack_all_bytes": fx["stack_all_bytes"]}
+            snap = os.path.join(work, f"b{n}.gss")
+            best = None
+            for _ in range(args.repeat):
+                rc, out, wall, rss = run_measured([gospy, "capture", "--pid", str(p.pid), "-o", snap, "--json"])
+                if rc != 0:
+                    continue
+                c = json.loads(out)
+                if best is None or c["pause_ns"] < best["pause_ns"]:
+                    best = {**c, "wall_s": wall, "peak_rss": rss}
+            r["capture"] = best
+            rc, out, _, _ = run_measured([gospy, "info", snap, "--json"])
+            info = json.loads(out) if rc == 0 else {}
+            st = info.get("stats", {})
+            r["snapshot"] = {
+                "file_size": st.get("file_size"),
+                "uncompressed_bytes": st.get("uncompressed_bytes"),
+                "per_kind": {k["kind"]: k["bytes"] for k in st.get("per_kind", [])},
+                "bytes_per_goroutine_on_disk": (st.get("file_size") or 0) / n,
+            }
+            if have_gcore:
+                core = os.path.join(work, "core")
+                rc, _, wall, _ = run_measured(["gcore", "-o", core, str(p.pid)])
+                files = [f for f in os.listdir(work) if f.startswith("core")]
+                size = sum(os.path.getsize(os.path.join(work, f)) for f in files)
+                for f in files:
+                    os.unlink(os.path.join(work, f))
+                r["gcore"] = {"stopped_s": wall, "file_size": size, "ok": rc == 0}
+            os.kill(p.pid, signal.SIGKILL)
+            p.wait()
+            r["analyze"] = {}
+            for a in analyses:
+                for threads in (1, 2):
+                    env = {**os.environ, "RAYON_NUM_THREADS": str(threads)}
+                    with open(os.devnull, "wb") as devnull:
+                        rc, _, wall, rss = run_measured([gospy, "analyze", snap, a], env=env, stdout=devnull)
+                    r["analyze"][f"{a}_t{threads}"] = {"wall_s": wall, "peak_rss": rss, "ok": rc == 0}
+            results["sizes"].append(r)
+            print_row(r)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    results["targets"] = check_targets(results)
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(results, f, indent=2)
+    print()
+    for t in results["targets"]:
+        print(f"{'MET ' if t['met'] else 'GAP '} {t['name']}: {t['value']} (target {t['target']})")
+    print(f"\nresults: {args.out}")
+
+
+def ms(ns):
+    return f"{ns / 1e6:.1f} ms"
+
+
+def print_row(r):
+    c = r["capture"] or {}
+    a = r["analyze"]
+    g = r.get("gcore", {})
+    print(f"{r['goroutines']:>7} goroutines | runtime.Stack(all) {ms(r['runtime_stack_all_ns'])} | "
+          f"pause {ms(c.get('pause_ns', 0))} | read {c.get('bytes_read', 0) / 1e6:.1f} MB | "
+          f"file {r['snapshot']['file_size'] / 1e6:.2f} MB ({r['snapshot']['bytes_per_goroutine_on_disk']:.0f} B/g) | "
+          f"capture wall {c.get('wall_s', 0):.2f}s rss {c.get('peak_rss', 0) / 1e6:.0f} MB | "
+          f"gcore {g.get('stopped_s', 0):.2f}s {g.get('file_size', 0) / 1e6:.0f} MB | "
+          + " ".join(f"{k} {v['wall_s']:.2f}s" for k, v in a.items()))
+
+
+def check_targets(res):
+    t = []
+    big = max(res["sizes"], key=lambda r: r["goroutines"])
+    c = big["capture"] or {}
+    n = big["goroutines"]
+    t.append({"name": f"pause at {n} goroutines <= runtime.Stack(all)/10",
+              "value": c.get("pause_ns"), "target": big["runtime_stack_all_ns"] / 10,
+              "met": c.get("pause_ns", 1e18) <= big["runtime_stack_all_ns"] / 10})
+    t.append({"name": f"pause at {n} goroutines < 50 ms", "value": c.get("pause_ns"), "target": 50e6,
+              "met": c.get("pause_ns", 1e18) < 50e6})
+    t.append({"name": "snapshot bytes per parked goroutine on disk <= 200",
+              "value": big["snapshot"]["bytes_per_goroutine_on_disk"], "target": 200,
+              "met": big["snapshot"]["bytes_per_goroutine_on_disk"] <= 200})
+    d1 = big["analyze"]["dump_t1"]["wall_s"]
+    d2 = big["analyze"]["dump_t2"]["wall_s"]
+    t.append({"name": f"analyze dump at {n} <= runtime.Stack(all)", "value": d2,
+              "target": big["runtime_stack_all_ns"] / 1e9, "met": d2 <= big["runtime_stack_all_ns"] / 1e9})
+    for a in ("summary", "top"):
+        v = big["analyze"][f"{a}_t2"]["wall_s"]
+        t.append({"name": f"analyze {a} at {n} < 0.3 s", "value": v, "target": 0.3, "met": v < 0.3})
+    t.append({"name": "dump: 2 threads >= 1.6x faster than 1", "value": d1 / d2 if d2 else None, "target": 1.6,
+              "met": d2 > 0 and d1 / d2 >= 1.6})
+    unc = big["snapshot"]["uncompressed_bytes"] or 1
+    rss = max(v["peak_rss"] for v in big["analyze"].values())
+    t.append({"name": "analyze peak RSS <= 2x uncompressed snapshot", "value": rss, "target": 2 * unc,
+              "met": rss <= 2 * unc})
+    return t
+
+
+if __name__ == "__main__":
+    main()

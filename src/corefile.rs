@@ -1,0 +1,529 @@
+//! ELF core files (gdb's gcore, the kernel, systemd-coredump's zstd-compressed
+//! cores) as analysis input: memory from the PT_LOAD segments, threads and
+//! registers from NT_PRSTATUS notes, the auxiliary vector and mapped files
+//! from NT_AUXV / NT_FILE. The executable's read-only image sits under the
+//! core's memory exactly as under a snapshot's.
+
+use crate::analyze::Session;
+use crate::binary::Binary;
+use crate::goruntime::Target;
+use crate::memory::{Layered, MemError, MemResult, Memory};
+use crate::model::{CaptureMeta, MapEntry, Regs, ThreadInfo};
+use anyhow::{anyhow, Context, Result};
+use std::path::Path;
+use std::sync::Arc;
+
+const ET_CORE: u16 = 4;
+const PT_LOAD: u32 = 1;
+const PT_NOTE: u32 = 4;
+const NT_PRSTATUS: u32 = 1;
+const NT_PRPSINFO: u32 = 3;
+const NT_AUXV: u32 = 6;
+const NT_FILE: u32 = 0x4649_4c45;
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
+/// Largest zero-filled tail (memsz beyond filesz) gospy materialises.
+const MAX_ZERO_TAIL: u64 = 1 << 30;
+/// Bounds on note contents.
+const MAX_THREADS: usize = 1 << 20;
+const MAX_FILES: u64 = 1 << 20;
+
+/// The core's bytes: mapped from disk, or decompressed.
+enum Backing {
+    Map(memmap2::Mmap),
+    Owned(Vec<u8>),
+}
+
+impl Backing {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Backing::Map(m) => m,
+            Backing::Owned(v) => v,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Seg {
+    vaddr: u64,
+    memsz: u64,
+    offset: u64,
+    filesz: u64,
+}
+
+/// Memory of a core file: each PT_LOAD's file bytes, zero-filled up to its
+/// memsz. Segments with no file bytes at all (the kernel's way of leaving out
+/// file-backed text) are absent, so reads fall through to the executable.
+pub struct CoreMemory {
+    data: Backing,
+    segs: Vec<Seg>,
+}
+
+impl CoreMemory {
+    fn seg_at(&self, addr: u64) -> Option<&Seg> {
+        let i = self.segs.partition_point(|s| s.vaddr <= addr);
+        let s = self.segs.get(i.checked_sub(1)?)?;
+        (addr < s.vaddr.saturating_add(s.memsz)).then_some(s)
+    }
+
+    /// Address ranges present in the core.
+    pub fn ranges(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.segs.iter().map(|s| (s.vaddr, s.memsz))
+    }
+}
+
+impl Memory for CoreMemory {
+    fn captured_bytes(&self) -> Option<u64> {
+        // File-backed bytes: zero-filled tails hold no frames.
+        Some(self.segs.iter().map(|s| s.filesz.min(s.memsz)).sum())
+    }
+    fn read_exact(&self, addr: u64, buf: &mut [u8]) -> MemResult<()> {
+        let len = buf.len();
+        let err = |why| MemError { addr, len, why };
+        let bytes = self.data.bytes();
+        let mut done = 0usize;
+        while done < buf.len() {
+            let cur = addr
+                .checked_add(done as u64)
+                .ok_or(err("address overflow"))?;
+            let s = self.seg_at(cur).ok_or(err("not in core file"))?;
+            let off = cur - s.vaddr;
+            let n = ((s.memsz - off) as usize).min(buf.len() - done);
+            let dst = &mut buf[done..done + n];
+            if off >= s.filesz {
+                dst.fill(0);
+            } else {
+                let from_file = ((s.filesz - off) as usize).min(n);
+                let start = s.offset.checked_add(off).ok_or(err("bad core segment"))? as usize;
+                let src = bytes
+                    .get(start..start.saturating_add(from_file))
+                    .ok_or(err("core file truncated"))?;
+                dst[..from_file].copy_from_slice(src);
+                dst[from_file..].fill(0);
+            }
+            done += n;
+        }
+        Ok(())
+    }
+}
+
+/// A mapped file listed in NT_FILE.
+#[derive(Debug, Clone)]
+pub struct MappedFile {
+    pub start: u64,
+    pub end: u64,
+    /// File offset in bytes.
+    pub offset: u64,
+    pub path: String,
+}
+
+/// Everything read from a core file.
+pub struct Core {
+    pub memory: CoreMemory,
+    pub threads: Vec<ThreadInfo>,
+    pub auxv: Vec<(u64, u64)>,
+    pub files: Vec<MappedFile>,
+    pub pid: i32,
+    /// Command name (NT_PRPSINFO pr_fname).
+    pub comm: String,
+    /// Command line (NT_PRPSINFO pr_psargs, truncated by the kernel to 80 bytes).
+    pub args: String,
+    pub warnings: Vec<String>,
+}
+
+fn u16_at(b: &[u8], o: usize) -> Option<u16> {
+    Some(u16::from_le_bytes(b.get(o..o + 2)?.try_into().ok()?))
+}
+fn u32_at(b: &[u8], o: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(o..o + 4)?.try_into().ok()?))
+}
+fn u64_at(b: &[u8], o: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(b.get(o..o + 8)?.try_into().ok()?))
+}
+
+/// Whether the file at `path` is an ELF core (possibly zstd-compressed).
+pub fn is_core_file(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 18];
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return false;
+    };
+    if f.read_exact(&mut head).is_err() {
+        return false;
+    }
+    if head[..4] == ZSTD_MAGIC {
+        return true; // decided after decompression
+    }
+    head[..4] == *b"\x7fELF" && u16::from_le_bytes([head[16], head[17]]) == ET_CORE
+}
+
+fn nul_str(b: &[u8]) -> String {
+    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+    String::from_utf8_lossy(&b[..end]).into_owned()
+}
+
+impl Core {
+    pub fn open(path: &Path) -> Result<Core> {
+        let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        // SAFETY: the mapping is read-only and private; a core file changing
+        // underneath would at worst give wrong bytes, which every decoder
+        // already tolerates.
+        let map = unsafe { memmap2::Mmap::map(&f) }
+            .with_context(|| format!("mapping {}", path.display()))?;
+        let data = if map.len() >= 4 && map[..4] == ZSTD_MAGIC {
+            let v = zstd::stream::decode_all(&map[..])
+                .with_context(|| format!("decompressing {} (zstd)", path.display()))?;
+            Backing::Owned(v)
+        } else {
+            Backing::Map(map)
+        };
+        Core::parse(data)
+    }
+
+    /// Parse a core from memory (used by tests and for decompressed cores).
+    pub fn from_bytes(data: Vec<u8>) -> Result<Core> {
+        Core::parse(Backing::Owned(data))
+    }
+
+    fn parse(data: Backing) -> Result<Core> {
+        let b = data.bytes();
+        if b.len() < 64 || b[..4] != *b"\x7fELF" {
+            return Err(anyhow!("not an ELF file"));
+        }
+        if b[4] != 2 || b[5] != 1 {
+            return Err(anyhow!("not a 64-bit little-endian ELF core"));
+        }
+        if u16_at(b, 16) != Some(ET_CORE) {
+            return Err(anyhow!("not an ELF core file (e_type is not ET_CORE)"));
+        }
+        if u16_at(b, 18) != Some(62) {
+            return Err(anyhow!("core file is not for x86-64"));
+        }
+        let phoff = u64_at(b, 32).unwrap_or(0) as usize;
+        let phentsize = u16_at(b, 54).unwrap_or(0) as usize;
+        let phnum = u16_at(b, 56).unwrap_or(0) as usize;
+        if phentsize < 56 {
+            return Err(anyhow!("core file has a bad program header size"));
+        }
+        let mut segs = Vec::new();
+        let mut notes: Vec<(usize, usize)> = Vec::new();
+        let mut warnings = Vec::new();
+        for i in 0..phnum {
+            let o = phoff + i * phentsize;
+            let (Some(ty), Some(off), Some(vaddr), Some(filesz), Some(memsz)) = (
+                u32_at(b, o),
+                u64_at(b, o + 8),
+                u64_at(b, o + 16),
+                u64_at(b, o + 32),
+                u64_at(b, o + 40),
+            ) else {
+                return Err(anyhow!("core file truncated in its program headers"));
+            };
+            match ty {
+                PT_LOAD if filesz > 0 => {
+                    let mut filesz = filesz;
+                    if off.saturating_add(filesz) > b.len() as u64 {
+                        warnings.push(format!(
+                            "core segment at {vaddr:#x} is truncated in the file"
+                        ));
+                        filesz = (b.len() as u64).saturating_sub(off);
+                    }
+                    let memsz = if memsz.saturating_sub(filesz) > MAX_ZERO_TAIL {
+                        filesz
+                    } else {
+                        memsz.max(filesz)
+                    };
+                    segs.push(Seg {
+                        vaddr,
+                        memsz,
+                        offset: off,
+                        filesz,
+                    });
+                }
+                PT_NOTE => notes.push((off as usize, filesz as usize)),
+                _ => {}
+            }
+        }
+        segs.sort_by_key(|s| s.vaddr);
+
+        let mut threads = Vec::new();
+        let mut auxv = Vec::new();
+        let mut files = Vec::new();
+        let (mut pid, mut comm, mut args) = (0i32, String::new(), String::new());
+        for (off, len) in notes {
+            let Some(n) = b.get(off..off.saturating_add(len)) else {
+                warnings.push("core note segment truncated".into());
+                continue;
+            };
+            let mut p = 0usize;
+            while p + 12 <= n.len() {
+                let namesz = u32_at(n, p).unwrap_or(0) as usize;
+                let descsz = u32_at(n, p + 4).unwrap_or(0) as usize;
+                let ty = u32_at(n, p + 8).unwrap_or(0);
+                let name_at = p + 12;
+                let desc_at = name_at + namesz.div_ceil(4) * 4;
+                let Some(desc) = n.get(desc_at..desc_at.saturating_add(descsz)) else {
+                    warnings.push("core note truncated".into());
+                    break;
+                };
+                let name = n
+                    .get(name_at..name_at + namesz)
+                    .map(nul_str)
+                    .unwrap_or_default();
+                p = desc_at + descsz.div_ceil(4) * 4;
+                if name != "CORE" {
+                    continue;
+                }
+                match ty {
+                    NT_PRSTATUS if desc.len() >= 112 + 27 * 8 && threads.len() < MAX_THREADS => {
+                        let tid = u32_at(desc, 32).unwrap_or(0) as i32;
+                        let r: Vec<u64> = (0..27)
+                            .map(|i| u64_at(desc, 112 + i * 8).unwrap_or(0))
+                            .collect();
+                        threads.push(ThreadInfo {
+                            tid,
+                            name: String::new(),
+                            // Every thread of a core is stopped.
+                            state: 't',
+                            regs: Some(regs_from(&r)),
+                        });
+                    }
+                    NT_PRPSINFO if desc.len() >= 136 => {
+                        pid = u32_at(desc, 24).unwrap_or(0) as i32;
+                        comm = nul_str(&desc[40..56]);
+                        args = nul_str(&desc[56..136]).trim_end().to_string();
+                    }
+                    NT_AUXV => {
+                        for c in desc.chunks_exact(16) {
+                            let (t, v) = (u64_at(c, 0).unwrap_or(0), u64_at(c, 8).unwrap_or(0));
+                            if t == 0 {
+                                break;
+                            }
+                            auxv.push((t, v));
+                        }
+                    }
+                    NT_FILE => match parse_nt_file(desc) {
+                        Some(f) => files = f,
+                        None => warnings.push("unreadable NT_FILE note".into()),
+                    },
+                    _ => {}
+                }
+            }
+        }
+        for t in &mut threads {
+            t.name = comm.clone();
+        }
+        if threads.is_empty() {
+            warnings.push("the core file has no thread (NT_PRSTATUS) notes".into());
+        }
+        Ok(Core {
+            memory: CoreMemory { data, segs },
+            threads,
+            auxv,
+            files,
+            pid,
+            comm,
+            args,
+            warnings,
+        })
+    }
+}
+
+fn regs_from(r: &[u64]) -> Regs {
+    Regs {
+        r15: r[0],
+        r14: r[1],
+        r13: r[2],
+        r12: r[3],
+        rbp: r[4],
+        rbx: r[5],
+        r11: r[6],
+        r10: r[7],
+        r9: r[8],
+        r8: r[9],
+        rax: r[10],
+        rcx: r[11],
+        rdx: r[12],
+        rsi: r[13],
+        rdi: r[14],
+        orig_rax: r[15],
+        rip: r[16],
+        cs: r[17],
+        eflags: r[18],
+        rsp: r[19],
+        ss: r[20],
+        fs_base: r[21],
+        gs_base: r[22],
+        ds: r[23],
+        es: r[24],
+        fs: r[25],
+        gs: r[26],
+    }
+}
+
+/// NT_FILE: count, page size, count × {start, end, page offset}, then count
+/// NUL-terminated paths.
+fn parse_nt_file(d: &[u8]) -> Option<Vec<MappedFile>> {
+    let count = u64_at(d, 0)?;
+    let page = u64_at(d, 8)?;
+    if count > MAX_FILES {
+        return None;
+    }
+    let mut names = d.get(16 + count as usize * 24..)?.split(|&c| c == 0);
+    let mut out = Vec::new();
+    for i in 0..count as usize {
+        let o = 16 + i * 24;
+        let path = String::from_utf8_lossy(names.next()?).into_owned();
+        out.push(MappedFile {
+            start: u64_at(d, o)?,
+            end: u64_at(d, o + 8)?,
+            offset: u64_at(d, o + 16)?.checked_mul(page)?,
+            path,
+        });
+    }
+    Some(out)
+}
+
+const AT_ENTRY: u64 = 9;
+
+impl Session {
+    /// Open an ELF core file for analysis. The executable is `bin`, else the
+    /// file mapped at the entry point (NT_FILE), checked against the core's
+    /// copy of its build-id notes when the core has them.
+    pub fn open_core(path: &Path, bin: Option<&Path>) -> Result<Session> {
+        let core = Core::open(path).with_context(|| format!("{}", path.display()))?;
+        let entry = core.auxv.iter().find(|a| a.0 == AT_ENTRY).map(|a| a.1);
+        let exe_file = entry
+            .and_then(|e| core.files.iter().find(|f| e >= f.start && e < f.end))
+            .or_else(|| core.files.iter().find(|f| f.offset == 0))
+            .map(|f| f.path.clone());
+        let (binary, source) = match bin {
+            Some(p) => (Binary::from_path(p)?, p.display().to_string()),
+            None => {
+                let orig = exe_file.clone().unwrap_or_default();
+                let p = Path::new(orig.trim_end_matches(" (deleted)"));
+                if orig.is_empty() || !p.exists() {
+                    return Err(anyhow!(
+                        "cannot find the executable of this core: {orig:?} does not exist here; pass --bin PATH"
+                    ));
+                }
+                (Binary::from_path(p)?, orig)
+            }
+        };
+        let mut warnings = core.warnings.clone();
+        // Load bias: from AT_ENTRY, else (non-PIE) zero, else the lowest
+        // mapping of the executable minus its lowest segment.
+        let bias = if entry.is_some() {
+            binary.load_bias(&core.auxv)
+        } else if !binary.elf.is_pie {
+            0
+        } else {
+            let lo_seg = binary
+                .elf
+                .segments
+                .iter()
+                .map(|s| s.vaddr)
+                .min()
+                .unwrap_or(0);
+            let lo_map = core
+                .files
+                .iter()
+                .filter(|f| Some(&f.path) == exe_file.as_ref())
+                .map(|f| f.start)
+                .min();
+            warnings.push(
+                "no auxiliary vector in the core: load bias guessed from its mappings".into(),
+            );
+            lo_map.map_or(0, |m| m.wrapping_sub(lo_seg & !0xfff))
+        };
+        verify_build_id(&binary, &core.memory, bias, &mut warnings)?;
+        let maps = core
+            .files
+            .iter()
+            .map(|f| MapEntry {
+                start: f.start,
+                end: f.end,
+                perms: String::new(),
+                offset: f.offset,
+                path: f.path.clone(),
+            })
+            .collect();
+        let wall_time_ns = std::fs::metadata(path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos() as u64);
+        let meta = CaptureMeta {
+            gospy_version: env!("CARGO_PKG_VERSION").to_string(),
+            pid: core.pid,
+            exe_path: exe_file.unwrap_or_else(|| source.clone()),
+            cmdline: core.args.split_whitespace().map(str::to_string).collect(),
+            hostname: String::new(),
+            go_build_id: binary.elf.go_build_id.clone(),
+            gnu_build_id: binary.elf.gnu_build_id.clone(),
+            go_version: binary.go_version.clone(),
+            load_bias: bias,
+            wall_time_ns,
+            // The monotonic clock of the dump is unknown: wait times are omitted.
+            mono_time_ns: 0,
+            pause_ns: 0,
+            stopped: true,
+            maps,
+            auxv: core.auxv.clone(),
+            threads: core.threads.clone(),
+            warnings: Vec::new(),
+        };
+        let bin = Arc::new(binary);
+        let target = Target::new(bin.clone(), bias)?;
+        let mem = Layered {
+            first: Box::new(core.memory) as Box<dyn Memory>,
+            second: crate::binary::elf::ImageMemory {
+                elf: bin.elf.clone(),
+                bias,
+            },
+        };
+        Ok(Session {
+            meta,
+            target,
+            mem,
+            warnings,
+            binary_source: source,
+        })
+    }
+}
+
+/// Compare the build-id notes of the executable with the bytes the core holds
+/// at the same (biased) addresses. Mismatch is an error; a core without those
+/// pages only gets a warning.
+fn verify_build_id(
+    bin: &Binary,
+    mem: &CoreMemory,
+    bias: u64,
+    warnings: &mut Vec<String>,
+) -> Result<()> {
+    let mut compared = false;
+    for name in [".note.go.buildid", ".note.gnu.build-id"] {
+        let (Some(sec), Some(want)) = (bin.elf.section(name), bin.elf.section_data(name)) else {
+            continue;
+        };
+        let mut got = vec![0u8; want.len()];
+        if mem
+            .read_exact(sec.addr.wrapping_add(bias), &mut got)
+            .is_err()
+        {
+            continue;
+        }
+        compared = true;
+        if got != want {
+            return Err(anyhow!(
+                "build id mismatch: the core's copy of {name} differs from the binary offered ({}); pass --bin with the exact executable that crashed",
+                bin.elf.build_id_string()
+            ));
+        }
+    }
+    if !compared {
+        warnings.push(
+            "the core does not contain the executable's build-id notes: cannot verify that the binary matches".into(),
+        );
+    }
+    Ok(())
+}

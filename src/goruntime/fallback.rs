@@ -1,0 +1,227 @@
+//! Runtime layouts without DWARF: lookups in the per-version tables of
+//! [`super::tables`] (generated from layouts measured on real binaries), and
+//! the DWARF-or-tables source every layout decoder goes through.
+
+use super::tables::{TStruct, STRUCTS, VERSIONS, WAIT_REASONS};
+use crate::binary::dwarf::Dwarf;
+use crate::binary::Binary;
+
+/// Where runtime struct layouts come from.
+pub trait LayoutSource {
+    /// Offset of a (possibly dotted) field path in a runtime type.
+    fn offset_of(&self, ty: &str, path: &str) -> Option<u64>;
+    /// Size of a runtime type.
+    fn size_of(&self, ty: &str) -> Option<u64>;
+    /// Short description for messages ("DWARF", "go1.22 tables").
+    fn describe(&self) -> String;
+}
+
+impl LayoutSource for Dwarf {
+    fn offset_of(&self, ty: &str, path: &str) -> Option<u64> {
+        Dwarf::offset_of(self, ty, path)
+    }
+    fn size_of(&self, ty: &str) -> Option<u64> {
+        Dwarf::size_of(self, ty)
+    }
+    fn describe(&self) -> String {
+        "DWARF".into()
+    }
+}
+
+/// The per-version tables, one version column selected.
+#[derive(Debug, Clone)]
+pub struct Tables {
+    col: usize,
+    /// Go minor version of the target.
+    pub minor: u32,
+    /// Set when the target's version was not measured and a neighbour's
+    /// column is used instead.
+    pub approximation: Option<String>,
+}
+
+impl Tables {
+    /// Tables for Go 1.`minor`. Go 1.20 (never measured) uses the 1.19
+    /// column: 1.20's runtime structs keep 1.19's layout for every field gospy
+    /// reads (the trace-state and parentGoid changes of `g` came in 1.21).
+    /// Versions newer than the newest measured use the newest column.
+    pub fn for_minor(minor: u32) -> Option<Tables> {
+        if let Some(col) = VERSIONS.iter().position(|&v| v == minor) {
+            return Some(Tables {
+                col,
+                minor,
+                approximation: None,
+            });
+        }
+        let (col, why) = match minor {
+            20 => (
+                0,
+                "go1.20 layouts were not measured: using go1.19's".to_string(),
+            ),
+            m if m > VERSIONS[VERSIONS.len() - 1] => (
+                VERSIONS.len() - 1,
+                format!(
+                    "go1.{m} is newer than the newest measured runtime layout (go1.{}): using it",
+                    VERSIONS[VERSIONS.len() - 1]
+                ),
+            ),
+            _ => return None,
+        };
+        Some(Tables {
+            col,
+            minor,
+            approximation: Some(why),
+        })
+    }
+
+    /// Go minor version of the column in use.
+    pub fn column_version(&self) -> u32 {
+        VERSIONS[self.col]
+    }
+
+    fn get(&self, ty: &str) -> Option<&'static TStruct> {
+        STRUCTS.iter().find(|s| s.name == ty)
+    }
+
+    fn at(&self, cols: &[i32; 8]) -> Option<u64> {
+        let v = cols[self.col];
+        (v >= 0).then_some(v as u64)
+    }
+
+    /// Field paths: the longest member name matching a prefix of the path
+    /// wins (pseudo-types have members like "stack.size"), then the rest is
+    /// resolved in the member's type. "central[3].partial" indexes arrays.
+    fn resolve(&self, ty: &str, path: &str, depth: u32) -> Option<u64> {
+        if depth > 8 {
+            return None;
+        }
+        let s = self.get(ty)?;
+        if let Some(f) = s.fields.iter().find(|f| f.name == path) {
+            return self.at(&f.off);
+        }
+        let (head, rest) = path.split_once('.')?;
+        let (name, index) = match head.split_once('[') {
+            Some((n, i)) => (n, Some(i.strip_suffix(']')?.parse::<u64>().ok()?)),
+            None => (head, None),
+        };
+        let f = s.fields.iter().find(|f| f.name == name)?;
+        let base = self.at(&f.off)?;
+        match index {
+            None => {
+                let sub = f.ty?;
+                Some(base + self.resolve(sub, rest, depth + 1)?)
+            }
+            Some(i) => {
+                let (et, sizes) = f.elem?;
+                let esize = self.at(&sizes).or_else(|| self.size_of(et))?;
+                Some(base + i.checked_mul(esize)? + self.resolve(et, rest, depth + 1)?)
+            }
+        }
+    }
+
+    /// Names of the tabled types (for tests).
+    pub fn type_names() -> impl Iterator<Item = &'static str> {
+        STRUCTS.iter().map(|s| s.name)
+    }
+
+    /// (field, offset) of every top-level field present in this version.
+    pub fn fields(&self, ty: &str) -> Vec<(&'static str, u64)> {
+        self.get(ty)
+            .map(|s| {
+                s.fields
+                    .iter()
+                    .filter_map(|f| self.at(&f.off).map(|o| (f.name, o)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// `runtime.waitReasonStrings` of this version.
+    pub fn wait_reasons(&self) -> Option<Vec<String>> {
+        let v = self.column_version();
+        WAIT_REASONS
+            .iter()
+            .find(|(m, _)| *m == v)
+            .map(|(_, l)| l.iter().map(|s| s.to_string()).collect())
+    }
+}
+
+impl LayoutSource for Tables {
+    fn offset_of(&self, ty: &str, path: &str) -> Option<u64> {
+        self.resolve(ty, path, 0)
+    }
+    fn size_of(&self, ty: &str) -> Option<u64> {
+        self.at(&self.get(ty)?.size)
+    }
+    fn describe(&self) -> String {
+        format!("go1.{} runtime tables", self.column_version())
+    }
+}
+
+/// DWARF when the executable has it, else the tables for its Go version.
+pub fn layout_source(bin: &Binary) -> Option<Box<dyn LayoutSource + '_>> {
+    if let Some(d) = bin.dwarf() {
+        return Some(Box::new(d));
+    }
+    Tables::for_minor(bin.go_minor).map(|t| Box::new(t) as Box<dyn LayoutSource>)
+}
+
+impl<T: LayoutSource + ?Sized> LayoutSource for &T {
+    fn offset_of(&self, ty: &str, path: &str) -> Option<u64> {
+        (**self).offset_of(ty, path)
+    }
+    fn size_of(&self, ty: &str) -> Option<u64> {
+        (**self).size_of(ty)
+    }
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+}
+
+/// Offset of a runtime field for this executable: DWARF, else the tables.
+pub fn offset_of(bin: &Binary, ty: &str, path: &str) -> Option<u64> {
+    layout_source(bin)?.offset_of(ty, path)
+}
+
+/// Size of a runtime type for this executable: DWARF, else the tables.
+pub fn size_of(bin: &Binary, ty: &str) -> Option<u64> {
+    layout_source(bin)?.size_of(ty)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nested_paths_and_versions() {
+        let t = Tables::for_minor(22).unwrap();
+        assert_eq!(t.offset_of("runtime.g", "sched.sp"), Some(56));
+        assert_eq!(t.offset_of("runtime.g", "sched.bp"), Some(56 + 48));
+        assert_eq!(t.offset_of("runtime.g", "stack.hi"), Some(8));
+        assert_eq!(t.offset_of("runtime.p", "gFree.n"), Some(2464 + 8));
+        assert_eq!(t.offset_of("runtime.p", "gFree.size"), None);
+        assert_eq!(t.offset_of("runtime.schedt", "gFree.n"), Some(160 + 24));
+        assert_eq!(t.size_of("runtime.g"), Some(424));
+        let t = Tables::for_minor(25).unwrap();
+        assert_eq!(t.offset_of("runtime.g", "sched.bp"), Some(56 + 40));
+        assert_eq!(t.offset_of("runtime.schedt", "runq.size"), Some(112 + 16));
+        assert_eq!(
+            t.offset_of("runtime.schedt", "gFree.noStack.size"),
+            Some(168 + 32)
+        );
+        assert_eq!(
+            t.offset_of("runtime.mheap", "central[2].spanclass"),
+            Some(66208 + 2 * 192)
+        );
+        assert_eq!(
+            t.offset_of("runtime.mstats", "heapStats.stats[1].largeAlloc"),
+            Some(1168 + 48)
+        );
+        assert!(Tables::for_minor(20).unwrap().approximation.is_some());
+        assert_eq!(Tables::for_minor(30).unwrap().column_version(), 27);
+        assert!(Tables::for_minor(18).is_none());
+        assert_eq!(
+            Tables::for_minor(26).unwrap().wait_reasons().unwrap()[19],
+            "chan receive"
+        );
+    }
+}
