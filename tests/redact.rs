@@ -36,6 +36,34 @@ fn where_is(path: &Path, needle: &[u8]) -> (Vec<RegionKind>, bool) {
     )
 }
 
+/// Paths where two JSON values differ, ignoring what changes with the
+/// moment of the capture.
+fn json_diff(path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
+    const TIMES: [&str; 2] = ["capture_wall_time_ns", "last_gc_ago_ns"];
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            for (k, va) in x {
+                if TIMES.contains(&k.as_str()) {
+                    continue;
+                }
+                json_diff(
+                    &format!("{path}.{k}"),
+                    va,
+                    y.get(k).unwrap_or(&Value::Null),
+                    out,
+                );
+            }
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
+            for (i, (va, vb)) in x.iter().zip(y).enumerate() {
+                json_diff(&format!("{path}[{i}]"), va, vb, out);
+            }
+        }
+        _ if a != b => out.push(format!("{path}: {a} vs {b}")),
+        _ => {}
+    }
+}
+
 fn dump_json(path: &Path) -> Vec<Value> {
     serde_json::from_str(&gospy_ok([
         "analyze",
@@ -155,6 +183,24 @@ fn check_version(version: &str) {
     assert!(
         labelled >= 2,
         "go {version}: the labelled goroutines lost their labels"
+    );
+
+    // Heap analysis reads only runtime state: the same report.
+    let heap = |p: &Path| -> Value {
+        serde_json::from_str(&gospy_ok([
+            "analyze",
+            p.to_str().unwrap(),
+            "heap",
+            "--json",
+        ]))
+        .unwrap()
+    };
+    let mut diffs = Vec::new();
+    json_diff("", &heap(&plain), &heap(&redacted), &mut diffs);
+    assert!(
+        diffs.is_empty(),
+        "go {version}: heap reports differ:\n{}",
+        diffs.join("\n")
     );
 
     // The summary reads the same, and analyze says the snapshot is redacted.
