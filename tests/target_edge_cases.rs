@@ -313,9 +313,7 @@ fn not_a_go_program() {
 #[test]
 fn permission_denied_has_a_hint() {
     if unsafe { libc::geteuid() } != 0 {
-        report(&format!(
-            "SKIP: permission test needs root (to run a root-owned target)"
-        ));
+        report("SKIP: permission test needs root (to run a root-owned target)");
         return;
     }
     let Some(bin) = many() else { return };
