@@ -12,6 +12,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
+/// Decoded label sets by `g.labels` pointer, shared by the goroutines of a model.
+type LabelCache = std::sync::Mutex<HashMap<u64, Result<BTreeMap<String, String>, String>>>;
+
 /// Captured memory (a snapshot's regions, a core file's segments...) over the
 /// executable's read-only image.
 pub type SessionMemory = Layered<Box<dyn Memory>, crate::binary::elf::ImageMemory>;
@@ -114,11 +117,19 @@ impl Session {
                 bias: meta.load_bias,
             },
         };
+        let mut warnings = loaded.warnings;
+        // Say what a redacted snapshot no longer holds.
+        warnings.extend(
+            meta.warnings
+                .iter()
+                .filter(|w| w.starts_with(crate::redact::NOTE_PREFIX))
+                .cloned(),
+        );
         Ok(Session {
             meta,
             target,
             mem,
-            warnings: loaded.warnings,
+            warnings,
             binary_source: source,
         })
     }
@@ -221,6 +232,16 @@ impl Model {
             .collect();
         let m_by_addr: HashMap<u64, &M> = ms.iter().map(|m| (m.addr, m)).collect();
         let now = s.meta.mono_time_ns as i64;
+        // Shared work budgets (hostile input): frames walked, label bytes.
+        let captured = s.mem.first.captured_bytes().unwrap_or(u64::MAX / 2);
+        let budget = crate::goruntime::traceback::FrameBudget::for_memory(captured);
+        // Goroutines share label sets (a child inherits its parent's
+        // pointer), decoded once each; all of them together cannot
+        // legitimately hold more than was captured.
+        let label_bytes =
+            crate::goruntime::traceback::FrameBudget::new(captured.saturating_add(16 << 20));
+        let label_cache: LabelCache = Default::default();
+        let redacted = crate::redact::is_redacted(&s.meta);
         let wait_layout = crate::goruntime::waiting::WaitLayout::new(t);
         let waits = wait_layout
             .as_ref()
@@ -254,7 +275,7 @@ impl Model {
                         error: None,
                     }
                 } else {
-                    t.unwind(&rt.mem, &g, m, regs)
+                    t.unwind_budgeted(&rt.mem, &g, m, regs, &budget)
                 };
                 // Read while running (--non-blocking): a walk that hit a PC
                 // outside the text or an sp outside the stack is not shown.
@@ -266,14 +287,30 @@ impl Model {
                             Some(format!("{} ({e})", crate::nonblocking::UNSTABLE_STACK));
                     }
                 }
+                if redacted {
+                    // Argument words were dropped: print `(...)`, not zeros.
+                    stack.frames.iter_mut().for_each(|f| f.args = None);
+                }
                 let status = t.status_string(g.status);
                 let wait_reason = (g.status == G_WAITING && g.waitreason != 0)
                     .then(|| t.wait_reason_string(g.waitreason));
                 let state = wait_reason.clone().unwrap_or_else(|| status.clone());
                 let waiting = (g.status == G_WAITING || g.status == G_SYSCALL) && g.waitsince != 0;
-                let wait_ns = (waiting && now > g.waitsince).then(|| (now - g.waitsince) as u64);
+                let wait_ns =
+                    (waiting && now > g.waitsince).then(|| now.wrapping_sub(g.waitsince) as u64);
                 let mut gw = Vec::new();
-                let labels = match labels::read_labels(t, &rt.mem, g.labels) {
+                let cached = label_cache
+                    .lock()
+                    .ok()
+                    .and_then(|c| c.get(&g.labels).cloned());
+                let read = cached.unwrap_or_else(|| {
+                    let r = labels::read_labels_budgeted(t, &rt.mem, g.labels, &label_bytes);
+                    if let Ok(mut c) = label_cache.lock() {
+                        c.insert(g.labels, r.clone());
+                    }
+                    r
+                });
+                let labels = match read {
                     Ok(l) => l,
                     Err(e) => {
                         gw.push(format!("labels: {e}"));
@@ -310,7 +347,11 @@ impl Model {
         let allglen = rt.mem.u64(t.globals.allglen).unwrap_or(0);
         let num_goroutine = sched.as_ref().map(|sc| {
             let pfree: i64 = ps.iter().map(|p| p.gfree_n as i64).sum();
-            (allglen as i64 - sc.gfree_n as i64 - sc.ngsys as i64 - pfree).max(1)
+            (allglen as i64)
+                .saturating_sub(sc.gfree_n as i64)
+                .saturating_sub(sc.ngsys as i64)
+                .saturating_sub(pfree)
+                .max(1)
         });
         let uptime_ns = rt
             .runtime_init_time()

@@ -42,6 +42,8 @@ pub struct CaptureOptions {
     pub var_budget: Option<u64>,
     /// Store every writable mapping of the process (`--full`).
     pub full: bool,
+    /// Drop data contents after the capture (see [`crate::redact`]).
+    pub redact: bool,
     /// Spans of `mheap_.allspans` to read (for `heap --large` and spans per
     /// size class); None: `heap::DEFAULT_MAX_SPANS`, 0: none.
     pub max_spans: Option<usize>,
@@ -60,6 +62,8 @@ pub struct CaptureStats {
     pub failed_ranges: usize,
     /// The walk of what globals point to (round 5), if it ran.
     pub var_walk: Option<crate::goruntime::reach::WalkStats>,
+    /// What `--redact` removed, when asked.
+    pub redacted: Option<crate::redact::RedactStats>,
     /// Time spent in each phase while the target was stopped (stop, rounds).
     pub phases: Vec<(String, Duration)>,
 }
@@ -211,8 +215,9 @@ pub fn load_target_binary(
         .with_context(|| format!("pid {}: the executable is not an ELF file", proc_.pid))?;
     if running.go_version.is_none() {
         let comm = std::fs::read_to_string(format!("/proc/{}/comm", proc_.pid)).unwrap_or_default();
+        let exe = proc_.exe_path().unwrap_or_default();
         return Err(anyhow!(
-            "pid {} ({}) is not a Go program: its executable has no Go build info",
+            "pid {} ({}, {exe}) is not a Go program: its executable has no Go build info",
             proc_.pid,
             comm.trim()
         ));
@@ -679,10 +684,14 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
             data: d.to_vec(),
         })
         .collect();
-    let cap = Capture {
+    let mut cap = Capture {
         meta,
         regions,
         binary: opts.embed_binary.then(|| bin.elf.data.to_vec()),
     };
+    if opts.redact {
+        // After the resume: redaction never lengthens the pause.
+        stats.redacted = Some(crate::redact::redact(&mut cap, &target));
+    }
     Ok((cap, bin, stats))
 }

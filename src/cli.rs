@@ -163,6 +163,10 @@ pub struct CaptureArgs {
     /// while read are recorded as unstable
     #[arg(long)]
     pub non_blocking: bool,
+    /// Drop data contents (locals, non-runtime globals, label values, registers,
+    /// arguments), keeping what goroutine, scheduler and heap analysis need
+    #[arg(long)]
+    pub redact: bool,
     /// Spans of the heap's span table to store, for `heap --large` and
     /// spans per size class (0: none)
     #[arg(long, default_value_t = crate::goruntime::heap::DEFAULT_MAX_SPANS)]
@@ -539,6 +543,7 @@ fn capture_to(a: &CaptureArgs, output: &std::path::Path) -> Result<()> {
         var_budget: a.var_budget,
         full: a.full,
         non_blocking: a.non_blocking,
+        redact: a.redact,
     };
     let (cap, _bin, stats) = capture(a.pid, &opts)?;
     let ws = crate::snapshot::write_file(output, &cap, &Default::default())
@@ -555,6 +560,7 @@ fn capture_to(a: &CaptureArgs, output: &std::path::Path) -> Result<()> {
             "pause_ns": stats.pause.as_nanos() as u64,
             "pause_phases_ns": stats.phases.iter().map(|(k, d)| (k.clone(), d.as_nanos() as u64)).collect::<Vec<_>>(),
             "embedded_binary": a.embed_binary,
+            "redacted": stats.redacted,
             "warnings": cap.meta.warnings,
             "var_walk": stats.var_walk,
         }))?;

@@ -72,6 +72,10 @@ impl CoreMemory {
 }
 
 impl Memory for CoreMemory {
+    fn captured_bytes(&self) -> Option<u64> {
+        // File-backed bytes: zero-filled tails hold no frames.
+        Some(self.segs.iter().map(|s| s.filesz.min(s.memsz)).sum())
+    }
     fn read_exact(&self, addr: u64, buf: &mut [u8]) -> MemResult<()> {
         let len = buf.len();
         let err = |why| MemError { addr, len, why };
@@ -91,7 +95,7 @@ impl Memory for CoreMemory {
                 let from_file = ((s.filesz - off) as usize).min(n);
                 let start = s.offset.checked_add(off).ok_or(err("bad core segment"))? as usize;
                 let src = bytes
-                    .get(start..start + from_file)
+                    .get(start..start.saturating_add(from_file))
                     .ok_or(err("core file truncated"))?;
                 dst[..from_file].copy_from_slice(src);
                 dst[from_file..].fill(0);

@@ -10,12 +10,15 @@ pub mod capture;
 pub mod cli;
 pub mod corefile;
 pub mod corewrite;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod goruntime;
 pub mod memory;
 pub mod model;
 pub mod nonblocking;
 pub mod process;
 pub mod progress;
+pub mod redact;
 pub mod report;
 pub mod snapshot;
 pub mod tui;

@@ -58,10 +58,19 @@ pub trait Memory: Send + Sync {
     fn ptr(&self, addr: u64) -> MemResult<u64> {
         self.u64(addr)
     }
+    /// Bytes held, for memory that is a finite capture (snapshot, core):
+    /// analyses of untrusted input bound their work by it. None: unknown.
+    fn captured_bytes(&self) -> Option<u64> {
+        None
+    }
     /// A Go string header `{ptr, len}` at `addr`, bounded by `max` bytes.
     fn go_string(&self, addr: u64, max: usize) -> MemResult<String> {
         let p = self.ptr(addr)?;
-        let n = self.u64(addr + 8)? as usize;
+        let n = self.u64(addr.checked_add(8).ok_or(MemError {
+            addr,
+            len: 16,
+            why: "string header wraps around the address space",
+        })?)? as usize;
         if n == 0 {
             return Ok(String::new());
         }
@@ -75,15 +84,24 @@ impl<M: Memory + ?Sized> Memory for &M {
     fn read_exact(&self, addr: u64, buf: &mut [u8]) -> MemResult<()> {
         (**self).read_exact(addr, buf)
     }
+    fn captured_bytes(&self) -> Option<u64> {
+        (**self).captured_bytes()
+    }
 }
 impl<M: Memory + ?Sized> Memory for Arc<M> {
     fn read_exact(&self, addr: u64, buf: &mut [u8]) -> MemResult<()> {
         (**self).read_exact(addr, buf)
     }
+    fn captured_bytes(&self) -> Option<u64> {
+        (**self).captured_bytes()
+    }
 }
 impl<M: Memory + ?Sized> Memory for Box<M> {
     fn read_exact(&self, addr: u64, buf: &mut [u8]) -> MemResult<()> {
         (**self).read_exact(addr, buf)
+    }
+    fn captured_bytes(&self) -> Option<u64> {
+        (**self).captured_bytes()
     }
 }
 
@@ -92,6 +110,9 @@ impl<M: Memory + ?Sized> Memory for Box<M> {
 #[derive(Default, Clone)]
 pub struct SparseMemory {
     ranges: Vec<(u64, Arc<[u8]>)>,
+    /// Address ranges `[start, end)` lost with damaged snapshot chunks: a
+    /// failed read there says so.
+    damaged: Vec<(u64, u64)>,
 }
 
 impl SparseMemory {
@@ -100,7 +121,15 @@ impl SparseMemory {
     pub fn new(mut ranges: Vec<(u64, Arc<[u8]>)>) -> Self {
         ranges.retain(|(_, d)| !d.is_empty());
         ranges.sort_by_key(|(a, d)| (*a, d.len()));
-        SparseMemory { ranges }
+        SparseMemory {
+            ranges,
+            damaged: Vec::new(),
+        }
+    }
+    /// Record address ranges `[start, end)` whose bytes were lost with a
+    /// damaged chunk, so that errors name the cause.
+    pub fn set_damaged(&mut self, ranges: Vec<(u64, u64)>) {
+        self.damaged = ranges;
     }
     pub fn ranges(&self) -> impl Iterator<Item = (u64, &[u8])> {
         self.ranges.iter().map(|(a, d)| (*a, &d[..]))
@@ -125,6 +154,9 @@ impl SparseMemory {
 }
 
 impl Memory for SparseMemory {
+    fn captured_bytes(&self) -> Option<u64> {
+        Some(self.total_bytes())
+    }
     fn read_exact(&self, addr: u64, buf: &mut [u8]) -> MemResult<()> {
         let mut done = 0usize;
         while done < buf.len() {
@@ -132,7 +164,11 @@ impl Memory for SparseMemory {
             let i = self.find(cur).ok_or(MemError {
                 addr,
                 len: buf.len(),
-                why: "not in snapshot",
+                why: if self.damaged.iter().any(|&(a, b)| cur >= a && cur < b) {
+                    "lost with a damaged snapshot chunk"
+                } else {
+                    "not in snapshot"
+                },
             })?;
             let (a, d) = &self.ranges[i];
             let off = (cur - a) as usize;
@@ -155,7 +191,9 @@ impl<A: Memory, B: Memory> Memory for Layered<A, B> {
     fn read_exact(&self, addr: u64, buf: &mut [u8]) -> MemResult<()> {
         match self.first.read_exact(addr, buf) {
             Ok(()) => Ok(()),
-            Err(_) => self.second.read_exact(addr, buf),
+            // When neither has the bytes, the first layer (the snapshot) says
+            // why: not captured, or lost with a damaged chunk.
+            Err(e) => self.second.read_exact(addr, buf).map_err(|_| e),
         }
     }
 }

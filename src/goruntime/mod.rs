@@ -184,7 +184,10 @@ fn read_string_array(bin: &Binary, name: &str) -> Vec<String> {
     let mut out = Vec::new();
     for i in 0..n.min(256) {
         let mut hdr = [0u8; 16];
-        if !bin.elf.read_vaddr(addr + i * 16, &mut hdr, true) {
+        if !bin
+            .elf
+            .read_vaddr(addr.wrapping_add(i * 16), &mut hdr, true)
+        {
             break;
         }
         let p = u64::from_le_bytes(hdr[..8].try_into().unwrap());
@@ -230,13 +233,13 @@ pub struct G {
 
 fn le64(b: &[u8], off: u64) -> u64 {
     let o = off as usize;
-    b.get(o..o + 8)
+    b.get(o..o.saturating_add(8))
         .map(|s| u64::from_le_bytes(s.try_into().unwrap()))
         .unwrap_or(0)
 }
 fn le32(b: &[u8], off: u64) -> u32 {
     let o = off as usize;
-    b.get(o..o + 4)
+    b.get(o..o.saturating_add(4))
         .map(|s| u32::from_le_bytes(s.try_into().unwrap()))
         .unwrap_or(0)
 }
@@ -344,7 +347,10 @@ impl<'t, Mem: Memory> Runtime<'t, Mem> {
         let g = &self.t.globals;
         let len = self.mem.u64(g.allglen).context("reading runtime.allglen")?;
         let ptr = self.mem.ptr(g.allgs).context("reading runtime.allgs")?;
-        let slen = self.mem.u64(g.allgs + 8).context("reading runtime.allgs")?;
+        let slen = self
+            .mem
+            .u64(g.allgs.wrapping_add(8))
+            .context("reading runtime.allgs")?;
         let n = len.min(slen);
         if n > MAX_GOROUTINES {
             return Err(anyhow!("runtime.allglen = {n} is implausible"));
@@ -353,11 +359,16 @@ impl<'t, Mem: Memory> Runtime<'t, Mem> {
             .mem
             .read_vec(ptr, (n * 8) as usize)
             .with_context(|| format!("reading allgs array at {ptr:#x} ({n} entries)"))?;
-        Ok(raw
+        let mut addrs: Vec<u64> = raw
             .chunks_exact(8)
             .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
             .filter(|&a| a != 0)
-            .collect())
+            .collect();
+        // The runtime never lists a g twice; a damaged or crafted allgs might,
+        // and every duplicate would be decoded and unwound again.
+        addrs.sort_unstable();
+        addrs.dedup();
+        Ok(addrs)
     }
 
     pub fn read_g(&self, addr: u64) -> MemResult<G> {
@@ -400,7 +411,10 @@ impl<'t, Mem: Memory> Runtime<'t, Mem> {
             }
             match self.read_m(cur) {
                 Ok(m) => {
-                    let next = self.mem.ptr(cur + self.t.layout.m.alllink).unwrap_or(0);
+                    let next = self
+                        .mem
+                        .ptr(cur.wrapping_add(self.t.layout.m.alllink))
+                        .unwrap_or(0);
                     out.push(m);
                     cur = next;
                 }
@@ -416,7 +430,10 @@ impl<'t, Mem: Memory> Runtime<'t, Mem> {
     pub fn p_addrs(&self) -> Result<Vec<u64>> {
         let g = &self.t.globals;
         let ptr = self.mem.ptr(g.allp).context("reading runtime.allp")?;
-        let n = self.mem.u64(g.allp + 8).context("reading runtime.allp")?;
+        let n = self
+            .mem
+            .u64(g.allp.wrapping_add(8))
+            .context("reading runtime.allp")?;
         if n > MAX_PS {
             return Err(anyhow!("len(runtime.allp) = {n} is implausible"));
         }
@@ -450,7 +467,7 @@ impl<'t, Mem: Memory> Runtime<'t, Mem> {
         .max()
         .copied()
         .unwrap_or(0)
-            + 8;
+        .saturating_add(8);
         let b = self.mem.read_vec(addr, need as usize)?;
         Ok(P {
             addr,
@@ -486,7 +503,7 @@ impl<'t, Mem: Memory> Runtime<'t, Mem> {
         .max()
         .copied()
         .unwrap_or(0)
-            + 8
+        .saturating_add(8)
     }
 
     pub fn ps(&self) -> Result<(Vec<P>, Vec<String>)> {
@@ -505,7 +522,10 @@ impl<'t, Mem: Memory> Runtime<'t, Mem> {
         let l = &self.t.layout.sched;
         let base = self.t.globals.sched;
         let i32at = |o: u64| -> Result<i32> {
-            Ok(self.mem.u32(base + o).context("reading runtime.sched")? as i32)
+            Ok(self
+                .mem
+                .u32(base.wrapping_add(o))
+                .context("reading runtime.sched")? as i32)
         };
         let mut gfree = 0i32;
         for &o in &l.gfree_counts {
@@ -520,7 +540,7 @@ impl<'t, Mem: Memory> Runtime<'t, Mem> {
             ngsys: i32at(l.ngsys)?,
             runqsize: i32at(l.runqsize)?,
             gfree_n: gfree,
-            lastpoll: self.mem.u64(base + l.lastpoll).unwrap_or(0) as i64,
+            lastpoll: self.mem.u64(base.wrapping_add(l.lastpoll)).unwrap_or(0) as i64,
         })
     }
 

@@ -6,6 +6,7 @@ use crate::binary::pclntab::{FuncInfo, SpecialFunc};
 use crate::memory::Memory;
 use crate::model::Regs;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// What unwinding needs to know about one PC, computed once per distinct PC
@@ -173,6 +174,41 @@ pub struct Stack {
     pub unavailable: Option<String>,
     /// Why the walk stopped early (bad PC, sp outside stack...).
     pub error: Option<String>,
+}
+
+/// Physical frames that unwinds may still walk, shared by all goroutines of
+/// one analysis. In a consistent snapshot goroutine stacks are disjoint and a
+/// frame takes 16 bytes or more (return address and frame pointer) but for
+/// rare leaf frames, so the frames of all goroutines together stay far below
+/// the captured bytes / 16 (which also count g structs and data); damaged or
+/// crafted memory (many goroutines sharing one stack full of
+/// self-referencing frames) could otherwise multiply the work without bound.
+#[derive(Debug)]
+pub struct FrameBudget(AtomicU64);
+
+impl FrameBudget {
+    pub fn new(frames: u64) -> FrameBudget {
+        FrameBudget(AtomicU64::new(frames))
+    }
+    pub fn unlimited() -> FrameBudget {
+        FrameBudget::new(u64::MAX)
+    }
+    /// The budget for memory of `captured_bytes`: one frame per 16 bytes,
+    /// plus room for one full-depth stack.
+    pub fn for_memory(captured_bytes: u64) -> FrameBudget {
+        FrameBudget::new((captured_bytes / 16).saturating_add(MAX_FRAMES as u64))
+    }
+    /// Take one frame; false when none is left.
+    pub fn take(&self) -> bool {
+        self.take_n(1)
+    }
+    /// Take `n` units (the same type budgets label bytes); false, taking
+    /// nothing, when fewer are left.
+    pub fn take_n(&self, n: u64) -> bool {
+        self.0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_sub(n))
+            .is_ok()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -381,6 +417,20 @@ impl Target {
         m: Option<&M>,
         regs: Option<&Regs>,
     ) -> Stack {
+        self.unwind_budgeted(mem, g, m, regs, &FrameBudget::unlimited())
+    }
+
+    /// [`Target::unwind`], taking every physical frame from `budget`: when it
+    /// runs out the walk stops with an error. Analyses of untrusted memory
+    /// share one budget among all goroutines (see [`FrameBudget::for_memory`]).
+    pub fn unwind_budgeted<Mem: Memory>(
+        &self,
+        mem: &Mem,
+        g: &G,
+        m: Option<&M>,
+        regs: Option<&Regs>,
+        budget: &FrameBudget,
+    ) -> Stack {
         let mut st = Stack::default();
         let (mut pc, mut sp, mut trap) = match self.start_point(g, m, regs) {
             Ok(x) => x,
@@ -393,6 +443,13 @@ impl Target {
         let mut shown_count = 0usize;
         for depth in 0..MAX_FRAMES {
             let innermost = depth == 0;
+            if !budget.take() {
+                st.error = Some(format!(
+                    "frame budget of this analysis exhausted at depth {depth} \
+                     (goroutine stacks overlap or repeat: damaged or crafted memory?)"
+                ));
+                break;
+            }
             let Some(info) = self.pc_info(pc, trap) else {
                 st.error = Some(format!("unknown pc {pc:#x} at depth {depth}"));
                 break;
@@ -452,7 +509,7 @@ impl Target {
                 break;
             };
             let fp = sp.wrapping_add(delta as u64).wrapping_add(8);
-            if fp > g.stack_hi || fp <= sp {
+            if fp > g.stack_hi || fp <= sp || fp < 8 {
                 st.error = Some(format!(
                     "frame of {name} leaves the goroutine stack (fp {fp:#x})"
                 ));

@@ -187,7 +187,10 @@ impl<M: Memory> Waits<'_, M> {
         let mut seen = HashSet::new();
         let mut todo = Vec::new();
         for i in 0..SEM_TAB_SIZE {
-            if let Ok(p) = self.mem.ptr(base + i * stride + treap) {
+            if let Ok(p) = self.mem.ptr(
+                base.wrapping_add(i.wrapping_mul(stride))
+                    .wrapping_add(treap),
+            ) {
                 if p != 0 {
                     todo.push(p);
                 }
@@ -270,7 +273,7 @@ impl<M: Memory> Waits<'_, M> {
         if len > 4096 {
             return None;
         }
-        let s = self.mem.read_vec(name + i as u64, len).ok()?;
+        let s = self.mem.read_vec(name.wrapping_add(i as u64), len).ok()?;
         let mut s = String::from_utf8_lossy(&s).into_owned();
         if tflag & 2 != 0 && s.starts_with('*') {
             s.remove(0);
@@ -349,14 +352,14 @@ impl<M: Memory> Waits<'_, M> {
 
 fn le64(b: &[u8], off: u64) -> u64 {
     let o = off as usize;
-    b.get(o..o + 8)
+    b.get(o..o.saturating_add(8))
         .map(|s| u64::from_le_bytes(s.try_into().unwrap()))
         .unwrap_or(0)
 }
 
 fn le32(b: &[u8], off: u64) -> u32 {
     let o = off as usize;
-    b.get(o..o + 4)
+    b.get(o..o.saturating_add(4))
         .map(|s| u32::from_le_bytes(s.try_into().unwrap()))
         .unwrap_or(0)
 }

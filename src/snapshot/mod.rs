@@ -611,7 +611,8 @@ type Pieces = Vec<(u64, Arc<[u8]>)>;
 enum RegionBytes {
     Empty,
     Whole(Arc<[u8]>),
-    /// Some chunks were damaged: the parts that survived, by address.
+    /// A region split over several chunks: its pieces by address (only those
+    /// that survived when some chunks were damaged).
     Parts(Pieces),
 }
 
@@ -751,8 +752,16 @@ impl SnapshotFile {
                 RegionBytes::Parts(parts) => ranges.extend(parts),
             }
         }
+        let mut memory = SparseMemory::new(ranges);
+        memory.set_damaged(
+            damaged
+                .iter()
+                .flat_map(|d| d.regions.iter())
+                .map(|&i| (self.regions[i].addr, self.regions[i].end()))
+                .collect(),
+        );
         Ok(LoadedMemory {
-            memory: SparseMemory::new(ranges),
+            memory,
             warnings: damaged.iter().map(|d| d.error.to_string()).collect(),
             damaged,
         })
@@ -773,7 +782,15 @@ impl SnapshotFile {
                 kind: e.kind,
                 data: match b {
                     RegionBytes::Whole(d) => d.to_vec(),
-                    _ => Vec::new(),
+                    // Undamaged (checked above): every piece is there.
+                    RegionBytes::Parts(parts) => {
+                        let mut all = Vec::with_capacity(e.len as usize);
+                        for (_, d) in &parts {
+                            all.extend_from_slice(d);
+                        }
+                        all
+                    }
+                    RegionBytes::Empty => Vec::new(),
                 },
             })
             .collect();
@@ -913,23 +930,18 @@ impl SnapshotFile {
                 Err(d) => damaged.push(d),
             }
         }
+        // Regions split over chunks stay in pieces (adjacent ranges read as
+        // one): joining them here would hold a large region twice (pieces and
+        // copy) at once. `capture` joins them when it needs whole regions.
         for (region, mut parts) in split {
             parts.sort_by_key(|(off, _)| *off);
             let r = &self.regions[region];
-            bytes[region] = if parts.len() == pieces_needed[region] as usize {
-                let mut all = Vec::with_capacity(r.len as usize);
-                for (_, d) in &parts {
-                    all.extend_from_slice(d);
-                }
-                RegionBytes::Whole(Arc::from(all))
-            } else {
-                RegionBytes::Parts(
-                    parts
-                        .into_iter()
-                        .map(|(off, d)| (r.addr + off, d))
-                        .collect(),
-                )
-            };
+            bytes[region] = RegionBytes::Parts(
+                parts
+                    .into_iter()
+                    .map(|(off, d)| (r.addr + off, d))
+                    .collect(),
+            );
         }
         (bytes, damaged)
     }

@@ -267,6 +267,12 @@ impl Fixture {
 
     /// Like [`Fixture::start`] with extra environment variables.
     pub fn start_with_env(binary: &Path, env: &[(&str, &str)]) -> Fixture {
+        Fixture::start_with_args(binary, &[], env)
+    }
+
+    /// Like [`Fixture::start`] with extra arguments (after ORACLE_DIR) and
+    /// environment variables.
+    pub fn start_with_args(binary: &Path, args: &[&str], env: &[(&str, &str)]) -> Fixture {
         let dir = tempfile::Builder::new()
             .prefix("gospy-oracle-")
             .tempdir()
@@ -276,6 +282,7 @@ impl Fixture {
         };
         let mut cmd = Command::new(binary);
         cmd.arg(dir.path())
+            .args(args)
             .stdin(Stdio::null())
             .stdout(log("stdout.log"))
             .stderr(log("stderr.log"))
@@ -921,4 +928,14 @@ pub fn capture(pid: u32, out_path: &Path, extra_args: &[&str]) {
         "gospy capture exited 0 but did not write {}",
         out_path.display()
     );
+}
+
+/// Prints a result line that shows in the test output even when the test
+/// passes and libtest captures `println!` (a direct write to stderr is not
+/// captured): counts such as "fault injection: 200 trials, 0 failures".
+pub fn report(line: &str) {
+    use std::io::Write;
+    let mut e = std::io::stderr().lock();
+    let _ = writeln!(e, "{line}");
+    let _ = e.flush();
 }

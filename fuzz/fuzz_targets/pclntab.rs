@@ -1,0 +1,3 @@
+#![no_main]
+// Seeds: scripts/fuzz.sh writes them to fuzz/corpus/pclntab/ (from the shipped sample).
+libfuzzer_sys::fuzz_target!(|data: &[u8]| gospy::fuzzing::pclntab(data));
