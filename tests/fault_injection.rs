@@ -18,7 +18,7 @@
 //! Environment:
 //! * `GOSPY_FAULT_TRIALS` (default 200): number of trials.
 //! * `GOSPY_FAULT_GOROUTINES` (default 100000): goroutines in the target.
-//! * `GOSPY_FAULT_BIG_TRIALS` (default a quarter of the trials): trials
+//! * `GOSPY_FAULT_BIG_TRIALS` (default: all of the trials): trials
 //!   against the full-size target; the others use a tenth of the goroutines.
 //! * `GOSPY_FAULT_SEED`: seed of the kill schedule (printed).
 
@@ -328,7 +328,7 @@ fn gospy_killed_at_random_moments_never_harms_the_target() {
     // so a quarter of the trials run against the full-size target and the
     // rest against one with a tenth of the goroutines: the same code paths,
     // a shorter pause, and the whole test within a few minutes.
-    let big = env_usize("GOSPY_FAULT_BIG_TRIALS", trials.div_ceil(4)).min(trials);
+    let big = env_usize("GOSPY_FAULT_BIG_TRIALS", trials).min(trials);
     run_trials(&bin, goroutines, big, &mut rng, &mut tally);
     if trials > big {
         let small = (goroutines / 10).max(100);
