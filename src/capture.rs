@@ -25,6 +25,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Ranges closer than this are read (and stored) as one.
 const MERGE_GAP: u64 = 256;
+/// Goroutines whose blocked-on objects (sudogs, channels) are captured.
+const MAX_WAIT_GOROUTINES: usize = 10_000;
+
 /// Read rounds at most for blocked-on objects (each select case or
 /// semaphore tree level costs one).
 const MAX_WAIT_ROUNDS: usize = 16;
@@ -561,6 +564,15 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
         // their own regions, which alone are re-indexed each round.
         let first_wait_region = asm.regions.len();
         let mut small = SparseMemory::default();
+        // Bounded: past MAX_WAIT_GOROUTINES the sudog reads would dominate
+        // the pause; the rest show no blocked-on object.
+        let wait_gs = &gaddrs[..gaddrs.len().min(MAX_WAIT_GOROUTINES)];
+        if gaddrs.len() > MAX_WAIT_GOROUTINES && wait_layout.is_some() {
+            warnings.push(format!(
+                "blocked-on objects captured for the first {MAX_WAIT_GOROUTINES} of {} goroutines only",
+                gaddrs.len()
+            ));
+        }
         if let Some(wl) = wait_layout.as_ref() {
             let mut tried = std::collections::HashSet::new();
             for _ in 0..MAX_WAIT_ROUNDS {
@@ -571,7 +583,7 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
                         second: &image,
                     },
                 };
-                let want = crate::goruntime::waiting::missing_ranges(&target, wl, &view, &gaddrs);
+                let want = crate::goruntime::waiting::missing_ranges(&target, wl, &view, wait_gs);
                 plan.extend(
                     want.into_iter()
                         .filter(|&r| r.1 <= 1 << 16 && tried.insert(r))
