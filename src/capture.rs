@@ -368,7 +368,6 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
     };
     // --non-blocking: each goroutine's g as read before its stack.
     let mut before: Vec<(u64, crate::nonblocking::GState)> = Vec::new();
-    let t_start = Instant::now();
 
     let mut lap = Instant::now();
     let mut phase = |stats: &mut CaptureStats, name: &str| {
@@ -379,7 +378,7 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
         read_round(pid, &mut plan, &mut asm, &mut stats, true);
         phase(&mut stats, "data segments");
         // Round 2: allgs array, Ms, Ps.
-        let (gaddrs, ms, ps_plan) = {
+        let (ms, ps_plan) = {
             let pm = PausedMem {
                 pid,
                 asm: &asm,
@@ -411,7 +410,7 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
                 r.kind = RegionKind::M;
                 asm.push(r);
             }
-            (allgs_ptr, ms, ps_plan)
+            (ms, ps_plan)
         };
         plan.extend(ps_plan);
         // Ms' g0/gsignal structs (for running goroutines on system stacks).
@@ -424,7 +423,6 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
         }
         read_round(pid, &mut plan, &mut asm, &mut stats, true);
         phase(&mut stats, "allgs, Ms, Ps");
-        let _ = gaddrs;
         // Round 3: every g.
         let gaddrs = {
             let pm = PausedMem {
@@ -522,7 +520,6 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
         for lp in label_ptrs {
             let _ = crate::goruntime::labels::read_labels(&target, &rt.mem, lp);
         }
-        drop(rt);
         let extra = pm.extra.into_inner().unwrap_or_default();
         extra.into_iter().for_each(|r| asm.push(r));
         // Heap: the spans the mcaches cache, and the allspans span structs.
@@ -662,7 +659,6 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
             stats.failed_ranges
         ));
     }
-    let _ = t_start;
 
     let meta = CaptureMeta {
         gospy_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -685,7 +681,6 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
         threads,
         warnings,
     };
-    let _ = exe_bytes;
     // Embed what analysis needs: the --bin build when given, else the executable.
     let regions = asm
         .regions

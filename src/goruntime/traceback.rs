@@ -18,8 +18,8 @@ pub struct PcInfo {
     pub name: Arc<str>,
     pub flag: u8,
     pub spdelta: Option<i64>,
-    /// Source frames, innermost first: (printed name, file, line, inlined, funcID).
-    pub src: Vec<(Arc<str>, Arc<str>, u32, bool, u8)>,
+    /// Source frames, innermost first.
+    pub src: Vec<SrcLine>,
     /// `FUNCDATA_ArgInfo` program, for printing arguments.
     pub arg_info: Option<Vec<u8>>,
     /// `FUNCDATA_ArgLiveInfo` bytes and `PCDATA_ArgLiveIndex` at this PC.
@@ -57,8 +57,7 @@ impl PcInfo {
         let mut start = true;
         let mut pi = 0usize;
         let mut slot = 0u8;
-        loop {
-            let Some(&o) = p.get(pi) else { break };
+        while let Some(&o) = p.get(pi) {
             pi += 1;
             match o {
                 0xff => break,
@@ -109,9 +108,14 @@ impl PcInfo {
     }
 }
 
+/// One source-level frame of a PC: (printed name, file, line, inlined, funcID).
+pub type SrcLine = (Arc<str>, Arc<str>, u32, bool, u8);
+
+type PcShard = Mutex<HashMap<(u64, bool), Option<Arc<PcInfo>>>>;
+
 /// A sharded PC → [`PcInfo`] cache, shared by the threads that unwind.
 pub struct PcCache {
-    shards: Vec<Mutex<HashMap<(u64, bool), Option<Arc<PcInfo>>>>>,
+    shards: Vec<PcShard>,
 }
 
 impl Default for PcCache {
