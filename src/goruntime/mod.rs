@@ -450,24 +450,8 @@ impl<'t, Mem: Memory> Runtime<'t, Mem> {
 
     pub fn read_p(&self, addr: u64) -> MemResult<P> {
         let l = &self.t.layout.p;
-        // Only the head of p is needed (runq etc. are within the first few KB).
-        let need = [
-            l.id,
-            l.status,
-            l.schedtick,
-            l.syscalltick,
-            l.m,
-            l.mcache,
-            l.runqhead,
-            l.runqtail,
-            l.runnext,
-            l.gfree_n,
-        ]
-        .iter()
-        .max()
-        .copied()
-        .unwrap_or(0)
-        .saturating_add(8);
+        // Only the head of p is needed (what capture stores of it).
+        let need = self.p_capture_len();
         let b = self.mem.read_vec(addr, need as usize)?;
         Ok(P {
             addr,
