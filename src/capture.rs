@@ -19,6 +19,7 @@ use crate::memory::{MemError, MemResult, Memory, SparseMemory};
 use crate::model::{Capture, CaptureMeta, Region, RegionKind, ThreadInfo};
 use crate::process::{self, Process};
 use anyhow::{anyhow, Context, Result};
+use bytes::{Bytes, BytesMut};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -73,16 +74,18 @@ pub struct CaptureStats {
 
 /// Memory being assembled during the pause: what was read so far, in
 /// regions, with the executable's read-only image behind it.
-/// Region data is shared (`Arc`) so rebuilding the lookup index between
-/// rounds never copies bytes while the target is stopped.
+/// Region data is shared ([`Bytes`] slices of each round's one buffer), so
+/// rebuilding the lookup index between rounds never copies bytes while the
+/// target is stopped.
 struct Assembled {
-    regions: Vec<(u64, Arc<[u8]>, RegionKind)>,
+    regions: Vec<(u64, Bytes, RegionKind)>,
     sparse: SparseMemory,
+    pool: Pool,
 }
 
 impl Assembled {
     fn rebuild(&mut self) {
-        self.sparse = SparseMemory::new(
+        self.sparse = SparseMemory::from_bytes(
             self.regions
                 .iter()
                 .map(|(a, d, _)| (*a, d.clone()))
@@ -90,11 +93,133 @@ impl Assembled {
         );
     }
     fn push(&mut self, r: Region) {
-        self.regions.push((r.addr, Arc::from(r.data), r.kind));
+        self.regions.push((r.addr, Bytes::from(r.data), r.kind));
     }
 }
 
-/// Reads a plan of ranges (merged when close) in bulk and adds them.
+/// Destination memory for the pause's reads, allocated and touched before
+/// the target is stopped: fresh pages would otherwise be faulted in (and
+/// zeroed by the kernel) one by one inside `process_vm_readv`, which at
+/// 100k goroutines cost more than the copies themselves.
+struct Pool {
+    buf: BytesMut,
+}
+
+impl Pool {
+    fn new(bytes: usize) -> Pool {
+        let mut buf = BytesMut::zeroed(bytes);
+        // Touch every page (the allocation is lazily zeroed).
+        for i in (0..buf.len()).step_by(4096) {
+            buf[i] = 0xff;
+        }
+        Pool { buf }
+    }
+    /// A buffer of `len` bytes: carved from the pool while it lasts.
+    fn take(&mut self, len: usize) -> BytesMut {
+        if len <= self.buf.len() {
+            self.buf.split_to(len)
+        } else {
+            BytesMut::zeroed(len)
+        }
+    }
+}
+
+/// Read `ranges` back to back into `out`, split over a few threads when
+/// there are many: with the destination pages already faulted in, the cost
+/// of a small remote range is the kernel's page-table walk and page pinning
+/// (cache misses), which overlap well across cores while the target is
+/// stopped.
+fn read_parallel(pid: i32, ranges: &[(u64, usize)], out: &mut [u8]) -> Vec<MemResult<()>> {
+    const MIN_RANGES_PER_THREAD: usize = 4096;
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(4)
+        .min(ranges.len() / MIN_RANGES_PER_THREAD)
+        .max(1);
+    let live = process::LiveMemory::new(pid);
+    if threads == 1 {
+        return live.read_ranges_into(ranges, out);
+    }
+    // Cut into `threads` parts of about equal range counts (the per-range
+    // cost dominates), and cut `out` at the same places.
+    let per = ranges.len().div_ceil(threads);
+    let mut parts: Vec<(&[(u64, usize)], &mut [u8])> = Vec::with_capacity(threads);
+    let mut rest = out;
+    for chunk in ranges.chunks(per) {
+        let bytes: usize = chunk.iter().map(|r| r.1).sum();
+        let (head, tail) = rest.split_at_mut(bytes.min(rest.len()));
+        parts.push((chunk, head));
+        rest = tail;
+    }
+    std::thread::scope(|s| {
+        let handles: Vec<_> = parts
+            .into_iter()
+            .map(|(rs, buf)| {
+                let live = &live;
+                s.spawn(move || live.read_ranges_into(rs, buf))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    vec![Err(MemError {
+                        addr: 0,
+                        len: 0,
+                        why: "reader thread failed",
+                    })]
+                })
+            })
+            .collect()
+    })
+}
+
+/// How many bytes the pause will read, estimated while the target still
+/// runs: the data segments, every g, and the used part of every stack (from
+/// a live read of the g structs), plus slack for Ms, Ps, heap metadata and
+/// blocked-on objects. Sizes the pre-touched [`Pool`]; a wrong guess only
+/// costs page faults (too small) or memory (too big).
+fn estimate_pause_bytes(
+    pid: i32,
+    target: &Target,
+    image: &crate::binary::elf::ImageMemory,
+    data_bytes: u64,
+) -> usize {
+    const SLACK: u64 = 8 << 20;
+    let live = process::LiveMemory::new(pid);
+    let mem = crate::memory::Layered {
+        first: &live,
+        second: image,
+    };
+    let gaddrs = Runtime::new(target, &mem).allg_addrs().unwrap_or_default();
+    let gsize = target.layout.g.size;
+    let ranges: Vec<(u64, usize)> = gaddrs.iter().map(|&a| (a, gsize as usize)).collect();
+    let mut buf = vec![0u8; ranges.len() * gsize as usize];
+    let res = live.read_ranges_into(&ranges, &mut buf);
+    let mut stacks = 0u64;
+    for (i, (&a, r)) in gaddrs.iter().zip(res).enumerate() {
+        if r.is_err() {
+            continue;
+        }
+        let b = &buf[i * gsize as usize..(i + 1) * gsize as usize];
+        let g = G::decode(&target.layout.g, a, b);
+        if g.status == G_DEAD || g.stack_hi <= g.stack_lo || g.stack_hi - g.stack_lo > MAX_STACK {
+            continue;
+        }
+        if g.sched_sp >= g.stack_lo && g.sched_sp < g.stack_hi {
+            stacks += g.stack_hi - g.sched_sp;
+        } else {
+            // Running or in a system call: assume a few KiB.
+            stacks += 4096;
+        }
+    }
+    let est = data_bytes + gaddrs.len() as u64 * gsize + stacks + stacks / 8 + SLACK;
+    est.min(1 << 30) as usize
+}
+
+/// Reads a plan of ranges (merged when close) in bulk, into one buffer,
+/// and adds them.
 fn read_round(
     pid: i32,
     plan: &mut Vec<(u64, u64, RegionKind)>,
@@ -102,7 +227,7 @@ fn read_round(
     stats: &mut CaptureStats,
     reindex: bool,
 ) {
-    plan.retain(|&(_, len, _)| len > 0);
+    plan.retain(|&(_, len, _)| len > 0 && len as usize <= crate::memory::MAX_READ);
     plan.sort_by_key(|&(a, _, _)| a);
     let mut merged: Vec<(u64, u64, RegionKind)> = Vec::with_capacity(plan.len());
     for &(a, len, kind) in plan.iter() {
@@ -117,16 +242,22 @@ fn read_round(
         merged.push((a, len, kind));
     }
     let ranges: Vec<(u64, usize)> = merged.iter().map(|&(a, l, _)| (a, l as usize)).collect();
+    let total: usize = ranges.iter().map(|r| r.1).sum();
     stats.read_calls += ranges.len().div_ceil(1024);
-    let results = process::read_ranges(pid, &ranges);
-    for ((addr, _len, kind), res) in merged.into_iter().zip(results) {
+    let mut buf = into.pool.take(total);
+    let results = read_parallel(pid, &ranges, &mut buf);
+    let buf = buf.freeze();
+    let mut off = 0usize;
+    for ((addr, len, kind), res) in merged.into_iter().zip(results) {
+        let len = len as usize;
         match res {
-            Ok(data) => {
-                stats.bytes_read += data.len() as u64;
-                into.regions.push((addr, Arc::from(data), kind));
+            Ok(()) => {
+                stats.bytes_read += len as u64;
+                into.regions.push((addr, buf.slice(off..off + len), kind));
             }
             Err(_) => stats.failed_ranges += 1,
         }
+        off += len;
     }
     plan.clear();
     if reindex {
@@ -137,7 +268,7 @@ fn read_round(
 /// With `--full`, the earlier rounds' regions (g's, stacks...) lie inside
 /// the whole mappings read last: drop them, so that lookups (which only look
 /// back a few overlapping ranges) find the mapping and no byte is stored twice.
-fn drop_covered(regions: &mut Vec<(u64, Arc<[u8]>, RegionKind)>, full: &[(u64, u64, RegionKind)]) {
+fn drop_covered(regions: &mut Vec<(u64, Bytes, RegionKind)>, full: &[(u64, u64, RegionKind)]) {
     let mut whole: Vec<(u64, u64)> = regions
         .iter()
         .filter(|(a, d, _)| {
@@ -165,6 +296,9 @@ struct PausedMem<'a> {
 }
 
 impl Memory for PausedMem<'_> {
+    fn bytes_at(&self, addr: u64, len: usize) -> Option<&[u8]> {
+        self.asm.sparse.bytes_at(addr, len)
+    }
     fn read_exact(&self, addr: u64, buf: &mut [u8]) -> MemResult<()> {
         if self.asm.sparse.read_exact(addr, buf).is_ok() || self.image.read_exact(addr, buf).is_ok()
         {
@@ -303,9 +437,16 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
     };
 
     let mut stats = CaptureStats::default();
+    let data_bytes: u64 = plan.iter().map(|p| p.1).sum();
+    let pool_bytes = if opts.non_blocking {
+        0
+    } else {
+        estimate_pause_bytes(pid, &target, &image, data_bytes)
+    };
     let mut asm = Assembled {
         regions: Vec::new(),
         sparse: SparseMemory::default(),
+        pool: Pool::new(pool_bytes),
     };
     // A --bin twin (same build without -s -w): its read-only image is
     // shifted in places, so the running executable's own read-only segments
@@ -563,7 +704,7 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
         let mut small = SparseMemory::default();
         // Bounded: past MAX_WAIT_GOROUTINES the sudog reads would dominate
         // the pause; the rest show no blocked-on object.
-        let wait_gs = &gaddrs[..gaddrs.len().min(MAX_WAIT_GOROUTINES)];
+        let mut wait_gs = gaddrs[..gaddrs.len().min(MAX_WAIT_GOROUTINES)].to_vec();
         if gaddrs.len() > MAX_WAIT_GOROUTINES && wait_layout.is_some() {
             warnings.push(format!(
                 "blocked-on objects captured for the first {MAX_WAIT_GOROUTINES} of {} goroutines only",
@@ -580,7 +721,11 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
                         second: &image,
                     },
                 };
-                let want = crate::goruntime::waiting::missing_ranges(&target, wl, &view, wait_gs);
+                let (want, again) =
+                    crate::goruntime::waiting::missing_ranges(&target, wl, &view, &wait_gs);
+                // Goroutines with nothing missing are done: the next round
+                // looks only at the others (the semaphore tree is global).
+                wait_gs = again;
                 plan.extend(
                     want.into_iter()
                         .filter(|&r| r.1 <= 1 << 16 && tried.insert(r))
@@ -590,7 +735,7 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
                     break;
                 }
                 read_round(pid, &mut plan, &mut asm, &mut stats, false);
-                small = SparseMemory::new(
+                small = SparseMemory::from_bytes(
                     asm.regions[first_wait_region..]
                         .iter()
                         .map(|(a, d, _)| (*a, d.clone()))
@@ -646,7 +791,8 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
         stats.bytes_read += w.stats.bytes;
         stats.var_walk = Some(w.stats.clone());
         for (addr, d) in w.into_regions() {
-            asm.regions.push((addr, d, RegionKind::Other));
+            asm.regions
+                .push((addr, Bytes::from_owner(d), RegionKind::Other));
         }
     }
     if !full_plan.is_empty() {

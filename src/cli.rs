@@ -693,7 +693,7 @@ fn cmd_analyze(a: &AnalyzeArgs) -> Result<()> {
         Analysis::Top(x) => print_top(&s, x),
         Analysis::Pprof(x) => write_pprof(&s, x),
         Analysis::Folded(x) => {
-            let m = Model::build(&s)?;
+            let m = Model::build_lean(&s)?;
             out(&report::pprof::folded(
                 &m,
                 &report::pprof::ExportOptions { all: x.all },
@@ -716,7 +716,7 @@ fn top_options(a: &TopArgs) -> Result<report::top::TopOptions> {
 
 fn print_top(s: &Session, a: &TopArgs) -> Result<()> {
     let o = top_options(a)?;
-    let m = Model::build(s)?;
+    let m = Model::build_lean(s)?;
     let t = report::top::build(s, &m, &o);
     if a.json {
         json_out(&t.groups)
@@ -802,7 +802,7 @@ fn live_top(a: &LiveArgs<LiveTopArgs>) -> Result<()> {
 static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 fn write_pprof(s: &Session, a: &PprofArgs) -> Result<()> {
-    let m = Model::build(s)?;
+    let m = Model::build_lean(s)?;
     let data = report::pprof::profile_gz(s, &m, &report::pprof::ExportOptions { all: a.all })?;
     std::fs::write(&a.output, data).with_context(|| format!("writing {}", a.output.display()))?;
     Ok(())
@@ -829,8 +829,8 @@ fn cmd_diff(a: &DiffArgs) -> Result<()> {
             eprintln!("warning: {}: {w}", name.display());
         }
     }
-    let ma = Model::build(&sa)?;
-    let mb = Model::build(&sb)?;
+    let ma = Model::build_lean(&sa)?;
+    let mb = Model::build_lean(&sb)?;
     let d = report::diff::build(&sa, &ma, &sb, &mb, &by, a.all, warnings);
     if a.json {
         json_out(&d)
@@ -849,7 +849,7 @@ fn print_heap(s: &Session, a: &HeapArgs) -> Result<()> {
 }
 
 fn print_summary(s: &Session, a: &SummaryArgs) -> Result<()> {
-    let m = Model::build(s)?;
+    let m = Model::build_lean(s)?;
     let sm = report::summary::build(s, &m, a.all);
     if a.json {
         json_out(&sm)

@@ -76,6 +76,15 @@ impl Memory for CoreMemory {
         // File-backed bytes: zero-filled tails hold no frames.
         Some(self.segs.iter().map(|s| s.filesz.min(s.memsz)).sum())
     }
+    fn bytes_at(&self, addr: u64, len: usize) -> Option<&[u8]> {
+        let s = self.seg_at(addr)?;
+        let off = addr - s.vaddr;
+        if off.checked_add(len as u64)? > s.filesz.min(s.memsz) {
+            return None;
+        }
+        let start = s.offset.checked_add(off)? as usize;
+        self.data.bytes().get(start..start.checked_add(len)?)
+    }
     fn read_exact(&self, addr: u64, buf: &mut [u8]) -> MemResult<()> {
         let len = buf.len();
         let err = |why| MemError { addr, len, why };

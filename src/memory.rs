@@ -4,6 +4,7 @@
 //! Every read is bounded and fallible: a bad pointer is an error value for the
 //! caller to turn into a warning, never a panic.
 
+use bytes::Bytes;
 use std::sync::Arc;
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -63,6 +64,11 @@ pub trait Memory: Send + Sync {
     fn captured_bytes(&self) -> Option<u64> {
         None
     }
+    /// The `len` bytes at `addr` in place, when this memory holds them in
+    /// one piece (no copy, no allocation). None: use `read_exact`.
+    fn bytes_at(&self, _addr: u64, _len: usize) -> Option<&[u8]> {
+        None
+    }
     /// A Go string header `{ptr, len}` at `addr`, bounded by `max` bytes.
     fn go_string(&self, addr: u64, max: usize) -> MemResult<String> {
         let p = self.ptr(addr)?;
@@ -87,6 +93,9 @@ impl<M: Memory + ?Sized> Memory for &M {
     fn captured_bytes(&self) -> Option<u64> {
         (**self).captured_bytes()
     }
+    fn bytes_at(&self, addr: u64, len: usize) -> Option<&[u8]> {
+        (**self).bytes_at(addr, len)
+    }
 }
 impl<M: Memory + ?Sized> Memory for Arc<M> {
     fn read_exact(&self, addr: u64, buf: &mut [u8]) -> MemResult<()> {
@@ -94,6 +103,9 @@ impl<M: Memory + ?Sized> Memory for Arc<M> {
     }
     fn captured_bytes(&self) -> Option<u64> {
         (**self).captured_bytes()
+    }
+    fn bytes_at(&self, addr: u64, len: usize) -> Option<&[u8]> {
+        (**self).bytes_at(addr, len)
     }
 }
 impl<M: Memory + ?Sized> Memory for Box<M> {
@@ -103,13 +115,18 @@ impl<M: Memory + ?Sized> Memory for Box<M> {
     fn captured_bytes(&self) -> Option<u64> {
         (**self).captured_bytes()
     }
+    fn bytes_at(&self, addr: u64, len: usize) -> Option<&[u8]> {
+        (**self).bytes_at(addr, len)
+    }
 }
 
 /// Memory made of disjoint byte ranges (what a snapshot holds), sorted by
 /// address. Reads may span ranges that are exactly adjacent.
 #[derive(Default, Clone)]
 pub struct SparseMemory {
-    ranges: Vec<(u64, Arc<[u8]>)>,
+    /// Shared, cheaply sliced bytes: many ranges may point into one buffer
+    /// (a capture round, a decompressed snapshot chunk) without copies.
+    ranges: Vec<(u64, Bytes)>,
     /// Address ranges `[start, end)` lost with damaged snapshot chunks: a
     /// failed read there says so.
     damaged: Vec<(u64, u64)>,
@@ -118,7 +135,16 @@ pub struct SparseMemory {
 impl SparseMemory {
     /// Build from ranges in any order. Overlapping ranges are allowed; the
     /// later-starting one wins for the overlapped bytes.
-    pub fn new(mut ranges: Vec<(u64, Arc<[u8]>)>) -> Self {
+    pub fn new(ranges: Vec<(u64, Arc<[u8]>)>) -> Self {
+        Self::from_bytes(
+            ranges
+                .into_iter()
+                .map(|(a, d)| (a, Bytes::from_owner(d)))
+                .collect(),
+        )
+    }
+    /// Like [`new`](Self::new), from shared byte slices.
+    pub fn from_bytes(mut ranges: Vec<(u64, Bytes)>) -> Self {
         ranges.retain(|(_, d)| !d.is_empty());
         ranges.sort_by_key(|(a, d)| (*a, d.len()));
         SparseMemory {
@@ -156,6 +182,11 @@ impl SparseMemory {
 impl Memory for SparseMemory {
     fn captured_bytes(&self) -> Option<u64> {
         Some(self.total_bytes())
+    }
+    fn bytes_at(&self, addr: u64, len: usize) -> Option<&[u8]> {
+        let (a, d) = &self.ranges[self.find(addr)?];
+        let off = (addr - a) as usize;
+        d.get(off..off.checked_add(len)?)
     }
     fn read_exact(&self, addr: u64, buf: &mut [u8]) -> MemResult<()> {
         let mut done = 0usize;
@@ -195,6 +226,11 @@ impl<A: Memory, B: Memory> Memory for Layered<A, B> {
             // why: not captured, or lost with a damaged chunk.
             Err(e) => self.second.read_exact(addr, buf).map_err(|_| e),
         }
+    }
+    fn bytes_at(&self, addr: u64, len: usize) -> Option<&[u8]> {
+        self.first
+            .bytes_at(addr, len)
+            .or_else(|| self.second.bytes_at(addr, len))
     }
 }
 

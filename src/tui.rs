@@ -195,7 +195,7 @@ fn capture_once(o: &TuiOptions) -> Result<Snap> {
     };
     let (cap, bin, _stats) = crate::capture::capture(o.pid, &opts)?;
     let session = Session::from_capture(cap, bin)?;
-    let model = Model::build(&session)?;
+    let model = Model::build_lean(&session)?;
     Ok(Snap { session, model })
 }
 

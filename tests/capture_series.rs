@@ -67,9 +67,10 @@ fn series(version: &str) {
         times.push(info["capture_wall_time_ns"].as_u64().unwrap());
     }
     // Captures start 300ms apart; the pause itself comes after loading the
-    // executable, which varies, so only the spread is checked.
+    // executable, which varies (more so on a loaded machine), so only a
+    // spread of more than one interval is checked.
     assert!(times.windows(2).all(|w| w[1] > w[0]), "{times:?}");
-    assert!(times[2] - times[0] >= 400_000_000, "spread: {times:?}");
+    assert!(times[2] - times[0] >= 300_000_000, "spread: {times:?}");
     // First and last compare with diff: the same executable, no growth.
     let d: Value = serde_json::from_str(&gospy_ok([
         "diff".as_ref(),

@@ -372,6 +372,9 @@ impl<'t, Mem: Memory> Runtime<'t, Mem> {
     }
 
     pub fn read_g(&self, addr: u64) -> MemResult<G> {
+        if let Some(b) = self.mem.bytes_at(addr, self.t.layout.g.size as usize) {
+            return Ok(G::decode(&self.t.layout.g, addr, b));
+        }
         let b = self.mem.read_vec(addr, self.t.layout.g.size as usize)?;
         Ok(G::decode(&self.t.layout.g, addr, &b))
     }

@@ -3,7 +3,7 @@
 
 use super::{Target, G, G_RUNNING, M};
 use crate::binary::pclntab::{FuncInfo, SpecialFunc};
-use crate::memory::Memory;
+use crate::memory::{MemResult, Memory};
 use crate::model::Regs;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -105,6 +105,33 @@ impl PcInfo {
             start = false;
         }
         Some(out)
+    }
+}
+
+/// A goroutine's used stack held in place, in front of the memory it came
+/// from (which serves everything else).
+struct StackView<'a, M: Memory> {
+    inner: &'a M,
+    base: u64,
+    bytes: &'a [u8],
+}
+
+impl<M: Memory> Memory for StackView<'_, M> {
+    fn read_exact(&self, addr: u64, buf: &mut [u8]) -> MemResult<()> {
+        match self.bytes_at(addr, buf.len()) {
+            Some(b) => {
+                buf.copy_from_slice(b);
+                Ok(())
+            }
+            None => self.inner.read_exact(addr, buf),
+        }
+    }
+    fn bytes_at(&self, addr: u64, len: usize) -> Option<&[u8]> {
+        let off = usize::try_from(addr.checked_sub(self.base)?).ok()?;
+        match self.bytes.get(off..off.checked_add(len)?) {
+            Some(b) => Some(b),
+            None => self.inner.bytes_at(addr, len),
+        }
     }
 }
 
@@ -421,7 +448,7 @@ impl Target {
         m: Option<&M>,
         regs: Option<&Regs>,
     ) -> Stack {
-        self.unwind_budgeted(mem, g, m, regs, &FrameBudget::unlimited())
+        self.unwind_budgeted(mem, g, m, regs, &FrameBudget::unlimited(), true)
     }
 
     /// [`Target::unwind`], taking every physical frame from `budget`: when it
@@ -434,6 +461,7 @@ impl Target {
         m: Option<&M>,
         regs: Option<&Regs>,
         budget: &FrameBudget,
+        with_args: bool,
     ) -> Stack {
         let mut st = Stack::default();
         let (mut pc, mut sp, mut trap) = match self.start_point(g, m, regs) {
@@ -442,6 +470,17 @@ impl Target {
                 st.unavailable = Some(e);
                 return st;
             }
+        };
+        st.frames.reserve(16);
+        // The used stack in one piece when the memory holds it so: every
+        // return address and argument word is then a slice read.
+        let stack = (sp < g.stack_hi && g.stack_hi - sp <= super::MAX_STACK)
+            .then(|| mem.bytes_at(sp, (g.stack_hi - sp) as usize))
+            .flatten();
+        let mem = &StackView {
+            inner: mem,
+            base: sp,
+            bytes: stack.unwrap_or(&[]),
         };
         let mut callee_id: u8 = 0;
         let mut shown_count = 0usize;
@@ -477,7 +516,7 @@ impl Target {
                 if shown {
                     shown_count += 1;
                 }
-                let args = if *inlined {
+                let args = if *inlined || !with_args {
                     None
                 } else if info.arg_info.is_none() {
                     Some(String::new())

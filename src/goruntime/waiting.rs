@@ -384,14 +384,16 @@ impl<M: Memory> Memory for Recording<M> {
 }
 
 /// For capture: the ranges still missing from `mem` to decode what the
-/// goroutines at `gaddrs` wait on (sudogs, hchans, the semaphore tree).
-/// Call repeatedly, reading what it returns, until it returns nothing.
+/// goroutines at `gaddrs` wait on (sudogs, hchans, the semaphore tree), and
+/// the goroutines that still miss something (the only ones the next round
+/// needs to look at again). Call repeatedly, reading what it returns, until
+/// it returns no ranges.
 pub fn missing_ranges<M: Memory>(
     t: &Target,
     l: &WaitLayout,
     mem: M,
     gaddrs: &[u64],
-) -> Vec<(u64, u64)> {
+) -> (Vec<(u64, u64)>, Vec<u64>) {
     let rec = Recording {
         inner: mem,
         missed: Mutex::new(Vec::new()),
@@ -404,16 +406,22 @@ pub fn missing_ranges<M: Memory>(
     };
     let sema = w.sema_waiters();
     let rt = super::Runtime::new(t, &rec.inner);
+    let mut again = Vec::new();
+    let missed = |rec: &Recording<M>| rec.missed.lock().map(|m| m.len()).unwrap_or(0);
     for &a in gaddrs {
         let Ok(g) = rt.read_g(a) else { continue };
         if g.status != G_WAITING {
             continue;
         }
+        let before = missed(&rec);
         let reason = t.wait_reason_string(g.waitreason);
         let _ = w.waiting_on(&g, Some(&reason), &sema);
+        if missed(&rec) > before {
+            again.push(a);
+        }
     }
     let mut m = rec.missed.into_inner().unwrap_or_default();
     m.sort_unstable();
     m.dedup();
-    m
+    (m, again)
 }
