@@ -144,7 +144,8 @@ fn read_parallel(pid: i32, ranges: &[(u64, usize)], out: &mut [u8]) -> Vec<MemRe
     // Cut into `threads` parts of about equal range counts (the per-range
     // cost dominates), and cut `out` at the same places.
     let per = ranges.len().div_ceil(threads);
-    let mut parts: Vec<(&[(u64, usize)], &mut [u8])> = Vec::with_capacity(threads);
+    type Part<'a> = (&'a [(u64, usize)], &'a mut [u8]);
+    let mut parts: Vec<Part<'_>> = Vec::with_capacity(threads);
     let mut rest = out;
     for chunk in ranges.chunks(per) {
         let bytes: usize = chunk.iter().map(|r| r.1).sum();
