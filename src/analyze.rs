@@ -2,7 +2,7 @@
 //! fresh in-memory capture, and the goroutine model built from it.
 
 use crate::binary::{elf::ElfFile, Binary};
-use crate::goruntime::traceback::{CreatedBy, Stack};
+use crate::goruntime::traceback::{CreatedBy, Frame, Stack};
 use crate::goruntime::{labels, Runtime, Sched, Target, G, G_SYSCALL, G_WAITING, M, P};
 use crate::memory::{Layered, Memory, SparseMemory};
 use crate::model::{Capture, CaptureMeta, Regs};
@@ -10,7 +10,7 @@ use anyhow::{anyhow, Context, Result};
 use rayon::prelude::*;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Decoded label sets by `g.labels` pointer, shared by the goroutines of a model.
 type LabelCache = std::sync::Mutex<HashMap<u64, Result<BTreeMap<String, String>, String>>>;
@@ -203,6 +203,51 @@ pub struct Model {
     pub warnings: Vec<String>,
 }
 
+/// Goroutines parked in the same place have the same frames: without
+/// arguments (the only per-goroutine part besides SP), one shared copy
+/// serves them all, which at 100k goroutines saves most of the model's
+/// memory. Shared frames carry `sp` 0.
+#[derive(Default)]
+struct StackInterner {
+    shards: [Mutex<HashMap<Vec<(u64, u32)>, Arc<[Frame]>>>; 16],
+}
+
+impl StackInterner {
+    fn intern(&self, frames: &Arc<[Frame]>) -> Arc<[Frame]> {
+        let key: Vec<(u64, u32)> = frames.iter().map(|f| (f.pc, f.line)).collect();
+        // FNV-style mix of the PCs picks the shard.
+        let shard = key.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, (pc, line)| {
+            (h ^ pc ^ u64::from(*line)).wrapping_mul(0x100_0000_01b3)
+        }) as usize
+            % 16;
+        let Ok(mut map) = self.shards[shard].lock() else {
+            return frames.clone();
+        };
+        let same = |a: &Frame, b: &Frame| {
+            a.function == b.function
+                && a.file == b.file
+                && a.line == b.line
+                && a.inlined == b.inlined
+                && a.pc == b.pc
+                && a.offset == b.offset
+                && a.args == b.args
+                && a.shown == b.shown
+        };
+        if let Some(e) = map.get(&key) {
+            if e.len() == frames.len() && e.iter().zip(frames.iter()).all(|(a, b)| same(a, b)) {
+                return e.clone();
+            }
+            return frames.clone();
+        }
+        let shared: Arc<[Frame]> = frames
+            .iter()
+            .map(|f| Frame { sp: 0, ..f.clone() })
+            .collect();
+        map.insert(key, shared.clone());
+        shared
+    }
+}
+
 /// What [`Model::build_with`] decodes beyond the essentials.
 #[derive(Debug, Clone, Copy)]
 pub struct BuildOptions {
@@ -277,6 +322,7 @@ impl Model {
             });
         let sema = waits.as_ref().map(|w| w.sema_waiters()).unwrap_or_default();
         let unstable = crate::nonblocking::unstable_set(&s.meta);
+        let stacks = StackInterner::default();
         let non_blocking = crate::nonblocking::is_non_blocking(&s.meta);
 
         let goroutines: Vec<Goroutine> = gaddrs
@@ -294,7 +340,7 @@ impl Model {
                 let mut is_unstable = unstable.contains(&a);
                 let mut stack = if is_unstable {
                     crate::goruntime::traceback::Stack {
-                        frames: Vec::new(),
+                        frames: Arc::from([]),
                         unavailable: Some(crate::nonblocking::UNSTABLE_STACK.into()),
                         error: None,
                     }
@@ -306,14 +352,19 @@ impl Model {
                 if non_blocking && !is_unstable {
                     if let Some(e) = stack.error.take() {
                         is_unstable = true;
-                        stack.frames.clear();
+                        stack.frames = Arc::from([]);
                         stack.unavailable =
                             Some(format!("{} ({e})", crate::nonblocking::UNSTABLE_STACK));
                     }
                 }
-                if redacted {
+                if redacted && stack.frames.iter().any(|f| f.args.is_some()) {
                     // Argument words were dropped: print `(...)`, not zeros.
-                    stack.frames.iter_mut().for_each(|f| f.args = None);
+                    let mut frames = stack.frames.to_vec();
+                    frames.iter_mut().for_each(|f| f.args = None);
+                    stack.frames = frames.into();
+                }
+                if !opts.args {
+                    stack.frames = stacks.intern(&stack.frames);
                 }
                 let status = t.status_string(g.status);
                 let wait_reason = (g.status == G_WAITING && g.waitreason != 0)

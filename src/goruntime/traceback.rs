@@ -200,7 +200,9 @@ pub struct Frame {
 
 #[derive(Debug, Clone, Default)]
 pub struct Stack {
-    pub frames: Vec<Frame>,
+    /// Shared: goroutines with the same frames may hold one copy (see
+    /// `analyze::Model::build_with`).
+    pub frames: Arc<[Frame]>,
     /// Why there is no stack at all (running on another thread, no regs...).
     pub unavailable: Option<String>,
     /// Why the walk stopped early (bad PC, sp outside stack...).
@@ -471,7 +473,7 @@ impl Target {
                 return st;
             }
         };
-        st.frames.reserve(16);
+        let mut frames: Vec<Frame> = Vec::with_capacity(16);
         // The used stack in one piece when the memory holds it so: every
         // return address and argument word is then a slice read.
         let stack = (sp < g.stack_hi && g.stack_hi - sp <= super::MAX_STACK)
@@ -523,7 +525,7 @@ impl Target {
                 } else {
                     fp.and_then(|fp| info.format_args(mem, fp))
                 };
-                st.frames.push(Frame {
+                frames.push(Frame {
                     args,
                     offset: if *inlined || pc <= entry {
                         None
@@ -575,6 +577,7 @@ impl Target {
             pc = lr;
             sp = fp;
         }
+        st.frames = frames.into();
         st
     }
 }

@@ -86,19 +86,18 @@ impl Strings {
 /// runtime.goexit is left out, as the runtime's own goroutine profile does.
 fn physical_frames(g: &Goroutine) -> Vec<(u64, Vec<&Frame>)> {
     let mut out: Vec<(u64, Vec<&Frame>)> = Vec::new();
-    let mut last: Option<(u64, u64)> = None;
-    for f in &g.stack.frames {
+    // A physical frame is a run of inlined frames ended by its function's
+    // own (not inlined) frame.
+    let mut open = false;
+    for f in g.stack.frames.iter() {
         if &*f.function == "runtime.goexit" {
             continue;
         }
-        if last == Some((f.pc, f.sp)) {
-            if let Some(l) = out.last_mut() {
-                l.1.push(f);
-                continue;
-            }
+        match out.last_mut() {
+            Some(l) if open => l.1.push(f),
+            _ => out.push((f.pc, vec![f])),
         }
-        last = Some((f.pc, f.sp));
-        out.push((f.pc, vec![f]));
+        open = f.inlined;
     }
     out
 }

@@ -22,13 +22,13 @@ use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
 use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::memory::SparseMemory;
 use crate::model::{Capture, CaptureMeta, Region, RegionKind};
+use bytes::Bytes;
 pub use format::{ChunkEntry, RegionEntry, FORMAT_VERSION};
 use format::{Preamble, CHUNK_ENTRY_LEN, PREAMBLE_LEN, REGION_ENTRY_LEN};
 
@@ -605,12 +605,12 @@ pub struct DamagedChunk {
 }
 
 /// Pieces of region bytes: (address or offset, bytes).
-type Pieces = Vec<(u64, Arc<[u8]>)>;
+type Pieces = Vec<(u64, Bytes)>;
 
 /// The bytes of one region after loading.
 enum RegionBytes {
     Empty,
-    Whole(Arc<[u8]>),
+    Whole(Bytes),
     /// A region split over several chunks: its pieces by address (only those
     /// that survived when some chunks were damaged).
     Parts(Pieces),
@@ -752,7 +752,7 @@ impl SnapshotFile {
                 RegionBytes::Parts(parts) => ranges.extend(parts),
             }
         }
-        let mut memory = SparseMemory::new(ranges);
+        let mut memory = SparseMemory::from_bytes(ranges);
         memory.set_damaged(
             damaged
                 .iter()
@@ -882,15 +882,16 @@ impl SnapshotFile {
             pieces_needed[s.region] += 1;
         }
 
-        type ChunkOut = Result<Vec<(usize, u64, Arc<[u8]>)>, DamagedChunk>;
+        type ChunkOut = Result<Vec<(usize, u64, Bytes)>, DamagedChunk>;
         let outs: Vec<ChunkOut> = slots
             .par_iter()
             .enumerate()
-            .map(|(i, ss)| match self.load_chunk(i) {
+            .map(|(i, ss)| match self.load_chunk(i).map(Bytes::from) {
+                // Regions are slices of their decompressed chunk: no copy.
                 Ok(raw) => Ok(ss
                     .iter()
                     .map(|s| {
-                        let d: Arc<[u8]> = Arc::from(&raw[s.chunk_off..s.chunk_off + s.len]);
+                        let d = raw.slice(s.chunk_off..s.chunk_off + s.len);
                         (s.region, s.region_off, d)
                     })
                     .collect()),
