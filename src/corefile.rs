@@ -447,11 +447,15 @@ impl Session {
                 path: f.path.clone(),
             })
             .collect();
-        let wall_time_ns = std::fs::metadata(path)
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos() as u64);
+        // The crash time: from a systemd-coredump file name, else the file's
+        // modification time (a kernel core holds no wall-clock time).
+        let wall_time_ns = coredump_name_time_ns(path, core.pid).unwrap_or_else(|| {
+            std::fs::metadata(path)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos() as u64)
+        });
         let meta = CaptureMeta {
             gospy_version: env!("CARGO_PKG_VERSION").to_string(),
             pid: core.pid,
@@ -491,6 +495,28 @@ impl Session {
     }
 }
 
+/// The crash time systemd-coredump puts in its file names,
+/// `core.COMM.UID.BOOT_ID.PID.USEC[.zst|.xz|.lz4]` (microseconds since the
+/// epoch), in nanoseconds; None unless the name has that shape and its PID is
+/// the core's.
+pub fn coredump_name_time_ns(path: &Path, pid: i32) -> Option<u64> {
+    let name = path.file_name()?.to_str()?;
+    let name = [".zst", ".xz", ".lz4"]
+        .iter()
+        .find_map(|ext| name.strip_suffix(ext))
+        .unwrap_or(name);
+    let rest = name.strip_prefix("core.")?;
+    let mut parts = rest.rsplitn(3, '.');
+    let usec = parts.next()?;
+    let file_pid = parts.next()?;
+    parts.next()?; // COMM.UID.BOOT_ID
+    let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !all_digits(usec) || !all_digits(file_pid) || file_pid.parse::<i32>().ok()? != pid {
+        return None;
+    }
+    usec.parse::<u64>().ok()?.checked_mul(1000)
+}
+
 /// Compare the build-id notes of the executable with the bytes the core holds
 /// at the same (biased) addresses. Mismatch is an error; a core without those
 /// pages only gets a warning.
@@ -526,4 +552,32 @@ fn verify_build_id(
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::coredump_name_time_ns;
+    use std::path::Path;
+
+    #[test]
+    fn systemd_coredump_names() {
+        let t = |n: &str, pid| coredump_name_time_ns(Path::new(n), pid);
+        let boot = "0123456789abcdef0123456789abcdef";
+        let name =
+            format!("/var/lib/systemd/coredump/core.my.app.1000.{boot}.4242.1700000000123456.zst");
+        assert_eq!(t(&name, 4242), Some(1_700_000_000_123_456_000));
+        assert_eq!(t(&name, 4243), None, "another pid");
+        let plain = format!("core.app.0.{boot}.7.1700000000123456");
+        assert_eq!(t(&plain, 7), Some(1_700_000_000_123_456_000));
+        for bad in [
+            "core",
+            "core.4242",
+            "core.x.4242.abc.zst",
+            "snap.gss",
+            "core...",
+        ] {
+            assert_eq!(t(bad, 4242), None, "{bad}");
+        }
+        assert_eq!(t("core.a.b.4242.99999999999999999999999", 4242), None);
+    }
 }

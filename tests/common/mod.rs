@@ -298,6 +298,17 @@ impl Fixture {
     /// Like [`Fixture::start`] with extra arguments (after ORACLE_DIR) and
     /// environment variables.
     pub fn start_with_args(binary: &Path, args: &[&str], env: &[(&str, &str)]) -> Fixture {
+        Fixture::start_configured(binary, args, env, |_| {})
+    }
+
+    /// Like [`Fixture::start_with_args`]; `configure` may change the command
+    /// last (working directory, `pre_exec`...).
+    pub fn start_configured(
+        binary: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        configure: impl FnOnce(&mut Command),
+    ) -> Fixture {
         let dir = tempfile::Builder::new()
             .prefix("gospy-oracle-")
             .tempdir()
@@ -320,6 +331,7 @@ impl Fixture {
         for (k, v) in env {
             cmd.env(k, v);
         }
+        configure(&mut cmd);
         // A binary the test just copied can be briefly "busy" (ETXTBSY): a
         // process forked meanwhile by another test thread may still hold the
         // copy's write descriptor until it execs.
@@ -377,6 +389,21 @@ impl Fixture {
     /// The fixture's stderr so far.
     pub fn stderr(&self) -> String {
         fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
+    }
+
+    /// Waits up to `timeout` for the fixture to exit by itself; its status,
+    /// or None if it is still running.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let start = Instant::now();
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return Some(status),
+                Ok(None) if start.elapsed() < timeout => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                _ => return None,
+            }
+        }
     }
 
     /// Whether the process is still running.
