@@ -247,6 +247,40 @@ fn kernel_core(version: &str, pie: bool) {
         problems.push(format!("summary: {threads} threads"));
     }
 
+    // `gospy info CORE`: the core's notes and, its executable being found
+    // through NT_FILE, the Go version and build ids.
+    let info: serde_json::Value = serde_json::from_str(&gospy_ok([
+        "info".as_ref(),
+        core.as_os_str(),
+        "--json".as_ref(),
+    ]))
+    .unwrap();
+    let b = gospy::binary::Binary::from_path(&bin).unwrap();
+    for (k, want) in [
+        ("pid", serde_json::json!(pid)),
+        ("signal", serde_json::json!(libc::SIGABRT)),
+        ("threads", summary["threads"]["total"].clone()),
+        ("go_version", serde_json::json!(meta.go_version)),
+        ("go_build_id", serde_json::json!(b.elf.go_build_id)),
+        ("gnu_build_id", serde_json::json!(b.elf.gnu_build_id)),
+        ("exe_path", serde_json::json!(bin.display().to_string())),
+        ("compressed", serde_json::json!(false)),
+    ] {
+        if info[k] != want {
+            problems.push(format!("info --json {k}: {}, want {want}", info[k]));
+        }
+    }
+    let text = gospy_ok(["info".as_ref(), core.as_os_str()]);
+    for want in [
+        format!("pid {pid} "),
+        "6 (SIGABRT)".into(),
+        meta.go_version.clone(),
+    ] {
+        if !text.contains(&want) {
+            problems.push(format!("info: no {want:?} in:\n{text}"));
+        }
+    }
+
     // Without --bin: the executable from the core's NT_FILE note.
     if analyze(&core, None, &["dump", "--json"]) != dump_json {
         problems.push("the core without --bin dumps differently".into());
