@@ -392,6 +392,10 @@ pub struct InfoArgs {
     pub file: PathBuf,
     #[arg(long)]
     pub json: bool,
+    /// For a core file: the executable that crashed (default: the path the
+    /// core records), for its Go version and build ids.
+    #[arg(long, value_name = "PATH")]
+    pub bin: Option<PathBuf>,
 }
 
 /// Error classes that map to exit codes.
@@ -885,6 +889,9 @@ fn cmd_convert(a: &ConvertArgs) -> Result<()> {
 }
 
 fn cmd_info(a: &InfoArgs) -> Result<()> {
+    if crate::corefile::is_core_file(&a.file) {
+        return cmd_info_core(a);
+    }
     let snap = crate::snapshot::SnapshotFile::open(&a.file)
         .with_context(|| a.file.display().to_string())?;
     let m = &snap.meta;
@@ -977,6 +984,82 @@ fn cmd_info(a: &InfoArgs) -> Result<()> {
         }
     }
     for w in &m.warnings {
+        let _ = writeln!(o, "warning:     {w}");
+    }
+    out(&o)
+}
+
+/// `gospy info CORE`: the core's notes, and its executable's Go details.
+fn cmd_info_core(a: &InfoArgs) -> Result<()> {
+    let i = crate::corefile::core_info(&a.file, a.bin.as_deref())?;
+    if a.json {
+        return json_out(&i);
+    }
+    use std::fmt::Write as _;
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "file:        {} (ELF core{}, {})",
+        i.file,
+        if i.compressed { ", zstd" } else { "" },
+        report::fmt_bytes(i.file_size)
+    );
+    let _ = writeln!(
+        o,
+        "process:     pid {} ({}): {}",
+        i.pid,
+        i.comm,
+        i.exe_path.as_deref().unwrap_or("executable not recorded")
+    );
+    if !i.cmdline.is_empty() {
+        let _ = writeln!(o, "cmdline:     {}", i.cmdline);
+    }
+    if i.signal != 0 {
+        let name = match i.signal {
+            libc::SIGQUIT => " (SIGQUIT)",
+            libc::SIGILL => " (SIGILL)",
+            libc::SIGTRAP => " (SIGTRAP)",
+            libc::SIGABRT => " (SIGABRT)",
+            libc::SIGBUS => " (SIGBUS)",
+            libc::SIGFPE => " (SIGFPE)",
+            libc::SIGSEGV => " (SIGSEGV)",
+            libc::SIGSYS => " (SIGSYS)",
+            _ => "",
+        };
+        let _ = writeln!(o, "signal:      {}{name}", i.signal);
+    }
+    let _ = writeln!(o, "threads:     {}", i.threads);
+    let _ = writeln!(
+        o,
+        "memory:      {} in {} segments, {} file mappings",
+        report::fmt_bytes(i.memory_bytes),
+        i.memory_segments,
+        i.mapped_files
+    );
+    let _ = writeln!(
+        o,
+        "dumped:      unix time {:.3}",
+        i.capture_wall_time_ns as f64 / 1e9
+    );
+    match (&i.binary, &i.binary_error) {
+        (Some(b), _) => {
+            let _ = writeln!(o, "go:          {}", i.go_version.as_deref().unwrap_or("?"));
+            let _ = writeln!(
+                o,
+                "build ids:   {}",
+                crate::binary::elf::build_id_string(
+                    i.go_build_id.as_deref(),
+                    i.gnu_build_id.as_deref()
+                )
+            );
+            let _ = writeln!(o, "binary:      {b}");
+        }
+        (None, Some(e)) => {
+            let _ = writeln!(o, "binary:      not available: {e}");
+        }
+        (None, None) => {}
+    }
+    for w in &i.warnings {
         let _ = writeln!(o, "warning:     {w}");
     }
     out(&o)

@@ -136,6 +136,9 @@ pub struct Core {
     pub comm: String,
     /// Command line (NT_PRPSINFO pr_psargs, truncated by the kernel to 80 bytes).
     pub args: String,
+    /// The signal that made the core (NT_PRSTATUS pr_cursig of the first
+    /// thread that has one; 0 when none, e.g. gcore's cores).
+    pub signal: i32,
     pub warnings: Vec<String>,
 }
 
@@ -258,6 +261,7 @@ impl Core {
         let mut auxv = Vec::new();
         let mut files = Vec::new();
         let (mut pid, mut comm, mut args) = (0i32, String::new(), String::new());
+        let mut signal = 0i32;
         for (off, len) in notes {
             let Some(n) = b.get(off..off.saturating_add(len)) else {
                 warnings.push("core note segment truncated".into());
@@ -285,6 +289,9 @@ impl Core {
                 match ty {
                     NT_PRSTATUS if desc.len() >= 112 + 27 * 8 && threads.len() < MAX_THREADS => {
                         let tid = u32_at(desc, 32).unwrap_or(0) as i32;
+                        if signal == 0 {
+                            signal = i32::from(u16_at(desc, 12).unwrap_or(0));
+                        }
                         let r: Vec<u64> = (0..27)
                             .map(|i| u64_at(desc, 112 + i * 8).unwrap_or(0))
                             .collect();
@@ -332,6 +339,7 @@ impl Core {
             pid,
             comm,
             args,
+            signal,
             warnings,
         })
     }
@@ -456,11 +464,7 @@ impl Session {
                 path: f.path.clone(),
             })
             .collect();
-        let wall_time_ns = std::fs::metadata(path)
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos() as u64);
+        let wall_time_ns = core_wall_time_ns(path, core.pid);
         let meta = CaptureMeta {
             gospy_version: env!("CARGO_PKG_VERSION").to_string(),
             pid: core.pid,
@@ -500,6 +504,40 @@ impl Session {
     }
 }
 
+/// The crash time: from a systemd-coredump file name, else the file's
+/// modification time (a kernel core holds no wall-clock time); 0 if unknown.
+fn core_wall_time_ns(path: &Path, pid: i32) -> u64 {
+    coredump_name_time_ns(path, pid).unwrap_or_else(|| {
+        std::fs::metadata(path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos() as u64)
+    })
+}
+
+/// The crash time systemd-coredump puts in its file names,
+/// `core.COMM.UID.BOOT_ID.PID.USEC[.zst|.xz|.lz4]` (microseconds since the
+/// epoch), in nanoseconds; None unless the name has that shape and its PID is
+/// the core's.
+pub fn coredump_name_time_ns(path: &Path, pid: i32) -> Option<u64> {
+    let name = path.file_name()?.to_str()?;
+    let name = [".zst", ".xz", ".lz4"]
+        .iter()
+        .find_map(|ext| name.strip_suffix(ext))
+        .unwrap_or(name);
+    let rest = name.strip_prefix("core.")?;
+    let mut parts = rest.rsplitn(3, '.');
+    let usec = parts.next()?;
+    let file_pid = parts.next()?;
+    parts.next()?; // COMM.UID.BOOT_ID
+    let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !all_digits(usec) || !all_digits(file_pid) || file_pid.parse::<i32>().ok()? != pid {
+        return None;
+    }
+    usec.parse::<u64>().ok()?.checked_mul(1000)
+}
+
 /// Compare the build-id notes of the executable with the bytes the core holds
 /// at the same (biased) addresses. Mismatch is an error; a core without those
 /// pages only gets a warning.
@@ -535,4 +573,130 @@ fn verify_build_id(
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::coredump_name_time_ns;
+    use std::path::Path;
+
+    #[test]
+    fn systemd_coredump_names() {
+        let t = |n: &str, pid| coredump_name_time_ns(Path::new(n), pid);
+        let boot = "0123456789abcdef0123456789abcdef";
+        let name =
+            format!("/var/lib/systemd/coredump/core.my.app.1000.{boot}.4242.1700000000123456.zst");
+        assert_eq!(t(&name, 4242), Some(1_700_000_000_123_456_000));
+        assert_eq!(t(&name, 4243), None, "another pid");
+        let plain = format!("core.app.0.{boot}.7.1700000000123456");
+        assert_eq!(t(&plain, 7), Some(1_700_000_000_123_456_000));
+        for bad in [
+            "core",
+            "core.4242",
+            "core.x.4242.abc.zst",
+            "snap.gss",
+            "core...",
+        ] {
+            assert_eq!(t(bad, 4242), None, "{bad}");
+        }
+        assert_eq!(t("core.a.b.4242.99999999999999999999999", 4242), None);
+    }
+}
+
+/// What `gospy info CORE` shows.
+#[derive(Debug, serde::Serialize)]
+pub struct CoreInfo {
+    pub file: String,
+    pub file_size: u64,
+    /// zstd-compressed (systemd-coredump).
+    pub compressed: bool,
+    /// NT_PRPSINFO.
+    pub pid: i32,
+    pub comm: String,
+    pub cmdline: String,
+    /// The signal that made the core (0: none recorded, e.g. gcore).
+    pub signal: i32,
+    /// NT_PRSTATUS notes, one per thread.
+    pub threads: usize,
+    pub thread_ids: Vec<i32>,
+    /// PT_LOAD segments with bytes in the file, and their size.
+    pub memory_segments: usize,
+    pub memory_bytes: u64,
+    /// NT_FILE entries.
+    pub mapped_files: usize,
+    /// The executable according to NT_FILE (the mapping of AT_ENTRY).
+    pub exe_path: Option<String>,
+    /// Where the executable used for the Go details came from (--bin or
+    /// exe_path), when it was found and matches the core.
+    pub binary: Option<String>,
+    /// Why there are no Go details.
+    pub binary_error: Option<String>,
+    pub go_version: Option<String>,
+    pub go_build_id: Option<String>,
+    pub gnu_build_id: Option<String>,
+    /// The crash time (systemd-coredump file name, else the file's mtime).
+    pub capture_wall_time_ns: u64,
+    pub warnings: Vec<String>,
+}
+
+/// Reads what `gospy info` reports about a core file: the core's own notes,
+/// and the Go version and build ids of its executable when `bin` or the path
+/// recorded in NT_FILE gives one that matches the core.
+pub fn core_info(path: &Path, bin: Option<&Path>) -> Result<CoreInfo> {
+    let file_size = std::fs::metadata(path)
+        .with_context(|| format!("{}", path.display()))?
+        .len();
+    let compressed = {
+        use std::io::Read;
+        let mut head = [0u8; 4];
+        std::fs::File::open(path)
+            .and_then(|mut f| f.read_exact(&mut head))
+            .is_ok()
+            && head == ZSTD_MAGIC
+    };
+    let core = Core::open(path).with_context(|| format!("{}", path.display()))?;
+    let entry = core.auxv.iter().find(|a| a.0 == AT_ENTRY).map(|a| a.1);
+    let exe_path = entry
+        .and_then(|e| core.files.iter().find(|f| e >= f.start && e < f.end))
+        .or_else(|| core.files.iter().find(|f| f.offset == 0))
+        .map(|f| f.path.clone());
+    let mut info = CoreInfo {
+        file: path.display().to_string(),
+        file_size,
+        compressed,
+        pid: core.pid,
+        comm: core.comm.clone(),
+        cmdline: core.args.clone(),
+        signal: core.signal,
+        threads: core.threads.len(),
+        thread_ids: core.threads.iter().map(|t| t.tid).collect(),
+        memory_segments: core.memory.segs.len(),
+        memory_bytes: core.memory.segs.iter().map(|s| s.filesz).sum(),
+        mapped_files: core.files.len(),
+        exe_path,
+        binary: None,
+        binary_error: None,
+        go_version: None,
+        go_build_id: None,
+        gnu_build_id: None,
+        capture_wall_time_ns: core_wall_time_ns(path, core.pid),
+        warnings: core.warnings.clone(),
+    };
+    drop(core);
+    // The same loading (and build id check) as an analysis.
+    match Session::open_core(path, bin) {
+        Ok(s) => {
+            info.binary = Some(s.binary_source.clone());
+            info.go_version = Some(s.meta.go_version.clone());
+            info.go_build_id = s.meta.go_build_id.clone();
+            info.gnu_build_id = s.meta.gnu_build_id.clone();
+            for w in &s.warnings {
+                if !info.warnings.contains(w) {
+                    info.warnings.push(w.clone());
+                }
+            }
+        }
+        Err(e) => info.binary_error = Some(format!("{e:#}")),
+    }
+    Ok(info)
 }

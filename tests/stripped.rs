@@ -10,6 +10,7 @@
 
 mod common;
 
+use common::dumpcmp::{differences, normalize_goroutines};
 use common::*;
 use serde_json::Value;
 use std::path::Path;
@@ -43,120 +44,6 @@ fn analyze(version: &str, pie: bool, ldflags: &str) -> Option<(Value, Value, Val
     let all = run(&["dump", "--json", "--all"]);
     let summary = run(&["summary", "--json"]);
     Some((dump, all, summary, stderr))
-}
-
-/// Goroutines minus what legitimately differs between two runs: running or
-/// runnable goroutines (the busy loop; where a preemption caught it), wait
-/// times, M ids, and goroutine ids (goroutines started concurrently by other
-/// goroutines get ids from per-P caches, in either order). Sorted.
-fn normalize_goroutines(v: &Value) -> Vec<Value> {
-    let mut out = Vec::new();
-    for g in v.as_array().expect("goroutine list") {
-        let mut g = g.clone();
-        let status = g["status"].as_str().unwrap_or("").to_string();
-        let o = g.as_object_mut().unwrap();
-        for k in ["wait_ns", "wait_minutes", "m", "id"] {
-            o.remove(k);
-        }
-        if let Some(Value::Object(cb)) = o.get_mut("created_by") {
-            cb.remove("goroutine");
-        }
-        // Argument values and blocked-on addresses hold heap addresses that
-        // differ between two runs of the fixture.
-        o.remove("waiting_on");
-        if let Some(Value::Array(frames)) = o.get_mut("frames") {
-            for f in frames {
-                if let Some(f) = f.as_object_mut() {
-                    f.remove("args");
-                }
-            }
-        }
-        if status == "running" || status == "runnable" {
-            // Keep identity only.
-            o.retain(|k, _| k == "start_function" || k == "created_by");
-        }
-        out.push(g);
-    }
-    out.sort_by_key(|g| g.to_string());
-    out
-}
-
-fn summary_facts(s: &Value) -> Value {
-    serde_json::json!({
-        "go_version": s["go_version"],
-        "gomaxprocs": s["gomaxprocs"],
-        "ncpu": s["ncpu"],
-        "goroutine_count": s["goroutine_count"],
-        "goroutines_listed": s["goroutines_listed"],
-        "ps": s["ps"].as_array().map(|ps| ps.len()),
-        "has_scheduler": !s["scheduler"].is_null(),
-        "has_uptime": !s["uptime_ns"].is_null(),
-        "system_goroutines": s["scheduler"]["system_goroutines"],
-        "warnings": s["warnings"],
-        "goroutine_lines": s["goroutines"].as_array().map(|gs| {
-            let mut l: Vec<String> = gs.iter().map(|g| {
-                let running = matches!(g["status"].as_str(), Some("running" | "runnable"));
-                if running {
-                    serde_json::json!([g["start_function"]])
-                } else {
-                    serde_json::json!([g["state"], g["start_function"], g["function"], g["file"], g["line"]])
-                }.to_string()
-            }).collect();
-            l.sort();
-            l
-        }),
-    })
-}
-
-fn first_diff(a: &[Value], b: &[Value]) -> String {
-    let ids = |l: &[Value]| -> Vec<String> {
-        l.iter()
-            .map(|g| g["start_function"].as_str().unwrap_or("").to_string())
-            .collect()
-    };
-    if ids(a) != ids(b) {
-        return format!(
-            "goroutines differ:\n  unstripped: {:?}\n  stripped:   {:?}",
-            ids(a),
-            ids(b)
-        );
-    }
-    for (x, y) in a.iter().zip(b) {
-        if x != y {
-            return format!(
-                "unstripped:\n{}\nstripped:\n{}",
-                serde_json::to_string_pretty(x).unwrap(),
-                serde_json::to_string_pretty(y).unwrap()
-            );
-        }
-    }
-    format!("lengths {} vs {}", a.len(), b.len())
-}
-
-/// Differences between the unstripped (0) and stripped (1) analyses.
-fn differences(
-    what: &str,
-    (d0, a0, s0): (&Value, &Value, &Value),
-    (d1, a1, s1): (&Value, &Value, &Value),
-) -> Option<String> {
-    let (n0, n1) = (normalize_goroutines(d0), normalize_goroutines(d1));
-    if n0 != n1 {
-        return Some(format!("{what}: dump differs: {}", first_diff(&n0, &n1)));
-    }
-    let (n0, n1) = (normalize_goroutines(a0), normalize_goroutines(a1));
-    if n0 != n1 {
-        return Some(format!(
-            "{what}: dump --all differs: {}",
-            first_diff(&n0, &n1)
-        ));
-    }
-    let (f0, f1) = (summary_facts(s0), summary_facts(s1));
-    if f0 != f1 {
-        return Some(format!(
-            "{what}: summary differs:\nunstripped: {f0:#}\nstripped:   {f1:#}"
-        ));
-    }
-    None
 }
 
 fn same_as_unstripped(version: &str, pie: bool, ldflags: &str) {

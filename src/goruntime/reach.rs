@@ -78,6 +78,33 @@ pub fn is_std(pkg: &str) -> bool {
     pkg != "main" && !pkg.split('/').next().unwrap_or("").contains('.')
 }
 
+/// The one-line error for `var NAME` / `--var NAME` on an executable without
+/// DWARF: the type of a global cannot be recovered (the runtime's type
+/// descriptors do not say which type a global has); with a symbol table the
+/// message gives where the global is, without one not even that is known.
+pub fn untyped_global_error(t: &Target, name: &str) -> anyhow::Error {
+    let fix = "pass --bin with an unstripped build of the same source";
+    if !t.bin.elf.has_symtab() {
+        return anyhow!(
+            "cannot show {name}: the executable has neither DWARF nor a symbol table \
+             (built with -ldflags='-s -w'), so neither the address nor the type of a global \
+             can be recovered; {fix}"
+        );
+    }
+    match t.bin.elf.symbol(name) {
+        Some((addr, size)) => anyhow!(
+            "cannot show {name}: its type cannot be recovered (the executable has no DWARF: \
+             built with -ldflags=-w; the symbol table only says it is at {:#x}, {size} bytes); \
+             {fix}",
+            t.rt(addr)
+        ),
+        None => anyhow!(
+            "no global variable named {name:?} in the executable's symbol table (and no DWARF: \
+             built with -ldflags=-w); {fix}"
+        ),
+    }
+}
+
 /// What to walk, decided before the target stops.
 #[derive(Debug, Default)]
 pub struct ReachPlan {
@@ -93,10 +120,8 @@ impl ReachPlan {
     /// the others (0: walk only the `vars`).
     pub fn new(t: &Target, vars: &[String], budget: u64) -> Result<ReachPlan> {
         let Some(d) = t.bin.dwarf() else {
-            if !vars.is_empty() {
-                return Err(anyhow!(
-                    "--var needs DWARF: the executable is stripped; pass --bin with an unstripped build"
-                ));
+            if let Some(v) = vars.first() {
+                return Err(untyped_global_error(t, v));
             }
             // Stripped: no globals' types, nothing to walk (`var` needs
             // DWARF anyway, from --bin at analysis time).

@@ -432,7 +432,18 @@ impl Target {
             Some(Arc::new(PcInfo {
                 entry,
                 name: Arc::from(p.func_name(&f)),
-                flag: p.func_flag(&f),
+                flag: {
+                    // The runtime's unwinder: "cgocallback does write SP to
+                    // switch from the g0 to the curg stack, but it carefully
+                    // arranges that during the transition BOTH stacks have
+                    // cgocallback frame valid for unwinding through".
+                    let flag = p.func_flag(&f);
+                    if p.func_id_is(p.func_id(&f), SpecialFunc::Cgocallback) {
+                        flag & !FLAG_SPWRITE
+                    } else {
+                        flag
+                    }
+                },
                 spdelta: p.pcsp(&f, pc.wrapping_sub(self.bias)),
                 src,
                 arg_info,

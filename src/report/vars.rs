@@ -44,7 +44,10 @@ fn similar(all: &[String], name: &str) -> Vec<String> {
 
 pub fn var(s: &Session, name: &str, o: &VarOptions) -> Result<VarReport> {
     let t = &s.target;
-    let d = t.bin.dwarf().ok_or_else(no_dwarf)?;
+    let d = t
+        .bin
+        .dwarf()
+        .ok_or_else(|| crate::goruntime::reach::untyped_global_error(t, name))?;
     let Some(g) = d.global(name) else {
         let sim = similar(&d.globals(), name);
         let hint = if sim.is_empty() {

@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use tempfile::TempDir;
 
+pub mod dumpcmp;
+
 /// The crate root (where Cargo.toml is).
 pub fn crate_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -153,6 +155,19 @@ pub fn try_build_fixture(
     pie: bool,
     extra_ldflags: &str,
 ) -> Option<PathBuf> {
+    try_build_fixture_env(name, go_version, pie, extra_ldflags, &[])
+}
+
+/// Like [`try_build_fixture`] with extra environment variables for `go build`
+/// (e.g. `CGO_ENABLED=1`, which overrides the default `CGO_ENABLED=0`); they
+/// are part of the output directory's name.
+pub fn try_build_fixture_env(
+    name: &str,
+    go_version: &str,
+    pie: bool,
+    extra_ldflags: &str,
+    build_env: &[(&str, &str)],
+) -> Option<PathBuf> {
     let (version, go) = toolchain_version(go_version)?;
     let src_dir = crate_root().join("tests/fixtures").join(name);
     let src = src_dir.join("main.go");
@@ -162,6 +177,13 @@ pub fn try_build_fixture(
     }
     if !extra_ldflags.is_empty() {
         dir_name.push_str(&format!("-{:08x}", fnv1a(extra_ldflags.as_bytes()) as u32));
+    }
+    if !build_env.is_empty() {
+        let env: Vec<String> = build_env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        dir_name.push_str(&format!(
+            "-env{:08x}",
+            fnv1a(env.join("\n").as_bytes()) as u32
+        ));
     }
     let out_dir = target_dir().join("gospy-fixtures").join(dir_name);
     let out = out_dir.join(name);
@@ -204,6 +226,9 @@ pub fn try_build_fixture(
         "GO111MODULE",
     ] {
         cmd.env_remove(var);
+    }
+    for (k, v) in build_env {
+        cmd.env(k, v);
     }
     let output = cmd
         .stdin(Stdio::null())
@@ -273,6 +298,17 @@ impl Fixture {
     /// Like [`Fixture::start`] with extra arguments (after ORACLE_DIR) and
     /// environment variables.
     pub fn start_with_args(binary: &Path, args: &[&str], env: &[(&str, &str)]) -> Fixture {
+        Fixture::start_configured(binary, args, env, |_| {})
+    }
+
+    /// Like [`Fixture::start_with_args`]; `configure` may change the command
+    /// last (working directory, `pre_exec`...).
+    pub fn start_configured(
+        binary: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        configure: impl FnOnce(&mut Command),
+    ) -> Fixture {
         let dir = tempfile::Builder::new()
             .prefix("gospy-oracle-")
             .tempdir()
@@ -295,6 +331,7 @@ impl Fixture {
         for (k, v) in env {
             cmd.env(k, v);
         }
+        configure(&mut cmd);
         // A binary the test just copied can be briefly "busy" (ETXTBSY): a
         // process forked meanwhile by another test thread may still hold the
         // copy's write descriptor until it execs.
@@ -352,6 +389,21 @@ impl Fixture {
     /// The fixture's stderr so far.
     pub fn stderr(&self) -> String {
         fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
+    }
+
+    /// Waits up to `timeout` for the fixture to exit by itself; its status,
+    /// or None if it is still running.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let start = Instant::now();
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return Some(status),
+                Ok(None) if start.elapsed() < timeout => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                _ => return None,
+            }
+        }
     }
 
     /// Whether the process is still running.
