@@ -209,8 +209,11 @@ pub struct Model {
 /// memory. Shared frames carry `sp` 0.
 #[derive(Default)]
 struct StackInterner {
-    shards: [Mutex<HashMap<Vec<(u64, u32)>, Arc<[Frame]>>>; 16],
+    shards: [Mutex<StackShard>; 16],
 }
+
+/// (PC, line) of each frame → the shared frames.
+type StackShard = HashMap<Vec<(u64, u32)>, Arc<[Frame]>>;
 
 impl StackInterner {
     fn intern(&self, frames: &Arc<[Frame]>) -> Arc<[Frame]> {
@@ -343,6 +346,7 @@ impl Model {
                         frames: Arc::from([]),
                         unavailable: Some(crate::nonblocking::UNSTABLE_STACK.into()),
                         error: None,
+                        reached_top: false,
                     }
                 } else {
                     t.unwind_budgeted(&rt.mem, &g, m, regs, &budget, opts.args)
@@ -350,6 +354,15 @@ impl Model {
                 // Read while running (--non-blocking): a walk that hit a PC
                 // outside the text or an sp outside the stack is not shown.
                 if non_blocking && !is_unstable {
+                    // A walk that ended at a zero return address short of
+                    // runtime.goexit read a stack being written.
+                    if stack.error.is_none()
+                        && !stack.reached_top
+                        && stack.unavailable.is_none()
+                        && !stack.frames.is_empty()
+                    {
+                        stack.error = Some("the walk ended before runtime.goexit".into());
+                    }
                     if let Some(e) = stack.error.take() {
                         is_unstable = true;
                         stack.frames = Arc::from([]);

@@ -229,7 +229,11 @@ fn read_round(
     reindex: bool,
 ) {
     plan.retain(|&(_, len, _)| len > 0 && len as usize <= crate::memory::MAX_READ);
-    plan.sort_by_key(|&(a, _, _)| a);
+    // 100k stacks: sorting is a few ms of the pause, split over the cores.
+    {
+        use rayon::slice::ParallelSliceMut;
+        plan.par_sort_unstable_by_key(|&(a, _, _)| a);
+    }
     let mut merged: Vec<(u64, u64, RegionKind)> = Vec::with_capacity(plan.len());
     for &(a, len, kind) in plan.iter() {
         if let Some(last) = merged.last_mut() {
@@ -248,6 +252,7 @@ fn read_round(
     let mut buf = into.pool.take(total);
     let results = read_parallel(pid, &ranges, &mut buf);
     let buf = buf.freeze();
+    into.regions.reserve(merged.len());
     let mut off = 0usize;
     for ((addr, len, kind), res) in merged.into_iter().zip(results) {
         let len = len as usize;
@@ -489,6 +494,8 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
 
     // Decoded before the pause: DWARF lookups are lazy.
     let wait_layout = crate::goruntime::waiting::WaitLayout::new(&target);
+    // Start rayon's threads now, not inside the pause.
+    let _ = rayon::current_num_threads();
     let t_pause = Instant::now();
     // --non-blocking: nothing is stopped, threads have no registers.
     let guard = if opts.non_blocking {
@@ -605,6 +612,7 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
         let rt = Runtime::new(&target, &pm);
         let mut live = 0usize;
         let mut label_ptrs = Vec::new();
+        plan.reserve(gaddrs.len());
         for &a in &gaddrs {
             let Ok(g) = rt.read_g(a) else { continue };
             if g.status == G_DEAD || g.is_dead() {

@@ -12,12 +12,8 @@ extern "C" {
 const MI_OPTION_PURGE_DELAY: std::os::raw::c_int = 15;
 
 fn main() {
-    // No transparent huge pages for gospy itself: mimalloc's 2 MiB-aligned
-    // arenas would otherwise be backed by huge pages touched a few bytes at
-    // a time, adding a third to the peak RSS of an analysis.
-    // SAFETY: prctl with integer arguments only changes this process's flag.
+    // SAFETY: sets a mimalloc option (plain integers), before any thread.
     unsafe {
-        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
         // Give freed memory back at once: peak RSS is a target of its own
         // (at most twice the snapshot's uncompressed size).
         mi_option_set(MI_OPTION_PURGE_DELAY, 0);

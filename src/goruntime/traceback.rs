@@ -6,6 +6,7 @@ use crate::binary::pclntab::{FuncInfo, SpecialFunc};
 use crate::memory::{MemResult, Memory};
 use crate::model::Regs;
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -93,7 +94,7 @@ impl PcInfo {
                         let shift = 64 - (sz as u32) * 8;
                         x = (x << shift) >> shift;
                     }
-                    out.push_str(&format!("{x:#x}"));
+                    let _ = write!(out, "{x:#x}");
                     if !is_live(o, slot) {
                         out.push('?');
                     }
@@ -207,6 +208,10 @@ pub struct Stack {
     pub unavailable: Option<String>,
     /// Why the walk stopped early (bad PC, sp outside stack...).
     pub error: Option<String>,
+    /// The walk ended at a top frame (runtime.goexit, mstart...) rather
+    /// than at a zero return address: for memory read while the target
+    /// ran, a walk that did not is suspect.
+    pub reached_top: bool,
 }
 
 /// Physical frames that unwinds may still walk, shared by all goroutines of
@@ -554,6 +559,7 @@ impl Target {
             }
             let name = &*info.name;
             if info.flag & FLAG_TOPFRAME != 0 {
+                st.reached_top = true;
                 break;
             }
             if info.flag & FLAG_SPWRITE != 0 && !innermost {

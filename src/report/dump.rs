@@ -171,20 +171,45 @@ pub fn render_goroutine(out: &mut String, g: &Goroutine, opts: &DumpOptions, go_
 }
 
 pub fn to_text(s: &Session, m: &Model, opts: &DumpOptions) -> String {
-    let mut out = String::new();
-    let mut first = true;
-    for g in visible(m, opts) {
-        if !first {
-            out.push('\n');
+    let mut out = Vec::new();
+    // Writing into a Vec cannot fail.
+    let _ = write_text(s, m, opts, &mut out);
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// [`to_text`] written to `w` as it is rendered: goroutines are formatted
+/// in parallel a batch at a time and written in order, so neither the time
+/// nor the memory of the whole text is paid up front.
+pub fn write_text<W: std::io::Write>(
+    s: &Session,
+    m: &Model,
+    opts: &DumpOptions,
+    w: &mut W,
+) -> std::io::Result<()> {
+    use rayon::prelude::*;
+    const BATCH: usize = 4096;
+    let go_minor = s.target.bin.go_minor;
+    let gs: Vec<&Goroutine> = visible(m, opts).collect();
+    for (bi, batch) in gs.chunks(BATCH).enumerate() {
+        let texts: Vec<String> = batch
+            .par_iter()
+            .map(|g| {
+                let mut one = String::with_capacity(1024);
+                render_goroutine(&mut one, g, opts, go_minor);
+                if let (true, Some(wo), Some(nl)) = (opts.wait_info, &g.waiting_on, one.find('\n'))
+                {
+                    // Right after the header line.
+                    one.insert_str(nl + 1, &format!("\t[waiting on {}]\n", wo.describe()));
+                }
+                one
+            })
+            .collect();
+        for (i, t) in texts.iter().enumerate() {
+            if bi > 0 || i > 0 {
+                w.write_all(b"\n")?;
+            }
+            w.write_all(t.as_bytes())?;
         }
-        first = false;
-        let mut one = String::new();
-        render_goroutine(&mut one, g, opts, s.target.bin.go_minor);
-        if let (true, Some(w), Some(nl)) = (opts.wait_info, &g.waiting_on, one.find('\n')) {
-            // Right after the header line.
-            one.insert_str(nl + 1, &format!("\t[waiting on {}]\n", w.describe()));
-        }
-        out.push_str(&one);
     }
-    out
+    Ok(())
 }
