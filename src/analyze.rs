@@ -10,7 +10,7 @@ use anyhow::{anyhow, Context, Result};
 use rayon::prelude::*;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// Decoded label sets by `g.labels` pointer, shared by the goroutines of a model.
 type LabelCache = std::sync::Mutex<HashMap<u64, Result<BTreeMap<String, String>, String>>>;
@@ -203,32 +203,29 @@ pub struct Model {
     pub warnings: Vec<String>,
 }
 
-/// Goroutines parked in the same place have the same frames: without
-/// arguments (the only per-goroutine part besides SP), one shared copy
-/// serves them all, which at 100k goroutines saves most of the model's
-/// memory. Shared frames carry `sp` 0.
+/// Per-worker caches of [`Model::build_with`] (rayon `map_init`: no locks,
+/// at worst one copy per worker job of what they hold).
 #[derive(Default)]
-struct StackInterner {
-    shards: [Mutex<StackShard>; 16],
+struct LocalCaches {
+    /// (PC, line) of each frame → shared frames: goroutines parked in the
+    /// same place have the same frames, and without arguments (the only
+    /// per-goroutine part besides SP) one copy serves them all, which at
+    /// 100k goroutines saves most of the model's memory. Shared frames
+    /// carry `sp` 0.
+    stacks: HashMap<Vec<(u64, u32)>, Arc<[Frame]>, foldhash::fast::RandomState>,
+    /// `created by` by creating PC: goroutines started by the same `go`
+    /// statement share everything but the parent's id.
+    creators: HashMap<u64, Option<CreatedBy>, foldhash::fast::RandomState>,
 }
 
-/// (PC, line) of each frame → the shared frames.
-type StackShard = HashMap<Vec<(u64, u32)>, Arc<[Frame]>>;
-
-impl StackInterner {
-    fn intern(&self, frames: &Arc<[Frame]>) -> Arc<[Frame]> {
+impl LocalCaches {
+    fn intern(&mut self, frames: &Arc<[Frame]>) -> Arc<[Frame]> {
         let key: Vec<(u64, u32)> = frames.iter().map(|f| (f.pc, f.line)).collect();
-        // FNV-style mix of the PCs picks the shard.
-        let shard = key.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, (pc, line)| {
-            (h ^ pc ^ u64::from(*line)).wrapping_mul(0x100_0000_01b3)
-        }) as usize
-            % 16;
-        let Ok(mut map) = self.shards[shard].lock() else {
-            return frames.clone();
-        };
+        // Frames from one PC share their strings: pointer equality first.
+        let same_str = |a: &Arc<str>, b: &Arc<str>| Arc::ptr_eq(a, b) || a == b;
         let same = |a: &Frame, b: &Frame| {
-            a.function == b.function
-                && a.file == b.file
+            same_str(&a.function, &b.function)
+                && same_str(&a.file, &b.file)
                 && a.line == b.line
                 && a.inlined == b.inlined
                 && a.pc == b.pc
@@ -236,7 +233,7 @@ impl StackInterner {
                 && a.args == b.args
                 && a.shown == b.shown
         };
-        if let Some(e) = map.get(&key) {
+        if let Some(e) = self.stacks.get(&key) {
             if e.len() == frames.len() && e.iter().zip(frames.iter()).all(|(a, b)| same(a, b)) {
                 return e.clone();
             }
@@ -246,8 +243,23 @@ impl StackInterner {
             .iter()
             .map(|f| Frame { sp: 0, ..f.clone() })
             .collect();
-        map.insert(key, shared.clone());
+        self.stacks.insert(key, shared.clone());
         shared
+    }
+
+    fn created_by(&mut self, t: &Target, g: &G) -> Option<CreatedBy> {
+        if g.goid == 1 {
+            return None;
+        }
+        let c = self
+            .creators
+            .entry(g.gopc)
+            .or_insert_with(|| t.created_by(g))
+            .clone();
+        c.map(|mut c| {
+            c.goroutine = (g.parent_goid != 0).then_some(g.parent_goid);
+            c
+        })
     }
 }
 
@@ -325,12 +337,14 @@ impl Model {
             });
         let sema = waits.as_ref().map(|w| w.sema_waiters()).unwrap_or_default();
         let unstable = crate::nonblocking::unstable_set(&s.meta);
-        let stacks = StackInterner::default();
         let non_blocking = crate::nonblocking::is_non_blocking(&s.meta);
 
-        let goroutines: Vec<Goroutine> = gaddrs
+        // Indexed `map` (not `filter_map`): rayon writes each result straight
+        // into one allocation, and dropping the dead ones below reuses it in
+        // place; `filter_map` would grow and copy ~50 MB at 100k goroutines.
+        let goroutines: Vec<Option<Goroutine>> = gaddrs
             .par_iter()
-            .filter_map(|&a| {
+            .map_init(LocalCaches::default, |caches, &a| {
                 let g = match rt.read_g(a) {
                     Ok(g) => g,
                     Err(_) => return None,
@@ -377,7 +391,7 @@ impl Model {
                     stack.frames = frames.into();
                 }
                 if !opts.args {
-                    stack.frames = stacks.intern(&stack.frames);
+                    stack.frames = caches.intern(&stack.frames);
                 }
                 let status = t.status_string(g.status);
                 let wait_reason = (g.status == G_WAITING && g.waitreason != 0)
@@ -387,10 +401,14 @@ impl Model {
                 let wait_ns =
                     (waiting && now > g.waitsince).then(|| now.wrapping_sub(g.waitsince) as u64);
                 let mut gw = Vec::new();
-                let cached = label_cache
-                    .lock()
-                    .ok()
-                    .and_then(|c| c.get(&g.labels).cloned());
+                let cached = if g.labels == 0 {
+                    Some(Ok(BTreeMap::new()))
+                } else {
+                    label_cache
+                        .lock()
+                        .ok()
+                        .and_then(|c| c.get(&g.labels).cloned())
+                };
                 let read = cached.unwrap_or_else(|| {
                     let r = labels::read_labels_budgeted(t, &rt.mem, g.labels, &label_bytes);
                     if let Ok(mut c) = label_cache.lock() {
@@ -423,7 +441,7 @@ impl Model {
                     wait_ns,
                     locked_to_thread: g.lockedm != 0,
                     system: t.is_system_goroutine(&g, fing_user),
-                    created_by: t.created_by(&g),
+                    created_by: caches.created_by(t, &g),
                     stack,
                     labels,
                     m_id,
@@ -432,6 +450,9 @@ impl Model {
                 })
             })
             .collect();
+        // filter_map, not flatten: only the former collects in place.
+        #[allow(clippy::filter_map_identity)]
+        let goroutines: Vec<Goroutine> = goroutines.into_iter().filter_map(|g| g).collect();
         let allglen = rt.mem.u64(t.globals.allglen).unwrap_or(0);
         let num_goroutine = sched.as_ref().map(|sc| {
             let pfree: i64 = ps.iter().map(|p| p.gfree_n as i64).sum();

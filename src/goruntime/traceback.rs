@@ -8,7 +8,7 @@ use crate::model::Regs;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 
 /// What unwinding needs to know about one PC, computed once per distinct PC
 /// (goroutines are many, distinct PCs few).
@@ -139,7 +139,8 @@ impl<M: Memory> Memory for StackView<'_, M> {
 /// One source-level frame of a PC: (printed name, file, line, inlined, funcID).
 pub type SrcLine = (Arc<str>, Arc<str>, u32, bool, u8);
 
-type PcShard = Mutex<HashMap<(u64, bool), Option<Arc<PcInfo>>>>;
+/// Read-mostly after the first goroutines: readers never wait on each other.
+type PcShard = RwLock<HashMap<(u64, bool), Option<Arc<PcInfo>>, foldhash::fast::RandomState>>;
 
 /// A sharded PC → [`PcInfo`] cache, shared by the threads that unwind.
 pub struct PcCache {
@@ -149,7 +150,7 @@ pub struct PcCache {
 impl Default for PcCache {
     fn default() -> Self {
         PcCache {
-            shards: (0..64).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..64).map(|_| RwLock::new(HashMap::default())).collect(),
         }
     }
 }
@@ -161,11 +162,11 @@ impl PcCache {
         f: impl FnOnce() -> Option<Arc<PcInfo>>,
     ) -> Option<Arc<PcInfo>> {
         let shard = &self.shards[((key.0 >> 2) as usize ^ key.1 as usize) % self.shards.len()];
-        if let Some(v) = shard.lock().ok().and_then(|m| m.get(&key).cloned()) {
+        if let Some(v) = shard.read().ok().and_then(|m| m.get(&key).cloned()) {
             return v;
         }
         let v = f();
-        if let Ok(mut m) = shard.lock() {
+        if let Ok(mut m) = shard.write() {
             m.insert(key, v.clone());
         }
         v
@@ -251,10 +252,10 @@ impl FrameBudget {
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct CreatedBy {
-    pub function: String,
+    pub function: Arc<str>,
     /// Creating goroutine (recorded from Go 1.21 on).
     pub goroutine: Option<u64>,
-    pub file: String,
+    pub file: Arc<str>,
     pub line: u32,
     pub offset: Option<u64>,
 }
@@ -346,10 +347,10 @@ impl Target {
         let tracepc = if g.gopc > entry { g.gopc - 1 } else { g.gopc };
         let (file, line) = p
             .file_line(&f, tracepc.wrapping_sub(self.bias))
-            .map(|(f, l)| (f.to_string(), l))
-            .unwrap_or_default();
+            .map(|(f, l)| (Arc::from(f), l))
+            .unwrap_or_else(|| (Arc::from(""), 0));
         Some(CreatedBy {
-            function: print_name(&name),
+            function: Arc::from(print_name(&name)),
             goroutine: (g.parent_goid != 0).then_some(g.parent_goid),
             file,
             line,
