@@ -201,6 +201,8 @@ pub struct Model {
     pub allglen: u64,
     pub uptime_ns: Option<u64>,
     pub warnings: Vec<String>,
+    /// Built with frame arguments ([`BuildOptions::args`]).
+    pub has_args: bool,
 }
 
 /// Per-worker caches of [`Model::build_with`] (rayon `map_init`: no locks,
@@ -479,6 +481,38 @@ impl Model {
             allglen,
             uptime_ns,
             warnings,
+            has_args: opts.args,
         })
+    }
+
+    /// `g`'s frames with their argument words. In a model built without
+    /// them ([`BuildOptions::args`] false) the goroutine is walked again,
+    /// bounded by its first walk: `dump` renders a batch of goroutines at a
+    /// time this way instead of holding every argument string at once.
+    pub fn frames_with_args(&self, s: &Session, g: &Goroutine) -> Arc<[Frame]> {
+        if self.has_args
+            || g.stack.frames.is_empty()
+            || g.unstable
+            || crate::redact::is_redacted(&s.meta)
+        {
+            return g.stack.frames.clone();
+        }
+        let m = self.ms.iter().find(|m| m.curg == g.g.addr);
+        let regs = m.and_then(|m| {
+            s.meta
+                .threads
+                .iter()
+                .find(|t| t.tid as u64 == m.procid)
+                .and_then(|t| t.regs.as_ref())
+        });
+        let budget = crate::goruntime::traceback::FrameBudget::new(g.stack.frames.len() as u64 + 1);
+        let st = s
+            .target
+            .unwind_budgeted(&s.mem, &g.g, m, regs, &budget, true);
+        if st.frames.len() == g.stack.frames.len() {
+            st.frames
+        } else {
+            g.stack.frames.clone()
+        }
     }
 }

@@ -879,7 +879,13 @@ fn print_summary(s: &Session, a: &SummaryArgs) -> Result<()> {
 }
 
 fn print_dump(s: &Session, a: &DumpArgs) -> Result<()> {
-    let m = Model::build(s)?;
+    // Text is rendered a batch at a time, arguments included then: the
+    // model itself need not hold them.
+    let m = if a.json {
+        Model::build(s)?
+    } else {
+        Model::build_lean(s)?
+    };
     let opts = DumpOptions {
         all: a.all,
         wait_info: a.wait_info,

@@ -6,9 +6,8 @@ use crate::binary::pclntab::{FuncInfo, SpecialFunc};
 use crate::memory::{MemResult, Memory};
 use crate::model::Regs;
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 /// What unwinding needs to know about one PC, computed once per distinct PC
 /// (goroutines are many, distinct PCs few).
@@ -94,7 +93,7 @@ impl PcInfo {
                         let shift = 64 - (sz as u32) * 8;
                         x = (x << shift) >> shift;
                     }
-                    let _ = write!(out, "{x:#x}");
+                    crate::report::push_hex(&mut out, x);
                     if !is_live(o, slot) {
                         out.push('?');
                     }
@@ -139,18 +138,28 @@ impl<M: Memory> Memory for StackView<'_, M> {
 /// One source-level frame of a PC: (printed name, file, line, inlined, funcID).
 pub type SrcLine = (Arc<str>, Arc<str>, u32, bool, u8);
 
-/// Read-mostly after the first goroutines: readers never wait on each other.
-type PcShard = RwLock<HashMap<(u64, bool), Option<Arc<PcInfo>>, foldhash::fast::RandomState>>;
+type PcMap = HashMap<(u64, bool), Option<Arc<PcInfo>>, foldhash::fast::RandomState>;
 
-/// A sharded PC → [`PcInfo`] cache, shared by the threads that unwind.
+thread_local! {
+    /// Each thread's own PC cache, for the [`PcCache`] of one id at a time.
+    /// Per thread on purpose: with one shared cache, the reference counts
+    /// of hot `PcInfo`s and their strings bounced between cores on every
+    /// frame, and two threads unwound no faster than one.
+    static LOCAL_PCS: std::cell::RefCell<(u64, PcMap)> = std::cell::RefCell::new((0, PcMap::default()));
+}
+
+/// A PC → [`PcInfo`] cache of one target. Entries live in per-thread maps
+/// (see `LOCAL_PCS`): each thread decodes a PC once, with no locks and no
+/// shared reference counts.
 pub struct PcCache {
-    shards: Vec<PcShard>,
+    id: u64,
 }
 
 impl Default for PcCache {
     fn default() -> Self {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         PcCache {
-            shards: (0..64).map(|_| RwLock::new(HashMap::default())).collect(),
+            id: NEXT.fetch_add(1, Ordering::Relaxed),
         }
     }
 }
@@ -161,14 +170,25 @@ impl PcCache {
         key: (u64, bool),
         f: impl FnOnce() -> Option<Arc<PcInfo>>,
     ) -> Option<Arc<PcInfo>> {
-        let shard = &self.shards[((key.0 >> 2) as usize ^ key.1 as usize) % self.shards.len()];
-        if let Some(v) = shard.read().ok().and_then(|m| m.get(&key).cloned()) {
+        let hit = LOCAL_PCS.with(|l| {
+            let mut l = l.borrow_mut();
+            if l.0 != self.id {
+                // Another target (a new analysis): start over.
+                l.0 = self.id;
+                l.1.clear();
+            }
+            l.1.get(&key).cloned()
+        });
+        if let Some(v) = hit {
             return v;
         }
         let v = f();
-        if let Ok(mut m) = shard.write() {
-            m.insert(key, v.clone());
-        }
+        LOCAL_PCS.with(|l| {
+            let mut l = l.borrow_mut();
+            if l.0 == self.id {
+                l.1.insert(key, v.clone());
+            }
+        });
         v
     }
 }
@@ -240,6 +260,12 @@ impl FrameBudget {
     /// Take one frame; false when none is left.
     pub fn take(&self) -> bool {
         self.take_n(1)
+    }
+    /// Return `n` units taken but not used.
+    pub fn give_back(&self, n: u64) {
+        if n > 0 {
+            self.0.fetch_add(n, Ordering::Relaxed);
+        }
     }
     /// Take `n` units (the same type budgets label bytes); false, taking
     /// nothing, when fewer are left.
@@ -503,9 +529,19 @@ impl Target {
         };
         let mut callee_id: u8 = 0;
         let mut shown_count = 0usize;
+        // Frames are taken from the shared budget a batch at a time (one
+        // atomic per batch, not per frame: it is shared by every thread)
+        // and what is left of the batch is given back after the walk.
+        const BATCH: u64 = 32;
+        let mut reserved = 0u64;
         for depth in 0..MAX_FRAMES {
             let innermost = depth == 0;
-            if !budget.take() {
+            if reserved == 0 && budget.take_n(BATCH) {
+                reserved = BATCH;
+            }
+            if reserved > 0 {
+                reserved -= 1;
+            } else if !budget.take() {
                 st.error = Some(format!(
                     "frame budget of this analysis exhausted at depth {depth} \
                      (goroutine stacks overlap or repeat: damaged or crafted memory?)"
@@ -595,6 +631,7 @@ impl Target {
             pc = lr;
             sp = fp;
         }
+        budget.give_back(reserved);
         st.frames = frames.into();
         st
     }

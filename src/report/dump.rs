@@ -121,26 +121,55 @@ pub fn header(g: &Goroutine, labels: bool) -> String {
     h
 }
 
+fn push_decimal(out: &mut String, mut v: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or("?"));
+}
+
 pub fn render_goroutine(out: &mut String, g: &Goroutine, opts: &DumpOptions, go_minor: u32) {
+    render_goroutine_frames(out, g, &g.stack.frames, opts, go_minor)
+}
+
+/// [`render_goroutine`] with `frames` in place of the goroutine's own
+/// (the same frames, with arguments: [`Model::frames_with_args`]).
+pub fn render_goroutine_frames(
+    out: &mut String,
+    g: &Goroutine,
+    frames: &[Frame],
+    opts: &DumpOptions,
+    go_minor: u32,
+) {
     let all = opts.all;
     let _ = writeln!(out, "{}", header(g, opts.labels || go_minor >= 27));
     if let Some(why) = &g.stack.unavailable {
         let _ = writeln!(out, "\t{why}");
     }
-    let frames: Vec<&Frame> = g.stack.frames.iter().filter(|f| all || f.shown).collect();
+    let frames: Vec<&Frame> = frames.iter().filter(|f| all || f.shown).collect();
     // The runtime prints at most 100 frames: from Go 1.21 the innermost 50
     // and outermost 50 around an elision line, before that the first 100.
     let n = frames.len();
+    // Written piece by piece: the formatting machinery was a fifth of a
+    // 100k-goroutine dump.
     let print = |out: &mut String, f: &Frame| {
-        let _ = writeln!(
-            out,
-            "{}({})",
-            f.function,
-            f.args.as_deref().unwrap_or("...")
-        );
-        let _ = write!(out, "\t{}:{}", f.file, f.line);
+        out.push_str(&f.function);
+        out.push('(');
+        out.push_str(f.args.as_deref().unwrap_or("..."));
+        out.push_str(")\n\t");
+        out.push_str(&f.file);
+        out.push(':');
+        push_decimal(out, u64::from(f.line));
         if let Some(off) = f.offset {
-            let _ = write!(out, " +{off:#x}");
+            out.push_str(" +");
+            crate::report::push_hex(out, off);
         }
         out.push('\n');
     };
@@ -195,7 +224,8 @@ pub fn write_text<W: std::io::Write>(
             .par_iter()
             .map(|g| {
                 let mut one = String::with_capacity(1024);
-                render_goroutine(&mut one, g, opts, go_minor);
+                let frames = m.frames_with_args(s, g);
+                render_goroutine_frames(&mut one, g, &frames, opts, go_minor);
                 if let (true, Some(wo), Some(nl)) = (opts.wait_info, &g.waiting_on, one.find('\n'))
                 {
                     // Right after the header line.

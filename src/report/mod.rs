@@ -120,3 +120,36 @@ mod tests {
         assert!(!super::is_gowrap_name("main.gowrapper"));
     }
 }
+
+/// `{v:#x}` appended to `out` without the formatting machinery (hot in
+/// dumps of 100k goroutines).
+pub fn push_hex(out: &mut String, v: u64) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut buf = [0u8; 18];
+    let mut i = buf.len();
+    let mut x = v;
+    loop {
+        i -= 1;
+        buf[i] = DIGITS[(x & 0xf) as usize];
+        x >>= 4;
+        if x == 0 {
+            break;
+        }
+    }
+    i -= 2;
+    buf[i] = b'0';
+    buf[i + 1] = b'x';
+    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or("?"));
+}
+
+#[cfg(test)]
+mod hex_tests {
+    #[test]
+    fn push_hex_matches_format() {
+        for v in [0u64, 1, 0xf, 0x10, 0xdead_beef, u64::MAX] {
+            let mut s = String::new();
+            super::push_hex(&mut s, v);
+            assert_eq!(s, format!("{v:#x}"));
+        }
+    }
+}
