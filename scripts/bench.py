@@ -12,8 +12,11 @@ measures:
   analyze   summary, dump (to /dev/null), top and heap on the snapshot, with 1
             and 2 rayon threads (RAYON_NUM_THREADS), wall time and peak RSS
 
-and checks the targets of issue 5. Results: a table on stdout and JSON
-(--out, default target/bench/results.json).
+and checks the targets of issue 5. It also builds a ~30 MB Go executable
+(tests/fixtures/big plus generated functions) and records how long capture
+takes to open it and decode the runtime's layout (DWARF is read lazily).
+Results: a table on stdout and JSON (--out, default
+target/bench/results.json).
 
   python3 scripts/bench.py                       # 1k, 10k, 100k goroutines
   python3 scripts/bench.py --sizes 1000,10000 --no-gcore
@@ -64,6 +67,51 @@ def build_fixture(go, outdir):
     subprocess.run([go, "build", "-trimpath", "-o", exe, "main.go"], check=True, env=env,
                    cwd=os.path.join(ROOT, "tests/fixtures/bench"))
     return exe
+
+
+def build_big(go, outdir, functions=14000):
+    """tests/fixtures/big plus a gen.go of `functions` generated functions:
+    an executable of about 30 MB (DWARF compressed, as Go writes it)."""
+    src = os.path.join(outdir, "bigsrc")
+    os.makedirs(src, exist_ok=True)
+    shutil.copy(os.path.join(ROOT, "tests/fixtures/big/main.go"), src)
+    lines = ["package main", "", 'import "fmt"', ""]
+    for i in range(functions):
+        lines.append(f"type T{i} struct {{ A, B, C int; S string; M map[string]int; P *T{i} }}")
+        lines.append(f"func F{i}(x int) string {{ t := &T{i}{{A: x, B: x * {i}, S: fmt.Sprint(x)}}; t.P = t; "
+                     f"if x > {i} {{ return t.S + fmt.Sprint(t.B) }}; return fmt.Sprintf(\"%d-%s\", t.A+t.C, t.S) }}")
+    lines.append("func init() { generated = []func(int) string{" + ", ".join(f"F{i}" for i in range(functions)) + "} }")
+    with open(os.path.join(src, "gen.go"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    exe = os.path.join(outdir, "big")
+    env = {**os.environ, "GOTOOLCHAIN": "local", "GOFLAGS": "-buildvcs=false", "CGO_ENABLED": "0",
+           "GOCACHE": os.path.expanduser("~/.cache/gospy/gocache")}
+    subprocess.run([go, "build", "-trimpath", "-o", exe, "main.go", "gen.go"], check=True, env=env, cwd=src)
+    return exe
+
+
+def binary_open(gospy, go, work, repeat):
+    """Capture the big program: gospy's time to open its executable and
+    decode the runtime layout (`binary_load_ns`), best of `repeat`."""
+    exe = build_big(go, work)
+    d = tempfile.mkdtemp(dir=work)
+    p = subprocess.Popen([exe, d], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not os.path.exists(os.path.join(d, "ready")):
+            if p.poll() is not None or time.monotonic() > deadline:
+                sys.exit("the big fixture did not get ready")
+            time.sleep(0.05)
+        best = None
+        for _ in range(repeat):
+            rc, out, _, _ = run_measured([gospy, "capture", "--pid", str(p.pid), "-o", os.path.join(work, "big.gss"), "--json"])
+            if rc == 0:
+                ns = json.loads(out)["binary_load_ns"]
+                best = ns if best is None else min(best, ns)
+        return {"executable_bytes": os.path.getsize(exe), "binary_load_ns": best}
+    finally:
+        p.kill()
+        p.wait()
 
 
 def start_fixture(exe, n, work):
@@ -138,6 +186,10 @@ def main():
                     r["analyze"][f"{a}_t{threads}"] = {"wall_s": wall, "peak_rss": rss, "ok": rc == 0}
             results["sizes"].append(r)
             print_row(r)
+        results["binary_open"] = binary_open(gospy, go, work, args.repeat)
+        b = results["binary_open"]
+        print(f"opening a {b['executable_bytes'] / 1e6:.1f} MB executable (runtime layout from DWARF): "
+              f"{ms(b['binary_load_ns'] or 0)}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     results["targets"] = check_targets(results)
@@ -188,6 +240,33 @@ def check_targets(res):
         t.append({"name": f"analyze {a} at {n} < 0.3 s", "value": v, "target": 0.3, "met": v < 0.3})
     t.append({"name": "dump: 2 threads >= 1.6x faster than 1", "value": d1 / d2 if d2 else None, "target": 1.6,
               "met": d2 > 0 and d1 / d2 >= 1.6})
+    # Bytes read against what a capture must read: g structs, used stacks and
+    # the fixed part (data segments, allgs, Ms, Ps); the rest is heap
+    # metadata and blocked-on objects.
+    pk = big["snapshot"]["per_kind"]
+    need = sum(pk.get(k, 0) for k in ("G", "Stack", "Data", "Allgs", "M", "P")) or 1
+    ratio = c.get("bytes_read", 0) / need
+    t.append({"name": "bytes read <= 1.2 x (g structs + used stacks + fixed)", "value": round(ratio, 3),
+              "target": 1.2, "met": ratio <= 1.2})
+    # Linear growth: pause per goroutine at the largest size vs the middle
+    # one, and read system calls per goroutine (batched, not one each).
+    sizes = sorted(res["sizes"], key=lambda r: r["goroutines"])
+    if len(sizes) >= 2:
+        a, b = sizes[-2], sizes[-1]
+        pa = (a["capture"] or {}).get("pause_ns", 0) / a["goroutines"]
+        pb = (b["capture"] or {}).get("pause_ns", 0) / b["goroutines"]
+        growth = pb / pa if pa else None
+        t.append({"name": f"pause per goroutine at {b['goroutines']} <= 1.5 x at {a['goroutines']} (linear)",
+                  "value": round(growth, 2) if growth else None, "target": 1.5,
+                  "met": growth is not None and growth <= 1.5})
+    calls = c.get("read_calls", 0) / n
+    t.append({"name": "read system calls per goroutine <= 0.01", "value": round(calls, 5), "target": 0.01,
+              "met": calls <= 0.01})
+    bo = res.get("binary_open") or {}
+    t.append({"name": f"open a {bo.get('executable_bytes', 0) / 1e6:.0f} MB executable (lazy DWARF) < 50 ms",
+              "value": bo.get("binary_load_ns"), "target": 50e6,
+              "met": bo.get("binary_load_ns") is not None and bo["binary_load_ns"] < 50e6
+              and bo.get("executable_bytes", 0) >= 30e6})
     unc = big["snapshot"]["uncompressed_bytes"] or 1
     rss = max(v["peak_rss"] for v in big["analyze"].values())
     t.append({"name": "analyze peak RSS <= 2x uncompressed snapshot", "value": rss, "target": 2 * unc,

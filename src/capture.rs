@@ -70,6 +70,9 @@ pub struct CaptureStats {
     pub redacted: Option<crate::redact::RedactStats>,
     /// Time spent in each phase while the target was stopped (stop, rounds).
     pub phases: Vec<(String, Duration)>,
+    /// Opening the executable and decoding the runtime's layout from it
+    /// (before the pause; DWARF is read lazily, only what is needed).
+    pub binary_load: Duration,
 }
 
 /// Memory being assembled during the pause: what was read so far, in
@@ -392,12 +395,14 @@ pub fn load_target_binary(
 
 pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>, CaptureStats)> {
     let proc_ = Process::open(pid)?;
+    let t_bin = Instant::now();
     let (bin, exe_bytes) = load_target_binary(&proc_, opts.bin.as_deref())?;
     let maps = proc_.maps().unwrap_or_default();
     let auxv = proc_.auxv().unwrap_or_default();
     let bias = bin.load_bias(&auxv);
     let target = Target::new(bin.clone(), bias)
         .with_context(|| format!("pid {pid}: decoding the Go runtime layout"))?;
+    let binary_load = t_bin.elapsed();
     let image = crate::binary::elf::ImageMemory {
         elf: bin.elf.clone(),
         bias,
@@ -442,7 +447,10 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
         Vec::new()
     };
 
-    let mut stats = CaptureStats::default();
+    let mut stats = CaptureStats {
+        binary_load,
+        ..Default::default()
+    };
     let data_bytes: u64 = plan.iter().map(|p| p.1).sum();
     let pool_bytes = if opts.non_blocking {
         0

@@ -559,6 +559,8 @@ fn capture_to(a: &CaptureArgs, output: &std::path::Path) -> Result<()> {
             "pid": a.pid,
             "goroutines": stats.goroutines,
             "bytes_read": stats.bytes_read,
+            "read_calls": stats.read_calls,
+            "binary_load_ns": stats.binary_load.as_nanos() as u64,
             "regions": stats.regions,
             "file_size": ws.file_size,
             "pause_ns": stats.pause.as_nanos() as u64,
@@ -681,14 +683,27 @@ fn live_heap(
     print_heap(&s, a)
 }
 
-/// Offline analysis holds the whole snapshot in memory: no transparent huge
-/// pages there (the allocator's 2 MiB-aligned arenas would be backed by huge
-/// pages touched a few bytes at a time, a third more peak RSS). Capture keeps
-/// them: its pre-touched read buffer copies faster with them.
+extern "C" {
+    // From the mimalloc library (the binary's global allocator).
+    fn mi_option_set(option: std::os::raw::c_int, value: std::os::raw::c_long);
+}
+/// `mi_option_purge_delay` (same position in mimalloc v2 and v3).
+const MI_OPTION_PURGE_DELAY: std::os::raw::c_int = 15;
+
+/// Offline analysis holds the whole snapshot in memory and its peak RSS is
+/// a target of its own (at most twice the snapshot's uncompressed size):
+/// - no transparent huge pages (the allocator's 2 MiB-aligned arenas would
+///   be backed by huge pages touched a few bytes at a time: a third more);
+/// - freed memory goes back to the system at once.
+///
+/// Not for capture: inside the pause, fresh pages would have to be faulted
+/// in again, and its pre-touched read buffer copies faster with huge pages.
 fn analysis_memory_mode() {
-    // SAFETY: prctl with integer arguments only changes this process's flag.
+    // SAFETY: prctl with integer arguments only changes this process's
+    // flag; mi_option_set sets an allocator option (plain integers).
     unsafe {
         libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+        mi_option_set(MI_OPTION_PURGE_DELAY, 0);
     }
 }
 

@@ -22,3 +22,7 @@ pub mod redact;
 pub mod report;
 pub mod snapshot;
 pub mod tui;
+
+// Linked in for `cli::analysis_memory_mode` (mimalloc is the binary's
+// global allocator; its options are set through the C API).
+extern crate mimalloc;
