@@ -349,15 +349,14 @@ impl Memory for PausedMem<'_> {
 pub fn load_target_binary(
     proc_: &Process,
     bin: Option<&std::path::Path>,
-) -> Result<(Arc<Binary>, Vec<u8>)> {
-    let exe = proc_.exe_bytes().with_context(|| {
+) -> Result<(Arc<Binary>, Option<crate::binary::elf::ElfFile>)> {
+    let exe = proc_.exe_shared().with_context(|| {
         format!(
             "pid {}: reading the executable via /proc/{}/exe",
             proc_.pid, proc_.pid
         )
     })?;
-    let exe_arc: Arc<[u8]> = Arc::from(exe.clone());
-    let running = crate::binary::elf::ElfFile::parse(exe_arc.clone())
+    let running = crate::binary::elf::ElfFile::parse(exe)
         .with_context(|| format!("pid {}: the executable is not an ELF file", proc_.pid))?;
     if running.go_version.is_none() {
         let comm = std::fs::read_to_string(format!("/proc/{}/comm", proc_.pid)).unwrap_or_default();
@@ -369,8 +368,15 @@ pub fn load_target_binary(
         ));
     }
     let bin = match bin {
-        None => Binary::from_bytes(exe_arc)
-            .with_context(|| format!("pid {}: loading the executable", proc_.pid))?,
+        None => {
+            return Ok((
+                Arc::new(
+                    Binary::from_elf(running)
+                        .with_context(|| format!("pid {}: loading the executable", proc_.pid))?,
+                ),
+                None,
+            ))
+        }
         Some(p) => {
             let b = Binary::from_path(p)?;
             if let Err(e) = crate::analyze::check_build_ids(
@@ -390,13 +396,13 @@ pub fn load_target_binary(
             b
         }
     };
-    Ok((Arc::new(bin), exe))
+    Ok((Arc::new(bin), Some(running)))
 }
 
 pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>, CaptureStats)> {
     let proc_ = Process::open(pid)?;
     let t_bin = Instant::now();
-    let (bin, exe_bytes) = load_target_binary(&proc_, opts.bin.as_deref())?;
+    let (bin, running_exe) = load_target_binary(&proc_, opts.bin.as_deref())?;
     let maps = proc_.maps().unwrap_or_default();
     let auxv = proc_.auxv().unwrap_or_default();
     let bias = bin.load_bias(&auxv);
@@ -466,7 +472,7 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
     // shifted in places, so the running executable's own read-only segments
     // are captured over it (they are what the process has mapped).
     if bin.elf.go_build_id.is_some() {
-        if let Ok(running) = crate::binary::elf::ElfFile::parse(Arc::from(exe_bytes.clone())) {
+        if let Some(running) = &running_exe {
             if running.go_build_id != bin.elf.go_build_id {
                 for s in running
                     .segments

@@ -28,7 +28,11 @@ pub struct Binary {
 
 impl Binary {
     pub fn from_bytes(data: Arc<[u8]>) -> Result<Binary> {
-        let elf = ElfFile::parse(data)?;
+        Self::from_elf(ElfFile::parse(data)?)
+    }
+
+    /// From an already parsed executable.
+    pub fn from_elf(elf: ElfFile) -> Result<Binary> {
         let go_version = elf.go_version.clone().ok_or_else(|| {
             anyhow!("not a Go program: no .go.buildinfo version (is it built with Go?)")
         })?;
@@ -54,8 +58,8 @@ impl Binary {
     }
 
     pub fn from_path(path: &std::path::Path) -> Result<Binary> {
-        let data = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        Self::from_bytes(Arc::from(data)).with_context(|| format!("loading {}", path.display()))
+        let data = read_shared(path).with_context(|| format!("reading {}", path.display()))?;
+        Self::from_bytes(data).with_context(|| format!("loading {}", path.display()))
     }
 
     /// DWARF, parsed lazily on first use; None when stripped.
@@ -99,4 +103,10 @@ impl Binary {
             .map(|(_, v)| v.wrapping_sub(self.elf.entry))
             .unwrap_or(0)
     }
+}
+
+/// A whole file as shared bytes (parsed structures and memory views
+/// share it; executables are tens of MB, so it is never copied again).
+pub fn read_shared(path: &std::path::Path) -> std::io::Result<Arc<[u8]>> {
+    Ok(Arc::from(std::fs::read(path)?))
 }

@@ -261,6 +261,12 @@ impl Process {
         self.read("exe")
     }
 
+    /// The executable's bytes, shared (read once, never copied).
+    pub fn exe_shared(&self) -> Result<std::sync::Arc<[u8]>> {
+        crate::binary::read_shared(&proc_path(self.pid, "exe"))
+            .map_err(|e| io_error(self.pid, "reading exe", e))
+    }
+
     /// Parsed `/proc/PID/maps`.
     pub fn maps(&self) -> Result<Vec<MapEntry>> {
         let text = self.read_string("maps")?;
