@@ -468,9 +468,13 @@ pub fn normalize_goroutines(v: &Value) -> Vec<Value> {
                 }
             }
         }
-        if status == "running" || status == "runnable" {
-            // Keep identity only.
-            o.retain(|k, _| k == "start_function" || k == "created_by");
+        if status == "running" || status == "runnable" || status == "preempted" {
+            // Busy goroutines stop wherever they were: keep identity only.
+            // Not even the start function: it is read from the frames when
+            // the goroutine's stack was walked (from a thread's registers)
+            // and from g.startpc otherwise (a wrapper such as
+            // main.startAll.func1 for `go f(x)` before Go 1.21).
+            o.retain(|k, _| k == "created_by");
         }
         out.push(g);
     }
