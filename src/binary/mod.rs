@@ -41,18 +41,52 @@ impl Binary {
         if major != 1 || !(19..=27).contains(&minor) {
             eprintln!("warning: {go_version} is outside the supported range go1.19–go1.27; results may be wrong");
         }
-        let md_sym = elf.symbol("runtime.firstmoduledata").map(|s| s.0);
-        let moduledata = moduledata::find_moduledata(&elf.data, md_sym, minor)
-            .context("locating runtime.firstmoduledata")?;
-        let pcln =
-            moduledata::load_pclntab(&elf.data, &moduledata).context("reading .gopclntab")?;
+        // DWARF (decompressing .debug_info and indexing the unit that holds
+        // the runtime's types: most of the time to open a large executable)
+        // is prepared on another thread while the pclntab is read here.
+        let data = elf.data.clone();
+        let (dwarf, md) = std::thread::scope(|s| {
+            let dwarf = s.spawn(move || {
+                let d = dwarf::Dwarf::load(&data);
+                if let Ok(Some(d)) = &d {
+                    // The first layout lookup: indexes the types' unit.
+                    let _ = d.type_named("runtime.g");
+                }
+                d
+            });
+            let md = (|| -> Result<(ModuleData, Pclntab)> {
+                let md_sym = elf.symbol("runtime.firstmoduledata").map(|s| s.0);
+                let moduledata = moduledata::find_moduledata(&elf.data, md_sym, minor)
+                    .context("locating runtime.firstmoduledata")?;
+                let pcln = moduledata::load_pclntab(&elf.data, &moduledata)
+                    .context("reading .gopclntab")?;
+                Ok((moduledata, pcln))
+            })();
+            (dwarf.join(), md)
+        });
+        let (moduledata, pcln) = md?;
+        let dwarf_cell = OnceLock::new();
+        match dwarf {
+            Ok(Ok(d)) => {
+                let _ = dwarf_cell.set(d);
+            }
+            Ok(Err(e)) => {
+                eprintln!("warning: ignoring unreadable DWARF: {e}");
+                let _ = dwarf_cell.set(None);
+            }
+            // A panic while reading DWARF: treated as none.
+            Err(_) => {
+                eprintln!("warning: ignoring unreadable DWARF");
+                let _ = dwarf_cell.set(None);
+            }
+        }
         Ok(Binary {
             elf,
             go_minor: minor,
             go_version,
             moduledata,
             pcln,
-            dwarf: OnceLock::new(),
+            dwarf: dwarf_cell,
             recovered: OnceLock::new(),
         })
     }
