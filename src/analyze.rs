@@ -169,9 +169,9 @@ impl Session {
 pub struct Goroutine {
     pub g: G,
     /// Text the runtime prints inside `[...]` (status or wait reason).
-    pub state: String,
-    pub status: String,
-    pub wait_reason: Option<String>,
+    pub state: Arc<str>,
+    pub status: Arc<str>,
+    pub wait_reason: Option<Arc<str>>,
     pub wait_minutes: u64,
     pub wait_ns: Option<u64>,
     pub locked_to_thread: bool,
@@ -218,7 +218,11 @@ struct LocalCaches {
     /// `created by` by creating PC: goroutines started by the same `go`
     /// statement share everything but the parent's id.
     creators: HashMap<u64, Option<CreatedBy>, foldhash::fast::RandomState>,
+    /// Status and wait-reason strings by (status, wait reason).
+    states: HashMap<(u32, u8), StateStrings, foldhash::fast::RandomState>,
 }
+
+type StateStrings = (Arc<str>, Option<Arc<str>>, Arc<str>);
 
 impl LocalCaches {
     fn intern(&mut self, frames: &Arc<[Frame]>) -> Arc<[Frame]> {
@@ -247,6 +251,20 @@ impl LocalCaches {
             .collect();
         self.stacks.insert(key, shared.clone());
         shared
+    }
+
+    /// (status, wait reason, state) strings, shared by goroutines alike.
+    fn states(&mut self, t: &Target, g: &G) -> (Arc<str>, Option<Arc<str>>, Arc<str>) {
+        self.states
+            .entry((g.status, g.waitreason))
+            .or_insert_with(|| {
+                let status: Arc<str> = Arc::from(t.status_string(g.status));
+                let wait_reason: Option<Arc<str>> = (g.status == G_WAITING && g.waitreason != 0)
+                    .then(|| Arc::from(t.wait_reason_string(g.waitreason)));
+                let state = wait_reason.clone().unwrap_or_else(|| status.clone());
+                (status, wait_reason, state)
+            })
+            .clone()
     }
 
     fn created_by(&mut self, t: &Target, g: &G) -> Option<CreatedBy> {
@@ -395,10 +413,7 @@ impl Model {
                 if !opts.args {
                     stack.frames = caches.intern(&stack.frames);
                 }
-                let status = t.status_string(g.status);
-                let wait_reason = (g.status == G_WAITING && g.waitreason != 0)
-                    .then(|| t.wait_reason_string(g.waitreason));
-                let state = wait_reason.clone().unwrap_or_else(|| status.clone());
+                let (status, wait_reason, state) = caches.states(t, &g);
                 let waiting = (g.status == G_WAITING || g.status == G_SYSCALL) && g.waitsince != 0;
                 let wait_ns =
                     (waiting && now > g.waitsince).then(|| now.wrapping_sub(g.waitsince) as u64);

@@ -118,7 +118,7 @@ struct ViewGroup {
     key: String,
     count: usize,
     delta: Option<i64>,
-    statuses: BTreeMap<String, usize>,
+    statuses: BTreeMap<std::sync::Arc<str>, usize>,
 }
 
 impl App {
@@ -340,7 +340,7 @@ fn draw(f: &mut ratatui::Frame, app: &App, o: &TuiOptions) {
     if let Some(cur) = &app.cur {
         let s = &cur.session;
         let m = &cur.model;
-        let mut by_status: BTreeMap<String, usize> = BTreeMap::new();
+        let mut by_status: BTreeMap<std::sync::Arc<str>, usize> = BTreeMap::new();
         for g in m.goroutines.iter().filter(|g| o.all || !g.system) {
             *by_status.entry(g.status.clone()).or_insert(0) += 1;
         }

@@ -154,7 +154,7 @@ pub fn build(
             leak_candidates.push(LeakCandidate {
                 id: g.g.goid,
                 key: key.clone(),
-                state: g.state.clone(),
+                state: g.state.to_string(),
                 wait_ns: (b_time - ws).max(0) as u64,
                 function: loc.map(|f| f.function.to_string()),
                 file: loc.map(|f| f.file.to_string()),

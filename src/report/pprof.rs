@@ -179,7 +179,7 @@ pub fn profile_proto(s: &Session, m: &Model, o: &ExportOptions) -> Vec<u8> {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        labels.push(("state".into(), g.state.clone()));
+        labels.push(("state".into(), g.state.to_string()));
         *samples.entry((ids, labels)).or_insert(0) += 1;
     }
     for ((ids, labels), count) in &samples {

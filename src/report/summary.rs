@@ -23,7 +23,7 @@ pub struct Summary {
     pub scheduler: Option<Scheduler>,
     pub ps: Vec<PSummary>,
     pub threads: Threads,
-    pub goroutines_by_status: BTreeMap<String, usize>,
+    pub goroutines_by_status: BTreeMap<std::sync::Arc<str>, usize>,
     pub goroutines: Vec<GLine>,
     /// Heap and GC one-liner (MemStats field names), if decodable.
     pub heap: Option<super::heap::HeapLine>,
@@ -62,8 +62,8 @@ pub struct Threads {
 pub struct GLine {
     pub id: u64,
     pub m: Option<i64>,
-    pub status: String,
-    pub state: String,
+    pub status: std::sync::Arc<str>,
+    pub state: std::sync::Arc<str>,
     pub wait_ns: Option<u64>,
     pub system: bool,
     pub start_function: String,

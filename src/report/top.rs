@@ -165,7 +165,7 @@ pub struct Group {
     pub key: String,
     pub count: usize,
     /// Status ("waiting", "running"...) → goroutines.
-    pub statuses: BTreeMap<String, usize>,
+    pub statuses: BTreeMap<std::sync::Arc<str>, usize>,
     /// Share of the goroutines listed, in percent.
     pub percent: f64,
 }
@@ -237,8 +237,8 @@ pub fn build(s: &Session, m: &Model, o: &TopOptions) -> Top {
 }
 
 /// "waiting 40, running 1": statuses by count, largest first.
-pub fn status_mix(st: &BTreeMap<String, usize>) -> String {
-    let mut v: Vec<(&String, &usize)> = st.iter().collect();
+pub fn status_mix(st: &BTreeMap<std::sync::Arc<str>, usize>) -> String {
+    let mut v: Vec<(&std::sync::Arc<str>, &usize)> = st.iter().collect();
     v.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
     v.iter()
         .map(|(k, n)| format!("{k} {n}"))
@@ -265,7 +265,7 @@ pub fn to_text(t: &Top, by: &GroupBy) -> String {
     for (g, mix) in t.groups.iter().zip(&mixes) {
         // Colour after padding: escape codes take no columns.
         let shown = if color {
-            let mut v: Vec<(&String, &usize)> = g.statuses.iter().collect();
+            let mut v: Vec<(&std::sync::Arc<str>, &usize)> = g.statuses.iter().collect();
             v.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
             v.iter()
                 .map(|(k, n)| format!("{} {n}", super::color::paint(k, true)))
