@@ -68,6 +68,15 @@ pub fn start_function(s: &Session, g: &Goroutine) -> String {
     crate::goruntime::traceback::print_name(name)
 }
 
+/// Whether `g` starts in a go-statement wrapper (its start function is then
+/// read from its frames).
+pub fn start_is_wrapper(s: &Session, g: &Goroutine) -> bool {
+    let t = &s.target;
+    t.find_func(g.g.startpc)
+        .map(|f| t.bin.pcln.is_wrapper(&f) || is_gowrap_name(t.bin.pcln.func_name(&f)))
+        .unwrap_or(false)
+}
+
 fn is_gowrap_name(name: &str) -> bool {
     match name.rfind(".gowrap") {
         Some(i) => name[i + 7..].chars().all(|c| c.is_ascii_digit()),

@@ -66,8 +66,8 @@ pub struct GLine {
     pub state: std::sync::Arc<str>,
     pub wait_ns: Option<u64>,
     pub system: bool,
-    pub start_function: String,
-    pub function: Option<String>,
+    pub start_function: std::sync::Arc<str>,
+    pub function: Option<std::sync::Arc<str>>,
     pub file: Option<String>,
     pub line: Option<u32>,
     /// What it is blocked on (channel, semaphore, Cond), when known.
@@ -110,12 +110,25 @@ pub fn build(s: &Session, m: &Model, all: bool) -> Summary {
             .entry(thread_state(t.state).to_string())
             .or_insert(0) += 1;
     }
+    // Start functions by start PC (except go-statement wrappers, whose
+    // answer depends on the frames).
+    let mut starts: HashMap<u64, std::sync::Arc<str>> = HashMap::new();
     let goroutines: Vec<GLine> = m
         .goroutines
         .iter()
         .filter(|g| all || !g.system)
         .map(|g| {
             let loc = super::current_location(g);
+            let start_function = match starts.get(&g.g.startpc) {
+                Some(s) => s.clone(),
+                None => {
+                    let name: std::sync::Arc<str> = super::start_function(s, g).into();
+                    if !super::start_is_wrapper(s, g) {
+                        starts.insert(g.g.startpc, name.clone());
+                    }
+                    name
+                }
+            };
             GLine {
                 id: g.g.goid,
                 m: g.m_id,
@@ -123,8 +136,8 @@ pub fn build(s: &Session, m: &Model, all: bool) -> Summary {
                 state: g.state.clone(),
                 wait_ns: g.wait_ns,
                 system: g.system,
-                start_function: super::start_function(s, g),
-                function: loc.map(|f| f.function.to_string()),
+                start_function,
+                function: loc.map(|f| f.function.clone()),
                 file: loc.map(|f| f.file.to_string()),
                 line: loc.map(|f| f.line),
                 waiting_on: g.waiting_on.as_ref().map(|w| w.describe()),
