@@ -136,6 +136,7 @@ fn globals_match_symtab(version: &str, pie: bool) {
         "runtime.mheap_",
         "runtime.memstats",
         "runtime.gcController",
+        "runtime.emptymspan",
     ];
     want.push(if minor >= 25 {
         "runtime.numCPUStartup"
