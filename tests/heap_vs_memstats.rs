@@ -89,15 +89,21 @@ impl Checker<'_> {
 
 /// Everything one fixture run checks.
 fn heap_matches_memstats(version: &str, pie: bool, mode: &str) {
-    heap_matches_memstats_built(version, pie, mode, "")
+    heap_matches_memstats_built(version, pie, mode, "");
 }
 
 /// The same checks on a build with extra `ldflags` (`-w`: no DWARF, `-s -w`:
 /// no symbol table either), analyzed with no --bin: layouts come from the
 /// per-version tables, globals and size classes from the code and data.
-fn heap_matches_memstats_built(version: &str, pie: bool, mode: &str, ldflags: &str) {
+/// Returns the large objects' (size, type name), sorted.
+fn heap_matches_memstats_built(
+    version: &str,
+    pie: bool,
+    mode: &str,
+    ldflags: &str,
+) -> Vec<(u64, String)> {
     let Some(binary) = try_build_fixture("heap", version, pie, ldflags) else {
-        return;
+        return Vec::new();
     };
     if !ldflags.is_empty() {
         let b = gospy::binary::Binary::from_path(&binary).unwrap();
@@ -382,6 +388,12 @@ fn heap_matches_memstats_built(version: &str, pie: bool, mode: &str, ldflags: &s
         report.join("\n"),
         heap["warnings"]
     );
+    let mut types: Vec<(u64, String)> = objs
+        .iter()
+        .map(|o| (u(o, "size"), o["type_name"].to_string()))
+        .collect();
+    types.sort();
+    types
 }
 
 macro_rules! heap_tests {
@@ -418,7 +430,12 @@ macro_rules! stripped_heap_tests {
     ($($name:ident: $version:literal, pie = $pie:literal, $flags:literal;)*) => {$(
         #[test]
         fn $name() {
-            heap_matches_memstats_built($version, $pie, "quiet", $flags);
+            let stripped = heap_matches_memstats_built($version, $pie, "quiet", $flags);
+            // Large objects' type names (from the type descriptors when
+            // there is no DWARF) as in the unstripped build.
+            let full = heap_matches_memstats_built($version, $pie, "quiet", "");
+            assert_eq!(stripped, full, "large objects (size, type)");
+            eprintln!("large objects (size, type): {stripped:?}");
         }
     )*};
 }
