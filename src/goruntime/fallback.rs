@@ -266,6 +266,28 @@ mod tests {
             t.offset_of("runtime.mstats", "heapStats.stats[1].largeAlloc"),
             Some(1168 + 48)
         );
+        // Widths and array lengths from the next field's offset.
+        let t22 = Tables::for_minor(22).unwrap();
+        assert_eq!(t22.field_size("runtime.mspan", "nelems"), Some(2));
+        assert_eq!(t22.field_size("runtime.mspan", "allocCount"), Some(2));
+        assert_eq!(
+            Tables::for_minor(19)
+                .unwrap()
+                .field_size("runtime.mspan", "nelems"),
+            Some(8)
+        );
+        assert_eq!(t22.array_len("runtime.mstats", "pause_ns", 8), Some(256));
+        assert_eq!(t22.array_len("runtime.mcache", "alloc", 8), Some(136));
+        assert_eq!(
+            t22.array_len("runtime.heapStatsDelta", "smallAllocCount", 8),
+            Some(68)
+        );
+        assert_eq!(
+            t22.array_len("runtime.mstats", "heapStats.stats", 1176),
+            Some(3)
+        );
+        assert_eq!(t22.array_len("runtime.mstats", "pause_ns", 7), None);
+        assert_eq!(t22.field_size("runtime.mstats", "nosuchfield"), None);
         assert!(Tables::for_minor(20).unwrap().approximation.is_some());
         assert_eq!(Tables::for_minor(30).unwrap().column_version(), 27);
         assert!(Tables::for_minor(18).is_none());
