@@ -89,9 +89,27 @@ impl Checker<'_> {
 
 /// Everything one fixture run checks.
 fn heap_matches_memstats(version: &str, pie: bool, mode: &str) {
-    let Some(binary) = try_build_fixture("heap", version, pie, "") else {
-        return;
+    heap_matches_memstats_built(version, pie, mode, "");
+}
+
+/// The same checks on a build with extra `ldflags` (`-w`: no DWARF, `-s -w`:
+/// no symbol table either), analyzed with no --bin: layouts come from the
+/// per-version tables, globals and size classes from the code and data.
+/// Returns the large objects' (size, type name), sorted.
+fn heap_matches_memstats_built(
+    version: &str,
+    pie: bool,
+    mode: &str,
+    ldflags: &str,
+) -> Vec<(u64, String)> {
+    let Some(binary) = try_build_fixture("heap", version, pie, ldflags) else {
+        return Vec::new();
     };
+    if !ldflags.is_empty() {
+        let b = gospy::binary::Binary::from_path(&binary).unwrap();
+        assert!(b.dwarf().is_none(), "{ldflags}: DWARF present");
+        assert_eq!(b.elf.has_symtab(), !ldflags.contains("-s"), "{ldflags}");
+    }
     let work = tempfile::Builder::new()
         .prefix("gospy-heap-test-")
         .tempdir()
@@ -358,15 +376,24 @@ fn heap_matches_memstats(version: &str, pie: bool, mode: &str) {
         ));
     }
 
-    println!("go {version} pie={pie} mode={mode}:\n{}", report.join("\n"));
+    println!(
+        "go {version} pie={pie} mode={mode} ldflags={ldflags:?}:\n{}",
+        report.join("\n")
+    );
     assert!(
         problems.is_empty(),
-        "go {version} (pie={pie}, mode={mode}): {} problems:\n{}\n\nall fields:\n{}\nwarnings: {}",
+        "go {version} (pie={pie}, mode={mode}, ldflags={ldflags:?}): {} problems:\n{}\n\nall fields:\n{}\nwarnings: {}",
         problems.len(),
         problems.join("\n"),
         report.join("\n"),
         heap["warnings"]
     );
+    let mut types: Vec<(u64, String)> = objs
+        .iter()
+        .map(|o| (u(o, "size"), o["type_name"].to_string()))
+        .collect();
+    types.sort();
+    types
 }
 
 macro_rules! heap_tests {
@@ -397,4 +424,39 @@ heap_tests! {
     heap_go1_27_post: "1.27", pie = false, mode = "post";
     heap_go1_27_pie_quiet: "1.27", pie = true, mode = "quiet";
     heap_go1_27_pie_post: "1.27", pie = true, mode = "post";
+}
+
+macro_rules! stripped_heap_tests {
+    ($($name:ident: $version:literal, pie = $pie:literal, $flags:literal;)*) => {$(
+        #[test]
+        fn $name() {
+            let stripped = heap_matches_memstats_built($version, $pie, "quiet", $flags);
+            // Large objects' type names (from the type descriptors when
+            // there is no DWARF) as in the unstripped build.
+            let full = heap_matches_memstats_built($version, $pie, "quiet", "");
+            assert_eq!(stripped, full, "large objects (size, type)");
+            eprintln!("large objects (size, type): {stripped:?}");
+        }
+    )*};
+}
+
+// Stripped builds: the same exact comparison with ReadMemStats (quiet mode).
+stripped_heap_tests! {
+    heap_no_dwarf_go1_19: "1.19", pie = false, "-w";
+    heap_no_dwarf_go1_21: "1.21", pie = false, "-w";
+    heap_no_dwarf_go1_22: "1.22", pie = false, "-w";
+    heap_no_dwarf_go1_23: "1.23", pie = false, "-w";
+    heap_no_dwarf_go1_24: "1.24", pie = false, "-w";
+    heap_no_dwarf_go1_25: "1.25", pie = false, "-w";
+    heap_no_dwarf_go1_26: "1.26", pie = false, "-w";
+    heap_no_dwarf_go1_27: "1.27", pie = false, "-w";
+    heap_no_symbols_go1_19: "1.19", pie = false, "-s -w";
+    heap_no_symbols_go1_21: "1.21", pie = false, "-s -w";
+    heap_no_symbols_go1_22: "1.22", pie = false, "-s -w";
+    heap_no_symbols_go1_23: "1.23", pie = false, "-s -w";
+    heap_no_symbols_go1_24: "1.24", pie = false, "-s -w";
+    heap_no_symbols_go1_25: "1.25", pie = false, "-s -w";
+    heap_no_symbols_go1_26: "1.26", pie = false, "-s -w";
+    heap_no_symbols_go1_27: "1.27", pie = false, "-s -w";
+    heap_no_symbols_go1_27_pie: "1.27", pie = true, "-s -w";
 }

@@ -8,6 +8,7 @@ mod common;
 use common::*;
 use gospy::binary::Binary;
 use gospy::goruntime::fallback::{LayoutSource, Tables};
+use gospy::goruntime::heap::HeapLayout;
 use gospy::goruntime::layout::Layout;
 
 fn check_version(version: &str) {
@@ -76,6 +77,15 @@ fn check_version(version: &str) {
     if from_dwarf != from_tables {
         problems.push(format!(
             "layouts differ:\n  DWARF:  {from_dwarf:?}\n  tables: {from_tables:?}"
+        ));
+    }
+    // The heap layouts (offsets, field widths and array lengths, which the
+    // tables derive from the next field's offset) agree too.
+    let heap_dwarf = HeapLayout::from_source(&bin, dwarf).expect("heap layout from DWARF");
+    let heap_tables = HeapLayout::from_source(&bin, &tables).expect("heap layout from tables");
+    if heap_dwarf != heap_tables {
+        problems.push(format!(
+            "heap layouts differ:\n  DWARF:  {heap_dwarf:?}\n  tables: {heap_tables:?}"
         ));
     }
     // Wait reasons: the table equals the binary's own waitReasonStrings.

@@ -57,6 +57,17 @@ fn same_as_unstripped(version: &str, pie: bool, ldflags: &str) {
     let mut last = None;
     for attempt in 0..2 {
         let (d1, a1, s1, err1) = analyze(version, pie, ldflags).unwrap();
+        // The Heap line: present on both sides with the same fields (values
+        // differ between two processes; tests/heap_vs_memstats.rs checks the
+        // stripped builds' values against ReadMemStats).
+        let keys = |s: &Value| -> Option<Vec<String>> {
+            s["heap"].as_object().map(|o| o.keys().cloned().collect())
+        };
+        assert!(
+            keys(&s0).is_some(),
+            "{what}: unstripped summary has no heap"
+        );
+        assert_eq!(keys(&s0), keys(&s1), "{what}: summary heap fields differ");
         match differences(&what, (&d0, &a0, &s0), (&d1, &a1, &s1)) {
             None => {
                 let n = normalize_goroutines(&a1).len();
@@ -136,6 +147,7 @@ fn globals_match_symtab(version: &str, pie: bool) {
         "runtime.mheap_",
         "runtime.memstats",
         "runtime.gcController",
+        "runtime.emptymspan",
     ];
     want.push(if minor >= 25 {
         "runtime.numCPUStartup"

@@ -403,6 +403,35 @@ pub fn recover(bin: &Binary) -> Recovered {
                 "the referenced addresses fit no single base",
             );
         }
+        // emptymspan: `c.alloc[i] = &emptymspan` in runtime.allocmcache and
+        // (*mcache).releaseAll, the LEA target of both outside mheap_ (whose
+        // lock and fields they also take the address of).
+        let mheap = r.addrs.get("runtime.mheap_").copied();
+        let mheap_end = mheap.zip(t.size_of("runtime.mheap")).map(|(a, n)| a + n);
+        let mut lea_outside_mheap = |f: &'static str| -> BTreeSet<u64> {
+            c.refs(f)
+                .iter()
+                .filter(|r| r.0 == Kind::Lea)
+                .map(|r| r.2)
+                .filter(|&a| match (mheap, mheap_end) {
+                    (Some(lo), Some(hi)) => a < lo || a >= hi,
+                    _ => false,
+                })
+                .collect()
+        };
+        let a = lea_outside_mheap("runtime.allocmcache");
+        let b = lea_outside_mheap("runtime.(*mcache).releaseAll");
+        let both: BTreeSet<u64> = a.intersection(&b).copied().collect();
+        let empty = [&both, &a]
+            .into_iter()
+            .find(|s| s.len() == 1)
+            .and_then(|s| s.first().copied());
+        found(
+            &mut r,
+            "runtime.emptymspan",
+            empty,
+            "not recognised in runtime.allocmcache / (*mcache).releaseAll",
+        );
     } else {
         r.missing.push(format!(
             "struct globals: no layout tables for {}",

@@ -3,7 +3,7 @@
 //! the DWARF-or-tables source every layout decoder goes through.
 
 use super::tables::{TStruct, STRUCTS, VERSIONS, WAIT_REASONS};
-use crate::binary::dwarf::Dwarf;
+use crate::binary::dwarf::{Dwarf, GoKind};
 use crate::binary::Binary;
 
 /// Where runtime struct layouts come from.
@@ -14,6 +14,10 @@ pub trait LayoutSource {
     fn size_of(&self, ty: &str) -> Option<u64>;
     /// Short description for messages ("DWARF", "go1.22 tables").
     fn describe(&self) -> String;
+    /// Size in bytes of a field's type.
+    fn field_size(&self, ty: &str, path: &str) -> Option<u64>;
+    /// Length of an array field whose elements are `elem_size` bytes.
+    fn array_len(&self, ty: &str, path: &str, elem_size: u64) -> Option<u64>;
 }
 
 impl LayoutSource for Dwarf {
@@ -25,6 +29,17 @@ impl LayoutSource for Dwarf {
     }
     fn describe(&self) -> String {
         "DWARF".into()
+    }
+    fn field_size(&self, ty: &str, path: &str) -> Option<u64> {
+        let f = self.field(ty, path)?;
+        self.resolve(f.ty).map(|t| t.size)
+    }
+    fn array_len(&self, ty: &str, path: &str, _elem_size: u64) -> Option<u64> {
+        let f = self.field(ty, path)?;
+        match self.resolve(f.ty)?.kind {
+            GoKind::Array { len, .. } => Some(len),
+            _ => None,
+        }
     }
 }
 
@@ -118,6 +133,28 @@ impl Tables {
         }
     }
 
+    /// Bytes from a field to the next field of its struct (or the struct's
+    /// end) in this version: the tables record offsets, not field types, so
+    /// this is the field's size when no padding follows it (checked against
+    /// DWARF for every field gospy sizes this way, tests/runtime_tables.rs).
+    /// Dotted paths descend into tabled field types.
+    fn gap_after(&self, ty: &str, path: &str) -> Option<u64> {
+        let s = self.get(ty)?;
+        if let Some((head, rest)) = path.split_once('.') {
+            let f = s.fields.iter().find(|f| f.name == head)?;
+            return self.gap_after(f.ty?, rest);
+        }
+        let off = self.at(&s.fields.iter().find(|f| f.name == path)?.off)?;
+        let next = s
+            .fields
+            .iter()
+            .filter_map(|f| self.at(&f.off))
+            .filter(|&o| o > off)
+            .min()
+            .or_else(|| self.at(&s.size))?;
+        next.checked_sub(off).filter(|&g| g > 0)
+    }
+
     /// Names of the tabled types (for tests).
     pub fn type_names() -> impl Iterator<Item = &'static str> {
         STRUCTS.iter().map(|s| s.name)
@@ -155,6 +192,13 @@ impl LayoutSource for Tables {
     fn describe(&self) -> String {
         format!("go1.{} runtime tables", self.column_version())
     }
+    fn field_size(&self, ty: &str, path: &str) -> Option<u64> {
+        self.gap_after(ty, path)
+    }
+    fn array_len(&self, ty: &str, path: &str, elem_size: u64) -> Option<u64> {
+        let gap = self.gap_after(ty, path)?;
+        (elem_size > 0 && gap % elem_size == 0).then_some(gap / elem_size)
+    }
 }
 
 /// DWARF when the executable has it, else the tables for its Go version.
@@ -174,6 +218,12 @@ impl<T: LayoutSource + ?Sized> LayoutSource for &T {
     }
     fn describe(&self) -> String {
         (**self).describe()
+    }
+    fn field_size(&self, ty: &str, path: &str) -> Option<u64> {
+        (**self).field_size(ty, path)
+    }
+    fn array_len(&self, ty: &str, path: &str, elem_size: u64) -> Option<u64> {
+        (**self).array_len(ty, path, elem_size)
     }
 }
 
@@ -216,6 +266,28 @@ mod tests {
             t.offset_of("runtime.mstats", "heapStats.stats[1].largeAlloc"),
             Some(1168 + 48)
         );
+        // Widths and array lengths from the next field's offset.
+        let t22 = Tables::for_minor(22).unwrap();
+        assert_eq!(t22.field_size("runtime.mspan", "nelems"), Some(2));
+        assert_eq!(t22.field_size("runtime.mspan", "allocCount"), Some(2));
+        assert_eq!(
+            Tables::for_minor(19)
+                .unwrap()
+                .field_size("runtime.mspan", "nelems"),
+            Some(8)
+        );
+        assert_eq!(t22.array_len("runtime.mstats", "pause_ns", 8), Some(256));
+        assert_eq!(t22.array_len("runtime.mcache", "alloc", 8), Some(136));
+        assert_eq!(
+            t22.array_len("runtime.heapStatsDelta", "smallAllocCount", 8),
+            Some(68)
+        );
+        assert_eq!(
+            t22.array_len("runtime.mstats", "heapStats.stats", 1176),
+            Some(3)
+        );
+        assert_eq!(t22.array_len("runtime.mstats", "pause_ns", 7), None);
+        assert_eq!(t22.field_size("runtime.mstats", "nosuchfield"), None);
         assert!(Tables::for_minor(20).unwrap().approximation.is_some());
         assert_eq!(Tables::for_minor(30).unwrap().column_version(), 27);
         assert!(Tables::for_minor(18).is_none());

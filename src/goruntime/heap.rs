@@ -21,8 +21,9 @@
 //! 1.25). `span.nelems` is always read, never derived, and no assumption is
 //! made about where the heap lives (randomised from Go 1.26).
 
+use super::fallback::{LayoutSource, Tables};
 use super::{Runtime, Target};
-use crate::binary::dwarf::{Dwarf, GoKind};
+use crate::binary::dwarf::GoKind;
 use crate::binary::Binary;
 use crate::memory::Memory;
 use anyhow::{anyhow, Context, Result};
@@ -36,7 +37,7 @@ pub const MAX_SPANS_LIMIT: usize = 4_000_000;
 const MAX_MCACHES: usize = 100_000;
 
 /// Where a field is and how wide it is.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Loc {
     off: u64,
     size: u64,
@@ -51,8 +52,9 @@ enum Headroom {
     Percent { percent: u64, min: u64 },
 }
 
-/// Offsets of every field the heap analysis reads, from DWARF.
-#[derive(Debug, Clone)]
+/// Offsets of every field the heap analysis reads, from DWARF or the
+/// per-version tables.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeapLayout {
     // memstats.heapStats.stats: [n_deltas]heapStatsDelta
     heap_stats: u64,
@@ -135,40 +137,38 @@ pub struct HeapLayout {
 }
 
 struct Ctx<'a> {
-    d: &'a Dwarf,
+    d: &'a dyn LayoutSource,
     missing: Vec<String>,
 }
 
 impl Ctx<'_> {
     fn off(&mut self, ty: &str, path: &str) -> u64 {
-        self.loc(ty, path).off
+        match self.d.offset_of(ty, path) {
+            Some(o) => o,
+            None => {
+                self.missing.push(format!("{ty}.{path}"));
+                0
+            }
+        }
     }
     fn opt(&self, ty: &str, path: &str) -> Option<u64> {
         self.d.offset_of(ty, path)
     }
     fn loc(&mut self, ty: &str, path: &str) -> Loc {
-        match self.d.field(ty, path) {
-            Some(f) => Loc {
-                off: f.offset,
-                size: self.d.resolve(f.ty).map(|t| t.size).unwrap_or(0),
-            },
-            None => {
-                self.missing.push(format!("{ty}.{path}"));
-                Loc::default()
-            }
+        let off = self.off(ty, path);
+        Loc {
+            off,
+            size: self.d.field_size(ty, path).unwrap_or(0),
         }
     }
-    /// Offset and array length of an array field.
-    fn array(&mut self, ty: &str, path: &str) -> (u64, usize) {
-        let Some(f) = self.d.field(ty, path) else {
-            self.missing.push(format!("{ty}.{path}"));
-            return (0, 0);
-        };
-        match self.d.resolve(f.ty).map(|t| t.kind.clone()) {
-            Some(GoKind::Array { len, .. }) => (f.offset, len as usize),
-            _ => {
-                self.missing.push(format!("{ty}.{path} (not an array)"));
-                (f.offset, 0)
+    /// Offset and length of an array field with `elem_size`-byte elements.
+    fn array(&mut self, ty: &str, path: &str, elem_size: u64) -> (u64, usize) {
+        let off = self.off(ty, path);
+        match self.d.array_len(ty, path, elem_size) {
+            Some(n) => (off, n as usize),
+            None => {
+                self.missing.push(format!("{ty}.{path} (array length)"));
+                (off, 0)
             }
         }
     }
@@ -184,10 +184,19 @@ impl Ctx<'_> {
 }
 
 impl HeapLayout {
+    /// Layouts from DWARF when present, else from the per-version tables.
     pub fn from_binary(bin: &Binary) -> Result<HeapLayout> {
-        let d = bin.dwarf().ok_or_else(|| {
-            anyhow!("heap analysis needs DWARF (the layouts of mstats, mheap and gcControllerState are not in the runtime type descriptors): pass an unstripped build with --bin")
+        if let Some(d) = bin.dwarf() {
+            return Self::from_source(bin, d);
+        }
+        let t = Tables::for_minor(bin.go_minor).ok_or_else(|| {
+            anyhow!("the executable has no DWARF debug info and gospy has no runtime layout tables for {}: pass an unstripped build of the same source with --bin", bin.go_version)
         })?;
+        Self::from_source(bin, &t)
+    }
+
+    /// Layouts from one source (DWARF or tables), by field name.
+    pub fn from_source(bin: &Binary, d: &dyn LayoutSource) -> Result<HeapLayout> {
         let mut c = Ctx {
             d,
             missing: Vec::new(),
@@ -199,14 +208,15 @@ impl HeapLayout {
         const MC: &str = "runtime.mcache";
         const SP: &str = "runtime.mspan";
         const W: &str = "runtime.workType";
-        let (heap_stats, n_deltas) = c.array(MS, "heapStats.stats");
-        let (d_small_alloc_count, n_classes) = c.array(D, "smallAllocCount");
-        let (ms_pause_ns, n_pause) = c.array(MS, "pause_ns");
-        let (mc_alloc, n_span_classes) = c.array(MC, "alloc");
+        let delta_size = c.size(D);
+        let (heap_stats, n_deltas) = c.array(MS, "heapStats.stats", delta_size);
+        let (d_small_alloc_count, n_classes) = c.array(D, "smallAllocCount", 8);
+        let (ms_pause_ns, n_pause) = c.array(MS, "pause_ns", 8);
+        let (mc_alloc, n_span_classes) = c.array(MC, "alloc", 8);
         let l = HeapLayout {
             heap_stats,
             n_deltas: n_deltas as u64,
-            delta_size: c.size(D),
+            delta_size,
             d_committed: c.off(D, "committed"),
             d_released: c.off(D, "released"),
             d_in_heap: c.off(D, "inHeap"),
@@ -296,7 +306,8 @@ impl HeapLayout {
         }
         if !c.missing.is_empty() {
             return Err(anyhow!(
-                "heap layout not found in DWARF for {}: {}",
+                "heap layout not found in {} for {}: {}",
+                d.describe(),
                 bin.go_version,
                 c.missing.join(", ")
             ));
@@ -337,7 +348,7 @@ impl HeapTarget {
             let d = d?;
             names.iter().find_map(|n| d.constant(n))
         };
-        let class_sizes = read_class_sizes(bin)?;
+        let class_sizes = read_class_sizes(bin, layout.n_classes)?;
         if class_sizes.len() != layout.n_classes {
             return Err(anyhow!(
                 "size class table has {} entries but heapStatsDelta.smallAllocCount has {}",
@@ -515,7 +526,7 @@ fn mcache_addrs(t: &Target, mem: &impl Memory) -> Vec<(i32, u64)> {
 }
 
 /// The object size of every size class, from the binary itself.
-fn read_class_sizes(bin: &Binary) -> Result<Vec<u32>> {
+fn read_class_sizes(bin: &Binary, n_classes: usize) -> Result<Vec<u32>> {
     const NAMES: [&str; 2] = [
         "internal/runtime/gc.SizeClassToSize",
         "runtime.class_to_size",
@@ -556,9 +567,57 @@ fn read_class_sizes(bin: &Binary) -> Result<Vec<u32>> {
             .map(|c| le(c, 0, elem) as u32)
             .collect());
     }
+    // No symbol and no DWARF (`-ldflags='-s -w'`): the table is an
+    // initialised variable, found by its contents in the writable segments.
+    if d.is_none() {
+        if let Some(v) = scan_class_sizes(bin, n_classes) {
+            return Ok(v);
+        }
+    }
     Err(anyhow!(
         "size class table (runtime.class_to_size / internal/runtime/gc.SizeClassToSize) not found in the executable"
     ))
+}
+
+/// `class_to_size` located by its contents: `n_classes` little-endian
+/// uint16s starting 0, 8, 16, 24, 32, 48 (the classes of every Go version
+/// since 1.12, sizeclasses.go), strictly increasing multiples of 8 that end
+/// at the largest small object size, 32768.
+fn scan_class_sizes(bin: &Binary, n_classes: usize) -> Option<Vec<u32>> {
+    const HEAD: [u16; 6] = [0, 8, 16, 24, 32, 48];
+    const MAX_SMALL: u32 = 32768;
+    if !(HEAD.len()..=1024).contains(&n_classes) {
+        return None;
+    }
+    let head: Vec<u8> = HEAD.iter().flat_map(|v| v.to_le_bytes()).collect();
+    for seg in bin
+        .elf
+        .segments
+        .iter()
+        .filter(|s| s.writable && s.filesz > 0)
+    {
+        let Some(data) = bin.elf.vaddr_tail(seg.vaddr) else {
+            continue;
+        };
+        let need = n_classes * 2;
+        let mut at = 0;
+        while at + need <= data.len() {
+            if data[at..at + head.len()] == head[..] {
+                let v: Vec<u32> = data[at..at + need]
+                    .chunks_exact(2)
+                    .map(|c| u16::from_le_bytes([c[0], c[1]]) as u32)
+                    .collect();
+                let ok = v.windows(2).all(|w| w[0] < w[1])
+                    && v.iter().all(|&x| x % 8 == 0)
+                    && v.last() == Some(&MAX_SMALL);
+                if ok {
+                    return Some(v);
+                }
+            }
+            at += 2;
+        }
+    }
+    None
 }
 
 // ---------------------------------------------------------------- the model
@@ -1339,26 +1398,73 @@ impl HeapTarget {
                 span_bytes: bytes,
                 size,
                 noscan: sp.spanclass & 1 == 1,
-                type_name: self.type_name(t, sp.large_type, size),
+                type_name: self.type_name(t, mem, sp.large_type, size),
             });
         }
     }
 
     /// Name of the Go type whose runtime descriptor is at `addr`; an object
     /// of `size` bytes holding several of them (a slice's backing array) is
-    /// shown as `[N]T`, as the runtime records the element type.
-    fn type_name(&self, t: &Target, addr: u64, size: u64) -> Option<String> {
+    /// shown as `[N]T`, as the runtime records the element type. DWARF
+    /// first, else the descriptor's own name and size (stripped builds).
+    fn type_name<M: Memory>(&self, t: &Target, mem: &M, addr: u64, size: u64) -> Option<String> {
         if addr == 0 {
             return None;
         }
-        let d = t.bin.dwarf()?;
-        let r = d.type_by_runtime_addr(addr.wrapping_sub(t.bias))?;
-        let name = d.type_name(r).filter(|n| !n.is_empty())?;
-        match d.resolve(r).map(|ty| ty.size) {
+        let from_dwarf = t.bin.dwarf().and_then(|d| {
+            let r = d.type_by_runtime_addr(addr.wrapping_sub(t.bias))?;
+            let name = d.type_name(r).filter(|n| !n.is_empty())?;
+            Some((name, d.resolve(r).map(|ty| ty.size)))
+        });
+        let (name, es) = match from_dwarf {
+            Some(x) => x,
+            None => descriptor_name(t, mem, addr)?,
+        };
+        match es {
             Some(es) if es > 0 && size >= 2 * es => Some(format!("[{}]{name}", size / es)),
             _ => Some(name),
         }
     }
+}
+
+/// Name and size of the runtime type descriptor at `ty` (`abi.Type`,
+/// 1.19–1.27: Size_ at 0, TFlag at 20, Str at 40, a nameOff from
+/// moduledata.types; a name is a flag byte, a varint length and the bytes;
+/// TFlagExtraStar (2) means a leading '*' to drop).
+fn descriptor_name<M: Memory>(t: &Target, mem: &M, ty: u64) -> Option<(String, Option<u64>)> {
+    let mut hdr = [0u8; 48];
+    mem.read_exact(ty, &mut hdr).ok()?;
+    let size = u64::from_le_bytes(hdr[..8].try_into().ok()?);
+    let tflag = hdr[20];
+    let off = i32::from_le_bytes(hdr[40..44].try_into().ok()?);
+    let name = t
+        .rt(t.bin.moduledata.types)
+        .checked_add_signed(off.into())?;
+    let mut nb = [0u8; 11];
+    mem.read_exact(name, &mut nb).ok()?;
+    let (mut len, mut shift, mut i) = (0usize, 0u32, 1usize);
+    loop {
+        let b = *nb.get(i)?;
+        len |= usize::from(b & 0x7f) << shift;
+        i += 1;
+        if b & 0x80 == 0 {
+            break;
+        }
+        shift += 7;
+        if shift > 28 {
+            return None;
+        }
+    }
+    if len == 0 || len > 4096 {
+        return None;
+    }
+    let mut buf = vec![0u8; len];
+    mem.read_exact(name.wrapping_add(i as u64), &mut buf).ok()?;
+    let mut s = String::from_utf8_lossy(&buf).into_owned();
+    if tflag & 2 != 0 && s.starts_with('*') {
+        s.remove(0);
+    }
+    Some((s, Some(size)))
 }
 
 /// `gcControllerState.memoryLimitHeapGoal` (mgcpacer.go).
