@@ -121,20 +121,6 @@ pub fn header(g: &Goroutine, labels: bool) -> String {
     h
 }
 
-fn push_decimal(out: &mut String, mut v: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or("?"));
-}
-
 pub fn render_goroutine(out: &mut String, g: &Goroutine, opts: &DumpOptions, go_minor: u32) {
     render_goroutine_frames(out, g, &g.stack.frames, opts, go_minor)
 }
@@ -166,7 +152,7 @@ pub fn render_goroutine_frames(
         out.push_str(")\n\t");
         out.push_str(&f.file);
         out.push(':');
-        push_decimal(out, u64::from(f.line));
+        crate::report::push_decimal(out, u64::from(f.line));
         if let Some(off) = f.offset {
             out.push_str(" +");
             crate::report::push_hex(out, off);

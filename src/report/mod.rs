@@ -130,6 +130,21 @@ mod tests {
     }
 }
 
+/// `{v}` appended to `out` without the formatting machinery.
+pub fn push_decimal(out: &mut String, mut v: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or("?"));
+}
+
 /// `{v:#x}` appended to `out` without the formatting machinery (hot in
 /// dumps of 100k goroutines).
 pub fn push_hex(out: &mut String, v: u64) {
@@ -159,6 +174,9 @@ mod hex_tests {
             let mut s = String::new();
             super::push_hex(&mut s, v);
             assert_eq!(s, format!("{v:#x}"));
+            let mut d = String::new();
+            super::push_decimal(&mut d, v);
+            assert_eq!(d, v.to_string());
         }
     }
 }
