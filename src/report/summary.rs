@@ -112,12 +112,13 @@ pub fn build(s: &Session, m: &Model, all: bool) -> Summary {
     }
     // Start functions by start PC (except go-statement wrappers, whose
     // answer depends on the frames).
-    let mut starts: HashMap<u64, std::sync::Arc<str>> = HashMap::new();
+    // In parallel, each worker with its own cache.
+    use rayon::prelude::*;
     let goroutines: Vec<GLine> = m
         .goroutines
-        .iter()
+        .par_iter()
         .filter(|g| all || !g.system)
-        .map(|g| {
+        .map_init(HashMap::<u64, std::sync::Arc<str>>::new, |starts, g| {
             let loc = super::current_location(g);
             let start_function = match starts.get(&g.g.startpc) {
                 Some(s) => s.clone(),
