@@ -1418,53 +1418,13 @@ impl HeapTarget {
         });
         let (name, es) = match from_dwarf {
             Some(x) => x,
-            None => descriptor_name(t, mem, addr)?,
+            None => super::descriptor_name(t, mem, addr)?,
         };
         match es {
             Some(es) if es > 0 && size >= 2 * es => Some(format!("[{}]{name}", size / es)),
             _ => Some(name),
         }
     }
-}
-
-/// Name and size of the runtime type descriptor at `ty` (`abi.Type`,
-/// 1.19–1.27: Size_ at 0, TFlag at 20, Str at 40, a nameOff from
-/// moduledata.types; a name is a flag byte, a varint length and the bytes;
-/// TFlagExtraStar (2) means a leading '*' to drop).
-fn descriptor_name<M: Memory>(t: &Target, mem: &M, ty: u64) -> Option<(String, Option<u64>)> {
-    let mut hdr = [0u8; 48];
-    mem.read_exact(ty, &mut hdr).ok()?;
-    let size = u64::from_le_bytes(hdr[..8].try_into().ok()?);
-    let tflag = hdr[20];
-    let off = i32::from_le_bytes(hdr[40..44].try_into().ok()?);
-    let name = t
-        .rt(t.bin.moduledata.types)
-        .checked_add_signed(off.into())?;
-    let mut nb = [0u8; 11];
-    mem.read_exact(name, &mut nb).ok()?;
-    let (mut len, mut shift, mut i) = (0usize, 0u32, 1usize);
-    loop {
-        let b = *nb.get(i)?;
-        len |= usize::from(b & 0x7f) << shift;
-        i += 1;
-        if b & 0x80 == 0 {
-            break;
-        }
-        shift += 7;
-        if shift > 28 {
-            return None;
-        }
-    }
-    if len == 0 || len > 4096 {
-        return None;
-    }
-    let mut buf = vec![0u8; len];
-    mem.read_exact(name.wrapping_add(i as u64), &mut buf).ok()?;
-    let mut s = String::from_utf8_lossy(&buf).into_owned();
-    if tflag & 2 != 0 && s.starts_with('*') {
-        s.remove(0);
-    }
-    Some((s, Some(size)))
 }
 
 /// `gcControllerState.memoryLimitHeapGoal` (mgcpacer.go).

@@ -247,38 +247,9 @@ impl<M: Memory> Waits<'_, M> {
         self.descriptor_name(ty)
     }
 
-    /// abi.Type (1.19–1.27): tflag at 20, Str (a nameOff from
-    /// moduledata.types) at 40; a name is a flag byte, a varint length and
-    /// the bytes; TFlagExtraStar (2) means a leading '*' to drop.
+    /// The name in the runtime type descriptor at `ty`.
     fn descriptor_name(&self, ty: u64) -> Option<String> {
-        let hdr = self.mem.read_vec(ty, 48).ok()?;
-        let tflag = hdr[20];
-        let off = i32::from_le_bytes(hdr[40..44].try_into().ok()?);
-        let types = self.t.rt(self.t.bin.moduledata.types);
-        let name = types.checked_add_signed(off.into())?;
-        let nb = self.mem.read_vec(name, 11).ok()?;
-        let (mut len, mut shift, mut i) = (0usize, 0u32, 1usize);
-        loop {
-            let b = *nb.get(i)?;
-            len |= usize::from(b & 0x7f) << shift;
-            i += 1;
-            if b & 0x80 == 0 {
-                break;
-            }
-            shift += 7;
-            if shift > 28 {
-                return None;
-            }
-        }
-        if len > 4096 {
-            return None;
-        }
-        let s = self.mem.read_vec(name.wrapping_add(i as u64), len).ok()?;
-        let mut s = String::from_utf8_lossy(&s).into_owned();
-        if tflag & 2 != 0 && s.starts_with('*') {
-            s.remove(0);
-        }
-        Some(s)
+        super::descriptor_name(self.t, &self.mem, ty).map(|(name, _)| name)
     }
 
     /// What `g` waits on, if it is waiting on an object gospy can name.
