@@ -140,7 +140,23 @@ impl Binary {
 }
 
 /// A whole file as shared bytes (parsed structures and memory views
-/// share it; executables are tens of MB, so it is never copied again).
+/// share it). Read straight into its final allocation: executables are tens
+/// of MB, and `Arc::from(Vec)` would copy them once more.
 pub fn read_shared(path: &std::path::Path) -> std::io::Result<Arc<[u8]>> {
-    Ok(Arc::from(std::fs::read(path)?))
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let len = usize::try_from(f.metadata()?.len())
+        .map_err(|_| std::io::Error::other("file too large"))?;
+    // A trusted-length iterator: one allocation of exactly `len` bytes.
+    let mut data: Arc<[u8]> = std::iter::repeat(0u8).take(len).collect();
+    match Arc::get_mut(&mut data) {
+        Some(buf) => f.read_exact(buf)?,
+        None => return Ok(Arc::from(std::fs::read(path)?)),
+    }
+    // A file that grew while read is read again, whole.
+    let mut probe = [0u8; 1];
+    if f.read(&mut probe)? != 0 {
+        return Ok(Arc::from(std::fs::read(path)?));
+    }
+    Ok(data)
 }
