@@ -43,6 +43,73 @@ impl LayoutSource for Dwarf {
     }
 }
 
+/// Field lookups over one [`LayoutSource`] that note what is missing (the
+/// layout decoders report all missing fields at once).
+pub(crate) struct LayoutCtx<'a> {
+    pub d: &'a dyn LayoutSource,
+    pub missing: Vec<String>,
+}
+
+impl<'a> LayoutCtx<'a> {
+    pub fn new(d: &'a dyn LayoutSource) -> Self {
+        LayoutCtx {
+            d,
+            missing: Vec::new(),
+        }
+    }
+    /// Offset of `ty.path`; 0 (and noted) when missing.
+    pub fn off(&mut self, ty: &str, path: &str) -> u64 {
+        match self.d.offset_of(ty, path) {
+            Some(o) => o,
+            None => {
+                self.missing.push(format!("{ty}.{path}"));
+                0
+            }
+        }
+    }
+    /// Offset of `ty.path`, which may be absent.
+    pub fn opt(&self, ty: &str, path: &str) -> Option<u64> {
+        self.d.offset_of(ty, path)
+    }
+    /// Offset of the first of `paths` that exists (fields renamed across
+    /// versions).
+    pub fn first(&mut self, ty: &str, paths: &[&str]) -> u64 {
+        for p in paths {
+            if let Some(o) = self.d.offset_of(ty, p) {
+                return o;
+            }
+        }
+        self.missing.push(format!("{ty}.{}", paths.join("|")));
+        0
+    }
+    /// Size of `ty`; 0 (and noted) when unknown.
+    pub fn size(&mut self, ty: &str) -> u64 {
+        match self.d.size_of(ty) {
+            Some(s) => s,
+            None => {
+                self.missing.push(format!("sizeof({ty})"));
+                0
+            }
+        }
+    }
+    /// Offset and byte size of a field.
+    pub fn field(&mut self, ty: &str, path: &str) -> (u64, u64) {
+        let off = self.off(ty, path);
+        (off, self.d.field_size(ty, path).unwrap_or(0))
+    }
+    /// Offset and length of an array field with `elem_size`-byte elements.
+    pub fn array(&mut self, ty: &str, path: &str, elem_size: u64) -> (u64, usize) {
+        let off = self.off(ty, path);
+        match self.d.array_len(ty, path, elem_size) {
+            Some(n) => (off, n as usize),
+            None => {
+                self.missing.push(format!("{ty}.{path} (array length)"));
+                (off, 0)
+            }
+        }
+    }
+}
+
 /// The per-version tables, one version column selected.
 #[derive(Debug, Clone)]
 pub struct Tables {

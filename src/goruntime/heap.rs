@@ -21,7 +21,7 @@
 //! 1.25). `span.nelems` is always read, never derived, and no assumption is
 //! made about where the heap lives (randomised from Go 1.26).
 
-use super::fallback::{LayoutSource, Tables};
+use super::fallback::{LayoutCtx, LayoutSource, Tables};
 use super::{Runtime, Target};
 use crate::binary::dwarf::GoKind;
 use crate::binary::Binary;
@@ -136,50 +136,11 @@ pub struct HeapLayout {
     w_heap2: Option<u64>,
 }
 
-struct Ctx<'a> {
-    d: &'a dyn LayoutSource,
-    missing: Vec<String>,
-}
-
-impl Ctx<'_> {
-    fn off(&mut self, ty: &str, path: &str) -> u64 {
-        match self.d.offset_of(ty, path) {
-            Some(o) => o,
-            None => {
-                self.missing.push(format!("{ty}.{path}"));
-                0
-            }
-        }
-    }
-    fn opt(&self, ty: &str, path: &str) -> Option<u64> {
-        self.d.offset_of(ty, path)
-    }
+/// [`Loc`]s of heap fields.
+impl LayoutCtx<'_> {
     fn loc(&mut self, ty: &str, path: &str) -> Loc {
-        let off = self.off(ty, path);
-        Loc {
-            off,
-            size: self.d.field_size(ty, path).unwrap_or(0),
-        }
-    }
-    /// Offset and length of an array field with `elem_size`-byte elements.
-    fn array(&mut self, ty: &str, path: &str, elem_size: u64) -> (u64, usize) {
-        let off = self.off(ty, path);
-        match self.d.array_len(ty, path, elem_size) {
-            Some(n) => (off, n as usize),
-            None => {
-                self.missing.push(format!("{ty}.{path} (array length)"));
-                (off, 0)
-            }
-        }
-    }
-    fn size(&mut self, ty: &str) -> u64 {
-        match self.d.size_of(ty) {
-            Some(s) => s,
-            None => {
-                self.missing.push(format!("sizeof({ty})"));
-                0
-            }
-        }
+        let (off, size) = self.field(ty, path);
+        Loc { off, size }
     }
 }
 
@@ -197,10 +158,7 @@ impl HeapLayout {
 
     /// Layouts from one source (DWARF or tables), by field name.
     pub fn from_source(bin: &Binary, d: &dyn LayoutSource) -> Result<HeapLayout> {
-        let mut c = Ctx {
-            d,
-            missing: Vec::new(),
-        };
+        let mut c = LayoutCtx::new(d);
         const MS: &str = "runtime.mstats";
         const D: &str = "runtime.heapStatsDelta";
         const GC: &str = "runtime.gcControllerState";

@@ -1,7 +1,7 @@
 //! Offsets of the runtime structures gospy reads, taken from DWARF by field
 //! name. Fields that exist only in some Go versions are `Option`s.
 
-use super::fallback::{LayoutSource, Tables};
+use super::fallback::{LayoutCtx, LayoutSource, Tables};
 use crate::binary::Binary;
 use anyhow::{anyhow, Result};
 
@@ -87,44 +87,6 @@ pub struct Layout {
     pub sched: SchedLayout,
 }
 
-struct Ctx<'a> {
-    d: &'a dyn LayoutSource,
-    missing: Vec<String>,
-}
-
-impl Ctx<'_> {
-    fn off(&mut self, ty: &str, path: &str) -> u64 {
-        match self.d.offset_of(ty, path) {
-            Some(o) => o,
-            None => {
-                self.missing.push(format!("{ty}.{path}"));
-                0
-            }
-        }
-    }
-    fn opt(&self, ty: &str, path: &str) -> Option<u64> {
-        self.d.offset_of(ty, path)
-    }
-    fn first(&mut self, ty: &str, paths: &[&str]) -> u64 {
-        for p in paths {
-            if let Some(o) = self.d.offset_of(ty, p) {
-                return o;
-            }
-        }
-        self.missing.push(format!("{ty}.{}", paths.join("|")));
-        0
-    }
-    fn size(&mut self, ty: &str) -> u64 {
-        match self.d.size_of(ty) {
-            Some(s) => s,
-            None => {
-                self.missing.push(format!("sizeof({ty})"));
-                0
-            }
-        }
-    }
-}
-
 impl Layout {
     /// Layouts from DWARF when present, else from the per-version tables.
     pub fn from_binary(bin: &Binary) -> Result<Layout> {
@@ -142,10 +104,7 @@ impl Layout {
 
     /// Layouts from one source (DWARF or tables), by field name.
     pub fn from_source(bin: &Binary, d: &dyn LayoutSource) -> Result<Layout> {
-        let mut c = Ctx {
-            d,
-            missing: Vec::new(),
-        };
+        let mut c = LayoutCtx::new(d);
         let g = GLayout {
             size: c.size("runtime.g"),
             stack_lo: c.off("runtime.g", "stack.lo"),
