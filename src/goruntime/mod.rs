@@ -231,13 +231,15 @@ pub struct G {
     pub running_cleanups: bool,
 }
 
-fn le64(b: &[u8], off: u64) -> u64 {
+/// Little-endian u64 at `off` in `b`; 0 when out of range.
+pub(crate) fn le64(b: &[u8], off: u64) -> u64 {
     let o = off as usize;
     b.get(o..o.saturating_add(8))
         .map(|s| u64::from_le_bytes(s.try_into().unwrap()))
         .unwrap_or(0)
 }
-fn le32(b: &[u8], off: u64) -> u32 {
+/// Little-endian u32 at `off` in `b`; 0 when out of range.
+pub(crate) fn le32(b: &[u8], off: u64) -> u32 {
     let o = off as usize;
     b.get(o..o.saturating_add(4))
         .map(|s| u32::from_le_bytes(s.try_into().unwrap()))

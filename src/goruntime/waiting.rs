@@ -321,19 +321,7 @@ impl<M: Memory> Waits<'_, M> {
     }
 }
 
-fn le64(b: &[u8], off: u64) -> u64 {
-    let o = off as usize;
-    b.get(o..o.saturating_add(8))
-        .map(|s| u64::from_le_bytes(s.try_into().unwrap()))
-        .unwrap_or(0)
-}
-
-fn le32(b: &[u8], off: u64) -> u32 {
-    let o = off as usize;
-    b.get(o..o.saturating_add(4))
-        .map(|s| u32::from_le_bytes(s.try_into().unwrap()))
-        .unwrap_or(0)
-}
+use super::{le32, le64};
 
 /// A memory that records the ranges it could not serve (for capture: what to
 /// read in the next round).
