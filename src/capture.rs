@@ -73,6 +73,27 @@ pub struct CaptureStats {
     /// Opening the executable and decoding the runtime's layout from it
     /// (before the pause; DWARF is read lazily, only what is needed).
     pub binary_load: Duration,
+    /// The stacks read before the pause, and how many the pause kept.
+    pub precopy: Option<PreCopyStats>,
+}
+
+/// What the pre-copy read (before the pause) and what of it the pause kept.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct PreCopyStats {
+    /// gs whose key fields were read.
+    pub goroutines: usize,
+    /// Stacks read, and their bytes.
+    pub stacks: usize,
+    pub stack_bytes: u64,
+    /// Stacks kept by the pause (their goroutine had not run since).
+    pub kept: usize,
+    pub kept_bytes: u64,
+    #[serde(serialize_with = "ser_ns")]
+    pub elapsed: Duration,
+}
+
+fn ser_ns<S: serde::Serializer>(d: &Duration, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_nanos() as u64)
 }
 
 /// Memory being assembled during the pause: what was read so far, in
@@ -128,54 +149,346 @@ impl Pool {
 }
 
 /// Read `ranges` back to back into `out`, split over a few threads when
-/// there are many: with the destination pages already faulted in, the cost
-/// of a small remote range is the kernel's page-table walk and page pinning
-/// (cache misses), which overlap well across cores while the target is
-/// stopped.
+/// there is enough work: with the destination pages already faulted in,
+/// the cost of a remote range is the kernel's page-table walk and page
+/// pinning per range plus the copy per page, which overlap well across
+/// cores while the target is stopped. Large ranges (the g structs' spans)
+/// are cut into pieces so that both kinds of work divide evenly.
 fn read_parallel(pid: i32, ranges: &[(u64, usize)], out: &mut [u8]) -> Vec<MemResult<()>> {
-    const MIN_RANGES_PER_THREAD: usize = 4096;
+    /// Below this much work (in range-equivalents) one thread does it.
+    const MIN_COST_PER_THREAD: usize = 4096;
+    /// Pieces of large ranges, so that threads can share them.
+    const PIECE: usize = 256 << 10;
+    // A page costs about what a small range costs.
+    let cost = |len: usize| 1 + len / 4096;
+    let total_cost: usize = ranges.iter().map(|r| cost(r.1)).sum();
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
         .min(4)
-        .min(ranges.len() / MIN_RANGES_PER_THREAD)
+        .min(total_cost / MIN_COST_PER_THREAD)
         .max(1);
     let live = process::LiveMemory::new(pid);
     if threads == 1 {
         return live.read_ranges_into(ranges, out);
     }
-    // Cut into `threads` parts of about equal range counts (the per-range
-    // cost dominates), and cut `out` at the same places.
-    let per = ranges.len().div_ceil(threads);
-    type Part<'a> = (&'a [(u64, usize)], &'a mut [u8]);
+    // Pieces: (range index, address, length), laid out back to back in `out`
+    // in the same order as the ranges.
+    let mut pieces: Vec<(usize, u64, usize)> = Vec::with_capacity(ranges.len());
+    for (i, &(a, len)) in ranges.iter().enumerate() {
+        let mut off = 0usize;
+        loop {
+            let n = (len - off).min(PIECE);
+            pieces.push((i, a + off as u64, n));
+            off += n;
+            if off >= len {
+                break;
+            }
+        }
+    }
+    // Cut into `threads` parts of about equal cost, and cut `out` at the
+    // same places.
+    let per = total_cost.div_ceil(threads);
+    type Part<'a> = (Vec<(u64, usize)>, Vec<usize>, &'a mut [u8]);
     let mut parts: Vec<Part<'_>> = Vec::with_capacity(threads);
     let mut rest = out;
-    for chunk in ranges.chunks(per) {
-        let bytes: usize = chunk.iter().map(|r| r.1).sum();
-        let (head, tail) = rest.split_at_mut(bytes.min(rest.len()));
-        parts.push((chunk, head));
+    let mut i = 0;
+    while i < pieces.len() {
+        let (mut rs, mut idx, mut c, mut bytes) = (Vec::new(), Vec::new(), 0usize, 0usize);
+        while i < pieces.len() && (c < per || parts.len() + 1 == threads) {
+            let (ri, a, n) = pieces[i];
+            rs.push((a, n));
+            idx.push(ri);
+            c += cost(n);
+            bytes += n;
+            i += 1;
+        }
+        let take = bytes.min(rest.len());
+        let (head, tail) = std::mem::take(&mut rest).split_at_mut(take);
+        parts.push((rs, idx, head));
         rest = tail;
     }
-    std::thread::scope(|s| {
+    let piece_results: Vec<(Vec<usize>, Vec<MemResult<()>>)> = std::thread::scope(|s| {
         let handles: Vec<_> = parts
             .into_iter()
-            .map(|(rs, buf)| {
+            .map(|(rs, idx, buf)| {
                 let live = &live;
-                s.spawn(move || live.read_ranges_into(rs, buf))
+                s.spawn(move || {
+                    let r = live.read_ranges_into(&rs, buf);
+                    (idx, r)
+                })
             })
             .collect();
         handles
             .into_iter()
-            .flat_map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    vec![Err(MemError {
-                        addr: 0,
-                        len: 0,
-                        why: "reader thread failed",
-                    })]
-                })
-            })
+            .map(|h| h.join().unwrap_or_else(|_| (Vec::new(), Vec::new())))
             .collect()
+    });
+    // A range is read when all of its pieces are.
+    let mut results: Vec<MemResult<()>> = vec![
+        Err(MemError {
+            addr: 0,
+            len: 0,
+            why: "reader thread failed",
+        });
+        ranges.len()
+    ];
+    let mut ok = vec![0usize; ranges.len()];
+    let mut failed = vec![false; ranges.len()];
+    for (idx, res) in piece_results {
+        for (ri, r) in idx.into_iter().zip(res) {
+            match r {
+                Ok(()) => ok[ri] += 1,
+                Err(e) => {
+                    if !failed[ri] {
+                        results[ri] = Err(e);
+                    }
+                    failed[ri] = true;
+                }
+            }
+        }
+    }
+    let mut want = vec![0usize; ranges.len()];
+    for p in &pieces {
+        want[p.0] += 1;
+    }
+    for ri in 0..ranges.len() {
+        if !failed[ri] && ok[ri] == want[ri] {
+            results[ri] = Ok(());
+        }
+    }
+    results
+}
+
+/// The part of a g that says whether its goroutine ran: if all of it is
+/// the same at the pause as when the goroutine's stack was pre-copied (read
+/// while the target ran), the goroutine did not run in between and its
+/// stack is unchanged, so the pause need not read it again.
+///
+/// Why that holds (runtime/proc.go, mgcmark.go, chan.go, stack.go, Go 1.19
+/// to 1.27): a goroutine's stack changes only while it runs, when the GC
+/// moves it (new `stack` bounds and `sched.sp`), or when a channel
+/// operation writes a value into a parked receiver's frame and readies it
+/// (its status changes before it can run). `execute` and `exitsyscall`, the
+/// only ways back to running for a parked or queued goroutine, zero
+/// `waitsince`; only the GC sets it again, to its cycle's start time, once
+/// per cycle. So a goroutine whose `waitsince` was non-zero at pre-copy
+/// time and is the same at the pause has not run since: the key is exact.
+/// Goroutines with a zero `waitsince` (they ran after the last GC cycle)
+/// and coroutines (`coroswitch` runs them without `execute`) are read in
+/// the pause. `trackingSeq` (+1 each time the goroutine stops running) and
+/// the rest of the key are checked too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct GKey {
+    lo: u64,
+    hi: u64,
+    sp: u64,
+    pc: u64,
+    bp: u64,
+    syscallsp: u64,
+    syscallpc: u64,
+    status: u32,
+    goid: u64,
+    waitreason: u8,
+    seq: u8,
+    param: u64,
+    waitsince: u64,
+}
+
+/// Field offsets of [`GKey`] and the g prefix that holds them all.
+#[derive(Debug, Clone, Copy)]
+struct KeyLayout {
+    seq: u64,
+    param: u64,
+    prefix: usize,
+}
+
+impl KeyLayout {
+    fn new(l: &crate::goruntime::layout::GLayout) -> Option<KeyLayout> {
+        let seq = l.tracking_seq?;
+        let param = l.param?;
+        let prefix = [
+            l.stack_lo + 8,
+            l.stack_hi + 8,
+            l.sched_sp + 8,
+            l.sched_pc + 8,
+            l.sched_bp + 8,
+            l.syscallsp + 8,
+            l.syscallpc + 8,
+            l.atomicstatus + 4,
+            l.goid + 8,
+            l.waitsince + 8,
+            l.waitreason + 1,
+            seq + 1,
+            param + 8,
+        ]
+        .into_iter()
+        .max()?;
+        (prefix <= l.size).then_some(KeyLayout {
+            seq,
+            param,
+            prefix: prefix as usize,
+        })
+    }
+}
+
+impl GKey {
+    /// From the first `k.prefix` bytes (or more) of a g.
+    fn of(l: &crate::goruntime::layout::GLayout, k: &KeyLayout, b: &[u8]) -> GKey {
+        use crate::goruntime::{le32, le64};
+        GKey {
+            lo: le64(b, l.stack_lo),
+            hi: le64(b, l.stack_hi),
+            sp: le64(b, l.sched_sp),
+            pc: le64(b, l.sched_pc),
+            bp: le64(b, l.sched_bp),
+            syscallsp: le64(b, l.syscallsp),
+            syscallpc: le64(b, l.syscallpc),
+            status: le32(b, l.atomicstatus) & !crate::goruntime::G_SCAN,
+            goid: le64(b, l.goid),
+            waitreason: b.get(l.waitreason as usize).copied().unwrap_or(0),
+            seq: b.get(k.seq as usize).copied().unwrap_or(0),
+            param: le64(b, k.param),
+            waitsince: le64(b, l.waitsince),
+        }
+    }
+    /// Parked or queued since before the last GC cycle (see above), not a
+    /// coroutine, with a plausible stack: the goroutines whose stack only
+    /// changes through a change of this key.
+    fn precopyable(&self, coroutine: Option<u8>) -> bool {
+        matches!(
+            self.status,
+            crate::goruntime::G_WAITING | crate::goruntime::G_RUNNABLE
+        ) && self.waitsince != 0
+            && Some(self.waitreason) != coroutine
+            && self.hi > self.lo
+            && self.hi - self.lo <= MAX_STACK
+            && self.sp >= self.lo
+            && self.sp < self.hi
+    }
+    /// The goroutine did not run between the pre-copy (`self`, which is
+    /// [`precopyable`](Self::precopyable)) and `now`.
+    fn still(&self, now: &GKey) -> bool {
+        self == now
+    }
+    /// Start of the used stack (as the pause plans it for such a g).
+    fn stack_start(&self) -> u64 {
+        if self.syscallsp >= self.lo && self.syscallsp < self.hi {
+            self.sp.min(self.syscallsp)
+        } else {
+            self.sp
+        }
+    }
+}
+
+/// A stack read before the pause.
+struct PreStack {
+    g: u64,
+    key: GKey,
+    sp: u64,
+    data: Bytes,
+}
+
+/// Pre-copy: every parked goroutine's used stack, read while the target
+/// runs, with the g fields that show later whether it is still valid.
+struct PreCopy {
+    key: KeyLayout,
+    /// In allgs order (allgs only grows, so the pause's list starts the same).
+    stacks: Vec<Option<PreStack>>,
+    stack_bytes: u64,
+    /// Live goroutines whose stack was not pre-copied (running, in a
+    /// system call...): the pause reads theirs.
+    others: usize,
+}
+
+/// Read every g's key prefix, then the used stack of every parked one,
+/// while the target runs. None when the layout lacks the key's fields.
+fn precopy(
+    pid: i32,
+    target: &Target,
+    image: &crate::binary::elf::ImageMemory,
+    stats: &mut CaptureStats,
+) -> Option<PreCopy> {
+    let t0 = Instant::now();
+    let l = &target.layout.g;
+    let key = KeyLayout::new(l)?;
+    let coroutine = (0..=255u8).find(|&r| target.wait_reason_string(r) == "coroutine");
+    let live = process::LiveMemory::new(pid);
+    let mem = crate::memory::Layered {
+        first: &live,
+        second: image,
+    };
+    let gaddrs = Runtime::new(target, &mem).allg_addrs().ok()?;
+    stats.read_calls += 1;
+    let ranges: Vec<(u64, usize)> = gaddrs.iter().map(|&a| (a, key.prefix)).collect();
+    let mut buf = vec![0u8; ranges.len() * key.prefix];
+    let res = read_parallel(pid, &ranges, &mut buf);
+    stats.read_calls += ranges.len().div_ceil(1024);
+    let mut keys: Vec<Option<GKey>> = Vec::with_capacity(gaddrs.len());
+    let mut others = 0usize;
+    for (i, r) in res.iter().enumerate() {
+        if r.is_err() {
+            keys.push(None);
+            continue;
+        }
+        stats.bytes_read += key.prefix as u64;
+        let k = GKey::of(l, &key, &buf[i * key.prefix..(i + 1) * key.prefix]);
+        if k.precopyable(coroutine) {
+            keys.push(Some(k));
+        } else {
+            if !matches!(k.status, G_DEAD | crate::goruntime::G_IDLE) {
+                others += 1;
+            }
+            keys.push(None);
+        }
+    }
+    drop(buf);
+    let mut sranges: Vec<(u64, usize)> = Vec::with_capacity(keys.len());
+    for k in keys.iter().flatten() {
+        let sp = k.stack_start();
+        sranges.push((sp, (k.hi - sp) as usize));
+    }
+    let total: usize = sranges.iter().map(|r| r.1).sum();
+    let mut sbuf = BytesMut::zeroed(total);
+    let sres = read_parallel(pid, &sranges, &mut sbuf);
+    stats.read_calls += sranges.len().div_ceil(1024);
+    let sbuf = sbuf.freeze();
+    let mut stacks = Vec::with_capacity(keys.len());
+    let mut off = 0usize;
+    let mut sres = sres.into_iter();
+    let mut stack_bytes = 0u64;
+    for (i, k) in keys.into_iter().enumerate() {
+        let Some(k) = k else {
+            stacks.push(None);
+            continue;
+        };
+        let sp = k.stack_start();
+        let len = (k.hi - sp) as usize;
+        let ok = matches!(sres.next(), Some(Ok(())));
+        stacks.push(ok.then(|| PreStack {
+            g: gaddrs[i],
+            key: k,
+            sp,
+            data: sbuf.slice(off..off + len),
+        }));
+        if ok {
+            stack_bytes += len as u64;
+        }
+        off += len;
+    }
+    stats.bytes_read += stack_bytes;
+    stats.precopy = Some(PreCopyStats {
+        goroutines: gaddrs.len(),
+        stacks: stacks.iter().filter(|s| s.is_some()).count(),
+        stack_bytes,
+        elapsed: t0.elapsed(),
+        ..Default::default()
+    });
+    Some(PreCopy {
+        key,
+        stacks,
+        stack_bytes,
+        others,
     })
 }
 
@@ -458,10 +771,27 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
         ..Default::default()
     };
     let data_bytes: u64 = plan.iter().map(|p| p.1).sum();
-    let pool_bytes = if opts.non_blocking {
-        0
+    // Parked goroutines' stacks, read now while the target runs; the pause
+    // keeps those whose goroutine did not run since (see GKey).
+    let pre = if opts.non_blocking || opts.full {
+        None
     } else {
-        estimate_pause_bytes(pid, &target, &image, data_bytes)
+        precopy(pid, &target, &image, &mut stats)
+    };
+    let pool_bytes = match (&pre, opts.non_blocking) {
+        (_, true) => 0,
+        (Some(pre), false) => {
+            // The pause reads the data segments and every g; stacks only of
+            // goroutines that were running or ran since (guessed).
+            const SLACK: u64 = 8 << 20;
+            let est = data_bytes
+                + pre.stacks.len() as u64 * target.layout.g.size
+                + pre.others as u64 * 4096
+                + pre.stack_bytes / 8
+                + SLACK;
+            est.min(1 << 30) as usize
+        }
+        (None, false) => estimate_pause_bytes(pid, &target, &image, data_bytes),
     };
     let mut asm = Assembled {
         regions: Vec::new(),
@@ -627,7 +957,32 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
         let mut live = 0usize;
         let mut label_ptrs = Vec::new();
         plan.reserve(gaddrs.len());
-        for &a in &gaddrs {
+        let (mut kept, mut kept_bytes) = (0usize, 0u64);
+        let mut kept_regions: Vec<(u64, Bytes)> = Vec::new();
+        for (i, &a) in gaddrs.iter().enumerate() {
+            if let Some(pre) = pre.as_ref() {
+                // Keep the pre-copied stack when the goroutine did not run.
+                if let Some(ps) = pre.stacks.get(i).and_then(|p| p.as_ref()) {
+                    if ps.g == a {
+                        if let Some(b) = pm.bytes_at(a, pre.key.prefix) {
+                            let now = GKey::of(&target.layout.g, &pre.key, b);
+                            if ps.key.still(&now) && now.stack_start() == ps.sp {
+                                kept += 1;
+                                kept_bytes += ps.data.len() as u64;
+                                live += 1;
+                                kept_regions.push((ps.sp, ps.data.clone()));
+                                if let Some(b) = pm.bytes_at(a, target.layout.g.size as usize) {
+                                    let labels = crate::goruntime::le64(b, target.layout.g.labels);
+                                    if labels != 0 {
+                                        label_ptrs.push(labels);
+                                    }
+                                }
+                                continue;
+                            }
+                        }
+                    }
+                }
+            }
             let Ok(g) = rt.read_g(a) else { continue };
             if g.status == G_DEAD || g.is_dead() {
                 continue;
@@ -686,6 +1041,11 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
         }
         let extra = pm.extra.into_inner().unwrap_or_default();
         extra.into_iter().for_each(|r| asm.push(r));
+        asm.regions.extend(
+            kept_regions
+                .into_iter()
+                .map(|(a, d)| (a, d, RegionKind::Stack)),
+        );
         // Heap: the spans the mcaches cache, and the allspans span structs.
         plan.extend(crate::goruntime::heap::capture_plan(
             heap_t.as_ref(),
@@ -697,6 +1057,10 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
             2,
             max_spans,
         ));
+        if let Some(p) = stats.precopy.as_mut() {
+            p.kept = kept;
+            p.kept_bytes = kept_bytes;
+        }
         phase(&mut stats, "plan stacks and labels");
         read_round(pid, &mut plan, &mut asm, &mut stats, false);
         phase(&mut stats, "stacks");

@@ -28,6 +28,11 @@ pub struct GLayout {
     pub parent_goid: Option<u64>,
     pub waiting: u64,
     pub running_cleanups: Option<u64>,
+    /// `trackingSeq` (uint8, +1 each time the goroutine stops running) and
+    /// `param`: with the fields above, what tells capture's pre-copy that a
+    /// parked goroutine did not run in between (see `capture::GKey`).
+    pub tracking_seq: Option<u64>,
+    pub param: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -127,6 +132,8 @@ impl Layout {
             parent_goid: c.opt("runtime.g", "parentGoid"),
             waiting: c.off("runtime.g", "waiting"),
             running_cleanups: c.opt("runtime.g", "runningCleanups"),
+            tracking_seq: c.opt("runtime.g", "trackingSeq"),
+            param: c.opt("runtime.g", "param"),
         };
         let m = MLayout {
             size: c.size("runtime.m"),
