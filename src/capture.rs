@@ -381,6 +381,31 @@ impl GKey {
     }
 }
 
+/// What the pause's stack planning decided, per part of allgs.
+#[derive(Default)]
+struct StackPlan {
+    live: usize,
+    kept: usize,
+    kept_bytes: u64,
+    kept_regions: Vec<(u64, Bytes)>,
+    plan: Vec<(u64, u64, RegionKind)>,
+    labels: Vec<u64>,
+    before: Vec<(u64, crate::nonblocking::GState)>,
+}
+
+impl StackPlan {
+    fn merge(mut a: StackPlan, mut b: StackPlan) -> StackPlan {
+        a.live += b.live;
+        a.kept += b.kept;
+        a.kept_bytes += b.kept_bytes;
+        a.kept_regions.append(&mut b.kept_regions);
+        a.plan.append(&mut b.plan);
+        a.labels.append(&mut b.labels);
+        a.before.append(&mut b.before);
+        a
+    }
+}
+
 /// A stack read before the pause.
 struct PreStack {
     g: u64,
@@ -771,6 +796,21 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
         ..Default::default()
     };
     let data_bytes: u64 = plan.iter().map(|p| p.1).sum();
+    // Heap analysis layouts (mcaches, spans), decided before the pause.
+    let heap_t = match crate::goruntime::heap::HeapTarget::new(&target) {
+        Ok(h) => Some(h),
+        Err(e) => {
+            warnings.push(format!("heap statistics will be unavailable: {e}"));
+            None
+        }
+    };
+    let max_spans = opts
+        .max_spans
+        .unwrap_or(crate::goruntime::heap::DEFAULT_MAX_SPANS);
+
+    // Decoded before the pause: DWARF lookups are lazy.
+    let wait_layout = crate::goruntime::waiting::WaitLayout::new(&target);
+    // Last before the pause, so that few goroutines run in between.
     // Parked goroutines' stacks, read now while the target runs; the pause
     // keeps those whose goroutine did not run since (see GKey).
     let pre = if opts.non_blocking || opts.full {
@@ -824,20 +864,6 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
             }
         }
     }
-    // Heap analysis layouts (mcaches, spans), decided before the pause.
-    let heap_t = match crate::goruntime::heap::HeapTarget::new(&target) {
-        Ok(h) => Some(h),
-        Err(e) => {
-            warnings.push(format!("heap statistics will be unavailable: {e}"));
-            None
-        }
-    };
-    let max_spans = opts
-        .max_spans
-        .unwrap_or(crate::goruntime::heap::DEFAULT_MAX_SPANS);
-
-    // Decoded before the pause: DWARF lookups are lazy.
-    let wait_layout = crate::goruntime::waiting::WaitLayout::new(&target);
     // Start rayon's threads now, not inside the pause.
     let _ = rayon::current_num_threads();
     let t_pause = Instant::now();
@@ -954,45 +980,37 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
             extra: Mutex::new(Vec::new()),
         };
         let rt = Runtime::new(&target, &pm);
-        let mut live = 0usize;
-        let mut label_ptrs = Vec::new();
-        plan.reserve(gaddrs.len());
-        let (mut kept, mut kept_bytes) = (0usize, 0u64);
-        let mut kept_regions: Vec<(u64, Bytes)> = Vec::new();
-        for (i, &a) in gaddrs.iter().enumerate() {
-            if let Some(pre) = pre.as_ref() {
+        // Each g: its pre-copied stack kept, or its used stack planned. In
+        // parallel: at 100k goroutines this touches 45 MB of g structs.
+        let plan_one = |mut o: StackPlan, (i, &a): (usize, &u64)| -> StackPlan {
+            let gsize = target.layout.g.size as usize;
+            if let (Some(pre), Some(b)) = (pre.as_ref(), pm.bytes_at(a, gsize)) {
                 // Keep the pre-copied stack when the goroutine did not run.
                 if let Some(ps) = pre.stacks.get(i).and_then(|p| p.as_ref()) {
-                    if ps.g == a {
-                        if let Some(b) = pm.bytes_at(a, pre.key.prefix) {
-                            let now = GKey::of(&target.layout.g, &pre.key, b);
-                            if ps.key.still(&now) && now.stack_start() == ps.sp {
-                                kept += 1;
-                                kept_bytes += ps.data.len() as u64;
-                                live += 1;
-                                kept_regions.push((ps.sp, ps.data.clone()));
-                                if let Some(b) = pm.bytes_at(a, target.layout.g.size as usize) {
-                                    let labels = crate::goruntime::le64(b, target.layout.g.labels);
-                                    if labels != 0 {
-                                        label_ptrs.push(labels);
-                                    }
-                                }
-                                continue;
-                            }
+                    let now = GKey::of(&target.layout.g, &pre.key, b);
+                    if ps.g == a && ps.key.still(&now) && now.stack_start() == ps.sp {
+                        o.kept += 1;
+                        o.kept_bytes += ps.data.len() as u64;
+                        o.live += 1;
+                        o.kept_regions.push((ps.sp, ps.data.clone()));
+                        let labels = crate::goruntime::le64(b, target.layout.g.labels);
+                        if labels != 0 {
+                            o.labels.push(labels);
                         }
+                        return o;
                     }
                 }
             }
-            let Ok(g) = rt.read_g(a) else { continue };
+            let Ok(g) = rt.read_g(a) else { return o };
             if g.status == G_DEAD || g.is_dead() {
-                continue;
+                return o;
             }
-            live += 1;
+            o.live += 1;
             if opts.non_blocking {
-                before.push((a, crate::nonblocking::GState::of(&g)));
+                o.before.push((a, crate::nonblocking::GState::of(&g)));
             }
             if g.stack_hi <= g.stack_lo || g.stack_hi - g.stack_lo > MAX_STACK {
-                continue;
+                return o;
             }
             let mut sp = u64::MAX;
             for cand in [g.sched_sp, g.syscallsp] {
@@ -1013,12 +1031,30 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
                 }
             }
             if sp != u64::MAX {
-                plan.push((sp, g.stack_hi - sp, RegionKind::Stack));
+                o.plan.push((sp, g.stack_hi - sp, RegionKind::Stack));
             }
             if g.labels != 0 {
-                label_ptrs.push(g.labels);
+                o.labels.push(g.labels);
             }
-        }
+            o
+        };
+        let planned = {
+            use rayon::prelude::*;
+            gaddrs
+                .par_iter()
+                .enumerate()
+                .with_min_len(8192)
+                .fold(StackPlan::default, plan_one)
+                .reduce(StackPlan::default, StackPlan::merge)
+        };
+        let live = planned.live;
+        let mut label_ptrs = planned.labels;
+        label_ptrs.sort_unstable();
+        label_ptrs.dedup();
+        before = planned.before;
+        plan.extend(planned.plan);
+        let kept_regions = planned.kept_regions;
+        let (kept, kept_bytes) = (planned.kept, planned.kept_bytes);
         // System stacks of threads, from their sp to the g0 stack top.
         for m in &ms {
             let Some(r) = tid_regs.get(&m.procid) else {
@@ -1091,7 +1127,7 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
         let mut small = SparseMemory::default();
         // Bounded: past MAX_WAIT_GOROUTINES the sudog reads would dominate
         // the pause; the rest show no blocked-on object.
-        let mut wait_gs = gaddrs[..gaddrs.len().min(MAX_WAIT_GOROUTINES)].to_vec();
+        let wait_gs = &gaddrs[..gaddrs.len().min(MAX_WAIT_GOROUTINES)];
         if gaddrs.len() > MAX_WAIT_GOROUTINES && wait_layout.is_some() {
             warnings.push(format!(
                 "blocked-on objects captured for the first {MAX_WAIT_GOROUTINES} of {} goroutines only",
@@ -1099,23 +1135,24 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
             ));
         }
         if let Some(wl) = wait_layout.as_ref() {
-            let mut tried = std::collections::HashSet::new();
-            for _ in 0..MAX_WAIT_ROUNDS {
-                let view = crate::memory::Layered {
-                    first: &asm.sparse,
-                    second: crate::memory::Layered {
-                        first: &small,
-                        second: &image,
-                    },
+            // The index from round 3 (data, gs), then this walk's regions.
+            macro_rules! view {
+                () => {
+                    crate::memory::Layered {
+                        first: &asm.sparse,
+                        second: crate::memory::Layered {
+                            first: &small,
+                            second: &image,
+                        },
+                    }
                 };
-                let (want, again) =
-                    crate::goruntime::waiting::missing_ranges(&target, wl, &view, &wait_gs);
-                // Goroutines with nothing missing are done: the next round
-                // looks only at the others (the semaphore tree is global).
-                wait_gs = again;
+            }
+            let mut walk = crate::goruntime::waiting::WaitWalk::new(&target, wl, view!(), wait_gs);
+            for _ in 0..MAX_WAIT_ROUNDS {
+                let want = walk.step(view!());
                 plan.extend(
                     want.into_iter()
-                        .filter(|&r| r.1 <= 1 << 16 && tried.insert(r))
+                        .filter(|&r| r.1 <= 1 << 16)
                         .map(|(a, l)| (a, l, RegionKind::Other)),
                 );
                 if plan.is_empty() {

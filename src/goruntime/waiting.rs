@@ -18,7 +18,6 @@ use super::{Target, G, G_WAITING};
 use crate::memory::{MemResult, Memory};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
 
 /// Sudogs followed at most through one `g.waiting` list (select cases).
 const MAX_SELECT_CASES: usize = 65_536;
@@ -323,64 +322,147 @@ impl<M: Memory> Waits<'_, M> {
 
 use super::{le32, le64};
 
-/// A memory that records the ranges it could not serve (for capture: what to
-/// read in the next round).
-pub struct Recording<M: Memory> {
-    pub inner: M,
-    pub missed: Mutex<Vec<(u64, u64)>>,
+/// One object a capture must read to decode what goroutines wait on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WaitObj {
+    /// A sudog of a `g.waiting` list (follow `waitlink`, read `c`).
+    Listed(u64),
+    /// A sudog of the semaphore tree (follow `prev`, `next`, `waitlink`).
+    Tree(u64),
+    /// An hchan (nothing further).
+    Chan(u64),
 }
 
-impl<M: Memory> Memory for Recording<M> {
-    fn read_exact(&self, addr: u64, buf: &mut [u8]) -> MemResult<()> {
-        let r = self.inner.read_exact(addr, buf);
-        if r.is_err() {
-            if let Ok(mut m) = self.missed.lock() {
-                m.push((addr, buf.len() as u64));
+/// For capture: a breadth-first walk over what the goroutines wait on
+/// (sudogs, hchans, the semaphore tree), each object decoded once. Each
+/// [`step`](WaitWalk::step) expands what memory already holds and returns
+/// the ranges to read before the next; it returns none when done. This is
+/// the set of objects [`Waits::waiting_on`] and [`Waits::sema_waiters`]
+/// read, so analysis finds them all in the snapshot.
+pub struct WaitWalk<'a> {
+    l: &'a WaitLayout,
+    pending: Vec<WaitObj>,
+    seen: HashSet<u64>,
+    /// Ranges already asked for: asked again, they are unreadable.
+    asked: HashSet<u64>,
+    listed: usize,
+    tree: usize,
+    buf: Vec<u8>,
+}
+
+impl<'a> WaitWalk<'a> {
+    /// Start from the waiting goroutines among `gaddrs` and the semaphore
+    /// table's roots, read from `mem` (which holds the g structs and the
+    /// data segment).
+    pub fn new<M: Memory>(t: &Target, l: &'a WaitLayout, mem: M, gaddrs: &[u64]) -> WaitWalk<'a> {
+        let gl = &t.layout.g;
+        let mut w = WaitWalk {
+            l,
+            pending: Vec::new(),
+            seen: HashSet::new(),
+            asked: HashSet::new(),
+            listed: 0,
+            tree: 0,
+            buf: Vec::new(),
+        };
+        let mut gb = vec![0u8; gl.size as usize];
+        for &a in gaddrs {
+            let b = match mem.bytes_at(a, gb.len()) {
+                Some(b) => b,
+                None => {
+                    if mem.read_exact(a, &mut gb).is_err() {
+                        continue;
+                    }
+                    &gb[..]
+                }
+            };
+            if le32(b, gl.atomicstatus) & !super::G_SCAN != G_WAITING {
+                continue;
+            }
+            let s = le64(b, gl.waiting);
+            if s != 0 && w.seen.insert(s) {
+                w.pending.push(WaitObj::Listed(s));
             }
         }
-        r
+        if let Some((base, stride, treap)) = l.semtable {
+            for i in 0..SEM_TAB_SIZE {
+                if let Ok(p) = mem.ptr(
+                    base.wrapping_add(i.wrapping_mul(stride))
+                        .wrapping_add(treap),
+                ) {
+                    if p != 0 && w.seen.insert(p) {
+                        w.pending.push(WaitObj::Tree(p));
+                    }
+                }
+            }
+        }
+        w
     }
-}
 
-/// For capture: the ranges still missing from `mem` to decode what the
-/// goroutines at `gaddrs` wait on (sudogs, hchans, the semaphore tree), and
-/// the goroutines that still miss something (the only ones the next round
-/// needs to look at again). Call repeatedly, reading what it returns, until
-/// it returns no ranges.
-pub fn missing_ranges<M: Memory>(
-    t: &Target,
-    l: &WaitLayout,
-    mem: M,
-    gaddrs: &[u64],
-) -> (Vec<(u64, u64)>, Vec<u64>) {
-    let rec = Recording {
-        inner: mem,
-        missed: Mutex::new(Vec::new()),
-    };
-    let w = Waits {
-        t,
-        l,
-        mem: &rec,
-        names: false,
-    };
-    let sema = w.sema_waiters();
-    let rt = super::Runtime::new(t, &rec.inner);
-    let mut again = Vec::new();
-    let missed = |rec: &Recording<M>| rec.missed.lock().map(|m| m.len()).unwrap_or(0);
-    for &a in gaddrs {
-        let Ok(g) = rt.read_g(a) else { continue };
-        if g.status != G_WAITING {
-            continue;
+    /// Expand every pending object `mem` holds; return the ranges still
+    /// missing (sorted, each asked once). Empty: the walk is complete.
+    pub fn step<M: Memory>(&mut self, mem: M) -> Vec<(u64, u64)> {
+        let mut want = Vec::new();
+        let mut waiting = Vec::new();
+        // Objects expanded here may be in memory already: go on until all
+        // that is left is missing.
+        while !self.pending.is_empty() {
+            self.expand(&mem, &mut want, &mut waiting);
         }
-        let before = missed(&rec);
-        let reason = t.wait_reason_string(g.waitreason);
-        let _ = w.waiting_on(&g, Some(&reason), &sema);
-        if missed(&rec) > before {
-            again.push(a);
-        }
+        self.pending = waiting;
+        want.sort_unstable();
+        want
     }
-    let mut m = rec.missed.into_inner().unwrap_or_default();
-    m.sort_unstable();
-    m.dedup();
-    (m, again)
+
+    /// One pass over `pending`: missing objects go to `want` (once) and
+    /// `waiting`; what they point to becomes the new `pending`.
+    fn expand<M: Memory>(
+        &mut self,
+        mem: &M,
+        want: &mut Vec<(u64, u64)>,
+        waiting: &mut Vec<WaitObj>,
+    ) {
+        let l = self.l;
+        let mut next = Vec::new();
+        let pending = std::mem::take(&mut self.pending);
+        for obj in pending {
+            let (addr, size) = match obj {
+                WaitObj::Listed(a) | WaitObj::Tree(a) => (a, l.sudog_size),
+                WaitObj::Chan(a) => (a, l.hchan_size),
+            };
+            self.buf.resize(size as usize, 0);
+            if mem.read_exact(addr, &mut self.buf).is_err() {
+                if self.asked.insert(addr) {
+                    want.push((addr, size));
+                    waiting.push(obj);
+                }
+                continue;
+            }
+            let b = &self.buf;
+            match obj {
+                WaitObj::Listed(_) => {
+                    let c = le64(b, l.sg_c);
+                    if c != 0 && self.seen.insert(c) {
+                        next.push(WaitObj::Chan(c));
+                    }
+                    let w = le64(b, l.sg_waitlink);
+                    if w != 0 && self.listed < MAX_SELECT_CASES * 4 && self.seen.insert(w) {
+                        self.listed += 1;
+                        next.push(WaitObj::Listed(w));
+                    }
+                }
+                WaitObj::Tree(_) => {
+                    for o in [l.sg_prev, l.sg_next, l.sg_waitlink] {
+                        let p = le64(b, o);
+                        if p != 0 && self.tree < MAX_SEMA_NODES && self.seen.insert(p) {
+                            self.tree += 1;
+                            next.push(WaitObj::Tree(p));
+                        }
+                    }
+                }
+                WaitObj::Chan(_) => {}
+            }
+        }
+        self.pending = next;
+    }
 }
