@@ -387,7 +387,10 @@ struct StackPlan {
     live: usize,
     kept: usize,
     kept_bytes: u64,
-    kept_regions: Vec<(u64, Bytes)>,
+    /// Indices (in allgs) of the goroutines whose pre-copied stack is kept:
+    /// their regions are added after the resume (cloning 100k shared
+    /// buffers' handles is atomic traffic the pause need not wait for).
+    kept_idx: Vec<u32>,
     plan: Vec<(u64, u64, RegionKind)>,
     labels: Vec<u64>,
     before: Vec<(u64, crate::nonblocking::GState)>,
@@ -398,7 +401,7 @@ impl StackPlan {
         a.live += b.live;
         a.kept += b.kept;
         a.kept_bytes += b.kept_bytes;
-        a.kept_regions.append(&mut b.kept_regions);
+        a.kept_idx.append(&mut b.kept_idx);
         a.plan.append(&mut b.plan);
         a.labels.append(&mut b.labels);
         a.before.append(&mut b.before);
@@ -885,6 +888,8 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
         Some(g) => g.threads().to_vec(),
         None => crate::nonblocking::threads_without_regs(&proc_),
     };
+    // Goroutines (allgs indices) whose pre-copied stack the pause kept.
+    let mut kept_idx: Vec<u32> = Vec::new();
     // --non-blocking: each goroutine's g as read before its stack.
     let mut before: Vec<(u64, crate::nonblocking::GState)> = Vec::new();
 
@@ -992,7 +997,7 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
                         o.kept += 1;
                         o.kept_bytes += ps.data.len() as u64;
                         o.live += 1;
-                        o.kept_regions.push((ps.sp, ps.data.clone()));
+                        o.kept_idx.push(i as u32);
                         let labels = crate::goruntime::le64(b, target.layout.g.labels);
                         if labels != 0 {
                             o.labels.push(labels);
@@ -1053,7 +1058,7 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
         label_ptrs.dedup();
         before = planned.before;
         plan.extend(planned.plan);
-        let kept_regions = planned.kept_regions;
+        kept_idx = planned.kept_idx;
         let (kept, kept_bytes) = (planned.kept, planned.kept_bytes);
         // System stacks of threads, from their sp to the g0 stack top.
         for m in &ms {
@@ -1077,11 +1082,6 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
         }
         let extra = pm.extra.into_inner().unwrap_or_default();
         extra.into_iter().for_each(|r| asm.push(r));
-        asm.regions.extend(
-            kept_regions
-                .into_iter()
-                .map(|(a, d)| (a, d, RegionKind::Stack)),
-        );
         // Heap: the spans the mcaches cache, and the allspans span structs.
         plan.extend(crate::goruntime::heap::capture_plan(
             heap_t.as_ref(),
@@ -1200,6 +1200,14 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
         Ok(live)
     })();
     let pause = guard.map(|g| g.resume()).unwrap_or_default();
+    if let Some(pre) = pre.as_ref() {
+        for &i in &kept_idx {
+            if let Some(ps) = pre.stacks.get(i as usize).and_then(|p| p.as_ref()) {
+                asm.regions
+                    .push((ps.sp, ps.data.clone(), RegionKind::Stack));
+            }
+        }
+    }
     let live =
         result.with_context(|| format!("pid {pid}: capture failed (the target was resumed)"))?;
     stats.pause = pause;
