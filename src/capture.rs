@@ -282,6 +282,7 @@ fn read_parallel(pid: i32, ranges: &[(u64, usize)], out: &mut [u8]) -> Vec<MemRe
 struct GKey {
     lo: u64,
     hi: u64,
+    m: u64,
     sp: u64,
     pc: u64,
     bp: u64,
@@ -296,39 +297,58 @@ struct GKey {
 }
 
 /// Field offsets of [`GKey`] and the g prefix that holds them all.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct KeyLayout {
     seq: u64,
     param: u64,
+    /// Bytes of a g up to the last key field.
     prefix: usize,
+    /// The parts of that prefix holding key fields, `[start, end)`: the
+    /// pre-copy reads only these (it counts toward bytes read).
+    windows: Vec<(usize, usize)>,
 }
 
 impl KeyLayout {
     fn new(l: &crate::goruntime::layout::GLayout) -> Option<KeyLayout> {
+        /// Fields closer than this are read as one window.
+        const GAP: u64 = 24;
         let seq = l.tracking_seq?;
         let param = l.param?;
-        let prefix = [
-            l.stack_lo + 8,
-            l.stack_hi + 8,
-            l.sched_sp + 8,
-            l.sched_pc + 8,
-            l.sched_bp + 8,
-            l.syscallsp + 8,
-            l.syscallpc + 8,
-            l.atomicstatus + 4,
-            l.goid + 8,
-            l.waitsince + 8,
-            l.waitreason + 1,
-            seq + 1,
-            param + 8,
-        ]
-        .into_iter()
-        .max()?;
-        (prefix <= l.size).then_some(KeyLayout {
+        let mut fields = vec![
+            (l.stack_lo, 8),
+            (l.stack_hi, 8),
+            (l.m, 8),
+            (l.sched_sp, 8),
+            (l.sched_pc, 8),
+            (l.sched_bp, 8),
+            (l.syscallsp, 8),
+            (l.syscallpc, 8),
+            (l.atomicstatus, 4),
+            (l.goid, 8),
+            (l.waitsince, 8),
+            (l.waitreason, 1),
+            (seq, 1),
+            (param, 8),
+        ];
+        fields.sort_unstable();
+        let mut windows: Vec<(usize, usize)> = Vec::new();
+        for (o, n) in fields {
+            let (s, e) = (o as usize, (o + n) as usize);
+            match windows.last_mut() {
+                Some(w) if s < w.1 + GAP as usize => w.1 = w.1.max(e),
+                _ => windows.push((s, e)),
+            }
+        }
+        let prefix = windows.last()?.1;
+        (prefix as u64 <= l.size).then_some(KeyLayout {
             seq,
             param,
-            prefix: prefix as usize,
+            prefix,
+            windows,
         })
+    }
+    fn window_bytes(&self) -> usize {
+        self.windows.iter().map(|w| w.1 - w.0).sum()
     }
 }
 
@@ -339,6 +359,7 @@ impl GKey {
         GKey {
             lo: le64(b, l.stack_lo),
             hi: le64(b, l.stack_hi),
+            m: le64(b, l.m),
             sp: le64(b, l.sched_sp),
             pc: le64(b, l.sched_pc),
             bp: le64(b, l.sched_bp),
@@ -353,13 +374,16 @@ impl GKey {
         }
     }
     /// Parked or queued since before the last GC cycle (see above), not a
-    /// coroutine, with a plausible stack: the goroutines whose stack only
-    /// changes through a change of this key.
+    /// coroutine, on no M (a running goroutine marks itself waiting while
+    /// it works on the system stack: its `m` stays set), with a plausible
+    /// stack: the goroutines whose stack only changes through a change of
+    /// this key.
     fn precopyable(&self, coroutine: Option<u8>) -> bool {
         matches!(
             self.status,
             crate::goruntime::G_WAITING | crate::goruntime::G_RUNNABLE
         ) && self.waitsince != 0
+            && self.m == 0
             && Some(self.waitreason) != coroutine
             && self.hi > self.lo
             && self.hi - self.lo <= MAX_STACK
@@ -448,19 +472,33 @@ fn precopy(
     };
     let gaddrs = Runtime::new(target, &mem).allg_addrs().ok()?;
     stats.read_calls += 1;
-    let ranges: Vec<(u64, usize)> = gaddrs.iter().map(|&a| (a, key.prefix)).collect();
-    let mut buf = vec![0u8; ranges.len() * key.prefix];
-    let res = read_parallel(pid, &ranges, &mut buf);
+    // Only the key's windows of each g, back to back.
+    let wb = key.window_bytes();
+    let nw = key.windows.len();
+    let ranges: Vec<(u64, usize)> = gaddrs
+        .iter()
+        .flat_map(|&a| key.windows.iter().map(move |w| (a + w.0 as u64, w.1 - w.0)))
+        .collect();
+    let mut packed = vec![0u8; gaddrs.len() * wb];
+    let res = read_parallel(pid, &ranges, &mut packed);
     stats.read_calls += ranges.len().div_ceil(1024);
     let mut keys: Vec<Option<GKey>> = Vec::with_capacity(gaddrs.len());
     let mut others = 0usize;
-    for (i, r) in res.iter().enumerate() {
-        if r.is_err() {
+    let mut buf = vec![0u8; key.prefix];
+    for i in 0..gaddrs.len() {
+        if res[i * nw..(i + 1) * nw].iter().any(|r| r.is_err()) {
             keys.push(None);
             continue;
         }
-        stats.bytes_read += key.prefix as u64;
-        let k = GKey::of(l, &key, &buf[i * key.prefix..(i + 1) * key.prefix]);
+        stats.bytes_read += wb as u64;
+        // Lay the windows out at their offsets in the g.
+        let mut off = i * wb;
+        for w in &key.windows {
+            let n = w.1 - w.0;
+            buf[w.0..w.1].copy_from_slice(&packed[off..off + n]);
+            off += n;
+        }
+        let k = GKey::of(l, &key, &buf);
         if k.precopyable(coroutine) {
             keys.push(Some(k));
         } else {
@@ -470,7 +508,7 @@ fn precopy(
             keys.push(None);
         }
     }
-    drop(buf);
+    drop(packed);
     let mut sranges: Vec<(u64, usize)> = Vec::with_capacity(keys.len());
     for k in keys.iter().flatten() {
         let sp = k.stack_start();
