@@ -568,6 +568,7 @@ fn estimate_pause_bytes(
     target: &Target,
     image: &crate::binary::elf::ImageMemory,
     data_bytes: u64,
+    stats: &mut CaptureStats,
 ) -> usize {
     const SLACK: u64 = 8 << 20;
     let live = process::LiveMemory::new(pid);
@@ -580,6 +581,8 @@ fn estimate_pause_bytes(
     let ranges: Vec<(u64, usize)> = gaddrs.iter().map(|&a| (a, gsize as usize)).collect();
     let mut buf = vec![0u8; ranges.len() * gsize as usize];
     let res = live.read_ranges_into(&ranges, &mut buf);
+    stats.read_calls += ranges.len().div_ceil(1024);
+    stats.bytes_read += res.iter().filter(|r| r.is_ok()).count() as u64 * gsize;
     let mut stacks = 0u64;
     for (i, (&a, r)) in gaddrs.iter().zip(res).enumerate() {
         if r.is_err() {
@@ -872,7 +875,7 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
                 + SLACK;
             est.min(1 << 30) as usize
         }
-        (None, false) => estimate_pause_bytes(pid, &target, &image, data_bytes),
+        (None, false) => estimate_pause_bytes(pid, &target, &image, data_bytes, &mut stats),
     };
     let mut asm = Assembled {
         regions: Vec::new(),
