@@ -1117,10 +1117,6 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
                 }
             }
         }
-        // Labels: decoding them reads what they point to (recorded in `extra`).
-        for lp in label_ptrs {
-            let _ = crate::goruntime::labels::read_labels(&target, &rt.mem, lp);
-        }
         let extra = pm.extra.into_inner().unwrap_or_default();
         extra.into_iter().for_each(|r| asm.push(r));
         // Heap: the spans the mcaches cache, and the allspans span structs.
@@ -1141,6 +1137,40 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
         phase(&mut stats, "plan stacks and labels");
         read_round(pid, &mut plan, &mut asm, &mut stats, false);
         phase(&mut stats, "stacks");
+        // Labels: decode every distinct label set on what is read so far,
+        // and read what the decoding missed in one batch per level (map or
+        // slice, string headers, string bytes): a few reads in all, however
+        // many label sets.
+        if !label_ptrs.is_empty() {
+            let first = asm.regions.len();
+            let mut small = SparseMemory::default();
+            let mut walk = crate::goruntime::labels::LabelWalk::new(&target, &label_ptrs);
+            for _ in 0..MAX_WAIT_ROUNDS {
+                let want = walk.step(crate::memory::Layered {
+                    first: &asm.sparse,
+                    second: crate::memory::Layered {
+                        first: &small,
+                        second: &image,
+                    },
+                });
+                plan.extend(
+                    want.into_iter()
+                        .filter(|r| r.1 as usize <= crate::memory::MAX_READ)
+                        .map(|(a, l)| (a, l, RegionKind::Other)),
+                );
+                if plan.is_empty() {
+                    break;
+                }
+                read_round(pid, &mut plan, &mut asm, &mut stats, false);
+                small = SparseMemory::from_bytes(
+                    asm.regions[first..]
+                        .iter()
+                        .map(|(a, d, _)| (*a, d.clone()))
+                        .collect(),
+                );
+            }
+            phase(&mut stats, "labels");
+        }
         if opts.non_blocking {
             warnings.push(crate::nonblocking::NON_BLOCKING_NOTE.to_string());
             // Read every g again, after its stack: unchanged ones are stable.

@@ -215,3 +215,162 @@ fn hmap_slots<M: Memory>(
     }
     Ok(out)
 }
+
+/// One object a capture must read to decode label sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LabelObj {
+    /// `g.labels`: the label object (Go 1.24+: `{list ptr, len}`; before:
+    /// a pointer to the map header).
+    Set(u64),
+    /// Go 1.24+: `n` entries of `{key, value string}`.
+    List(u64, u64),
+    /// Before Go 1.24: the `map[string]string` header.
+    Hmap(u64),
+    /// A map bucket (8 entries and the overflow pointer).
+    Bucket(u64),
+    /// String bytes.
+    Str(u64, u64),
+}
+
+/// Size of a `map[string]string` bucket: tophash[8], keys, elems, overflow.
+const HMAP_BUCKET: u64 = 8 + 8 * 16 + 8 * 16 + 8;
+/// Objects visited at most by one walk.
+const MAX_WALK_OBJECTS: usize = 4_000_000;
+
+/// For capture: a breadth-first walk over every object the label sets at
+/// `ptrs` are made of, each decoded once, so that a program with tens of
+/// thousands of distinct label sets costs a few bulk reads (one per level)
+/// and little CPU while the target is stopped. It reads a superset of what
+/// [`read_labels`] reads, with the same bounds.
+pub struct LabelWalk {
+    modern: bool,
+    pending: Vec<LabelObj>,
+    seen: HashSet<u64>,
+    asked: HashSet<u64>,
+    buf: Vec<u8>,
+}
+
+impl LabelWalk {
+    pub fn new(t: &Target, ptrs: &[u64]) -> LabelWalk {
+        let mut seen = HashSet::new();
+        let pending = ptrs
+            .iter()
+            .filter(|&&p| p != 0 && seen.insert(p))
+            .map(|&p| LabelObj::Set(p))
+            .collect();
+        LabelWalk {
+            modern: t.bin.go_minor >= 24,
+            pending,
+            seen,
+            asked: HashSet::new(),
+            buf: Vec::new(),
+        }
+    }
+
+    /// Expand every pending object `mem` holds; return the ranges still
+    /// missing (sorted, each asked once). Empty: the walk is complete.
+    pub fn step<M: Memory>(&mut self, mem: M) -> Vec<(u64, u64)> {
+        let mut want = Vec::new();
+        let mut waiting = Vec::new();
+        while !self.pending.is_empty() {
+            let mut next = Vec::new();
+            for obj in std::mem::take(&mut self.pending) {
+                let (addr, len) = self.extent(obj);
+                if len == 0 {
+                    continue;
+                }
+                self.buf.resize(len as usize, 0);
+                if mem.read_exact(addr, &mut self.buf).is_err() {
+                    if self.asked.insert(addr) {
+                        want.push((addr, len));
+                        waiting.push(obj);
+                    }
+                    continue;
+                }
+                self.expand(obj, &mut next);
+            }
+            self.pending = next;
+        }
+        self.pending = waiting;
+        want.sort_unstable();
+        want
+    }
+
+    fn extent(&self, obj: LabelObj) -> (u64, u64) {
+        match obj {
+            LabelObj::Set(p) => (p, if self.modern { 16 } else { 8 }),
+            LabelObj::List(a, n) => (a, n * 32),
+            LabelObj::Hmap(h) => (h, 48),
+            LabelObj::Bucket(b) => (b, HMAP_BUCKET),
+            LabelObj::Str(p, n) => (p, n),
+        }
+    }
+
+    fn push(&mut self, next: &mut Vec<LabelObj>, obj: LabelObj) {
+        let addr = self.extent(obj).0;
+        if addr != 0 && self.seen.len() < MAX_WALK_OBJECTS && self.seen.insert(addr) {
+            next.push(obj);
+        }
+    }
+
+    /// Queue the string whose header is at `off` in the buffer.
+    fn string_at(&mut self, next: &mut Vec<LabelObj>, off: usize) {
+        let p = super::le64(&self.buf, off as u64);
+        let n = super::le64(&self.buf, off as u64 + 8).min(MAX_LABEL_LEN as u64);
+        if n > 0 {
+            self.push(next, LabelObj::Str(p, n));
+        }
+    }
+
+    fn expand(&mut self, obj: LabelObj, next: &mut Vec<LabelObj>) {
+        let le64 = |b: &[u8], o: u64| super::le64(b, o);
+        match obj {
+            LabelObj::Set(_) if self.modern => {
+                let (arr, n) = (le64(&self.buf, 0), le64(&self.buf, 8));
+                if n > 0 && n <= MAX_LABELS {
+                    self.push(next, LabelObj::List(arr, n));
+                }
+            }
+            LabelObj::Set(_) => {
+                let h = le64(&self.buf, 0);
+                self.push(next, LabelObj::Hmap(h));
+            }
+            LabelObj::List(_, n) => {
+                for i in 0..n as usize {
+                    self.string_at(next, i * 32);
+                    self.string_at(next, i * 32 + 16);
+                }
+            }
+            LabelObj::Hmap(_) => {
+                let count = le64(&self.buf, 0);
+                let b = self.buf[9] as u64;
+                if count > MAX_LABELS || b > 16 || (1u64 << b) > 2 * count + 8 {
+                    return;
+                }
+                let (buckets, old) = (le64(&self.buf, 16), le64(&self.buf, 24));
+                let mut bks = Vec::new();
+                if buckets != 0 {
+                    bks.extend((0..1u64 << b).map(|i| buckets.wrapping_add(i * HMAP_BUCKET)));
+                }
+                if old != 0 && b > 0 {
+                    bks.extend((0..1u64 << (b - 1)).map(|i| old.wrapping_add(i * HMAP_BUCKET)));
+                }
+                for bk in bks {
+                    self.push(next, LabelObj::Bucket(bk));
+                }
+            }
+            LabelObj::Bucket(_) => {
+                for slot in 0..8usize {
+                    if self.buf[slot] < 5 {
+                        continue;
+                    }
+                    self.string_at(next, 8 + slot * 16);
+                    self.string_at(next, 8 + 128 + slot * 16);
+                }
+                let overflow = le64(&self.buf, HMAP_BUCKET - 8);
+                self.push(next, LabelObj::Bucket(overflow));
+            }
+            LabelObj::Str(..) => {}
+        }
+    }
+}
