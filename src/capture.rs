@@ -726,6 +726,66 @@ impl Memory for PausedMem<'_> {
     }
 }
 
+/// A walk over objects that capture reads level by level (what blocked
+/// goroutines wait on, label sets): each step expands what memory holds and
+/// returns the ranges to read before the next.
+pub(crate) trait BulkWalk {
+    fn step<M: Memory>(&mut self, mem: M) -> Vec<(u64, u64)>;
+}
+
+impl BulkWalk for crate::goruntime::waiting::WaitWalk<'_> {
+    fn step<M: Memory>(&mut self, mem: M) -> Vec<(u64, u64)> {
+        crate::goruntime::waiting::WaitWalk::step(self, mem)
+    }
+}
+
+impl BulkWalk for crate::goruntime::labels::LabelWalk {
+    fn step<M: Memory>(&mut self, mem: M) -> Vec<(u64, u64)> {
+        crate::goruntime::labels::LabelWalk::step(self, mem)
+    }
+}
+
+/// Run `walk` to its end (or [`MAX_WAIT_ROUNDS`] reads): one bulk read per
+/// level, ranges longer than `max_len` skipped. It sees the index built by
+/// the last re-indexed round (data, gs), the executable's image and the
+/// regions it read itself (re-indexed alone each round).
+fn walk_rounds<W: BulkWalk>(
+    pid: i32,
+    walk: &mut W,
+    asm: &mut Assembled,
+    image: &crate::binary::elf::ImageMemory,
+    stats: &mut CaptureStats,
+    max_len: usize,
+) {
+    let first = asm.regions.len();
+    let mut small = SparseMemory::default();
+    let mut plan = Vec::new();
+    for _ in 0..MAX_WAIT_ROUNDS {
+        let want = walk.step(crate::memory::Layered {
+            first: &asm.sparse,
+            second: crate::memory::Layered {
+                first: &small,
+                second: image,
+            },
+        });
+        plan.extend(
+            want.into_iter()
+                .filter(|r| r.1 as usize <= max_len)
+                .map(|(a, l)| (a, l, RegionKind::Other)),
+        );
+        if plan.is_empty() {
+            break;
+        }
+        read_round(pid, &mut plan, asm, stats, false);
+        small = SparseMemory::from_bytes(
+            asm.regions[first..]
+                .iter()
+                .map(|(a, d, _)| (*a, d.clone()))
+                .collect(),
+        );
+    }
+}
+
 /// Load the executable for a live process: its own bytes through
 /// /proc/PID/exe, or `--bin` checked against them by build id.
 pub fn load_target_binary(
@@ -1137,38 +1197,18 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
         phase(&mut stats, "plan stacks and labels");
         read_round(pid, &mut plan, &mut asm, &mut stats, false);
         phase(&mut stats, "stacks");
-        // Labels: decode every distinct label set on what is read so far,
-        // and read what the decoding missed in one batch per level (map or
-        // slice, string headers, string bytes): a few reads in all, however
-        // many label sets.
+        // Labels: every object of every distinct label set, one bulk read
+        // per level (label object, list or map and buckets, strings).
         if !label_ptrs.is_empty() {
-            let first = asm.regions.len();
-            let mut small = SparseMemory::default();
             let mut walk = crate::goruntime::labels::LabelWalk::new(&target, &label_ptrs);
-            for _ in 0..MAX_WAIT_ROUNDS {
-                let want = walk.step(crate::memory::Layered {
-                    first: &asm.sparse,
-                    second: crate::memory::Layered {
-                        first: &small,
-                        second: &image,
-                    },
-                });
-                plan.extend(
-                    want.into_iter()
-                        .filter(|r| r.1 as usize <= crate::memory::MAX_READ)
-                        .map(|(a, l)| (a, l, RegionKind::Other)),
-                );
-                if plan.is_empty() {
-                    break;
-                }
-                read_round(pid, &mut plan, &mut asm, &mut stats, false);
-                small = SparseMemory::from_bytes(
-                    asm.regions[first..]
-                        .iter()
-                        .map(|(a, d, _)| (*a, d.clone()))
-                        .collect(),
-                );
-            }
+            walk_rounds(
+                pid,
+                &mut walk,
+                &mut asm,
+                &image,
+                &mut stats,
+                crate::memory::MAX_READ,
+            );
             phase(&mut stats, "labels");
         }
         if opts.non_blocking {
@@ -1191,11 +1231,7 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
             phase(&mut stats, "validate goroutines");
         }
         // Rounds 5+: what waiting goroutines are blocked on (sudogs, hchans,
-        // the semaphore tree), a few bulk rounds deep.
-        // The index from round 3 (data, gs) is all these rounds need besides
-        // their own regions, which alone are re-indexed each round.
-        let first_wait_region = asm.regions.len();
-        let mut small = SparseMemory::default();
+        // the semaphore tree), one bulk read per level.
         // Bounded: past MAX_WAIT_GOROUTINES the sudog reads would dominate
         // the pause; the rest show no blocked-on object.
         let wait_gs = &gaddrs[..gaddrs.len().min(MAX_WAIT_GOROUTINES)];
@@ -1206,37 +1242,12 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
             ));
         }
         if let Some(wl) = wait_layout.as_ref() {
-            // The index from round 3 (data, gs), then this walk's regions.
-            macro_rules! view {
-                () => {
-                    crate::memory::Layered {
-                        first: &asm.sparse,
-                        second: crate::memory::Layered {
-                            first: &small,
-                            second: &image,
-                        },
-                    }
-                };
-            }
-            let mut walk = crate::goruntime::waiting::WaitWalk::new(&target, wl, view!(), wait_gs);
-            for _ in 0..MAX_WAIT_ROUNDS {
-                let want = walk.step(view!());
-                plan.extend(
-                    want.into_iter()
-                        .filter(|&r| r.1 <= 1 << 16)
-                        .map(|(a, l)| (a, l, RegionKind::Other)),
-                );
-                if plan.is_empty() {
-                    break;
-                }
-                read_round(pid, &mut plan, &mut asm, &mut stats, false);
-                small = SparseMemory::from_bytes(
-                    asm.regions[first_wait_region..]
-                        .iter()
-                        .map(|(a, d, _)| (*a, d.clone()))
-                        .collect(),
-                );
-            }
+            let view = crate::memory::Layered {
+                first: &asm.sparse,
+                second: &image,
+            };
+            let mut walk = crate::goruntime::waiting::WaitWalk::new(&target, wl, view, wait_gs);
+            walk_rounds(pid, &mut walk, &mut asm, &image, &mut stats, 1 << 16);
         }
         phase(&mut stats, "blocked-on objects");
         // Then what globals point to, one read per level of the walk.
