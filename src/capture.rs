@@ -283,6 +283,7 @@ struct GKey {
     lo: u64,
     hi: u64,
     m: u64,
+    labels: u64,
     sp: u64,
     pc: u64,
     bp: u64,
@@ -329,6 +330,7 @@ impl KeyLayout {
             (l.waitreason, 1),
             (seq, 1),
             (param, 8),
+            (l.labels, 8),
         ];
         fields.sort_unstable();
         let mut windows: Vec<(usize, usize)> = Vec::new();
@@ -360,6 +362,7 @@ impl GKey {
             lo: le64(b, l.stack_lo),
             hi: le64(b, l.stack_hi),
             m: le64(b, l.m),
+            labels: le64(b, l.labels),
             sp: le64(b, l.sched_sp),
             pc: le64(b, l.sched_pc),
             bp: le64(b, l.sched_bp),
@@ -415,6 +418,8 @@ struct StackPlan {
     /// their regions are added after the resume (cloning 100k shared
     /// buffers' handles is atomic traffic the pause need not wait for).
     kept_idx: Vec<u32>,
+    /// Label sets of kept goroutines that were pre-copied whole.
+    kept_labels: Vec<u64>,
     plan: Vec<(u64, u64, RegionKind)>,
     labels: Vec<u64>,
     before: Vec<(u64, crate::nonblocking::GState)>,
@@ -426,6 +431,7 @@ impl StackPlan {
         a.kept += b.kept;
         a.kept_bytes += b.kept_bytes;
         a.kept_idx.append(&mut b.kept_idx);
+        a.kept_labels.append(&mut b.kept_labels);
         a.plan.append(&mut b.plan);
         a.labels.append(&mut b.labels);
         a.before.append(&mut b.before);
@@ -451,6 +457,12 @@ struct PreCopy {
     /// Live goroutines whose stack was not pre-copied (running, in a
     /// system call...): the pause reads theirs.
     others: usize,
+    /// The objects of the pre-copied goroutines' label sets, and for each
+    /// set read whole, the extents of its objects. A set whose goroutine is
+    /// kept by the pause was referenced by it throughout (label sets are
+    /// immutable), so its objects stand too.
+    label_mem: SparseMemory,
+    label_sets: HashMap<u64, Vec<(u64, u64)>>,
 }
 
 /// Read every g's key prefix, then the used stack of every parked one,
@@ -543,6 +555,52 @@ fn precopy(
         off += len;
     }
     stats.bytes_read += stack_bytes;
+    // The label sets of those goroutines, one bulk read per level.
+    let roots: Vec<u64> = stacks
+        .iter()
+        .flatten()
+        .map(|p| p.key.labels)
+        .filter(|&l| l != 0)
+        .collect();
+    let mut label_mem = SparseMemory::default();
+    let mut label_sets = HashMap::new();
+    if !roots.is_empty() {
+        let mut walk = crate::goruntime::labels::LabelWalk::new(target, &roots, true);
+        let mut regions: Vec<(u64, Bytes)> = Vec::new();
+        for _ in 0..MAX_WAIT_ROUNDS {
+            let want: Vec<(u64, usize)> = walk
+                .step(crate::memory::Layered {
+                    first: &label_mem,
+                    second: image,
+                })
+                .into_iter()
+                .filter(|r| r.1 as usize <= crate::memory::MAX_READ)
+                .map(|(a, l)| (a, l as usize))
+                .collect();
+            if want.is_empty() {
+                break;
+            }
+            let total: usize = want.iter().map(|r| r.1).sum();
+            let mut buf = BytesMut::zeroed(total);
+            let res = read_parallel(pid, &want, &mut buf);
+            stats.read_calls += want.len().div_ceil(1024);
+            let buf = buf.freeze();
+            let mut off = 0usize;
+            for (&(a, l), r) in want.iter().zip(res) {
+                if r.is_ok() {
+                    stats.bytes_read += l as u64;
+                    regions.push((a, buf.slice(off..off + l)));
+                }
+                off += l;
+            }
+            label_mem = SparseMemory::from_bytes(regions.clone());
+        }
+        label_sets = walk
+            .root_extents()
+            .into_iter()
+            .map(|(r, e)| (r, e.to_vec()))
+            .collect();
+    }
     stats.precopy = Some(PreCopyStats {
         goroutines: gaddrs.len(),
         stacks: stacks.iter().filter(|s| s.is_some()).count(),
@@ -555,6 +613,8 @@ fn precopy(
         stacks,
         stack_bytes,
         others,
+        label_mem,
+        label_sets,
     })
 }
 
@@ -989,8 +1049,10 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
         Some(g) => g.threads().to_vec(),
         None => crate::nonblocking::threads_without_regs(&proc_),
     };
-    // Goroutines (allgs indices) whose pre-copied stack the pause kept.
+    // Goroutines (allgs indices) whose pre-copied stack the pause kept, and
+    // the pre-copied label sets they hold.
     let mut kept_idx: Vec<u32> = Vec::new();
+    let mut kept_labels: Vec<u64> = Vec::new();
     // --non-blocking: each goroutine's g as read before its stack.
     let mut before: Vec<(u64, crate::nonblocking::GState)> = Vec::new();
 
@@ -1099,9 +1161,12 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
                         o.kept_bytes += ps.data.len() as u64;
                         o.live += 1;
                         o.kept_idx.push(i as u32);
-                        let labels = crate::goruntime::le64(b, target.layout.g.labels);
-                        if labels != 0 {
-                            o.labels.push(labels);
+                        if now.labels != 0 {
+                            if pre.label_sets.contains_key(&now.labels) {
+                                o.kept_labels.push(now.labels);
+                            } else {
+                                o.labels.push(now.labels);
+                            }
                         }
                         return o;
                     }
@@ -1160,6 +1225,7 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
         before = planned.before;
         plan.extend(planned.plan);
         kept_idx = planned.kept_idx;
+        kept_labels = planned.kept_labels;
         let (kept, kept_bytes) = (planned.kept, planned.kept_bytes);
         // System stacks of threads, from their sp to the g0 stack top.
         for m in &ms {
@@ -1200,7 +1266,7 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
         // Labels: every object of every distinct label set, one bulk read
         // per level (label object, list or map and buckets, strings).
         if !label_ptrs.is_empty() {
-            let mut walk = crate::goruntime::labels::LabelWalk::new(&target, &label_ptrs);
+            let mut walk = crate::goruntime::labels::LabelWalk::new(&target, &label_ptrs, false);
             walk_rounds(
                 pid,
                 &mut walk,
@@ -1287,6 +1353,18 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
             if let Some(ps) = pre.stacks.get(i as usize).and_then(|p| p.as_ref()) {
                 asm.regions
                     .push((ps.sp, ps.data.clone(), RegionKind::Stack));
+            }
+        }
+        kept_labels.sort_unstable();
+        kept_labels.dedup();
+        let mut done = std::collections::HashSet::new();
+        for set in &kept_labels {
+            for &(a, l) in pre.label_sets.get(set).map(|v| &v[..]).unwrap_or(&[]) {
+                if done.insert(a) {
+                    if let Some(d) = pre.label_mem.slice(a, l as usize) {
+                        asm.regions.push((a, d, RegionKind::Other));
+                    }
+                }
             }
         }
     }

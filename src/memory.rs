@@ -127,6 +127,10 @@ pub struct SparseMemory {
     /// Shared, cheaply sliced bytes: many ranges may point into one buffer
     /// (a capture round, a decompressed snapshot chunk) without copies.
     ranges: Vec<(u64, Bytes)>,
+    /// `max_end[i]`: the highest end of `ranges[..=i]`, so that a lookup
+    /// knows when no earlier (longer) range can hold an address, however
+    /// many shorter ranges start inside one.
+    max_end: Vec<u64>,
     /// Address ranges `[start, end)` lost with damaged snapshot chunks: a
     /// failed read there says so.
     damaged: Vec<(u64, u64)>,
@@ -147,8 +151,17 @@ impl SparseMemory {
     pub fn from_bytes(mut ranges: Vec<(u64, Bytes)>) -> Self {
         ranges.retain(|(_, d)| !d.is_empty());
         ranges.sort_by_key(|(a, d)| (*a, d.len()));
+        let mut hi = 0u64;
+        let max_end = ranges
+            .iter()
+            .map(|(a, d)| {
+                hi = hi.max(a.saturating_add(d.len() as u64));
+                hi
+            })
+            .collect();
         SparseMemory {
             ranges,
+            max_end,
             damaged: Vec::new(),
         }
     }
@@ -165,13 +178,27 @@ impl SparseMemory {
     }
     /// Index of the last range starting at or below `addr` that contains it.
     fn find(&self, addr: u64) -> Option<usize> {
-        let idx = self.ranges.partition_point(|(a, _)| *a <= addr);
-        // Look back a little: an earlier, longer range may still contain addr.
-        let lo = idx.saturating_sub(8);
-        (lo..idx).rev().find(|&i| {
+        let mut i = self.ranges.partition_point(|(a, _)| *a <= addr);
+        // Walk back while an earlier range may still reach addr (a long
+        // range with shorter ones starting inside it).
+        while i > 0 {
+            i -= 1;
             let (a, d) = &self.ranges[i];
-            addr < a.saturating_add(d.len() as u64)
-        })
+            if addr < a.saturating_add(d.len() as u64) {
+                return Some(i);
+            }
+            if self.max_end[i] <= addr {
+                return None;
+            }
+        }
+        None
+    }
+    /// The `len` bytes at `addr` as a shared slice, when one range holds them.
+    pub fn slice(&self, addr: u64, len: usize) -> Option<Bytes> {
+        let (a, d) = &self.ranges[self.find(addr)?];
+        let off = (addr - a) as usize;
+        let end = off.checked_add(len)?;
+        (end <= d.len()).then(|| d.slice(off..end))
     }
     pub fn contains(&self, addr: u64, len: usize) -> bool {
         let mut tmp = vec![0u8; len.min(1 << 20)];
@@ -237,6 +264,27 @@ impl<A: Memory, B: Memory> Memory for Layered<A, B> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[test]
+    fn sparse_finds_a_long_range_behind_many_short_ones() {
+        // A long range with more than a few short ranges starting inside it
+        // (a merged read, then objects read on their own): every address of
+        // the long range stays readable, the short ones win where they are.
+        let mut ranges = vec![(0x1000, Arc::from(vec![7u8; 0x1000]))];
+        for i in 0..32u64 {
+            ranges.push((0x1010 + i * 16, Arc::from(vec![i as u8; 4])));
+        }
+        let m = SparseMemory::new(ranges);
+        let mut b = [0u8; 4];
+        m.read_exact(0x1010 + 31 * 16 + 8, &mut b).unwrap();
+        assert_eq!(b, [7; 4]);
+        m.read_exact(0x1010 + 5 * 16, &mut b).unwrap();
+        assert_eq!(b, [5; 4]);
+        m.read_exact(0x1ffc, &mut b).unwrap();
+        assert_eq!(b, [7; 4]);
+        assert!(m.read_exact(0x2000, &mut b).is_err());
+        assert!(m.read_exact(0xff0, &mut b).is_err());
+    }
+
     #[test]
     fn sparse_reads_span_adjacent_ranges() {
         let m = SparseMemory::new(vec![

@@ -4,8 +4,9 @@
 //! main.parkA, blocked on chA, and main.parkB, blocked on chB, same stack
 //! pointer either way, tens of thousands of times per second, the GC
 //! cycling constantly): in every capture each flipper's frames agree with
-//! the channel its g, read in the pause, says it waits on; and over the
-//! captures, pre-copied stacks were both kept and thrown away.
+//! the channel its g, read in the pause, says it waits on, and carries its
+//! own pprof label set (pre-copied with its stack, or read in the pause);
+//! and over the captures, pre-copied stacks were both kept and thrown away.
 //!
 //! The oracle is the program's own channels (meta.json has their addresses
 //! as `%p` prints them). A rule that kept stacks by stack pointer and status
@@ -32,6 +33,7 @@ fn flip(version: &str) {
     let snap = work.path().join("flip.gss");
     let pid = fx.pid.to_string();
     let (mut kept, mut dropped, mut checked) = (0u64, 0u64, 0usize);
+    let mut labelled = std::collections::HashSet::new();
     for run in 0..RUNS {
         let out = gospy_ok([
             "capture".as_ref(),
@@ -65,6 +67,17 @@ fn flip(version: &str) {
                 .iter()
                 .map(|f| f["function"].as_str().unwrap())
                 .collect();
+            if fs.contains(&"main.flipper") {
+                // Its own label set, whether pre-copied or read in the pause.
+                let l = g["labels"]["flipper"].as_str().unwrap_or_else(|| {
+                    panic!("run {run}: flipper {} without its labels: {g}", g["id"])
+                });
+                let n: usize = l.parse().unwrap();
+                assert!(
+                    n < 1000 && labelled.insert((run, n)),
+                    "run {run}: label {l} twice or out of range"
+                );
+            }
             let want = if fs.contains(&"main.parkA") {
                 cha
             } else if fs.contains(&"main.parkB") {

@@ -242,52 +242,108 @@ const MAX_WALK_OBJECTS: usize = 4_000_000;
 /// thousands of distinct label sets costs a few bulk reads (one per level)
 /// and little CPU while the target is stopped. It reads a superset of what
 /// [`read_labels`] reads, with the same bounds.
+/// What one label set is made of: its objects' `(addr, len)`, and whether
+/// all of them could be read.
+type RootExtents = (Vec<(u64, u64)>, bool);
+
 pub struct LabelWalk {
     modern: bool,
-    pending: Vec<LabelObj>,
-    seen: HashSet<u64>,
-    asked: HashSet<u64>,
+    /// The distinct label sets walked.
+    roots: Vec<u64>,
+    /// Objects to expand, with the root (index) they were reached from
+    /// (always 0 unless tracking).
+    pending: Vec<(u32, LabelObj)>,
+    seen: HashSet<(u32, u64)>,
+    /// Address → the step it was asked for in.
+    asked: std::collections::HashMap<u64, u32>,
+    steps: u32,
+    /// When tracking: per root, the extents of every object it is made of
+    /// and whether all of them could be read.
+    extents: Option<Vec<RootExtents>>,
     buf: Vec<u8>,
 }
 
 impl LabelWalk {
-    pub fn new(t: &Target, ptrs: &[u64]) -> LabelWalk {
-        let mut seen = HashSet::new();
-        let pending = ptrs
+    /// A walk over the label sets at `ptrs` (zeros and repeats ignored).
+    /// With `track`, objects are followed per root and
+    /// [`root_extents`](Self::root_extents) tells what each set is made of
+    /// (shared objects then count for every set that reaches them).
+    pub fn new(t: &Target, ptrs: &[u64], track: bool) -> LabelWalk {
+        let mut uniq = HashSet::new();
+        let roots: Vec<u64> = ptrs
             .iter()
-            .filter(|&&p| p != 0 && seen.insert(p))
-            .map(|&p| LabelObj::Set(p))
+            .copied()
+            .filter(|&p| p != 0 && uniq.insert(p))
             .collect();
+        let root_of = |i: usize| if track { i as u32 } else { 0 };
+        let pending: Vec<(u32, LabelObj)> = roots
+            .iter()
+            .enumerate()
+            .map(|(i, &p)| (root_of(i), LabelObj::Set(p)))
+            .collect();
+        let seen = pending.iter().map(|&(r, o)| (r, obj_addr(o))).collect();
         LabelWalk {
             modern: t.bin.go_minor >= 24,
+            extents: track.then(|| vec![(Vec::new(), true); roots.len()]),
+            roots,
             pending,
             seen,
-            asked: HashSet::new(),
+            asked: std::collections::HashMap::new(),
+            steps: 0,
             buf: Vec::new(),
         }
+    }
+
+    /// With tracking: each label set whose objects could all be read, and
+    /// the `(addr, len)` of those objects.
+    pub fn root_extents(&self) -> Vec<(u64, &[(u64, u64)])> {
+        let Some(ext) = &self.extents else {
+            return Vec::new();
+        };
+        self.roots
+            .iter()
+            .zip(ext)
+            .filter(|(_, (_, complete))| *complete)
+            .map(|(&r, (e, _))| (r, &e[..]))
+            .collect()
     }
 
     /// Expand every pending object `mem` holds; return the ranges still
     /// missing (sorted, each asked once). Empty: the walk is complete.
     pub fn step<M: Memory>(&mut self, mem: M) -> Vec<(u64, u64)> {
+        self.steps += 1;
         let mut want = Vec::new();
         let mut waiting = Vec::new();
         while !self.pending.is_empty() {
             let mut next = Vec::new();
-            for obj in std::mem::take(&mut self.pending) {
+            for (root, obj) in std::mem::take(&mut self.pending) {
                 let (addr, len) = self.extent(obj);
                 if len == 0 {
                     continue;
                 }
                 self.buf.resize(len as usize, 0);
                 if mem.read_exact(addr, &mut self.buf).is_err() {
-                    if self.asked.insert(addr) {
-                        want.push((addr, len));
-                        waiting.push(obj);
+                    match self.asked.get(&addr) {
+                        None => {
+                            self.asked.insert(addr, self.steps);
+                            want.push((addr, len));
+                            waiting.push((root, obj));
+                        }
+                        // Asked in this step by another root: read next.
+                        Some(&s) if s == self.steps => waiting.push((root, obj)),
+                        // Asked before and still missing: unreadable.
+                        Some(_) => {
+                            if let Some(e) = self.extents.as_mut() {
+                                e[root as usize].1 = false;
+                            }
+                        }
                     }
                     continue;
                 }
-                self.expand(obj, &mut next);
+                if let Some(e) = self.extents.as_mut() {
+                    e[root as usize].0.push((addr, len));
+                }
+                self.expand(root, obj, &mut next);
             }
             self.pending = next;
         }
@@ -306,39 +362,39 @@ impl LabelWalk {
         }
     }
 
-    fn push(&mut self, next: &mut Vec<LabelObj>, obj: LabelObj) {
-        let addr = self.extent(obj).0;
-        if addr != 0 && self.seen.len() < MAX_WALK_OBJECTS && self.seen.insert(addr) {
-            next.push(obj);
+    fn push(&mut self, next: &mut Vec<(u32, LabelObj)>, root: u32, obj: LabelObj) {
+        let addr = obj_addr(obj);
+        if addr != 0 && self.seen.len() < MAX_WALK_OBJECTS && self.seen.insert((root, addr)) {
+            next.push((root, obj));
         }
     }
 
     /// Queue the string whose header is at `off` in the buffer.
-    fn string_at(&mut self, next: &mut Vec<LabelObj>, off: usize) {
+    fn string_at(&mut self, next: &mut Vec<(u32, LabelObj)>, root: u32, off: usize) {
         let p = super::le64(&self.buf, off as u64);
         let n = super::le64(&self.buf, off as u64 + 8).min(MAX_LABEL_LEN as u64);
         if n > 0 {
-            self.push(next, LabelObj::Str(p, n));
+            self.push(next, root, LabelObj::Str(p, n));
         }
     }
 
-    fn expand(&mut self, obj: LabelObj, next: &mut Vec<LabelObj>) {
+    fn expand(&mut self, root: u32, obj: LabelObj, next: &mut Vec<(u32, LabelObj)>) {
         let le64 = |b: &[u8], o: u64| super::le64(b, o);
         match obj {
             LabelObj::Set(_) if self.modern => {
                 let (arr, n) = (le64(&self.buf, 0), le64(&self.buf, 8));
                 if n > 0 && n <= MAX_LABELS {
-                    self.push(next, LabelObj::List(arr, n));
+                    self.push(next, root, LabelObj::List(arr, n));
                 }
             }
             LabelObj::Set(_) => {
                 let h = le64(&self.buf, 0);
-                self.push(next, LabelObj::Hmap(h));
+                self.push(next, root, LabelObj::Hmap(h));
             }
             LabelObj::List(_, n) => {
                 for i in 0..n as usize {
-                    self.string_at(next, i * 32);
-                    self.string_at(next, i * 32 + 16);
+                    self.string_at(next, root, i * 32);
+                    self.string_at(next, root, i * 32 + 16);
                 }
             }
             LabelObj::Hmap(_) => {
@@ -356,7 +412,7 @@ impl LabelWalk {
                     bks.extend((0..1u64 << (b - 1)).map(|i| old.wrapping_add(i * HMAP_BUCKET)));
                 }
                 for bk in bks {
-                    self.push(next, LabelObj::Bucket(bk));
+                    self.push(next, root, LabelObj::Bucket(bk));
                 }
             }
             LabelObj::Bucket(_) => {
@@ -364,13 +420,23 @@ impl LabelWalk {
                     if self.buf[slot] < 5 {
                         continue;
                     }
-                    self.string_at(next, 8 + slot * 16);
-                    self.string_at(next, 8 + 128 + slot * 16);
+                    self.string_at(next, root, 8 + slot * 16);
+                    self.string_at(next, root, 8 + 128 + slot * 16);
                 }
                 let overflow = le64(&self.buf, HMAP_BUCKET - 8);
-                self.push(next, LabelObj::Bucket(overflow));
+                self.push(next, root, LabelObj::Bucket(overflow));
             }
             LabelObj::Str(..) => {}
         }
+    }
+}
+
+fn obj_addr(obj: LabelObj) -> u64 {
+    match obj {
+        LabelObj::Set(a)
+        | LabelObj::List(a, _)
+        | LabelObj::Hmap(a)
+        | LabelObj::Bucket(a)
+        | LabelObj::Str(a, _) => a,
     }
 }
