@@ -47,8 +47,11 @@ pub enum Command {
     /// Pause a Go process for milliseconds and write a .gss snapshot
     #[command(
         after_help = "The target is stopped with PTRACE_SEIZE + PTRACE_INTERRUPT (never SIGSTOP) only while\n\
-memory is read; it resumes on every path, including errors and Ctrl-C. Needs the same user as\n\
-the target (or root / CAP_SYS_PTRACE) and kernel.yama.ptrace_scope <= 1 for non-children.\n\
+memory is read; it resumes on every path, including errors and Ctrl-C. Stacks of goroutines\n\
+parked since before the last GC cycle are copied before the pause and kept only if the\n\
+goroutine provably did not run since, so the pause mostly reads the g structs (about 20 ms\n\
+for 100k goroutines). Needs the same user as the target (or root / CAP_SYS_PTRACE) and\n\
+kernel.yama.ptrace_scope <= 1 for non-children.\n\
 The snapshot contains process memory (stacks, runtime data): it is created with mode 0600.\n\n\
 Examples:\n  \
 gospy capture --pid 1234 -o app.gss\n  \
