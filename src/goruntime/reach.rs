@@ -23,7 +23,7 @@ use super::Target;
 use crate::binary::dwarf::TypeRef;
 use crate::memory::{Layered, MemError, MemResult, Memory, SparseMemory};
 use anyhow::{anyhow, Result};
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
 /// Default byte budget for what globals point to (`capture --var-budget`).
@@ -262,23 +262,73 @@ impl Node {
     }
 }
 
-/// Heap bytes read by the walk, indexed for incremental inserts.
+/// Heap bytes read by the walk: a sorted array (binary search, no tree
+/// walk per read) that takes each round's reads in one merge.
 #[derive(Default)]
 struct Heap {
-    /// Plain vectors: no copy while the target is stopped.
-    ranges: BTreeMap<u64, Vec<u8>>,
+    /// Sorted by address; no copy of the bytes while the target is stopped.
+    ranges: Vec<(u64, Vec<u8>)>,
+    /// `max_end[i]`: the highest end among `ranges[..=i]` (exact look-back).
+    max_end: Vec<u64>,
+    /// Added since the last [`settle`](Heap::settle): (rank, addr, bytes);
+    /// rank 0 replaces a range at the same address, 2 yields to it.
+    incoming: Vec<(u8, u64, Vec<u8>)>,
+}
+
+impl Heap {
+    fn insert(&mut self, addr: u64, data: Vec<u8>, replace: bool) {
+        self.incoming
+            .push((if replace { 0 } else { 2 }, addr, data));
+    }
+
+    /// Merge what was added into the sorted ranges.
+    fn settle(&mut self) {
+        if self.incoming.is_empty() {
+            return;
+        }
+        let mut all: Vec<(u8, u64, Vec<u8>)> = std::mem::take(&mut self.ranges)
+            .into_iter()
+            .map(|(a, d)| (1, a, d))
+            .chain(self.incoming.drain(..))
+            .collect();
+        all.sort_unstable_by_key(|e| (e.1, e.0));
+        all.dedup_by_key(|e| e.1);
+        self.ranges = all.into_iter().map(|(_, a, d)| (a, d)).collect();
+        let mut hi = 0u64;
+        self.max_end = self
+            .ranges
+            .iter()
+            .map(|(a, d)| {
+                hi = hi.max(a.saturating_add(d.len() as u64));
+                hi
+            })
+            .collect();
+    }
+
+    /// The range holding all of `[addr, end)`.
+    fn find(&self, addr: u64, end: u64) -> Option<&(u64, Vec<u8>)> {
+        let mut i = self.ranges.partition_point(|(a, _)| *a <= addr);
+        while i > 0 {
+            i -= 1;
+            let r = &self.ranges[i];
+            if end <= r.0.saturating_add(r.1.len() as u64) {
+                return Some(r);
+            }
+            if self.max_end[i] < end {
+                return None;
+            }
+        }
+        None
+    }
 }
 
 impl Memory for Heap {
     fn read_exact(&self, addr: u64, buf: &mut [u8]) -> MemResult<()> {
         let end = addr.saturating_add(buf.len() as u64);
-        // A few predecessors: a longer earlier range may contain the request.
-        for (&a, d) in self.ranges.range(..=addr).rev().take(4) {
-            if end <= a + d.len() as u64 {
-                let o = (addr - a) as usize;
-                buf.copy_from_slice(&d[o..o + buf.len()]);
-                return Ok(());
-            }
+        if let Some((a, d)) = self.find(addr, end) {
+            let o = (addr - a) as usize;
+            buf.copy_from_slice(&d[o..o + buf.len()]);
+            return Ok(());
         }
         Err(MemError {
             addr,
@@ -388,7 +438,7 @@ impl<'a> Walker<'a> {
         for (&(addr, _), r) in ranges.iter().zip(results) {
             if let Ok(data) = r {
                 self.stats.bytes += data.len() as u64;
-                self.heap.ranges.insert(addr, data);
+                self.heap.insert(addr, data, true);
             }
         }
     }
@@ -396,11 +446,12 @@ impl<'a> Walker<'a> {
     /// Bytes read directly (outside rounds) by the memory the caller passes
     /// to `step` (e.g. itabs), to keep.
     pub fn feed_extra(&mut self, addr: u64, data: Vec<u8>) {
-        self.heap.ranges.entry(addr).or_insert(data);
+        self.heap.insert(addr, data, false);
     }
 
     /// Everything read, for the snapshot.
-    pub fn into_regions(self) -> Vec<(u64, Arc<[u8]>)> {
+    pub fn into_regions(mut self) -> Vec<(u64, Arc<[u8]>)> {
+        self.heap.settle();
         self.heap
             .ranges
             .into_iter()
@@ -417,7 +468,8 @@ impl<'a> Walker<'a> {
         }
         self.stats.rounds += 1;
         let t0 = std::time::Instant::now();
-        let heap = std::mem::take(&mut self.heap);
+        let mut heap = std::mem::take(&mut self.heap);
+        heap.settle();
         let lm = Layered {
             first: &heap,
             second: mem,
@@ -509,14 +561,7 @@ impl<'a> Walker<'a> {
         {
             return true;
         }
-        let mut b = [0u8; 1];
-        heap.read_exact(addr, &mut b).is_ok() && heap.read_exact(end - 1, &mut b).is_ok() && {
-            // Both ends present: check it is one range (cheap, usual case).
-            heap.ranges
-                .range(..=addr)
-                .next_back()
-                .is_some_and(|(&a, d)| end <= a + d.len() as u64)
-        }
+        heap.find(addr, end).is_some()
     }
 
     /// Pointer slots of type `t`.
