@@ -902,13 +902,6 @@ pub fn load_target_binary(
 }
 
 pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>, CaptureStats)> {
-    // No transparent huge pages for gospy's own memory from here on: a
-    // fresh allocation inside the pause would otherwise fault in (and
-    // zero) 2 MiB at a time.
-    // SAFETY: prctl with integer arguments only changes this process's flag.
-    unsafe {
-        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
-    }
     let proc_ = Process::open(pid)?;
     let t_bin = Instant::now();
     let (bin, running_exe) = load_target_binary(&proc_, opts.bin.as_deref())?;
@@ -981,6 +974,13 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
 
     // Decoded before the pause: DWARF lookups are lazy.
     let wait_layout = crate::goruntime::waiting::WaitLayout::new(&target);
+    // No transparent huge pages for gospy's memory from here on (after the
+    // executable is loaded, which they speed up): a fresh allocation inside
+    // the pause would otherwise fault in, and zero, 2 MiB at a time.
+    // SAFETY: prctl with integer arguments only changes this process's flag.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
     // Last before the pause, so that few goroutines run in between.
     // Parked goroutines' stacks, read now while the target runs; the pause
     // keeps those whose goroutine did not run since (see GKey).
