@@ -264,12 +264,17 @@ struct Unit {
 struct UnitIndex {
     /// Type name → (DIE offset, preference). Definitions (or typedefs that
     /// carry `DW_AT_go_kind`, i.e. interfaces/maps/chans) beat plain typedefs.
-    types: HashMap<Box<str>, (TypeRef, u8)>,
-    vars: HashMap<Box<str>, u64>,
-    consts: HashMap<Box<str>, u64>,
+    types: FastMap<Box<str>, (TypeRef, u8)>,
+    vars: FastMap<Box<str>, u64>,
+    consts: FastMap<Box<str>, u64>,
     /// `DW_AT_go_runtime_type` offset → type DIE.
-    runtime_types: HashMap<u64, TypeRef>,
+    runtime_types: FastMap<u64, TypeRef>,
 }
+
+/// The unit index holds tens of thousands of names, built while a capture
+/// opens the executable: a fast non-cryptographic hash (the input is the
+/// executable's own DWARF, hashed once per open).
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// DWARF of one Go executable. `Send + Sync`; all lookups are lazy and cached.
 pub struct Dwarf {

@@ -33,10 +33,27 @@ pub struct SectionInfo {
     pub file_range: Option<(u64, u64)>,
 }
 
+/// An executable's bytes, from memory or a mapping.
+pub struct FileBytes(pub bytes::Bytes);
+
+impl From<Arc<[u8]>> for FileBytes {
+    fn from(a: Arc<[u8]>) -> Self {
+        FileBytes(bytes::Bytes::from_owner(a))
+    }
+}
+
+impl From<bytes::Bytes> for FileBytes {
+    fn from(b: bytes::Bytes) -> Self {
+        FileBytes(b)
+    }
+}
+
 /// The parsed ELF file. Cheap to clone (bytes are shared).
 #[derive(Clone)]
 pub struct ElfFile {
-    pub data: Arc<[u8]>,
+    /// The file's bytes: read into memory, or mapped (a running process's
+    /// own executable, which the kernel keeps from being written).
+    pub data: bytes::Bytes,
     pub entry: u64,
     pub is_pie: bool,
     pub segments: Vec<Segment>,
@@ -60,7 +77,8 @@ impl std::fmt::Debug for ElfFile {
 }
 
 impl ElfFile {
-    pub fn parse(data: Arc<[u8]>) -> Result<ElfFile, ElfError> {
+    pub fn parse(data: impl Into<FileBytes>) -> Result<ElfFile, ElfError> {
+        let data = data.into().0;
         let file = object::File::parse(&*data).map_err(|e| ElfError::NotElf(e.to_string()))?;
         if file.format() != object::BinaryFormat::Elf {
             return Err(ElfError::NotElf("not ELF".into()));

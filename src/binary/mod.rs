@@ -142,6 +142,21 @@ impl Binary {
 /// A whole file as shared bytes (parsed structures and memory views
 /// share it). Read straight into its final allocation: executables are tens
 /// of MB, and `Arc::from(Vec)` would copy them once more.
+/// Map a running process's executable (`/proc/PID/exe`): no copy, and only
+/// the pages analysis touches (pclntab, the runtime's DWARF) are read. The
+/// kernel refuses writes to an executable that a process runs (ETXTBSY), so
+/// the mapping cannot be truncated under gospy. Falls back to reading.
+pub fn map_running_exe(path: &std::path::Path) -> std::io::Result<bytes::Bytes> {
+    let f = std::fs::File::open(path)?;
+    // SAFETY: the file is the executable of a running process, which the
+    // kernel keeps from being written or truncated (see above); the map is
+    // read-only.
+    match unsafe { memmap2::Mmap::map(&f) } {
+        Ok(m) if !m.is_empty() => Ok(bytes::Bytes::from_owner(m)),
+        _ => Ok(bytes::Bytes::from_owner(read_shared(path)?)),
+    }
+}
+
 pub fn read_shared(path: &std::path::Path) -> std::io::Result<Arc<[u8]>> {
     use std::io::Read;
     let mut f = std::fs::File::open(path)?;

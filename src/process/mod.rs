@@ -262,8 +262,8 @@ impl Process {
     }
 
     /// The executable's bytes, shared (read once, never copied).
-    pub fn exe_shared(&self) -> Result<std::sync::Arc<[u8]>> {
-        crate::binary::read_shared(&proc_path(self.pid, "exe"))
+    pub fn exe_shared(&self) -> Result<bytes::Bytes> {
+        crate::binary::map_running_exe(&proc_path(self.pid, "exe"))
             .map_err(|e| io_error(self.pid, "reading exe", e))
     }
 
