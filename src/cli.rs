@@ -575,8 +575,13 @@ fn capture_to(a: &CaptureArgs, output: &std::path::Path) -> Result<()> {
             "var_walk": stats.var_walk,
         }))?;
     } else {
+        // How many stacks the pause could leave to the pre-copy.
+        let kept = match &stats.precopy {
+            Some(p) if p.kept > 0 => format!(" ({} stacks copied before the pause)", p.kept),
+            _ => String::new(),
+        };
         eprintln!(
-            "captured pid {} ({}): {} goroutines, {} read in {} regions, {}; wrote {} ({}){}",
+            "captured pid {} ({}): {} goroutines{kept}, {} read in {} regions, {}; wrote {} ({}){}",
             a.pid,
             cap.meta.go_version,
             stats.goroutines,
