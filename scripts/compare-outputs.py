@@ -25,19 +25,18 @@ import tempfile
 import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-TOOLCHAINS = os.environ.get("GOSPY_TOOLCHAINS", os.path.expanduser("~/.cache/gospy/toolchains"))
 
 
 def toolchains():
+    """(version, go binary) of every toolchain the install script provides."""
+    p = subprocess.run(["bash", "scripts/install-go-toolchains.sh"], cwd=ROOT, capture_output=True, text=True)
     out = []
-    for d in sorted(os.listdir(TOOLCHAINS)) if os.path.isdir(TOOLCHAINS) else []:
-        for go in (os.path.join(TOOLCHAINS, d, "go/bin/go"), os.path.join(TOOLCHAINS, d, "bin/go")):
-            if os.path.exists(go):
-                v = subprocess.run([go, "env", "GOVERSION"], capture_output=True, text=True).stdout.strip()
-                out.append((v, go))
-                break
+    for line in p.stdout.splitlines():
+        v, _, go = line.strip().partition(" ")
+        if go and os.path.isfile(go):
+            out.append(("go" + v.lstrip("go"), go))
     if not out:
-        sys.exit("no Go toolchains in %s (run scripts/install-go-toolchains.sh)" % TOOLCHAINS)
+        sys.exit("no Go toolchains (run scripts/install-go-toolchains.sh)")
     return out
 
 
@@ -181,7 +180,7 @@ def outputs(gospy, d, out):
                 run([gospy, "diff", path, other, "--by", "current"], base + ".diff_current")
                 n += 3
     # bad input: one line and an exit code
-    bad = os.path.join(out, "truncated.gss")
+    bad = os.path.join(tempfile.gettempdir(), "gospy-compare-truncated.gss")  # same path for both builds
     with open(os.path.join(d, inputs[0]), "rb") as f:
         data = f.read()
     with open(bad, "wb") as f:
