@@ -156,10 +156,10 @@ def outputs(gospy, d, out):
             n += 1
         run([gospy, "info", path], base + ".info")
         run([gospy, "info", path, "--json"], base + ".info_json")
-        tmp = os.path.join(out, "tmp.pb.gz")
+        tmp = os.path.join(tempfile.gettempdir(), "gospy-compare-tmp.pb.gz")  # paths are printed
         run([gospy, "analyze", path, "pprof", "-o", tmp], base + ".pprof", [(tmp, ".pb.gz")])
         if inp.endswith(".gss"):
-            tmp = os.path.join(out, "tmp.core")
+            tmp = os.path.join(tempfile.gettempdir(), "gospy-compare-tmp.core")
             run([gospy, "convert", path, "-o", tmp], base + ".convert", [(tmp, ".corefile")])
         n += 4
         if "globals" in inp and inp.endswith(".a.gss"):
