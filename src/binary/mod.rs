@@ -2,7 +2,6 @@
 
 pub mod dwarf;
 pub mod elf;
-pub mod globals;
 pub mod moduledata;
 pub mod pclntab;
 pub mod twin;
@@ -22,8 +21,17 @@ pub struct Binary {
     pub moduledata: ModuleData,
     pub pcln: Pclntab,
     dwarf: OnceLock<Option<dwarf::Dwarf>>,
-    /// Globals recovered from code when there is no symbol table.
-    recovered: OnceLock<globals::Recovered>,
+    /// Globals recovered from code when there is no symbol table (by
+    /// `goruntime::runtime_globals`, which knows the runtime's code).
+    recovered: OnceLock<Recovered>,
+}
+
+/// Runtime globals recovered from code: link-time addresses by symbol name,
+/// and one line per global that could not be found.
+#[derive(Debug, Clone, Default)]
+pub struct Recovered {
+    pub addrs: std::collections::BTreeMap<String, u64>,
+    pub missing: Vec<String>,
 }
 
 impl Binary {
@@ -109,24 +117,19 @@ impl Binary {
             .as_ref()
     }
 
-    /// Link-time address of a global: symbol table first, then DWARF, then
-    /// (no symbol table) what the runtime's code references.
-    pub fn global_addr(&self, name: &str) -> Option<u64> {
+    /// Link-time address of a global from the symbol table, then DWARF
+    /// (`goruntime::runtime_globals::global_addr` also recovers runtime
+    /// globals from code).
+    pub fn declared_global_addr(&self, name: &str) -> Option<u64> {
         if let Some((a, _)) = self.elf.symbol(name) {
             return Some(a);
         }
-        if let Some(g) = self.dwarf().and_then(|d| d.global(name)) {
-            return Some(g.addr);
-        }
-        if self.elf.has_symtab() {
-            return None;
-        }
-        self.recovered_globals().addrs.get(name).copied()
+        self.dwarf().and_then(|d| d.global(name)).map(|g| g.addr)
     }
 
-    /// Runtime globals recovered from code (see [`globals`]), computed once.
-    pub fn recovered_globals(&self) -> &globals::Recovered {
-        self.recovered.get_or_init(|| globals::recover(self))
+    /// Runtime globals recovered from code by `recover`, computed once.
+    pub fn recovered_globals(&self, recover: fn(&Binary) -> Recovered) -> &Recovered {
+        self.recovered.get_or_init(|| recover(self))
     }
 
     /// Load bias for a process whose auxv gives AT_ENTRY.

@@ -22,6 +22,7 @@
 //! made about where the heap lives (randomised from Go 1.26).
 
 use super::fallback::{LayoutCtx, LayoutSource, Tables};
+use super::runtime_globals::global_addr;
 use super::{Runtime, Target};
 use crate::binary::dwarf::GoKind;
 use crate::binary::Binary;
@@ -296,11 +297,11 @@ impl HeapTarget {
         let bin = &t.bin;
         let layout = HeapLayout::from_binary(bin)?;
         let need = |name: &str| -> Result<u64> {
-            bin.global_addr(name)
+            global_addr(bin, name)
                 .map(|a| t.rt(a))
                 .ok_or_else(|| anyhow!("runtime global {name} not found in the executable"))
         };
-        let opt = |name: &str| bin.global_addr(name).map(|a| t.rt(a));
+        let opt = |name: &str| global_addr(bin, name).map(|a| t.rt(a));
         let d = bin.dwarf();
         let constant = |names: &[&str]| -> Option<i64> {
             let d = d?;

@@ -9,6 +9,7 @@ pub mod heap;
 pub mod labels;
 pub mod layout;
 pub mod reach;
+pub mod runtime_globals;
 #[rustfmt::skip]
 pub mod tables;
 pub mod traceback;
@@ -19,6 +20,7 @@ use crate::binary::Binary;
 use crate::memory::{MemResult, Memory};
 use anyhow::{anyhow, Context, Result};
 use layout::Layout;
+use runtime_globals::global_addr;
 use std::sync::Arc;
 
 /// Upper bounds that keep hostile or torn memory from causing huge work.
@@ -70,7 +72,7 @@ impl Target {
     pub fn new(bin: Arc<Binary>, bias: u64) -> Result<Target> {
         let layout = Layout::from_binary(&bin)?;
         let need = |name: &str| -> Result<u64> {
-            bin.global_addr(name)
+            global_addr(&bin, name)
                 .map(|a| a.wrapping_add(bias))
                 .ok_or_else(|| match missing_global(&bin, name) {
                     Some(why) => anyhow!(
@@ -81,7 +83,7 @@ impl Target {
                     ),
                 })
         };
-        let opt = |name: &str| bin.global_addr(name).map(|a| a.wrapping_add(bias));
+        let opt = |name: &str| global_addr(&bin, name).map(|a| a.wrapping_add(bias));
         let globals = Globals {
             allgs: need("runtime.allgs")?,
             allglen: need("runtime.allglen")?,
@@ -156,7 +158,7 @@ fn missing_global(bin: &Binary, name: &str) -> Option<String> {
         return None;
     }
     let prefix = format!("{name}: ");
-    bin.recovered_globals()
+    runtime_globals::recovered(bin)
         .missing
         .iter()
         .find_map(|m| m.strip_prefix(&prefix).map(str::to_string))
@@ -167,7 +169,7 @@ fn missing_global(bin: &Binary, name: &str) -> Option<String> {
 fn read_string_array(bin: &Binary, name: &str) -> Vec<String> {
     let Some((addr, size)) = bin.elf.symbol(name).or_else(|| {
         // No symbol (size unknown): DWARF, or the address recovered from code.
-        Some((bin.global_addr(name)?, 0))
+        Some((global_addr(bin, name)?, 0))
     }) else {
         return Vec::new();
     };

@@ -55,7 +55,7 @@ impl WaitLayout {
         let sg = "runtime.sudog";
         let hc = "runtime.hchan";
         let semtable = (|| {
-            let addr = t.bin.global_addr("runtime.semtable")?;
+            let addr = super::runtime_globals::global_addr(&t.bin, "runtime.semtable")?;
             let size = d
                 .global("runtime.semtable")
                 .and_then(|g| g.ty)

@@ -2,7 +2,9 @@
 //! and the guard that resumes them. See the module docs of `process` for the
 //! safety rules this implements.
 
-use super::{io_error, list_tasks, procfs, task_path, Process, ProcessError, Result};
+use super::error::{io_error, permission_hint, proc_path, task_path, ProcessError, Result};
+use super::handle::{list_tasks, read_monotonic_ns, Process};
+use super::procfs;
 use crate::model::{Regs, ThreadInfo};
 use nix::errno::Errno;
 use nix::sys::ptrace;
@@ -93,6 +95,18 @@ impl std::fmt::Debug for PauseGuard {
     }
 }
 
+impl Process {
+    /// Stop every thread. See [`PauseOptions`] and the module docs.
+    pub fn pause(&self) -> Result<PauseGuard> {
+        self.pause_with(&PauseOptions::default())
+    }
+
+    /// [`Process::pause`] with explicit options.
+    pub fn pause_with(&self, opts: &PauseOptions) -> Result<PauseGuard> {
+        pause(self, opts)
+    }
+}
+
 #[cfg(test)]
 thread_local! {
     /// Test hook run after seizing and before interrupting a round's threads.
@@ -103,7 +117,7 @@ thread_local! {
 pub(super) fn pause(p: &Process, opts: &PauseOptions) -> Result<PauseGuard> {
     let pid = p.pid;
     // Everything that parses /proc happens here, before the first stop.
-    let status = std::fs::read_to_string(super::proc_path(pid, "status"))
+    let status = std::fs::read_to_string(proc_path(pid, "status"))
         .map_err(|e| io_error(pid, &format!("reading /proc/{pid}/status"), e))?;
     let st = procfs::parse_status(&status);
     if matches!(st.state, Some('Z') | Some('X')) {
@@ -258,7 +272,7 @@ pub(super) fn pause(p: &Process, opts: &PauseOptions) -> Result<PauseGuard> {
     threads.sort_by_key(|t| t.tid);
     g.threads = threads;
     g.paused_at = Instant::now();
-    g.paused_mono_ns = super::read_monotonic_ns();
+    g.paused_mono_ns = read_monotonic_ns();
     Ok(g)
 }
 
@@ -279,7 +293,7 @@ fn seize_eperm(pid: i32, tid: i32, mut info: ThreadInfo, g: &mut PauseGuard) -> 
         _ => Err(ProcessError::PermissionDenied {
             pid,
             what: format!("stopping thread {tid} (PTRACE_SEIZE)"),
-            hint: super::permission_hint(),
+            hint: permission_hint(),
         }),
     }
 }

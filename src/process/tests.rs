@@ -7,10 +7,13 @@
 //! its stdin (a pipe held by the test) closes, so nothing outlives the test
 //! binary.
 
+use super::error::{proc_path, task_path};
+use super::handle::list_tasks;
 use super::*;
 use crate::memory::Memory;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::OnceLock;

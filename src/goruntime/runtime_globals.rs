@@ -19,21 +19,13 @@
 //! gcController) by how well the referenced addresses fit the struct's field
 //! offsets from the layout tables.
 
-use super::x86::{self, Insn, Kind};
-use super::Binary;
-use crate::goruntime::fallback::{LayoutSource, Tables};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use super::fallback::{LayoutSource, Tables};
+use crate::binary::x86::{self, Insn, Kind};
+use crate::binary::{Binary, Recovered};
+use std::collections::{BTreeSet, HashMap};
 
 /// Largest function gospy decodes (runtime functions are far smaller).
 const MAX_FUNC: u64 = 256 << 10;
-
-/// What was recovered: link-time addresses by symbol name, and one line per
-/// global that could not be found.
-#[derive(Debug, Clone, Default)]
-pub struct Recovered {
-    pub addrs: BTreeMap<String, u64>,
-    pub missing: Vec<String>,
-}
 
 struct Ctx<'a> {
     bin: &'a Binary,
@@ -148,6 +140,23 @@ fn fit_struct(
     (s0 >= min_score && unique).then_some(best)
 }
 
+/// Link-time address of a runtime global: symbol table first, then DWARF,
+/// then (no symbol table) what the runtime's code references.
+pub fn global_addr(bin: &Binary, name: &str) -> Option<u64> {
+    if let Some(a) = bin.declared_global_addr(name) {
+        return Some(a);
+    }
+    if bin.elf.has_symtab() {
+        return None;
+    }
+    recovered(bin).addrs.get(name).copied()
+}
+
+/// Runtime globals recovered from code, computed once per binary.
+pub fn recovered(bin: &Binary) -> &Recovered {
+    bin.recovered_globals(recover)
+}
+
 /// Recover the runtime globals gospy reads. Link-time addresses.
 pub fn recover(bin: &Binary) -> Recovered {
     let data = bin
@@ -163,15 +172,34 @@ pub fn recover(bin: &Binary) -> Recovered {
         cache: HashMap::new(),
     };
     let tables = Tables::for_minor(bin.go_minor);
-    let minor = bin.go_minor;
     let mut r = Recovered::default();
-    let found = |r: &mut Recovered, name: &str, a: Option<u64>, why: &str| match a {
+    scheduler_globals(&mut c, tables.as_ref(), &mut r);
+    string_globals(&mut c, &mut r);
+    match &tables {
+        Some(t) => struct_globals(&mut c, t, &mut r),
+        None => r.missing.push(format!(
+            "struct globals: no layout tables for {}",
+            bin.go_version
+        )),
+    }
+    r
+}
+
+/// Record a global's address, or why it was not found.
+fn found(r: &mut Recovered, name: &str, a: Option<u64>, why: &str) {
+    match a {
         Some(a) => {
             r.addrs.insert(name.to_string(), a);
         }
         None => r.missing.push(format!("{name}: {why}")),
-    };
+    }
+}
 
+/// allgs, allglen, allgptr, sched, allm, allp, gomaxprocs, ncpu,
+/// runtimeInitTime and fingRunning/fingStatus: fixed operands of the
+/// functions that set them.
+fn scheduler_globals(c: &mut Ctx, tables: Option<&Tables>, rec: &mut Recovered) {
+    let minor = c.bin.go_minor;
     // allgs, allglen, allgptr: runtime.allgadd.
     let refs = c.refs("runtime.allgadd");
     let allgs = slice_triplets(&refs).first().map(|t| t.0);
@@ -191,16 +219,14 @@ pub fn recover(bin: &Binary) -> Recovered {
                 && !matches!(allgs, Some(a) if t >= a && t <= a + 16)
         });
     let why = "not recognised in runtime.allgadd";
-    found(&mut r, "runtime.allgs", allgs, why);
-    found(&mut r, "runtime.allglen", allglen, why);
-    found(&mut r, "runtime.allgptr", allgptr, why);
+    found(rec, "runtime.allgs", allgs, why);
+    found(rec, "runtime.allglen", allglen, why);
+    found(rec, "runtime.allgptr", allgptr, why);
 
     // allm and sched: runtime.mcommoninit locks sched.lock (LEAQ) and
     // publishes mp on allm (MOVQ allm, then LEAQ allm for the atomic store).
     let refs = c.refs("runtime.mcommoninit");
-    let lock_off = tables
-        .as_ref()
-        .and_then(|t| t.offset_of("runtime.schedt", "lock"));
+    let lock_off = tables.and_then(|t| t.offset_of("runtime.schedt", "lock"));
     let sched_lock = refs.iter().find(|r| r.0 == Kind::Lea).map(|r| r.2);
     let sched = sched_lock.zip(lock_off).map(|(a, o)| a - o);
     let allm = refs
@@ -209,13 +235,13 @@ pub fn recover(bin: &Binary) -> Recovered {
         .map(|r| r.2)
         .find(|&t| Some(t) != sched_lock && refs.iter().any(|x| x.0 == Kind::Lea && x.2 == t));
     found(
-        &mut r,
+        rec,
         "runtime.sched",
         sched,
         "not recognised in runtime.mcommoninit",
     );
     found(
-        &mut r,
+        rec,
         "runtime.allm",
         allm,
         "not recognised in runtime.mcommoninit",
@@ -230,13 +256,13 @@ pub fn recover(bin: &Binary) -> Recovered {
         .map(|r| r.2);
     let allp = slice_triplets(&refs).first().map(|t| t.0);
     found(
-        &mut r,
+        rec,
         "runtime.allp",
         allp,
         "not recognised in runtime.procresize",
     );
     found(
-        &mut r,
+        rec,
         "runtime.gomaxprocs",
         gomaxprocs,
         "not recognised in runtime.procresize",
@@ -253,7 +279,7 @@ pub fn recover(bin: &Binary) -> Recovered {
     } else {
         "runtime.ncpu"
     };
-    found(&mut r, ncpu_name, ncpu, "not recognised in runtime.osinit");
+    found(rec, ncpu_name, ncpu, "not recognised in runtime.osinit");
 
     // runtimeInitTime: `runtimeInitTime = nanotime()` in runtime.main, its
     // first 8-byte register store.
@@ -263,7 +289,7 @@ pub fn recover(bin: &Binary) -> Recovered {
         .find(|r| r.0 == Kind::Store && r.1 == 8)
         .map(|r| r.2);
     found(
-        &mut r,
+        rec,
         "runtime.runtimeInitTime",
         init_time,
         "not recognised in runtime.main",
@@ -283,12 +309,16 @@ pub fn recover(bin: &Binary) -> Recovered {
     };
     let fing = fing.map(|r| r.2);
     found(
-        &mut r,
+        rec,
         fing_name,
         fing,
         "not recognised in runtime.isSystemGoroutine",
     );
+}
 
+/// The status and wait-reason string arrays (recognised by their contents)
+/// and buildVersion.
+fn string_globals(c: &mut Ctx, rec: &mut Recovered) {
     // String arrays, recognised by their contents.
     let mut leas: Vec<u64> = Vec::new();
     for f in [
@@ -302,19 +332,19 @@ pub fn recover(bin: &Binary) -> Recovered {
     let gstatus = leas
         .iter()
         .copied()
-        .find(|&a| first_str(&c, a, 0).as_deref() == Some("idle"));
+        .find(|&a| first_str(c, a, 0).as_deref() == Some("idle"));
     let wreasons = leas.iter().copied().find(|&a| {
-        first_str(&c, a, 0).as_deref() == Some("")
-            && first_str(&c, a, 1).as_deref() == Some("GC assist marking")
+        first_str(c, a, 0).as_deref() == Some("")
+            && first_str(c, a, 1).as_deref() == Some("GC assist marking")
     });
     found(
-        &mut r,
+        rec,
         "runtime.gStatusStrings",
         gstatus,
         "not recognised in runtime.goroutineheader",
     );
     found(
-        &mut r,
+        rec,
         "runtime.waitReasonStrings",
         wreasons,
         "not recognised in runtime.goroutineheader",
@@ -329,114 +359,104 @@ pub fn recover(bin: &Binary) -> Recovered {
                 .is_some_and(|s| s.starts_with("go1.") || s.starts_with("devel"))
     });
     found(
-        &mut r,
+        rec,
         "runtime.buildVersion",
         bv,
         "not recognised in runtime.schedinit",
     );
+}
 
-    // Struct globals: the base that best fits the field offsets.
-    if let Some(t) = &tables {
-        // (global, type, functions referencing it, function whose LEA
-        // targets must include the base)
-        let structs: [(&str, &str, &[&'static str], Option<&'static str>); 3] = [
-            (
-                "runtime.mheap_",
-                "runtime.mheap",
-                &[
-                    "runtime.gcSweep",
-                    "runtime.mallocinit",
-                    "runtime.(*mcentral).grow",
-                    "runtime.gcStart",
-                    "runtime.(*mcache).refill",
-                    "runtime.(*mheap).allocSpan",
-                ],
-                None,
-            ),
-            (
-                "runtime.memstats",
-                "runtime.mstats",
-                &[
-                    "runtime.gcMarkTermination",
-                    "runtime.(*mheap).init",
-                    "runtime.gcTrigger.test",
-                ],
-                None,
-            ),
-            (
-                "runtime.gcController",
-                "runtime.gcControllerState",
-                &[
-                    "runtime.gcMarkTermination",
-                    "runtime.gcControllerCommit",
-                    "runtime.findRunnable",
-                    "runtime.gcAssistAlloc",
-                ],
-                // gcControllerCommit calls methods on &gcController.
-                Some("runtime.gcControllerCommit"),
-            ),
-        ];
-        for (name, ty, funcs, lea_in) in structs {
-            let only: Option<BTreeSet<u64>> = lea_in.map(|f| {
-                c.refs(f)
-                    .iter()
-                    .filter(|r| r.0 == Kind::Lea)
-                    .map(|r| r.2)
-                    .collect()
-            });
-            let mut targets = BTreeSet::new();
-            let mut leas = BTreeSet::new();
-            for f in funcs.iter() {
-                for r in c.refs(f) {
-                    targets.insert(r.2);
-                    if r.0 == Kind::Lea {
-                        leas.insert(r.2);
-                    }
-                }
-            }
-            let fields: Vec<u64> = t.fields(ty).iter().map(|f| f.1).collect();
-            let a = fit_struct(&targets, &leas, &fields, 3, only.as_ref());
-            found(
-                &mut r,
-                name,
-                a,
-                "the referenced addresses fit no single base",
-            );
-        }
-        // emptymspan: `c.alloc[i] = &emptymspan` in runtime.allocmcache and
-        // (*mcache).releaseAll, the LEA target of both outside mheap_ (whose
-        // lock and fields they also take the address of).
-        let mheap = r.addrs.get("runtime.mheap_").copied();
-        let mheap_end = mheap.zip(t.size_of("runtime.mheap")).map(|(a, n)| a + n);
-        let mut lea_outside_mheap = |f: &'static str| -> BTreeSet<u64> {
+/// Struct globals (mheap_, memstats, gcController): the base that best fits
+/// the field offsets; then emptymspan, found next to mheap_.
+fn struct_globals(c: &mut Ctx, t: &Tables, rec: &mut Recovered) {
+    // (global, type, functions referencing it, function whose LEA
+    // targets must include the base)
+    let structs: [(&str, &str, &[&'static str], Option<&'static str>); 3] = [
+        (
+            "runtime.mheap_",
+            "runtime.mheap",
+            &[
+                "runtime.gcSweep",
+                "runtime.mallocinit",
+                "runtime.(*mcentral).grow",
+                "runtime.gcStart",
+                "runtime.(*mcache).refill",
+                "runtime.(*mheap).allocSpan",
+            ],
+            None,
+        ),
+        (
+            "runtime.memstats",
+            "runtime.mstats",
+            &[
+                "runtime.gcMarkTermination",
+                "runtime.(*mheap).init",
+                "runtime.gcTrigger.test",
+            ],
+            None,
+        ),
+        (
+            "runtime.gcController",
+            "runtime.gcControllerState",
+            &[
+                "runtime.gcMarkTermination",
+                "runtime.gcControllerCommit",
+                "runtime.findRunnable",
+                "runtime.gcAssistAlloc",
+            ],
+            // gcControllerCommit calls methods on &gcController.
+            Some("runtime.gcControllerCommit"),
+        ),
+    ];
+    for (name, ty, funcs, lea_in) in structs {
+        let only: Option<BTreeSet<u64>> = lea_in.map(|f| {
             c.refs(f)
                 .iter()
                 .filter(|r| r.0 == Kind::Lea)
                 .map(|r| r.2)
-                .filter(|&a| match (mheap, mheap_end) {
-                    (Some(lo), Some(hi)) => a < lo || a >= hi,
-                    _ => false,
-                })
                 .collect()
-        };
-        let a = lea_outside_mheap("runtime.allocmcache");
-        let b = lea_outside_mheap("runtime.(*mcache).releaseAll");
-        let both: BTreeSet<u64> = a.intersection(&b).copied().collect();
-        let empty = [&both, &a]
-            .into_iter()
-            .find(|s| s.len() == 1)
-            .and_then(|s| s.first().copied());
-        found(
-            &mut r,
-            "runtime.emptymspan",
-            empty,
-            "not recognised in runtime.allocmcache / (*mcache).releaseAll",
-        );
-    } else {
-        r.missing.push(format!(
-            "struct globals: no layout tables for {}",
-            bin.go_version
-        ));
+        });
+        let mut targets = BTreeSet::new();
+        let mut leas = BTreeSet::new();
+        for f in funcs.iter() {
+            for r in c.refs(f) {
+                targets.insert(r.2);
+                if r.0 == Kind::Lea {
+                    leas.insert(r.2);
+                }
+            }
+        }
+        let fields: Vec<u64> = t.fields(ty).iter().map(|f| f.1).collect();
+        let a = fit_struct(&targets, &leas, &fields, 3, only.as_ref());
+        found(rec, name, a, "the referenced addresses fit no single base");
     }
-    r
+    // emptymspan: `c.alloc[i] = &emptymspan` in runtime.allocmcache and
+    // (*mcache).releaseAll, the LEA target of both outside mheap_ (whose
+    // lock and fields they also take the address of).
+    let mheap = rec.addrs.get("runtime.mheap_").copied();
+    let mheap_end = mheap.zip(t.size_of("runtime.mheap")).map(|(a, n)| a + n);
+    let mut lea_outside_mheap = |f: &'static str| -> BTreeSet<u64> {
+        c.refs(f)
+            .iter()
+            .filter(|r| r.0 == Kind::Lea)
+            .map(|r| r.2)
+            .filter(|&a| match (mheap, mheap_end) {
+                (Some(lo), Some(hi)) => a < lo || a >= hi,
+                _ => false,
+            })
+            .collect()
+    };
+    let a = lea_outside_mheap("runtime.allocmcache");
+    let b = lea_outside_mheap("runtime.(*mcache).releaseAll");
+    let both: BTreeSet<u64> = a.intersection(&b).copied().collect();
+    let empty = [&both, &a]
+        .into_iter()
+        .find(|s| s.len() == 1)
+        .and_then(|s| s.first().copied());
+    found(
+        rec,
+        "runtime.emptymspan",
+        empty,
+        "not recognised in runtime.allocmcache / (*mcache).releaseAll",
+    );
 }

@@ -1,0 +1,185 @@
+//! A live process: what `/proc` says about it, read before any stop.
+
+use super::error::{io_error, proc_path, task_path, ProcessError, Result};
+use super::mem::LiveMemory;
+use super::procfs;
+use crate::model::{MapEntry, ThreadInfo};
+use std::io;
+
+/// A live process, identified by its pid (thread-group id).
+#[derive(Debug, Clone)]
+pub struct Process {
+    pub pid: i32,
+}
+
+impl Process {
+    /// Checks that `pid` is an existing, non-zombie user process whose
+    /// `/proc` entries we may read, and returns a handle. Touches nothing in
+    /// the target.
+    pub fn open(pid: i32) -> Result<Process> {
+        if pid <= 0 {
+            return Err(ProcessError::InvalidPid { pid });
+        }
+        if pid as u32 == std::process::id() {
+            return Err(ProcessError::SelfProcess { pid });
+        }
+        let status = match std::fs::read_to_string(proc_path(pid, "status")) {
+            Ok(s) => s,
+            Err(e) => return Err(io_error(pid, &format!("reading /proc/{pid}/status"), e)),
+        };
+        let st = procfs::parse_status(&status);
+        if let Some(tgid) = st.tgid {
+            if tgid != pid {
+                return Err(ProcessError::NotAProcess { pid, tgid });
+            }
+        }
+        if matches!(st.state, Some('Z') | Some('X')) {
+            return Err(ProcessError::Zombie { pid });
+        }
+        let p = Process { pid };
+        // Reading the exe link needs the same ptrace-read permission as
+        // everything else we do; it fails with EACCES for another user's
+        // process and ENOENT for kernel threads and zombies.
+        match std::fs::read_link(proc_path(pid, "exe")) {
+            Ok(_) => Ok(p),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if !proc_path(pid, "").exists() {
+                    Err(ProcessError::NoSuchProcess { pid })
+                } else if matches!(p.state(), Ok('Z') | Ok('X')) {
+                    Err(ProcessError::Zombie { pid })
+                } else {
+                    Err(ProcessError::KernelThread { pid })
+                }
+            }
+            Err(e) => Err(io_error(pid, &format!("reading /proc/{pid}/exe"), e)),
+        }
+    }
+
+    fn read(&self, file: &str) -> Result<Vec<u8>> {
+        std::fs::read(proc_path(self.pid, file))
+            .map_err(|e| io_error(self.pid, &format!("reading /proc/{}/{file}", self.pid), e))
+    }
+
+    fn read_string(&self, file: &str) -> Result<String> {
+        Ok(String::from_utf8_lossy(&self.read(file)?).into_owned())
+    }
+
+    /// Target of `/proc/PID/exe`. Ends in `" (deleted)"` when the binary was
+    /// removed or replaced after the process started.
+    pub fn exe_path(&self) -> Result<String> {
+        std::fs::read_link(proc_path(self.pid, "exe"))
+            .map(|p| p.to_string_lossy().into_owned())
+            .map_err(|e| io_error(self.pid, &format!("reading /proc/{}/exe", self.pid), e))
+    }
+
+    /// The executable's bytes, read through the `/proc/PID/exe` magic link:
+    /// this works for deleted binaries and for processes in other mount
+    /// namespaces (containers), where the path means nothing to us.
+    pub fn exe_bytes(&self) -> Result<Vec<u8>> {
+        self.read("exe")
+    }
+
+    /// The executable's bytes, shared (read once, never copied).
+    pub fn exe_shared(&self) -> Result<bytes::Bytes> {
+        crate::binary::map_running_exe(&proc_path(self.pid, "exe"))
+            .map_err(|e| io_error(self.pid, "reading exe", e))
+    }
+
+    /// Parsed `/proc/PID/maps`.
+    pub fn maps(&self) -> Result<Vec<MapEntry>> {
+        let text = self.read_string("maps")?;
+        procfs::parse_maps(&text).ok_or_else(|| ProcessError::Parse {
+            pid: self.pid,
+            what: format!("/proc/{}/maps", self.pid),
+        })
+    }
+
+    /// The auxiliary vector as (type, value) pairs, without the final
+    /// `AT_NULL`.
+    pub fn auxv(&self) -> Result<Vec<(u64, u64)>> {
+        Ok(procfs::parse_auxv(&self.read("auxv")?))
+    }
+
+    /// Command-line arguments (lossy UTF-8).
+    pub fn cmdline(&self) -> Result<Vec<String>> {
+        Ok(procfs::parse_cmdline(&self.read("cmdline")?))
+    }
+
+    /// Thread ids from `/proc/PID/task`, sorted.
+    pub fn threads(&self) -> Result<Vec<i32>> {
+        list_tasks(self.pid)
+            .map_err(|e| io_error(self.pid, &format!("listing /proc/{}/task", self.pid), e))
+    }
+
+    /// Name and state of one thread, without registers.
+    pub fn thread_info(&self, tid: i32) -> Result<ThreadInfo> {
+        let gone = |e: io::Error| {
+            if e.kind() == io::ErrorKind::NotFound {
+                ProcessError::NoSuchThread { pid: self.pid, tid }
+            } else {
+                io_error(
+                    self.pid,
+                    &format!("reading /proc/{}/task/{tid}", self.pid),
+                    e,
+                )
+            }
+        };
+        let stat = std::fs::read(task_path(self.pid, tid, "stat")).map_err(gone)?;
+        let state = procfs::stat_state(&stat).ok_or_else(|| ProcessError::Parse {
+            pid: self.pid,
+            what: format!("/proc/{}/task/{tid}/stat", self.pid),
+        })?;
+        let comm = std::fs::read(task_path(self.pid, tid, "comm")).map_err(gone)?;
+        Ok(ThreadInfo {
+            tid,
+            name: procfs::comm_name(&comm),
+            state,
+            regs: None,
+        })
+    }
+
+    /// State letter of the process (its main thread) from `/proc/PID/stat`.
+    pub fn state(&self) -> Result<char> {
+        let stat = self.read("stat")?;
+        procfs::stat_state(&stat).ok_or_else(|| ProcessError::Parse {
+            pid: self.pid,
+            what: format!("/proc/{}/stat", self.pid),
+        })
+    }
+
+    /// `TracerPid` of the process (0 when not traced).
+    pub fn tracer_pid(&self) -> Result<i32> {
+        let st = procfs::parse_status(&self.read_string("status")?);
+        Ok(st.tracer_pid.unwrap_or(0))
+    }
+
+    /// A reader of this process's memory.
+    pub fn memory(&self) -> LiveMemory {
+        LiveMemory::new(self.pid)
+    }
+}
+
+/// Thread ids in `/proc/PID/task`, sorted.
+pub(super) fn list_tasks(pid: i32) -> io::Result<Vec<i32>> {
+    let mut tids = Vec::with_capacity(64);
+    for ent in std::fs::read_dir(proc_path(pid, "task"))? {
+        let ent = ent?;
+        if let Some(tid) = ent.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) {
+            tids.push(tid);
+        }
+    }
+    tids.sort_unstable();
+    Ok(tids)
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds: the clock behind Go's `nanotime()`, so
+/// it can be compared with timestamps found in runtime structures.
+pub fn read_monotonic_ns() -> u64 {
+    match nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC) {
+        Ok(ts) => (ts.tv_sec() as u64)
+            .saturating_mul(1_000_000_000)
+            .saturating_add(ts.tv_nsec() as u64),
+        // CLOCK_MONOTONIC cannot fail on Linux; 0 marks "unknown".
+        Err(_) => 0,
+    }
+}
