@@ -21,7 +21,7 @@
 
 use super::x86::{self, Insn, Kind};
 use super::Binary;
-use crate::goruntime::fallback::{LayoutSource, Tables};
+use crate::goruntime::version::{LayoutSource, Tables};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Largest function gospy decodes (runtime functions are far smaller).
@@ -162,8 +162,8 @@ pub fn recover(bin: &Binary) -> Recovered {
         data,
         cache: HashMap::new(),
     };
-    let tables = Tables::for_minor(bin.go_minor);
-    let minor = bin.go_minor;
+    let tables = Tables::for_version(bin.go);
+    let minor = bin.go.minor();
     let mut r = Recovered::default();
     let found = |r: &mut Recovered, name: &str, a: Option<u64>, why: &str| match a {
         Some(a) => {

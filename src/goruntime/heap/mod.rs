@@ -21,7 +21,8 @@
 //! 1.25). `span.nelems` is always read, never derived, and no assumption is
 //! made about where the heap lives (randomised from Go 1.26).
 
-use super::fallback::{LayoutCtx, LayoutSource, Tables};
+use super::version::choice::Layouts;
+use super::version::source::{LayoutCtx, LayoutSource};
 use super::{Runtime, Target};
 use crate::binary::dwarf::GoKind;
 use crate::binary::Binary;
@@ -145,15 +146,9 @@ impl LayoutCtx<'_> {
 }
 
 impl HeapLayout {
-    /// Layouts from DWARF when present, else from the per-version tables.
+    /// Layouts from the source [`Layouts`] picks for the binary.
     pub fn from_binary(bin: &Binary) -> Result<HeapLayout> {
-        if let Some(d) = bin.dwarf() {
-            return Self::from_source(bin, d);
-        }
-        let t = Tables::for_minor(bin.go_minor).ok_or_else(|| {
-            anyhow!("the executable has no DWARF debug info and gospy has no runtime layout tables for {}: pass an unstripped build of the same source with --bin", bin.go_version)
-        })?;
-        Self::from_source(bin, &t)
+        Self::from_source(bin, Layouts::for_binary(bin)?.source())
     }
 
     /// Layouts from one source (DWARF or tables), by field name.
@@ -332,7 +327,7 @@ impl HeapTarget {
             },
             (_, _, Some(f)) if f >= 0 => Headroom::Fixed(f as u64),
             // Constants missing from DWARF: the values of the Go sources.
-            _ if bin.go_minor >= 21 => Headroom::Percent {
+            _ if bin.go.at_least(1, 21) => Headroom::Percent {
                 percent: 3,
                 min: 1 << 20,
             },
