@@ -21,7 +21,8 @@
 
 use super::x86::{self, Insn, Kind};
 use super::Binary;
-use crate::goruntime::version::{LayoutSource, Tables};
+use crate::goruntime::version::fallback::Tables;
+use crate::goruntime::version::source::LayoutSource;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Largest function gospy decodes (runtime functions are far smaller).
