@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generate src/goruntime/tables.rs: per-Go-version layouts of the runtime
+"""Generate src/goruntime/version/tables.rs: per-Go-version layouts of the runtime
 structures and the wait-reason strings, used when the executable has no DWARF.
 
 Inputs (measured from the DWARF of real Go 1.19, 1.21-1.27 binaries):
@@ -8,7 +8,7 @@ Inputs (measured from the DWARF of real Go 1.19, 1.21-1.27 binaries):
                           per field "<name> <off|-> ... <type description>"
   go-wait-reasons.txt     "go1.N: 0=''; 1='GC assist marking'; ..."
 
-Usage: scripts/gen-runtime-tables.py [REFERENCE_DIR] > src/goruntime/tables.rs
+Usage: scripts/gen-runtime-tables.py [REFERENCE_DIR] > src/goruntime/version/tables.rs
 REFERENCE_DIR defaults to scripts/go-runtime-reference (a copy of
 shared/reference kept in the repository so the output is reproducible).
 

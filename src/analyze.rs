@@ -67,6 +67,7 @@ impl Session {
         let what = format!("the snapshot's program (pid {})", meta.pid);
         let (binary, source) = if let Some(p) = bin {
             let b = Binary::from_path(p)?;
+            b.warnings.iter().for_each(|w| eprintln!("warning: {w}"));
             check_build_ids(
                 &b.elf,
                 meta.go_build_id.as_deref(),
@@ -81,6 +82,7 @@ impl Session {
                 .ok_or_else(|| anyhow!("embedded executable missing"))?;
             let b =
                 Binary::from_bytes(Arc::from(data)).context("loading the embedded executable")?;
+            b.warnings.iter().for_each(|w| eprintln!("warning: {w}"));
             check_build_ids(
                 &b.elf,
                 meta.go_build_id.as_deref(),
@@ -98,6 +100,7 @@ impl Session {
                 ));
             }
             let b = Binary::from_path(p)?;
+            b.warnings.iter().for_each(|w| eprintln!("warning: {w}"));
             check_build_ids(
                 &b.elf,
                 meta.go_build_id.as_deref(),
@@ -110,6 +113,10 @@ impl Session {
         let loaded = snap.memory().context("decompressing snapshot memory")?;
         let bin = Arc::new(binary);
         let target = Target::new(bin.clone(), meta.load_bias)?;
+        target
+            .warnings
+            .iter()
+            .for_each(|w| eprintln!("warning: {w}"));
         let mem = Layered {
             first: Box::new(loaded.memory) as Box<dyn Memory>,
             second: crate::binary::elf::ImageMemory {
@@ -143,6 +150,10 @@ impl Session {
                 .collect(),
         );
         let target = Target::new(bin.clone(), meta.load_bias)?;
+        target
+            .warnings
+            .iter()
+            .for_each(|w| eprintln!("warning: {w}"));
         let mem = Layered {
             first: Box::new(sparse) as Box<dyn Memory>,
             second: crate::binary::elf::ImageMemory {

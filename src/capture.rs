@@ -310,7 +310,7 @@ struct KeyLayout {
 }
 
 impl KeyLayout {
-    fn new(l: &crate::goruntime::layout::GLayout) -> Option<KeyLayout> {
+    fn new(l: &crate::goruntime::version::GLayout) -> Option<KeyLayout> {
         /// Fields closer than this are read as one window.
         const GAP: u64 = 24;
         let seq = l.tracking_seq?;
@@ -356,7 +356,7 @@ impl KeyLayout {
 
 impl GKey {
     /// From the first `k.prefix` bytes (or more) of a g.
-    fn of(l: &crate::goruntime::layout::GLayout, k: &KeyLayout, b: &[u8]) -> GKey {
+    fn of(l: &crate::goruntime::version::GLayout, k: &KeyLayout, b: &[u8]) -> GKey {
         use crate::goruntime::{le32, le64};
         GKey {
             lo: le64(b, l.stack_lo),
@@ -871,16 +871,14 @@ pub fn load_target_binary(
     }
     let bin = match bin {
         None => {
-            return Ok((
-                Arc::new(
-                    Binary::from_elf(running)
-                        .with_context(|| format!("pid {}: loading the executable", proc_.pid))?,
-                ),
-                None,
-            ))
+            let b = Binary::from_elf(running)
+                .with_context(|| format!("pid {}: loading the executable", proc_.pid))?;
+            b.warnings.iter().for_each(|w| eprintln!("warning: {w}"));
+            return Ok((Arc::new(b), None));
         }
         Some(p) => {
             let b = Binary::from_path(p)?;
+            b.warnings.iter().for_each(|w| eprintln!("warning: {w}"));
             if let Err(e) = crate::analyze::check_build_ids(
                 &b.elf,
                 running.go_build_id.as_deref(),
@@ -910,6 +908,10 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
     let bias = bin.load_bias(&auxv);
     let target = Target::new(bin.clone(), bias)
         .with_context(|| format!("pid {pid}: decoding the Go runtime layout"))?;
+    target
+        .warnings
+        .iter()
+        .for_each(|w| eprintln!("warning: {w}"));
     let binary_load = t_bin.elapsed();
     let image = crate::binary::elf::ImageMemory {
         elf: bin.elf.clone(),

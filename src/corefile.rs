@@ -426,6 +426,10 @@ impl Session {
                 (Binary::from_path(p)?, orig)
             }
         };
+        binary
+            .warnings
+            .iter()
+            .for_each(|w| eprintln!("warning: {w}"));
         let mut warnings = core.warnings.clone();
         // Load bias: from AT_ENTRY, else (non-PIE) zero, else the lowest
         // mapping of the executable minus its lowest segment.
@@ -487,6 +491,10 @@ impl Session {
         };
         let bin = Arc::new(binary);
         let target = Target::new(bin.clone(), bias)?;
+        target
+            .warnings
+            .iter()
+            .for_each(|w| eprintln!("warning: {w}"));
         let mem = Layered {
             first: Box::new(core.memory) as Box<dyn Memory>,
             second: crate::binary::elf::ImageMemory {

@@ -1,4 +1,4 @@
-//! The per-version runtime layout tables (src/goruntime/tables.rs, used when
+//! The per-version runtime layout tables (src/goruntime/version/tables.rs, used when
 //! a binary has no DWARF) must agree with the DWARF of real binaries, field by
 //! field, for every toolchain; and the layouts gospy derives from either
 //! source must be identical.
@@ -7,9 +7,8 @@ mod common;
 
 use common::*;
 use gospy::binary::Binary;
-use gospy::goruntime::fallback::{LayoutSource, Tables};
 use gospy::goruntime::heap::HeapLayout;
-use gospy::goruntime::layout::Layout;
+use gospy::goruntime::version::{Layout, LayoutSource, Tables};
 
 fn check_version(version: &str) {
     let Some(path) = try_build_fixture("goroutines", version, false, "") else {
@@ -17,7 +16,7 @@ fn check_version(version: &str) {
     };
     let bin = Binary::from_path(&path).expect("load fixture");
     let dwarf = bin.dwarf().expect("unstripped fixture has DWARF");
-    let tables = Tables::for_minor(bin.go_minor).expect("tables for a tested version");
+    let tables = Tables::for_version(bin.go).expect("tables for a tested version");
     assert!(tables.approximation.is_none());
 
     let mut problems = Vec::new();
@@ -91,7 +90,8 @@ fn check_version(version: &str) {
     // Wait reasons: the table equals the binary's own waitReasonStrings.
     let bin = std::sync::Arc::new(bin);
     let target = gospy::goruntime::Target::new(bin.clone(), 0).expect("target");
-    let table_reasons = tables.wait_reasons().expect("wait reasons");
+    let table_reasons =
+        gospy::goruntime::version::waitreason::measured(bin.go).expect("wait reasons");
     if target.wait_reasons != table_reasons {
         problems.push(format!(
             "wait reasons differ:\n  binary: {:?}\n  tables: {table_reasons:?}",

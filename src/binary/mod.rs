@@ -7,6 +7,7 @@ pub mod pclntab;
 pub mod twin;
 pub mod x86;
 
+use crate::goruntime::version::go::GoVersion;
 use anyhow::{anyhow, Context, Result};
 use elf::ElfFile;
 use moduledata::ModuleData;
@@ -15,15 +16,19 @@ use std::sync::{Arc, OnceLock};
 
 pub struct Binary {
     pub elf: ElfFile,
-    /// Go minor version (19 for go1.19.x).
-    pub go_minor: u32,
+    /// Go version (what every version check compares).
+    pub go: GoVersion,
+    /// The version as the executable spells it ("go1.22.10"), for display.
     pub go_version: String,
     pub moduledata: ModuleData,
     pub pcln: Pclntab,
-    dwarf: OnceLock<Option<dwarf::Dwarf>>,
+    dwarf: Option<dwarf::Dwarf>,
     /// Globals recovered from code when there is no symbol table (by
     /// `goruntime::runtime_globals`, which knows the runtime's code).
     recovered: OnceLock<Recovered>,
+    /// For the user, from loading: a Go version outside the supported
+    /// range, unreadable DWARF (the caller prints them).
+    pub warnings: Vec<String>,
 }
 
 /// Runtime globals recovered from code: link-time addresses by symbol name,
@@ -44,11 +49,9 @@ impl Binary {
         let go_version = elf.go_version.clone().ok_or_else(|| {
             anyhow!("not a Go program: no .go.buildinfo version (is it built with Go?)")
         })?;
-        let (major, minor) = elf::parse_go_version(&go_version)
+        let go = GoVersion::parse(&go_version)
             .ok_or_else(|| anyhow!("cannot parse Go version {go_version:?}"))?;
-        if major != 1 || !(19..=27).contains(&minor) {
-            eprintln!("warning: {go_version} is outside the supported range go1.19–go1.27; results may be wrong");
-        }
+        let mut warnings: Vec<String> = go.support_warning(&go_version).into_iter().collect();
         // DWARF (decompressing .debug_info and indexing the unit that holds
         // the runtime's types: most of the time to open a large executable)
         // is prepared on another thread while the pclntab is read here.
@@ -64,7 +67,7 @@ impl Binary {
             });
             let md = (|| -> Result<(ModuleData, Pclntab)> {
                 let md_sym = elf.symbol("runtime.firstmoduledata").map(|s| s.0);
-                let moduledata = moduledata::find_moduledata(&elf.data, md_sym, minor)
+                let moduledata = moduledata::find_moduledata(&elf.data, md_sym, go.minor())
                     .context("locating runtime.firstmoduledata")?;
                 let pcln = moduledata::load_pclntab(&elf.data, &moduledata)
                     .context("reading .gopclntab")?;
@@ -73,29 +76,27 @@ impl Binary {
             (dwarf.join(), md)
         });
         let (moduledata, pcln) = md?;
-        let dwarf_cell = OnceLock::new();
-        match dwarf {
-            Ok(Ok(d)) => {
-                let _ = dwarf_cell.set(d);
-            }
+        let dwarf = match dwarf {
+            Ok(Ok(d)) => d,
             Ok(Err(e)) => {
-                eprintln!("warning: ignoring unreadable DWARF: {e}");
-                let _ = dwarf_cell.set(None);
+                warnings.push(format!("ignoring unreadable DWARF: {e}"));
+                None
             }
             // A panic while reading DWARF: treated as none.
             Err(_) => {
-                eprintln!("warning: ignoring unreadable DWARF");
-                let _ = dwarf_cell.set(None);
+                warnings.push("ignoring unreadable DWARF".to_string());
+                None
             }
-        }
+        };
         Ok(Binary {
             elf,
-            go_minor: minor,
+            go,
             go_version,
             moduledata,
             pcln,
-            dwarf: dwarf_cell,
+            dwarf,
             recovered: OnceLock::new(),
+            warnings,
         })
     }
 
@@ -104,17 +105,9 @@ impl Binary {
         Self::from_bytes(data).with_context(|| format!("loading {}", path.display()))
     }
 
-    /// DWARF, parsed lazily on first use; None when stripped.
+    /// DWARF (loaded with the binary); None when stripped or unreadable.
     pub fn dwarf(&self) -> Option<&dwarf::Dwarf> {
-        self.dwarf
-            .get_or_init(|| match dwarf::Dwarf::load(&self.elf.data) {
-                Ok(d) => d,
-                Err(e) => {
-                    eprintln!("warning: ignoring unreadable DWARF: {e}");
-                    None
-                }
-            })
-            .as_ref()
+        self.dwarf.as_ref()
     }
 
     /// Link-time address of a global from the symbol table, then DWARF

@@ -694,7 +694,7 @@ impl<'a> Types<'a> {
         }
         // Direct-interface values: Kind_&0x20 (@23) up to Go 1.25,
         // TFlag&0x20 (@20) from Go 1.26.
-        let direct = if self.t.bin.go_minor >= 26 {
+        let direct = if self.t.bin.go.at_least(1, 26) {
             mem.u8(rtype + 20).map(|f| f & 0x20 != 0)
         } else {
             mem.u8(rtype + 23).map(|k| k & 0x20 != 0)

@@ -90,7 +90,7 @@ pub fn label_structure<M: Memory>(
     if ptr == 0 {
         return Ok(Vec::new());
     }
-    if t.bin.go_minor >= 24 {
+    if t.bin.go.at_least(1, 24) {
         ranges.push((ptr, 16));
         let slots = label_list_slots(mem, ptr)?;
         ranges.extend(slots.iter().map(|s| (s.key, 32)));
@@ -283,7 +283,7 @@ impl LabelWalk {
             .collect();
         let seen = pending.iter().map(|&(r, o)| (r, obj_addr(o))).collect();
         LabelWalk {
-            modern: t.bin.go_minor >= 24,
+            modern: t.bin.go.at_least(1, 24),
             extents: track.then(|| vec![(Vec::new(), true); roots.len()]),
             roots,
             pending,

@@ -3,25 +3,25 @@
 //! and on a snapshot.
 
 pub mod checks;
-pub mod fallback;
 pub mod gotypes;
 pub mod heap;
 pub mod labels;
-pub mod layout;
 pub mod reach;
 pub mod runtime_globals;
-#[rustfmt::skip]
-pub mod tables;
 pub mod traceback;
 pub mod values;
+pub mod version;
 pub mod waiting;
 
 use crate::binary::Binary;
 use crate::memory::{MemResult, Memory};
 use anyhow::{anyhow, Context, Result};
-use layout::Layout;
 use runtime_globals::global_addr;
 use std::sync::Arc;
+pub use version::status::{
+    G_DEAD, G_DEAD_EXTRA, G_IDLE, G_RUNNABLE, G_RUNNING, G_SCAN, G_SYSCALL, G_WAITING,
+};
+use version::{GLayout, Layout, Layouts};
 
 /// Upper bounds that keep hostile or torn memory from causing huge work.
 pub const MAX_GOROUTINES: u64 = 50_000_000;
@@ -29,14 +29,6 @@ pub const MAX_MS: usize = 100_000;
 pub const MAX_PS: u64 = 100_000;
 /// Largest goroutine stack gospy will capture or walk (the runtime's max is 1 GB).
 pub const MAX_STACK: u64 = 1 << 30;
-
-pub const G_IDLE: u32 = 0;
-pub const G_RUNNABLE: u32 = 1;
-pub const G_RUNNING: u32 = 2;
-pub const G_SYSCALL: u32 = 3;
-pub const G_WAITING: u32 = 4;
-pub const G_DEAD: u32 = 6;
-pub const G_SCAN: u32 = 0x1000;
 
 /// Runtime addresses (bias applied) of the globals gospy reads.
 #[derive(Debug, Clone, Default)]
@@ -66,11 +58,15 @@ pub struct Target {
     pub status_strings: Vec<String>,
     /// PC → symbolization cache for unwinding.
     pub pc_cache: traceback::PcCache,
+    /// For the user, once per target: why layouts may be approximate.
+    pub warnings: Vec<String>,
 }
 
 impl Target {
     pub fn new(bin: Arc<Binary>, bias: u64) -> Result<Target> {
-        let layout = Layout::from_binary(&bin)?;
+        let layouts = Layouts::for_binary(&bin)?;
+        let layout = Layout::from_source(&bin, layouts.source())?;
+        let warnings = layouts.warning().map(str::to_string).into_iter().collect();
         let need = |name: &str| -> Result<u64> {
             global_addr(&bin, name)
                 .map(|a| a.wrapping_add(bias))
@@ -99,27 +95,14 @@ impl Target {
         let mut wait_reasons = read_string_array(&bin, "runtime.waitReasonStrings");
         if wait_reasons.is_empty() {
             // No symbol (stripped): the measured table of this Go version.
-            wait_reasons = fallback::Tables::for_minor(bin.go_minor)
-                .and_then(|t| t.wait_reasons())
-                .unwrap_or_default();
+            wait_reasons = version::waitreason::measured(bin.go).unwrap_or_default();
         }
         let mut status_strings = read_string_array(&bin, "runtime.gStatusStrings");
         if status_strings.is_empty() {
-            status_strings = [
-                "idle",
-                "runnable",
-                "running",
-                "syscall",
-                "waiting",
-                "moribund_unused",
-                "dead",
-                "enqueue_unused",
-                "copystack",
-                "preempted",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+            status_strings = version::status::STATUS_STRINGS
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
         }
         Ok(Target {
             bin,
@@ -129,6 +112,7 @@ impl Target {
             wait_reasons,
             status_strings,
             pc_cache: Default::default(),
+            warnings,
         })
     }
 
@@ -177,9 +161,7 @@ fn read_string_array(bin: &Binary, name: &str) -> Vec<String> {
         size / 16
     } else if name == "runtime.waitReasonStrings" {
         // Without a size, the measured length for this version.
-        fallback::Tables::for_minor(bin.go_minor)
-            .and_then(|t| t.wait_reasons())
-            .map_or(64, |l| l.len() as u64)
+        version::waitreason::measured(bin.go).map_or(64, |l| l.len() as u64)
     } else {
         16
     };
@@ -252,7 +234,7 @@ fn byte(b: &[u8], off: u64) -> u8 {
 }
 
 impl G {
-    pub fn decode(l: &layout::GLayout, addr: u64, b: &[u8]) -> G {
+    pub fn decode(l: &GLayout, addr: u64, b: &[u8]) -> G {
         let raw = le32(b, l.atomicstatus);
         G {
             addr,
@@ -279,7 +261,7 @@ impl G {
         }
     }
     pub fn is_dead(&self) -> bool {
-        self.status == G_DEAD || self.status == 11 /* _Gdeadextra, 1.26+ */ || self.status == G_IDLE
+        self.status == G_DEAD || self.status == G_DEAD_EXTRA || self.status == G_IDLE
     }
 }
 

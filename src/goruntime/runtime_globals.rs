@@ -19,9 +19,10 @@
 //! gcController) by how well the referenced addresses fit the struct's field
 //! offsets from the layout tables.
 
-use super::fallback::{LayoutSource, Tables};
 use crate::binary::x86::{self, Insn, Kind};
 use crate::binary::{Binary, Recovered};
+use crate::goruntime::version::fallback::Tables;
+use crate::goruntime::version::source::LayoutSource;
 use std::collections::{BTreeSet, HashMap};
 
 /// Largest function gospy decodes (runtime functions are far smaller).
@@ -171,7 +172,7 @@ pub fn recover(bin: &Binary) -> Recovered {
         data,
         cache: HashMap::new(),
     };
-    let tables = Tables::for_minor(bin.go_minor);
+    let tables = Tables::for_version(bin.go);
     let mut r = Recovered::default();
     scheduler_globals(&mut c, tables.as_ref(), &mut r);
     string_globals(&mut c, &mut r);
@@ -199,7 +200,7 @@ fn found(r: &mut Recovered, name: &str, a: Option<u64>, why: &str) {
 /// runtimeInitTime and fingRunning/fingStatus: fixed operands of the
 /// functions that set them.
 fn scheduler_globals(c: &mut Ctx, tables: Option<&Tables>, rec: &mut Recovered) {
-    let minor = c.bin.go_minor;
+    let minor = c.bin.go.minor();
     // allgs, allglen, allgptr: runtime.allgadd.
     let refs = c.refs("runtime.allgadd");
     let allgs = slice_triplets(&refs).first().map(|t| t.0);

@@ -14,7 +14,8 @@
 //! From Go 1.26 `sudog.elem` and `sudog.c` are `maybeTraceablePtr`s whose
 //! `vu` word is the address. All layouts come from DWARF by field name.
 
-use super::{Target, G, G_WAITING};
+use super::version::status::{G_SCAN, G_WAITING};
+use super::{Target, G};
 use crate::memory::{MemResult, Memory};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
@@ -50,16 +51,18 @@ pub struct WaitLayout {
 
 impl WaitLayout {
     pub fn new(t: &Target) -> Option<WaitLayout> {
-        let d = t.bin.dwarf()?;
+        let layouts = super::version::Layouts::for_binary(&t.bin).ok()?;
+        let d = layouts.source();
         let off = |ty: &str, paths: &[&str]| paths.iter().find_map(|p| d.offset_of(ty, p));
         let sg = "runtime.sudog";
         let hc = "runtime.hchan";
         let semtable = (|| {
             let addr = super::runtime_globals::global_addr(&t.bin, "runtime.semtable")?;
-            let size = d
-                .global("runtime.semtable")
+            let dw = layouts.dwarf();
+            let size = dw
+                .and_then(|dw| dw.global("runtime.semtable"))
                 .and_then(|g| g.ty)
-                .and_then(|ty| d.resolve(ty))
+                .and_then(|ty| dw?.resolve(ty))
                 .map(|ty| ty.size)
                 .filter(|&s| s >= SEM_TAB_SIZE && s % SEM_TAB_SIZE == 0)
                 .unwrap_or(SEM_TAB_SIZE * 64);
@@ -376,7 +379,7 @@ impl<'a> WaitWalk<'a> {
                     &gb[..]
                 }
             };
-            if le32(b, gl.atomicstatus) & !super::G_SCAN != G_WAITING {
+            if le32(b, gl.atomicstatus) & !G_SCAN != G_WAITING {
                 continue;
             }
             let s = le64(b, gl.waiting);

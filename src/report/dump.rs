@@ -3,6 +3,7 @@
 
 use crate::analyze::{Goroutine, Model, Session};
 use crate::goruntime::traceback::{CreatedBy, Frame};
+use crate::goruntime::version::GoVersion;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -121,8 +122,8 @@ pub fn header(g: &Goroutine, labels: bool) -> String {
     h
 }
 
-pub fn render_goroutine(out: &mut String, g: &Goroutine, opts: &DumpOptions, go_minor: u32) {
-    render_goroutine_frames(out, g, &g.stack.frames, opts, go_minor)
+pub fn render_goroutine(out: &mut String, g: &Goroutine, opts: &DumpOptions, go: GoVersion) {
+    render_goroutine_frames(out, g, &g.stack.frames, opts, go)
 }
 
 /// [`render_goroutine`] with `frames` in place of the goroutine's own
@@ -132,10 +133,10 @@ pub fn render_goroutine_frames(
     g: &Goroutine,
     frames: &[Frame],
     opts: &DumpOptions,
-    go_minor: u32,
+    go: GoVersion,
 ) {
     let all = opts.all;
-    let _ = writeln!(out, "{}", header(g, opts.labels || go_minor >= 27));
+    let _ = writeln!(out, "{}", header(g, opts.labels || go.at_least(1, 27)));
     if let Some(why) = &g.stack.unavailable {
         let _ = writeln!(out, "\t{why}");
     }
@@ -161,7 +162,7 @@ pub fn render_goroutine_frames(
     };
     if n <= 100 || all {
         frames.iter().for_each(|f| print(out, f));
-    } else if go_minor >= 21 {
+    } else if go.at_least(1, 21) {
         frames[..50].iter().for_each(|f| print(out, f));
         let _ = writeln!(out, "...{} frames elided...", n - 100);
         frames[n - 50..].iter().for_each(|f| print(out, f));
@@ -203,7 +204,7 @@ pub fn write_text<W: std::io::Write>(
 ) -> std::io::Result<()> {
     use rayon::prelude::*;
     const BATCH: usize = 4096;
-    let go_minor = s.target.bin.go_minor;
+    let go = s.target.bin.go;
     let gs: Vec<&Goroutine> = visible(m, opts).collect();
     for (bi, batch) in gs.chunks(BATCH).enumerate() {
         let texts: Vec<String> = batch
@@ -211,7 +212,7 @@ pub fn write_text<W: std::io::Write>(
             .map(|g| {
                 let mut one = String::with_capacity(1024);
                 let frames = m.frames_with_args(s, g);
-                render_goroutine_frames(&mut one, g, &frames, opts, go_minor);
+                render_goroutine_frames(&mut one, g, &frames, opts, go);
                 if let (true, Some(wo), Some(nl)) = (opts.wait_info, &g.waiting_on, one.find('\n'))
                 {
                     // Right after the header line.

@@ -1,7 +1,8 @@
-//! Offsets of the runtime structures gospy reads, taken from DWARF by field
-//! name. Fields that exist only in some Go versions are `Option`s.
+//! Offsets of the runtime structures gospy reads, taken by field name from
+//! the source [`super::choice::Layouts`] picked (DWARF or the tables).
+//! Fields that exist only in some Go versions are `Option`s.
 
-use super::fallback::{LayoutCtx, LayoutSource, Tables};
+use super::source::{LayoutCtx, LayoutSource};
 use crate::binary::Binary;
 use anyhow::{anyhow, Result};
 
@@ -93,20 +94,6 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// Layouts from DWARF when present, else from the per-version tables.
-    pub fn from_binary(bin: &Binary) -> Result<Layout> {
-        if let Some(d) = bin.dwarf() {
-            return Self::from_source(bin, d);
-        }
-        let t = Tables::for_minor(bin.go_minor).ok_or_else(|| {
-            anyhow!("the executable has no DWARF debug info and gospy has no runtime layout tables for {}: pass an unstripped build of the same source with --bin", bin.go_version)
-        })?;
-        if let Some(w) = &t.approximation {
-            eprintln!("warning: {w}");
-        }
-        Self::from_source(bin, &t)
-    }
-
     /// Layouts from one source (DWARF or tables), by field name.
     pub fn from_source(bin: &Binary, d: &dyn LayoutSource) -> Result<Layout> {
         let mut c = LayoutCtx::new(d);

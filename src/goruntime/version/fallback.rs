@@ -1,136 +1,35 @@
 //! Runtime layouts without DWARF: lookups in the per-version tables of
-//! [`super::tables`] (generated from layouts measured on real binaries), and
-//! the DWARF-or-tables source every layout decoder goes through.
+//! [`super::tables`] (generated from layouts measured on real binaries).
 
-use super::tables::{TStruct, STRUCTS, VERSIONS, WAIT_REASONS};
-use crate::binary::dwarf::{Dwarf, GoKind};
-use crate::binary::Binary;
-
-/// Where runtime struct layouts come from.
-pub trait LayoutSource {
-    /// Offset of a (possibly dotted) field path in a runtime type.
-    fn offset_of(&self, ty: &str, path: &str) -> Option<u64>;
-    /// Size of a runtime type.
-    fn size_of(&self, ty: &str) -> Option<u64>;
-    /// Short description for messages ("DWARF", "go1.22 tables").
-    fn describe(&self) -> String;
-    /// Size in bytes of a field's type.
-    fn field_size(&self, ty: &str, path: &str) -> Option<u64>;
-    /// Length of an array field whose elements are `elem_size` bytes.
-    fn array_len(&self, ty: &str, path: &str, elem_size: u64) -> Option<u64>;
-}
-
-impl LayoutSource for Dwarf {
-    fn offset_of(&self, ty: &str, path: &str) -> Option<u64> {
-        Dwarf::offset_of(self, ty, path)
-    }
-    fn size_of(&self, ty: &str) -> Option<u64> {
-        Dwarf::size_of(self, ty)
-    }
-    fn describe(&self) -> String {
-        "DWARF".into()
-    }
-    fn field_size(&self, ty: &str, path: &str) -> Option<u64> {
-        let f = self.field(ty, path)?;
-        self.resolve(f.ty).map(|t| t.size)
-    }
-    fn array_len(&self, ty: &str, path: &str, _elem_size: u64) -> Option<u64> {
-        let f = self.field(ty, path)?;
-        match self.resolve(f.ty)?.kind {
-            GoKind::Array { len, .. } => Some(len),
-            _ => None,
-        }
-    }
-}
-
-/// Field lookups over one [`LayoutSource`] that note what is missing (the
-/// layout decoders report all missing fields at once).
-pub(crate) struct LayoutCtx<'a> {
-    pub d: &'a dyn LayoutSource,
-    pub missing: Vec<String>,
-}
-
-impl<'a> LayoutCtx<'a> {
-    pub fn new(d: &'a dyn LayoutSource) -> Self {
-        LayoutCtx {
-            d,
-            missing: Vec::new(),
-        }
-    }
-    /// Offset of `ty.path`; 0 (and noted) when missing.
-    pub fn off(&mut self, ty: &str, path: &str) -> u64 {
-        match self.d.offset_of(ty, path) {
-            Some(o) => o,
-            None => {
-                self.missing.push(format!("{ty}.{path}"));
-                0
-            }
-        }
-    }
-    /// Offset of `ty.path`, which may be absent.
-    pub fn opt(&self, ty: &str, path: &str) -> Option<u64> {
-        self.d.offset_of(ty, path)
-    }
-    /// Offset of the first of `paths` that exists (fields renamed across
-    /// versions).
-    pub fn first(&mut self, ty: &str, paths: &[&str]) -> u64 {
-        for p in paths {
-            if let Some(o) = self.d.offset_of(ty, p) {
-                return o;
-            }
-        }
-        self.missing.push(format!("{ty}.{}", paths.join("|")));
-        0
-    }
-    /// Size of `ty`; 0 (and noted) when unknown.
-    pub fn size(&mut self, ty: &str) -> u64 {
-        match self.d.size_of(ty) {
-            Some(s) => s,
-            None => {
-                self.missing.push(format!("sizeof({ty})"));
-                0
-            }
-        }
-    }
-    /// Offset and byte size of a field.
-    pub fn field(&mut self, ty: &str, path: &str) -> (u64, u64) {
-        let off = self.off(ty, path);
-        (off, self.d.field_size(ty, path).unwrap_or(0))
-    }
-    /// Offset and length of an array field with `elem_size`-byte elements.
-    pub fn array(&mut self, ty: &str, path: &str, elem_size: u64) -> (u64, usize) {
-        let off = self.off(ty, path);
-        match self.d.array_len(ty, path, elem_size) {
-            Some(n) => (off, n as usize),
-            None => {
-                self.missing.push(format!("{ty}.{path} (array length)"));
-                (off, 0)
-            }
-        }
-    }
-}
+use super::go::GoVersion;
+use super::source::LayoutSource;
+use super::tables::{TStruct, STRUCTS, VERSIONS};
 
 /// The per-version tables, one version column selected.
 #[derive(Debug, Clone)]
 pub struct Tables {
     col: usize,
-    /// Go minor version of the target.
-    pub minor: u32,
+    /// Go version of the target.
+    pub go: GoVersion,
     /// Set when the target's version was not measured and a neighbour's
     /// column is used instead.
     pub approximation: Option<String>,
 }
 
 impl Tables {
-    /// Tables for Go 1.`minor`. Go 1.20 (never measured) uses the 1.19
-    /// column: 1.20's runtime structs keep 1.19's layout for every field gospy
-    /// reads (the trace-state and parentGoid changes of `g` came in 1.21).
+    /// Tables for `go`. Go 1.20 (never measured) uses the 1.19 column:
+    /// 1.20's runtime structs keep 1.19's layout for every field gospy reads
+    /// (the trace-state and parentGoid changes of `g` came in 1.21).
     /// Versions newer than the newest measured use the newest column.
-    pub fn for_minor(minor: u32) -> Option<Tables> {
+    pub fn for_version(go: GoVersion) -> Option<Tables> {
+        if go.major() != 1 {
+            return None;
+        }
+        let minor = go.minor();
         if let Some(col) = VERSIONS.iter().position(|&v| v == minor) {
             return Some(Tables {
                 col,
-                minor,
+                go,
                 approximation: None,
             });
         }
@@ -150,7 +49,7 @@ impl Tables {
         };
         Some(Tables {
             col,
-            minor,
+            go,
             approximation: Some(why),
         })
     }
@@ -238,15 +137,6 @@ impl Tables {
             })
             .unwrap_or_default()
     }
-
-    /// `runtime.waitReasonStrings` of this version.
-    pub fn wait_reasons(&self) -> Option<Vec<String>> {
-        let v = self.column_version();
-        WAIT_REASONS
-            .iter()
-            .find(|(m, _)| *m == v)
-            .map(|(_, l)| l.iter().map(|s| s.to_string()).collect())
-    }
 }
 
 impl LayoutSource for Tables {
@@ -268,49 +158,17 @@ impl LayoutSource for Tables {
     }
 }
 
-/// DWARF when the executable has it, else the tables for its Go version.
-pub fn layout_source(bin: &Binary) -> Option<Box<dyn LayoutSource + '_>> {
-    if let Some(d) = bin.dwarf() {
-        return Some(Box::new(d));
-    }
-    Tables::for_minor(bin.go_minor).map(|t| Box::new(t) as Box<dyn LayoutSource>)
-}
-
-impl<T: LayoutSource + ?Sized> LayoutSource for &T {
-    fn offset_of(&self, ty: &str, path: &str) -> Option<u64> {
-        (**self).offset_of(ty, path)
-    }
-    fn size_of(&self, ty: &str) -> Option<u64> {
-        (**self).size_of(ty)
-    }
-    fn describe(&self) -> String {
-        (**self).describe()
-    }
-    fn field_size(&self, ty: &str, path: &str) -> Option<u64> {
-        (**self).field_size(ty, path)
-    }
-    fn array_len(&self, ty: &str, path: &str, elem_size: u64) -> Option<u64> {
-        (**self).array_len(ty, path, elem_size)
-    }
-}
-
-/// Offset of a runtime field for this executable: DWARF, else the tables.
-pub fn offset_of(bin: &Binary, ty: &str, path: &str) -> Option<u64> {
-    layout_source(bin)?.offset_of(ty, path)
-}
-
-/// Size of a runtime type for this executable: DWARF, else the tables.
-pub fn size_of(bin: &Binary, ty: &str) -> Option<u64> {
-    layout_source(bin)?.size_of(ty)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn tables(minor: u32) -> Option<Tables> {
+        Tables::for_version(GoVersion::new(1, minor))
+    }
+
     #[test]
     fn nested_paths_and_versions() {
-        let t = Tables::for_minor(22).unwrap();
+        let t = tables(22).unwrap();
         assert_eq!(t.offset_of("runtime.g", "sched.sp"), Some(56));
         assert_eq!(t.offset_of("runtime.g", "sched.bp"), Some(56 + 48));
         assert_eq!(t.offset_of("runtime.g", "stack.hi"), Some(8));
@@ -318,7 +176,7 @@ mod tests {
         assert_eq!(t.offset_of("runtime.p", "gFree.size"), None);
         assert_eq!(t.offset_of("runtime.schedt", "gFree.n"), Some(160 + 24));
         assert_eq!(t.size_of("runtime.g"), Some(424));
-        let t = Tables::for_minor(25).unwrap();
+        let t = tables(25).unwrap();
         assert_eq!(t.offset_of("runtime.g", "sched.bp"), Some(56 + 40));
         assert_eq!(t.offset_of("runtime.schedt", "runq.size"), Some(112 + 16));
         assert_eq!(
@@ -334,13 +192,11 @@ mod tests {
             Some(1168 + 48)
         );
         // Widths and array lengths from the next field's offset.
-        let t22 = Tables::for_minor(22).unwrap();
+        let t22 = tables(22).unwrap();
         assert_eq!(t22.field_size("runtime.mspan", "nelems"), Some(2));
         assert_eq!(t22.field_size("runtime.mspan", "allocCount"), Some(2));
         assert_eq!(
-            Tables::for_minor(19)
-                .unwrap()
-                .field_size("runtime.mspan", "nelems"),
+            tables(19).unwrap().field_size("runtime.mspan", "nelems"),
             Some(8)
         );
         assert_eq!(t22.array_len("runtime.mstats", "pause_ns", 8), Some(256));
@@ -355,12 +211,8 @@ mod tests {
         );
         assert_eq!(t22.array_len("runtime.mstats", "pause_ns", 7), None);
         assert_eq!(t22.field_size("runtime.mstats", "nosuchfield"), None);
-        assert!(Tables::for_minor(20).unwrap().approximation.is_some());
-        assert_eq!(Tables::for_minor(30).unwrap().column_version(), 27);
-        assert!(Tables::for_minor(18).is_none());
-        assert_eq!(
-            Tables::for_minor(26).unwrap().wait_reasons().unwrap()[19],
-            "chan receive"
-        );
+        assert!(tables(20).unwrap().approximation.is_some());
+        assert_eq!(tables(30).unwrap().column_version(), 27);
+        assert!(tables(18).is_none());
     }
 }

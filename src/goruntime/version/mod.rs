@@ -1,0 +1,24 @@
+//! Everything gospy knows per Go version, in one place: the version type and
+//! the supported range, goroutine statuses, wait reasons, the measured
+//! layout tables, and the single choice between DWARF and those tables.
+//! A new Go version touches this directory only.
+//!
+//! Children import each other by their own paths (`super::tables::X`),
+//! never through this facade.
+
+pub mod choice;
+pub mod fallback;
+pub mod go;
+pub mod layout;
+pub mod source;
+pub mod status;
+#[rustfmt::skip]
+pub mod tables;
+pub mod waitreason;
+
+pub use choice::Layouts;
+pub use fallback::Tables;
+pub use go::{GoVersion, NEWEST_SUPPORTED, OLDEST_SUPPORTED};
+pub use layout::{GLayout, Layout, MLayout, PLayout, SchedLayout};
+pub use source::LayoutSource;
+pub use status::*;
