@@ -2,6 +2,7 @@
 //! the scheduler. Every decoder here runs the same on a paused live process
 //! and on a snapshot.
 
+pub mod bulk;
 pub mod checks;
 pub mod fallback;
 pub mod gotypes;
@@ -9,6 +10,7 @@ pub mod heap;
 pub mod labels;
 pub mod layout;
 pub mod reach;
+pub mod stackstart;
 #[rustfmt::skip]
 pub mod tables;
 pub mod traceback;
