@@ -431,6 +431,12 @@ impl LabelWalk {
     }
 }
 
+impl super::bulk::BulkWalk for LabelWalk {
+    fn step<M: Memory>(&mut self, mem: &M) -> Vec<(u64, u64)> {
+        LabelWalk::step(self, mem)
+    }
+}
+
 fn obj_addr(obj: LabelObj) -> u64 {
     match obj {
         LabelObj::Set(a)

@@ -2,12 +2,14 @@
 //! the scheduler. Every decoder here runs the same on a paused live process
 //! and on a snapshot.
 
+pub mod bulk;
 pub mod checks;
 pub mod gotypes;
 pub mod heap;
 pub mod labels;
 pub mod reach;
 pub mod runtime_globals;
+pub mod stackstart;
 pub mod traceback;
 pub mod values;
 pub mod version;

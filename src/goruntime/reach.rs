@@ -4,8 +4,8 @@
 //! DWARF, the walk follows pointers, strings, slices, maps (old hmap and
 //! Swiss tables), channels, funcs and interfaces (dynamic type from the
 //! runtime type descriptor) breadth-first. Each level's heap objects are read
-//! in one batch ([`Walker::step`] returns the ranges, the caller reads them
-//! with `process::read_ranges` and hands them back with [`Walker::feed`]).
+//! in one batch: [`Walker`] is a [`super::bulk::BulkWalk`] that keeps the
+//! bytes it is fed, driven by [`super::bulk::drive`].
 //!
 //! Order and budget: the globals named with `capture --var` first, with no
 //! budget (a hard cap only); then the other packages' globals (main and
@@ -431,22 +431,6 @@ impl<'a> Walker<'a> {
             }
         }
         Some(w)
-    }
-
-    /// Store the bytes of the ranges the last step asked for.
-    pub fn feed(&mut self, ranges: &[(u64, usize)], results: Vec<Result<Vec<u8>, MemError>>) {
-        for (&(addr, _), r) in ranges.iter().zip(results) {
-            if let Ok(data) = r {
-                self.stats.bytes += data.len() as u64;
-                self.heap.insert(addr, data, true);
-            }
-        }
-    }
-
-    /// Bytes read directly (outside rounds) by the memory the caller passes
-    /// to `step` (e.g. itabs), to keep.
-    pub fn feed_extra(&mut self, addr: u64, data: Vec<u8>) {
-        self.heap.insert(addr, data, false);
     }
 
     /// Everything read, for the snapshot.
@@ -987,6 +971,30 @@ impl<'a> Walker<'a> {
                 }
             }
         }
+    }
+}
+
+/// The globals walk through the one bulk reader. It keeps what it reads
+/// itself ([`Heap`]: each range's own bytes, merged into a sorted array once
+/// per round) rather than in capture's pooled regions: its ranges are many
+/// and small, read by address, and stored as read.
+impl super::bulk::BulkWalk for Walker<'_> {
+    fn step<M: Memory>(&mut self, mem: &M) -> Vec<(u64, u64)> {
+        Walker::step(self, mem)
+            .into_iter()
+            .map(|(a, l)| (a, l as u64))
+            .collect()
+    }
+    fn feed(&mut self, ranges: &[(u64, u64)], results: Vec<Result<Vec<u8>, MemError>>) {
+        for (&(addr, _), r) in ranges.iter().zip(results) {
+            if let Ok(data) = r {
+                self.stats.bytes += data.len() as u64;
+                self.heap.insert(addr, data, true);
+            }
+        }
+    }
+    fn feed_extra(&mut self, addr: u64, data: Vec<u8>) {
+        self.heap.insert(addr, data, false);
     }
 }
 

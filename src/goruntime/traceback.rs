@@ -1,6 +1,7 @@
 //! Goroutine stack unwinding with the pclntab, and the runtime's own rules
 //! for which frames and goroutines a traceback shows (runtime/traceback.go).
 
+use super::stackstart::StackState;
 use super::{Target, G, G_RUNNING, M};
 use crate::binary::pclntab::{FuncInfo, SpecialFunc};
 use crate::memory::{MemResult, Memory};
@@ -24,6 +25,22 @@ pub struct PcInfo {
     pub arg_info: Option<Vec<u8>>,
     /// `FUNCDATA_ArgLiveInfo` bytes and `PCDATA_ArgLiveIndex` at this PC.
     pub arg_live: Option<(Vec<u8>, i32)>,
+}
+
+/// What decides where `g`'s frames start ([`StackState`]): `m` is the M
+/// running it and `regs` that M's thread registers, when known.
+pub fn stack_state(g: &G, m: Option<&M>, regs: Option<&Regs>) -> StackState {
+    StackState {
+        lo: g.stack_lo,
+        hi: g.stack_hi,
+        sched_sp: g.sched_sp,
+        sched_pc: g.sched_pc,
+        syscallsp: g.syscallsp,
+        syscallpc: g.syscallpc,
+        running: g.status == G_RUNNING,
+        regs: regs.map(|r| (r.rip, r.rsp)),
+        vdso: m.map(|m| (m.vdso_pc, m.vdso_sp)),
+    }
 }
 
 /// `abi.TraceArgsMaxLen`: (maxDepth*3+2)*limit + 1.
@@ -391,45 +408,7 @@ impl Target {
         m: Option<&M>,
         regs: Option<&Regs>,
     ) -> Result<(u64, u64, bool), String> {
-        let in_stack = |sp: u64| sp >= g.stack_lo && sp <= g.stack_hi;
-        if g.status == G_RUNNING && g.syscallsp == 0 {
-            let Some(r) = regs else {
-                return Err(
-                    "running on a thread whose registers were not captured; stack unavailable"
-                        .into(),
-                );
-            };
-            if in_stack(r.rsp) {
-                if self.find_func(r.rip).is_some() {
-                    return Ok((r.rip, r.rsp, true));
-                }
-                if let Some(m) = m {
-                    if m.vdso_sp != 0 && in_stack(m.vdso_sp) {
-                        return Ok((m.vdso_pc, m.vdso_sp, false));
-                    }
-                }
-                return Err(format!(
-                    "running outside Go code (pc {:#x}); stack unavailable",
-                    r.rip
-                ));
-            }
-            // The thread is on its g0 or signal stack (scheduler, systemstack,
-            // signal handler): the goroutine's own frames start at g.sched
-            // when systemstack saved it there.
-            if g.sched_sp != 0 && in_stack(g.sched_sp) && g.sched_pc != 0 {
-                return Ok((g.sched_pc, g.sched_sp, false));
-            }
-            return Err(
-                "goroutine running on other thread (on its system stack); stack unavailable".into(),
-            );
-        }
-        if g.syscallsp != 0 {
-            return Ok((g.syscallpc, g.syscallsp, false));
-        }
-        if g.sched_sp == 0 || g.sched_pc == 0 {
-            return Err("no saved context (g.sched is empty)".into());
-        }
-        Ok((g.sched_pc, g.sched_sp, false))
+        stack_state(g, m, regs).unwind_start(|pc| self.find_func(pc).is_some())
     }
 
     /// Symbolize `pc` (a return address unless `trap`), cached.

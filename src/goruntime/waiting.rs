@@ -469,3 +469,9 @@ impl<'a> WaitWalk<'a> {
         self.pending = next;
     }
 }
+
+impl super::bulk::BulkWalk for WaitWalk<'_> {
+    fn step<M: Memory>(&mut self, mem: &M) -> Vec<(u64, u64)> {
+        WaitWalk::step(self, mem)
+    }
+}

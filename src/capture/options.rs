@@ -1,0 +1,24 @@
+//! What a capture is asked to do.
+
+#[derive(Debug, Clone, Default)]
+pub struct CaptureOptions {
+    /// Store the executable in the snapshot.
+    pub embed_binary: bool,
+    /// An unstripped build of the target's executable.
+    pub bin: Option<std::path::PathBuf>,
+    /// Globals whose full value must be captured (`--var`, no budget).
+    pub vars: Vec<String>,
+    /// Bytes of heap objects reachable from globals to capture (`--var-budget`;
+    /// None: [`crate::goruntime::reach::DEFAULT_BUDGET`]).
+    pub var_budget: Option<u64>,
+    /// Store every writable mapping of the process (`--full`).
+    pub full: bool,
+    /// Drop data contents after the capture (see [`crate::redact`]).
+    pub redact: bool,
+    /// Spans of `mheap_.allspans` to read (for `heap --large` and spans per
+    /// size class); None: `heap::DEFAULT_MAX_SPANS`, 0: none.
+    pub max_spans: Option<usize>,
+    /// Never stop the target (`--non-blocking`): read it while it runs and
+    /// validate each goroutine.
+    pub non_blocking: bool,
+}

@@ -1,0 +1,311 @@
+//! The read rounds, run while the target is stopped: each round decides
+//! from what is already read which ranges come next. Reads only: every
+//! layout, plan and buffer they use was prepared before the pause.
+
+use super::options::CaptureOptions;
+use super::plan::{Loaded, Prepared};
+use super::rounds::{read_round, PausedMem};
+use super::stacks::StackCtx;
+use super::stats::CaptureStats;
+use super::walk::{GlobalsReader, PauseReader, MAX_WAIT_ROUNDS};
+use crate::goruntime::bulk::drive;
+use crate::goruntime::{Runtime, G, M};
+use crate::memory::Layered;
+use crate::memory::Memory;
+use crate::model::{RegionKind, Regs, ThreadInfo};
+use crate::process;
+use anyhow::{anyhow, Context, Result};
+use std::collections::HashMap;
+use std::time::Instant;
+
+/// Goroutines whose blocked-on objects (sudogs, channels) are captured.
+const MAX_WAIT_GOROUTINES: usize = 10_000;
+
+/// The pause's rounds and what they share.
+pub(super) struct Rounds<'p, 'a> {
+    pid: i32,
+    ld: &'a Loaded,
+    opts: &'a CaptureOptions,
+    p: &'p mut Prepared<'a>,
+    stats: &'p mut CaptureStats,
+    threads: &'p [ThreadInfo],
+    /// The next round's ranges.
+    next: Vec<(u64, u64, RegionKind)>,
+    lap: Instant,
+    /// Goroutines (allgs indices) whose pre-copied stack the pause kept, and
+    /// the pre-copied label sets they hold.
+    pub(super) kept_idx: Vec<u32>,
+    pub(super) kept_labels: Vec<u64>,
+}
+
+impl<'p, 'a> Rounds<'p, 'a> {
+    pub(super) fn new(
+        ld: &'a Loaded,
+        opts: &'a CaptureOptions,
+        p: &'p mut Prepared<'a>,
+        stats: &'p mut CaptureStats,
+        threads: &'p [ThreadInfo],
+    ) -> Rounds<'p, 'a> {
+        Rounds {
+            pid: ld.pid,
+            ld,
+            opts,
+            next: std::mem::take(&mut p.data_plan),
+            p,
+            stats,
+            threads,
+            lap: Instant::now(),
+            kept_idx: Vec::new(),
+            kept_labels: Vec::new(),
+        }
+    }
+
+    /// Time since the last phase, under `name`.
+    fn phase(&mut self, name: &str) {
+        self.stats
+            .phases
+            .push((name.to_string(), self.lap.elapsed()));
+        self.lap = Instant::now();
+    }
+
+    fn read(&mut self, reindex: bool) {
+        read_round(
+            self.pid,
+            &mut self.next,
+            &mut self.p.asm,
+            self.stats,
+            reindex,
+        );
+    }
+
+    /// Every round in order; the number of live goroutines.
+    pub(super) fn run(&mut self) -> Result<usize> {
+        // Round 1: the data segments (runtime globals).
+        self.read(true);
+        self.phase("data segments");
+        let ms = self.allgs_ms_ps()?;
+        self.read(true);
+        self.phase("allgs, Ms, Ps");
+        let gaddrs = self.gs()?;
+        self.read(true);
+        self.phase("g structs");
+        let (live, label_ptrs, before) = self.plan_stacks(&ms, &gaddrs);
+        self.phase("plan stacks and labels");
+        self.read(false);
+        self.phase("stacks");
+        // Labels: every object of every distinct label set, one bulk read
+        // per level (label object, list or map and buckets, strings).
+        if !label_ptrs.is_empty() {
+            let mut walk =
+                crate::goruntime::labels::LabelWalk::new(&self.ld.target, &label_ptrs, false);
+            let mut reader =
+                PauseReader::new(self.pid, &mut self.p.asm, &self.ld.image, self.stats);
+            drive(
+                &mut walk,
+                &mut reader,
+                MAX_WAIT_ROUNDS,
+                crate::memory::MAX_READ as u64,
+            );
+            self.phase("labels");
+        }
+        if self.opts.non_blocking {
+            self.validate(&before);
+            self.phase("validate goroutines");
+        }
+        self.blocked_on(&gaddrs);
+        self.phase("blocked-on objects");
+        self.globals();
+        self.phase("globals");
+        Ok(live)
+    }
+
+    /// Round 2: the allgs array, Ms (read directly, few) and Ps planned, and
+    /// the Ms' g0/gsignal structs (for running goroutines on system stacks).
+    fn allgs_ms_ps(&mut self) -> Result<Vec<M>> {
+        let target = &self.ld.target;
+        let pm = PausedMem::new(self.pid, &self.p.asm, &self.ld.image);
+        let rt = Runtime::new(target, &pm);
+        let g = &target.globals;
+        let allgs_ptr = rt.mem.ptr(g.allgs).context("reading runtime.allgs")?;
+        let n = rt
+            .mem
+            .u64(g.allglen)
+            .context("reading runtime.allglen")?
+            .min(rt.mem.u64(g.allgs + 8)?);
+        if n > crate::goruntime::MAX_GOROUTINES {
+            return Err(anyhow!("runtime.allglen = {n} is implausible"));
+        }
+        self.next.push((allgs_ptr, n * 8, RegionKind::Allgs));
+        let (ms, w) = rt.ms()?;
+        self.p.warnings.extend(w);
+        let mut ps_plan = Vec::new();
+        if let Ok(paddrs) = rt.p_addrs() {
+            for a in paddrs {
+                ps_plan.push((a, rt.p_capture_len(), RegionKind::P));
+            }
+        }
+        for mut r in pm.into_extra() {
+            r.kind = RegionKind::M;
+            self.p.asm.push(r);
+        }
+        self.next.extend(ps_plan);
+        for m in &ms {
+            for ga in [m.g0, m.gsignal] {
+                if ga != 0 {
+                    self.next.push((ga, target.layout.g.size, RegionKind::G));
+                }
+            }
+        }
+        Ok(ms)
+    }
+
+    /// Round 3: every g, each P's mcache and the allspans array.
+    fn gs(&mut self) -> Result<Vec<u64>> {
+        let target = &self.ld.target;
+        let gaddrs = {
+            let pm = PausedMem::new(self.pid, &self.p.asm, &self.ld.image);
+            Runtime::new(target, &pm).allg_addrs()?
+        };
+        for &a in &gaddrs {
+            self.next.push((a, target.layout.g.size, RegionKind::G));
+        }
+        self.next.extend(self.heap_plan(1));
+        Ok(gaddrs)
+    }
+
+    /// The heap's ranges of `stage` (see `heap::capture_plan`).
+    fn heap_plan(&self, stage: u8) -> Vec<(u64, u64, RegionKind)> {
+        crate::goruntime::heap::capture_plan(
+            self.p.heap_t.as_ref(),
+            &self.ld.target,
+            &Layered {
+                first: &self.p.asm.sparse,
+                second: &self.ld.image,
+            },
+            stage,
+            self.p.max_spans,
+        )
+    }
+
+    /// Round 4's plan: used stacks (or pre-copied ones kept), threads'
+    /// system stacks, label sets, heap spans. Returns the live goroutines,
+    /// the label sets to read and (non-blocking) each g's state.
+    fn plan_stacks(
+        &mut self,
+        ms: &[M],
+        gaddrs: &[u64],
+    ) -> (usize, Vec<u64>, Vec<(u64, crate::nonblocking::GState)>) {
+        let target = &self.ld.target;
+        let tid_regs: HashMap<u64, &Regs> = self
+            .threads
+            .iter()
+            .filter_map(|t| t.regs.as_ref().map(|r| (t.tid as u64, r)))
+            .collect();
+        let pm = PausedMem::new(self.pid, &self.p.asm, &self.ld.image);
+        let planned = StackCtx {
+            target,
+            pre: self.p.pre.as_ref(),
+            pm: &pm,
+            ms,
+            tid_regs: &tid_regs,
+            non_blocking: self.opts.non_blocking,
+        }
+        .plan(gaddrs);
+        let mut label_ptrs = planned.labels;
+        label_ptrs.sort_unstable();
+        label_ptrs.dedup();
+        self.next.extend(planned.plan);
+        self.kept_idx = planned.kept_idx;
+        self.kept_labels = planned.kept_labels;
+        // System stacks of threads, from their sp to the g0 stack top.
+        let rt = Runtime::new(target, &pm);
+        for m in ms {
+            let Some(r) = tid_regs.get(&m.procid) else {
+                continue;
+            };
+            for ga in [m.g0, m.gsignal] {
+                if let Ok(g0) = rt.read_g(ga) {
+                    if r.rsp >= g0.stack_lo
+                        && r.rsp < g0.stack_hi
+                        && g0.stack_hi - r.rsp <= crate::goruntime::MAX_STACK
+                    {
+                        self.next
+                            .push((r.rsp, g0.stack_hi - r.rsp, RegionKind::Stack));
+                    }
+                }
+            }
+        }
+        pm.into_extra().into_iter().for_each(|r| self.p.asm.push(r));
+        // Heap: the spans the mcaches cache, and the allspans span structs.
+        let heap = self.heap_plan(2);
+        self.next.extend(heap);
+        if let Some(p) = self.stats.precopy.as_mut() {
+            p.kept = planned.kept;
+            p.kept_bytes = planned.kept_bytes;
+        }
+        (planned.live, label_ptrs, planned.before)
+    }
+
+    /// --non-blocking: read every g again, after its stack: unchanged ones
+    /// are stable.
+    fn validate(&mut self, before: &[(u64, crate::nonblocking::GState)]) {
+        let gl = &self.ld.target.layout.g;
+        self.p
+            .warnings
+            .push(crate::nonblocking::NON_BLOCKING_NOTE.to_string());
+        let ranges: Vec<(u64, usize)> =
+            before.iter().map(|&(a, _)| (a, gl.size as usize)).collect();
+        let again = process::read_ranges(self.pid, &ranges);
+        self.stats.read_calls += ranges.len().div_ceil(1024);
+        for ((a, st), res) in before.iter().zip(again) {
+            let after = res
+                .ok()
+                .map(|b| crate::nonblocking::GState::of(&G::decode(gl, *a, &b)));
+            if let Some(why) = crate::nonblocking::instability(st, after.as_ref()) {
+                self.p
+                    .warnings
+                    .push(crate::nonblocking::unstable_warning(*a, st.goid(), &why));
+            }
+        }
+    }
+
+    /// Rounds 5+: what waiting goroutines are blocked on (sudogs, hchans, the
+    /// semaphore tree), one bulk read per level. Bounded: past
+    /// [`MAX_WAIT_GOROUTINES`] the sudog reads would dominate the pause; the
+    /// rest show no blocked-on object.
+    fn blocked_on(&mut self, gaddrs: &[u64]) {
+        let wait_gs = &gaddrs[..gaddrs.len().min(MAX_WAIT_GOROUTINES)];
+        if gaddrs.len() > MAX_WAIT_GOROUTINES && self.p.wait_layout.is_some() {
+            self.p.warnings.push(format!(
+                "blocked-on objects captured for the first {MAX_WAIT_GOROUTINES} of {} goroutines only",
+                gaddrs.len()
+            ));
+        }
+        if let Some(wl) = self.p.wait_layout.as_ref() {
+            let view = Layered {
+                first: &self.p.asm.sparse,
+                second: &self.ld.image,
+            };
+            let mut walk =
+                crate::goruntime::waiting::WaitWalk::new(&self.ld.target, wl, view, wait_gs);
+            let mut reader =
+                PauseReader::new(self.pid, &mut self.p.asm, &self.ld.image, self.stats);
+            drive(&mut walk, &mut reader, MAX_WAIT_ROUNDS, 1 << 16);
+        }
+    }
+
+    /// Then what globals point to, one read per level of the walk; with
+    /// `--full` every writable mapping instead.
+    fn globals(&mut self) {
+        if let Some(w) = self.p.walker.as_mut() {
+            let mut reader =
+                GlobalsReader::new(self.pid, &mut self.p.asm, &self.ld.image, self.stats);
+            drive(w, &mut reader, usize::MAX, u64::MAX);
+            w.stats.read_ns += reader.read_ns;
+        }
+        if !self.p.full_plan.is_empty() {
+            self.next.extend(self.p.full_plan.iter().copied());
+            self.read(false);
+        }
+    }
+}

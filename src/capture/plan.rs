@@ -1,0 +1,223 @@
+//! Before the pause: load the executable and decide everything the pause
+//! will need (round 1's ranges, the globals walk's plan, heap and wait
+//! layouts, the pre-copy, the pre-touched buffer), so that the pause only
+//! reads.
+
+use super::load::load_target_binary;
+use super::options::CaptureOptions;
+use super::precopy::{estimate_pause_bytes, precopy, PreCopy};
+use super::rounds::{Assembled, Pool};
+use super::stats::CaptureStats;
+use crate::binary::elf::{ElfFile, ImageMemory};
+use crate::binary::Binary;
+use crate::goruntime::heap::HeapTarget;
+use crate::goruntime::reach::{ReachPlan, Walker};
+use crate::goruntime::waiting::WaitLayout;
+use crate::goruntime::Target;
+use crate::memory::SparseMemory;
+use crate::model::{MapEntry, Region, RegionKind};
+use crate::process::Process;
+use anyhow::{Context, Result};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The target as known before anything is read from its memory.
+pub(super) struct Loaded {
+    pub(super) pid: i32,
+    pub(super) proc_: Process,
+    pub(super) bin: Arc<Binary>,
+    /// The running executable, when `--bin` names another file.
+    pub(super) running_exe: Option<ElfFile>,
+    pub(super) bias: u64,
+    pub(super) target: Target,
+    pub(super) image: ImageMemory,
+    pub(super) maps: Vec<MapEntry>,
+    pub(super) auxv: Vec<(u64, u64)>,
+    pub(super) exe_path: String,
+    pub(super) cmdline: Vec<String>,
+}
+
+/// Open the process and load its executable and runtime layout.
+pub(super) fn load(pid: i32, opts: &CaptureOptions, stats: &mut CaptureStats) -> Result<Loaded> {
+    let proc_ = Process::open(pid)?;
+    let t_bin = Instant::now();
+    let (bin, running_exe) = load_target_binary(&proc_, opts.bin.as_deref())?;
+    let maps = proc_.maps().unwrap_or_default();
+    let auxv = proc_.auxv().unwrap_or_default();
+    let bias = bin.load_bias(&auxv);
+    let target = Target::new(bin.clone(), bias)
+        .with_context(|| format!("pid {pid}: decoding the Go runtime layout"))?;
+    target
+        .warnings
+        .iter()
+        .for_each(|w| eprintln!("warning: {w}"));
+    stats.binary_load = t_bin.elapsed();
+    let image = ImageMemory {
+        elf: bin.elf.clone(),
+        bias,
+    };
+    Ok(Loaded {
+        pid,
+        exe_path: proc_.exe_path().unwrap_or_default(),
+        cmdline: proc_.cmdline().unwrap_or_default(),
+        proc_,
+        bin,
+        running_exe,
+        bias,
+        target,
+        image,
+        maps,
+        auxv,
+    })
+}
+
+/// Everything decided before the pause.
+pub(super) struct Prepared<'a> {
+    /// Round 1: the executable's writable segments.
+    pub(super) data_plan: Vec<(u64, u64, RegionKind)>,
+    /// What globals point to (None with `--full` or nothing to walk).
+    pub(super) walker: Option<Walker<'a>>,
+    /// `--full`: every writable mapping.
+    pub(super) full_plan: Vec<(u64, u64, RegionKind)>,
+    pub(super) heap_t: Option<HeapTarget>,
+    pub(super) max_spans: usize,
+    pub(super) wait_layout: Option<WaitLayout>,
+    pub(super) pre: Option<PreCopy>,
+    /// The pause's memory, with its pre-touched buffer.
+    pub(super) asm: Assembled,
+    pub(super) warnings: Vec<String>,
+}
+
+/// Plan the pause; the pre-copy runs last, so that few goroutines run
+/// between it and the pause.
+pub(super) fn prepare<'a>(
+    ld: &'a Loaded,
+    opts: &CaptureOptions,
+    stats: &mut CaptureStats,
+) -> Result<Prepared<'a>> {
+    let (target, bin, bias) = (&ld.target, &ld.bin, ld.bias);
+    let data_plan: Vec<(u64, u64, RegionKind)> = bin
+        .elf
+        .segments
+        .iter()
+        .filter(|s| s.writable && s.memsz > 0)
+        .map(|s| (s.vaddr + bias, s.memsz, RegionKind::Data))
+        .collect();
+    // The globals walk's plan (globals and their types).
+    let reach_plan = if opts.full {
+        None
+    } else {
+        let budget = opts
+            .var_budget
+            .unwrap_or(crate::goruntime::reach::DEFAULT_BUDGET);
+        Some(ReachPlan::new(target, &opts.vars, budget)?)
+    };
+    let mut warnings: Vec<String> = Vec::new();
+    let walker = reach_plan.and_then(|p| {
+        warnings.extend(p.warnings.iter().cloned());
+        (!p.is_empty()).then(|| Walker::new(target, p)).flatten()
+    });
+    let full_plan: Vec<(u64, u64, RegionKind)> = if opts.full {
+        ld.maps
+            .iter()
+            .filter(|m| m.perms.starts_with("rw") && m.end > m.start)
+            .map(|m| (m.start, m.end - m.start, RegionKind::Other))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let data_bytes: u64 = data_plan.iter().map(|p| p.1).sum();
+    // Heap analysis layouts (mcaches, spans).
+    let heap_t = match HeapTarget::new(target) {
+        Ok(h) => Some(h),
+        Err(e) => {
+            warnings.push(format!("heap statistics will be unavailable: {e}"));
+            None
+        }
+    };
+    let max_spans = opts
+        .max_spans
+        .unwrap_or(crate::goruntime::heap::DEFAULT_MAX_SPANS);
+    // DWARF lookups are lazy: decoded now, not in the pause.
+    let wait_layout = WaitLayout::new(target);
+    // No transparent huge pages for gospy's memory from here on (after the
+    // executable is loaded, which they speed up): a fresh allocation inside
+    // the pause would otherwise fault in, and zero, 2 MiB at a time.
+    // SAFETY: prctl with integer arguments only changes this process's flag.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
+    // Last before the pause, so that few goroutines run in between.
+    // Parked goroutines' stacks, read now while the target runs; the pause
+    // keeps those whose goroutine did not run since (see GKey).
+    let pre = if opts.non_blocking || opts.full {
+        None
+    } else {
+        precopy(ld.pid, target, &ld.image, stats)
+    };
+    let pool_bytes = match (&pre, opts.non_blocking) {
+        (_, true) => 0,
+        (Some(pre), false) => {
+            // The pause reads the data segments and every g; stacks only of
+            // goroutines that were running or ran since (guessed).
+            const SLACK: u64 = 8 << 20;
+            let est = data_bytes
+                + pre.stacks.len() as u64 * target.layout.g.size
+                + pre.others as u64 * 4096
+                + pre.stack_bytes / 8
+                + SLACK;
+            est.min(1 << 30) as usize
+        }
+        (None, false) => estimate_pause_bytes(ld.pid, target, &ld.image, data_bytes, stats),
+    };
+    let mut asm = Assembled {
+        regions: Vec::new(),
+        sparse: SparseMemory::default(),
+        pool: Pool::new(pool_bytes),
+    };
+    add_twin_image(ld, &mut asm);
+    Ok(Prepared {
+        data_plan,
+        walker,
+        full_plan,
+        heap_t,
+        max_spans,
+        wait_layout,
+        pre,
+        asm,
+        warnings,
+    })
+}
+
+/// A --bin twin (same build without -s -w): its read-only image is shifted
+/// in places, so the running executable's own read-only segments are
+/// captured over it (they are what the process has mapped).
+fn add_twin_image(ld: &Loaded, asm: &mut Assembled) {
+    let bin = &ld.bin;
+    if bin.elf.go_build_id.is_none() {
+        return;
+    }
+    let Some(running) = &ld.running_exe else {
+        return;
+    };
+    if running.go_build_id == bin.elf.go_build_id {
+        return;
+    }
+    for s in running
+        .segments
+        .iter()
+        .filter(|s| !s.writable && s.filesz > 0)
+    {
+        if let Some(d) = running
+            .data
+            .get(s.offset as usize..(s.offset + s.filesz) as usize)
+        {
+            asm.push(Region {
+                addr: s.vaddr + ld.bias,
+                kind: RegionKind::Other,
+                data: d.to_vec(),
+            });
+        }
+    }
+    asm.rebuild();
+}

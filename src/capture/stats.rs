@@ -1,0 +1,43 @@
+//! What a capture did: sizes, read calls and the pause's phases (`capture --json`).
+
+use std::time::Duration;
+
+#[derive(Debug, Clone, Default)]
+pub struct CaptureStats {
+    pub goroutines: usize,
+    pub bytes_read: u64,
+    pub regions: usize,
+    pub read_calls: usize,
+    pub pause: Duration,
+    pub failed_ranges: usize,
+    /// The walk of what globals point to (round 5), if it ran.
+    pub var_walk: Option<crate::goruntime::reach::WalkStats>,
+    /// What `--redact` removed, when asked.
+    pub redacted: Option<crate::redact::RedactStats>,
+    /// Time spent in each phase while the target was stopped (stop, rounds).
+    pub phases: Vec<(String, Duration)>,
+    /// Opening the executable and decoding the runtime's layout from it
+    /// (before the pause; DWARF is read lazily, only what is needed).
+    pub binary_load: Duration,
+    /// The stacks read before the pause, and how many the pause kept.
+    pub precopy: Option<PreCopyStats>,
+}
+
+/// What the pre-copy read (before the pause) and what of it the pause kept.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct PreCopyStats {
+    /// gs whose key fields were read.
+    pub goroutines: usize,
+    /// Stacks read, and their bytes.
+    pub stacks: usize,
+    pub stack_bytes: u64,
+    /// Stacks kept by the pause (their goroutine had not run since).
+    pub kept: usize,
+    pub kept_bytes: u64,
+    #[serde(serialize_with = "ser_ns")]
+    pub elapsed: Duration,
+}
+
+fn ser_ns<S: serde::Serializer>(d: &Duration, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_nanos() as u64)
+}
