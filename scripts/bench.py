@@ -12,7 +12,10 @@ measures:
   analyze   summary, dump (to /dev/null), top and heap on the snapshot, with 1
             and 2 rayon threads (RAYON_NUM_THREADS), wall time and peak RSS
 
-and checks the targets of issue 5. It also builds a ~30 MB Go executable
+and checks the targets of issue 5. With a 100k-entry map global in the same
+fixture it compares the pause of `gospy top --pid N` refreshes in the
+interactive view (driven in tmux, the pause read from its header) with
+`gospy top --pid N --count 1` (issue 12: the view must not walk globals). It also builds a ~30 MB Go executable
 (tests/fixtures/big plus generated functions) and records how long capture
 takes to open it and decode the runtime's layout (DWARF is read lazily).
 Results: a table on stdout and JSON (--out, default
@@ -20,10 +23,12 @@ target/bench/results.json).
 
   python3 scripts/bench.py                       # 1k, 10k, 100k goroutines
   python3 scripts/bench.py --sizes 1000,10000 --no-gcore
+  python3 scripts/bench.py --only tui-pause      # just the top / TUI pause check
 """
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -114,9 +119,10 @@ def binary_open(gospy, go, work, repeat):
         p.wait()
 
 
-def start_fixture(exe, n, work):
+def start_fixture(exe, n, work, map_entries=None):
     d = tempfile.mkdtemp(dir=work)
-    p = subprocess.Popen([exe, str(n), d], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    extra = [str(map_entries)] if map_entries else []
+    p = subprocess.Popen([exe, str(n), d] + extra, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
     while not os.path.exists(os.path.join(d, "ready")):
         if p.poll() is not None or time.monotonic() > deadline:
@@ -127,6 +133,88 @@ def start_fixture(exe, n, work):
         return p, json.load(f)
 
 
+DURATION = re.compile(r"([0-9.]+)(µs|ms|s)\b")
+
+
+def parse_duration_ns(text):
+    """A duration as gospy prints it (report::fmt_duration_ns, < 1 min)."""
+    m = DURATION.fullmatch(text.strip())
+    if not m:
+        return None
+    return round(float(m.group(1)) * {"µs": 1e3, "ms": 1e6, "s": 1e9}[m.group(2)])
+
+
+def tui_refresh_pauses(gospy, pid, refreshes, interval=0.5):
+    """Drive `gospy top --pid PID` in a tmux pane and read the pause of each
+    refresh from its header ("refresh K" ... "this refresh paused the
+    target D"); None without tmux."""
+    if not shutil.which("tmux"):
+        return None
+    session = f"gospy-bench-{os.getpid()}"
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "200", "-y", "50",
+                    f"{gospy} top --pid {pid} --interval {interval}"], check=True)
+    pauses = {}
+    try:
+        deadline = time.monotonic() + 60 + refreshes * interval * 4
+        while len(pauses) < refreshes and time.monotonic() < deadline:
+            screen = subprocess.run(["tmux", "capture-pane", "-p", "-t", session],
+                                    capture_output=True, text=True).stdout
+            n = re.search(r"\brefresh (\d+)", screen)
+            d = re.search(r"this refresh paused the target (\S+)", screen)
+            if n and d:
+                ns = parse_duration_ns(d.group(1))
+                if ns is not None:
+                    pauses.setdefault(int(n.group(1)), ns)
+            time.sleep(interval / 5)
+        subprocess.run(["tmux", "send-keys", "-t", session, "q"])
+        time.sleep(0.5)
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], stderr=subprocess.DEVNULL)
+    return [pauses[k] for k in sorted(pauses)]
+
+
+def tui_pause(gospy, exe, work, repeat, goroutines=1000, map_entries=100000):
+    """Issue 12: on a target with a 100k-entry map global, a refresh of the
+    interactive `top` view pauses the target no longer than `top --count 1`
+    (the same capture as `top --once`, which prints no header). Best and
+    median of `repeat` each; the view's refreshes are read from its header."""
+    p, _ = start_fixture(exe, goroutines, work, map_entries)
+    try:
+        once = []
+        for _ in range(repeat):
+            rc, out, _, _ = run_measured([gospy, "top", "--pid", str(p.pid), "--count", "1"])
+            m = re.search(rb"capture pause (\S+)", out)
+            ns = parse_duration_ns(m.group(1).decode()) if rc == 0 and m else None
+            if ns is not None:
+                once.append(ns)
+        # Walking the map's globals during a pause: what the view must avoid.
+        rc, out, _, _ = run_measured([gospy, "capture", "--pid", str(p.pid), "-o",
+                                      os.path.join(work, "tui.gss"), "--json"])
+        with_globals = json.loads(out)["pause_ns"] if rc == 0 else None
+        tui = tui_refresh_pauses(gospy, p.pid, repeat)
+    finally:
+        p.kill()
+        p.wait()
+    once.sort()
+    r = {"goroutines": goroutines, "map_entries": map_entries,
+         "top_once_pauses_ns": once, "capture_with_globals_pause_ns": with_globals,
+         "tui_refresh_pauses_ns": tui}
+    if tui:
+        tui_sorted = sorted(tui)
+        r["tui_refresh_median_ns"] = tui_sorted[len(tui_sorted) // 2]
+        r["top_once_median_ns"] = once[len(once) // 2] if once else None
+    return r
+
+
+def tui_target(t):
+    """TUI refresh pause <= top --once pause, medians (pauses of a few ms vary
+    between runs: 20% slack, and 1 ms at least)."""
+    tm, om = t.get("tui_refresh_median_ns"), t.get("top_once_median_ns")
+    return {"name": f"TUI refresh pause <= top --once pause ({t['map_entries']} map entries, medians)",
+            "value": tm, "target": om,
+            "met": tm is not None and om is not None and tm <= max(om * 1.2, om + 1e6)}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="1000,10000,100000")
@@ -135,13 +223,26 @@ def main():
     ap.add_argument("--repeat", type=int, default=5,
                     help="captures and analyses per size (best kept, all pauses recorded)")
     ap.add_argument("--out", default=os.path.join(ROOT, "target/bench/results.json"))
+    ap.add_argument("--only", choices=["tui-pause"], help="run one measurement only")
+    ap.add_argument("--gospy", help="measure this gospy binary instead of building target/release/gospy")
     args = ap.parse_args()
 
-    subprocess.run(["cargo", "build", "--release", "-q"], check=True, cwd=ROOT)
-    gospy = os.path.join(ROOT, "target/release/gospy")
+    if args.gospy:
+        gospy = os.path.abspath(args.gospy)
+    else:
+        subprocess.run(["cargo", "build", "--release", "-q"], check=True, cwd=ROOT)
+        gospy = os.path.join(ROOT, "target/release/gospy")
     version, go = go_toolchain(args.go)
     work = tempfile.mkdtemp(prefix="gospy-bench-")
     exe = build_fixture(go, work)
+    if args.only == "tui-pause":
+        try:
+            t = tui_pause(gospy, exe, work, args.repeat)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        results = {"go_version": version, "tui_pause": t, "targets": [tui_target(t)]}
+        write_results(args.out, results)
+        return
     have_gcore = shutil.which("gcore") and not args.no_gcore
     results = {"go_version": version, "machine": {"cpus": os.cpu_count()}, "sizes": []}
     analyses = ["summary", "dump", "top", "heap"]
@@ -202,20 +303,30 @@ def main():
                                                       "peak_rss": max(rsss), "ok": ok}
             results["sizes"].append(r)
             print_row(r)
+        results["tui_pause"] = tui_pause(gospy, exe, work, args.repeat)
         results["binary_open"] = binary_open(gospy, go, work, args.repeat)
         b = results["binary_open"]
         print(f"opening a {b['executable_bytes'] / 1e6:.1f} MB executable (runtime layout from DWARF): "
               f"{ms(b['binary_load_ns'] or 0)}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    results["targets"] = check_targets(results)
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
+    results["targets"] = check_targets(results) + [tui_target(results["tui_pause"])]
+    write_results(args.out, results)
+
+
+def write_results(path, results):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
         json.dump(results, f, indent=2)
+    t = results.get("tui_pause")
+    if t:
+        print(f"top --count 1 pauses: {', '.join(ms(x) for x in t['top_once_pauses_ns'])}; "
+              f"TUI refreshes: {', '.join(ms(x) for x in t['tui_refresh_pauses_ns'] or [])}; "
+              f"capture walking globals: {ms(t['capture_with_globals_pause_ns'] or 0)}")
     print()
     for t in results["targets"]:
         print(f"{'MET ' if t['met'] else 'GAP '} {t['name']}: {t['value']} (target {t['target']})")
-    print(f"\nresults: {args.out}")
+    print(f"\nresults: {path}")
 
 
 def ms(ns):

@@ -17,11 +17,9 @@ pub mod memory;
 pub mod model;
 pub mod nonblocking;
 pub mod process;
-pub mod progress;
 pub mod redact;
 pub mod report;
 pub mod snapshot;
-pub mod tui;
 
 // Linked in for `cli::analysis_memory_mode` (mimalloc is the binary's
 // global allocator; its options are set through the C API).

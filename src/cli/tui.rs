@@ -7,6 +7,7 @@
 //! is restored on every exit path: normal return, error, panic (hook) and
 //! SIGINT/SIGTERM delivered from outside (raw mode turns Ctrl-C into a key).
 
+use super::live::{self, Preset};
 use crate::analyze::{Model, Session};
 use crate::report::{self, top};
 use anyhow::Result;
@@ -60,8 +61,8 @@ impl SortBy {
 
 /// Options of the interactive view.
 pub struct TuiOptions {
-    pub pid: i32,
-    pub bin: Option<std::path::PathBuf>,
+    /// The process, as for every live command.
+    pub target: live::Target,
     pub interval: Duration,
     /// Include system goroutines.
     pub all: bool,
@@ -69,8 +70,6 @@ pub struct TuiOptions {
     pub by: top::GroupBy,
     /// Initial filter (from --filter).
     pub filter: Option<String>,
-    /// Never stop the target (--non-blocking).
-    pub non_blocking: bool,
 }
 
 /// Set by SIGINT / SIGTERM while the view runs.
@@ -186,15 +185,11 @@ impl App {
     }
 }
 
+/// One refresh: the same capture as `gospy top --pid N --once` (no global
+/// values read during the pause). Unstable goroutines are not listed here:
+/// the view has no room for warnings.
 fn capture_once(o: &TuiOptions) -> Result<Snap> {
-    let opts = crate::capture::CaptureOptions {
-        embed_binary: false,
-        bin: o.bin.clone(),
-        non_blocking: o.non_blocking,
-        ..Default::default()
-    };
-    let (cap, bin, _stats) = crate::capture::capture(o.pid, &opts)?;
-    let session = Session::from_capture(cap, bin)?;
+    let session = live::session(&o.target, &Preset::Goroutines, |_| {})?;
     let model = Model::build_lean(&session)?;
     Ok(Snap { session, model })
 }

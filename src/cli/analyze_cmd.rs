@@ -1,0 +1,146 @@
+//! `gospy analyze FILE REPORT`: open a snapshot or core, print one report.
+//! The report printers are shared with the live commands.
+
+use super::args::{
+    Analysis, AnalyzeArgs, DumpArgs, HeapArgs, PprofArgs, SummaryArgs, VarArgs, VarsArgs,
+};
+use super::output::{exit_soon, json_out, out};
+use super::progress::Progress;
+use super::top::print_top;
+use crate::analyze::{Model, Session};
+use crate::report::{self, dump::DumpOptions};
+use anyhow::{Context, Result};
+use std::io::Write;
+use std::path::Path;
+
+/// The one way the CLI opens an input file (snapshot or ELF core).
+pub(super) fn open_input(path: &Path, bin: Option<&Path>) -> Result<Session> {
+    Session::open_snapshot(path, bin)
+}
+
+extern "C" {
+    // From the mimalloc library (the binary's global allocator).
+    fn mi_option_set(option: std::os::raw::c_int, value: std::os::raw::c_long);
+}
+/// `mi_option_purge_delay` (same position in mimalloc v2 and v3).
+const MI_OPTION_PURGE_DELAY: std::os::raw::c_int = 15;
+
+/// Offline analysis holds the whole snapshot in memory and its peak RSS is
+/// a target of its own (at most twice the snapshot's uncompressed size):
+/// - no transparent huge pages (the allocator's 2 MiB-aligned arenas would
+///   be backed by huge pages touched a few bytes at a time: a third more);
+/// - freed memory goes back to the system at once.
+///
+/// Not for capture: inside the pause, fresh pages would have to be faulted
+/// in again, and its pre-touched read buffer copies faster with huge pages.
+pub(super) fn analysis_memory_mode() {
+    // SAFETY: prctl with integer arguments only changes this process's
+    // flag; mi_option_set sets an allocator option (plain integers).
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+        mi_option_set(MI_OPTION_PURGE_DELAY, 0);
+    }
+}
+
+pub(super) fn cmd_analyze(a: &AnalyzeArgs) -> Result<()> {
+    analysis_memory_mode();
+    let progress = Progress::start(format!("loading {}", a.file.display()));
+    let s = open_input(&a.file, a.bin.as_deref())?;
+    drop(progress);
+    for w in &s.warnings {
+        eprintln!("warning: {w}");
+    }
+    let r = match &a.what {
+        Analysis::Summary(x) => print_summary(&s, x),
+        Analysis::Dump(x) => print_dump(&s, x),
+        Analysis::Var(x) => print_var(&s, x),
+        Analysis::Vars(x) => print_vars(&s, x),
+        Analysis::Heap(x) => print_heap(&s, x),
+        Analysis::Top(x) => print_top(&s, x),
+        Analysis::Pprof(x) => write_pprof(&s, x),
+        Analysis::Folded(x) => {
+            let m = Model::build_lean(&s)?;
+            out(&report::pprof::folded(
+                &m,
+                &report::pprof::ExportOptions { all: x.all },
+            ))
+        }
+    };
+    exit_soon(s);
+    r
+}
+
+pub(super) fn print_var(s: &Session, a: &VarArgs) -> Result<()> {
+    let o = report::vars::VarOptions {
+        json: a.json,
+        depth: a.depth,
+        max_elems: a.max_elems,
+    };
+    let r = report::vars::var(s, &a.name, &o)?;
+    out(&r.output)?;
+    for n in &r.notes {
+        eprintln!("note: {n}");
+    }
+    Ok(())
+}
+
+pub(super) fn print_vars(s: &Session, a: &VarsArgs) -> Result<()> {
+    let gs = report::vars::globals(s, a.regex.as_deref())?;
+    if a.json {
+        json_out(&gs)
+    } else {
+        out(&report::vars::globals_text(&gs))
+    }
+}
+
+fn write_pprof(s: &Session, a: &PprofArgs) -> Result<()> {
+    let m = Model::build_lean(s)?;
+    let data = report::pprof::profile_gz(s, &m, &report::pprof::ExportOptions { all: a.all })?;
+    std::fs::write(&a.output, data).with_context(|| format!("writing {}", a.output.display()))?;
+    Ok(())
+}
+
+pub(super) fn print_heap(s: &Session, a: &HeapArgs) -> Result<()> {
+    let h = report::heap::build(s, a.large)?;
+    if a.json {
+        json_out(&h)
+    } else {
+        out(&report::heap::to_text(&h))
+    }
+}
+
+pub(super) fn print_summary(s: &Session, a: &SummaryArgs) -> Result<()> {
+    let m = Model::build_lean(s)?;
+    let sm = report::summary::build(s, &m, a.all);
+    exit_soon(m);
+    if a.json {
+        json_out(&sm)
+    } else {
+        out(&report::summary::to_text(&sm))
+    }
+}
+
+pub(super) fn print_dump(s: &Session, a: &DumpArgs) -> Result<()> {
+    // Text is rendered a batch at a time, arguments included then: the
+    // model itself need not hold them.
+    let m = if a.json {
+        Model::build(s)?
+    } else {
+        Model::build_lean(s)?
+    };
+    let opts = DumpOptions {
+        all: a.all,
+        wait_info: a.wait_info,
+        labels: a.labels,
+    };
+    let r = if a.json {
+        json_out(&report::dump::to_json(s, &m, &opts))
+    } else {
+        let mut o = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+        report::dump::write_text(s, &m, &opts, &mut o)
+            .and_then(|()| o.flush())
+            .map_err(anyhow::Error::from)
+    };
+    exit_soon(m);
+    r
+}

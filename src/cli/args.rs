@@ -1,0 +1,411 @@
+//! Command line arguments (clap): every command, its flags and help text.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+const EXAMPLES: &str = "\
+Examples:
+  gospy capture --pid 1234 -o app.gss            freeze for milliseconds, write a snapshot
+  gospy capture --pid 1234 -o app.gss --embed-binary   ...that analyzes on any machine
+  gospy analyze app.gss summary                  scheduler, Ps, threads, one line per goroutine
+  gospy analyze app.gss dump                     every goroutine's stack, Go traceback format
+  gospy analyze app.gss dump --json | jq .       the same as JSON
+  gospy analyze app.gss heap                     heap and GC statistics (MemStats), size classes
+  gospy summary --pid 1234                       capture into memory and analyze, live
+  gospy analyze app.gss var main.config          a global's value (--json: as encoding/json)
+  gospy analyze app.gss vars '^main[.]'           globals and their types
+  gospy var main.config --pid 1234               a global's value, live
+  gospy analyze app.gss top --by go              goroutines grouped by go statement
+  gospy top --pid 1234 --once                    the same, live, one report
+  gospy diff before.gss after.gss                goroutine growth and leak candidates
+  gospy analyze app.gss pprof -o g.pb.gz         goroutine profile for `go tool pprof`
+  gospy info app.gss                             what a snapshot holds";
+
+#[derive(Parser, Debug)]
+#[command(name = "gospy", version, about = "Inspect running Go programs without changing them", after_help = EXAMPLES)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub cmd: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Pause a Go process for milliseconds and write a .gss snapshot
+    #[command(
+        after_help = "The target is stopped with PTRACE_SEIZE + PTRACE_INTERRUPT (never SIGSTOP) only while\n\
+memory is read; it resumes on every path, including errors and Ctrl-C. Stacks of goroutines\n\
+parked since before the last GC cycle are copied before the pause and kept only if the\n\
+goroutine provably did not run since, so the pause mostly reads the g structs (about 20 ms\n\
+for 100k goroutines). Needs the same user as the target (or root / CAP_SYS_PTRACE) and\n\
+kernel.yama.ptrace_scope <= 1 for non-children.\n\
+The snapshot contains process memory (stacks, runtime data): it is created with mode 0600.\n\n\
+Examples:\n  \
+gospy capture --pid 1234 -o app.gss\n  \
+gospy capture --pid 1234 -o app.gss --embed-binary\n  \
+gospy capture --pid 1234 -o app.gss --bin ./app.unstripped\n  \
+gospy capture --pid 1234 -o snaps/ --count 6 --interval 10s   snaps/1234-1.gss ... 1234-6.gss\n  \
+gospy capture --pid 1234 -o app.gss --non-blocking            never stop the target"
+    )]
+    Capture(CaptureArgs),
+    /// Analyze a .gss snapshot (anywhere, later)
+    #[command(after_help = "Examples:
+  gospy analyze app.gss summary
+  gospy analyze app.gss dump --wait-info
+  gospy analyze app.gss dump --json | jq '.[] | select(.state == \"chan receive\")'
+  gospy analyze app.gss heap --large
+  gospy analyze app.gss top --by go
+  gospy analyze app.gss pprof -o goroutines.pb.gz && go tool pprof -top goroutines.pb.gz
+  gospy analyze app.gss folded | flamegraph.pl > goroutines.svg
+  gospy analyze core.1234 dump --bin ./app     an ELF core file")]
+    Analyze(AnalyzeArgs),
+    /// Live: capture into memory, then print the summary
+    #[command(after_help = "Examples:
+  gospy summary --pid 1234
+  gospy summary --pid 1234 --all --json
+  gospy summary --pid 1234 --non-blocking      never stop the target")]
+    Summary(LiveArgs<SummaryArgs>),
+    /// Live: capture into memory, then dump every goroutine
+    #[command(after_help = "Examples:
+  gospy dump --pid 1234
+  gospy dump --pid 1234 --json --labels
+  gospy dump --pid 1234 --bin ./app.unstripped   the running binary is stripped
+  gospy dump --pid 1234 --non-blocking --json    unstable goroutines get \"unstable\": true")]
+    Dump(LiveArgs<DumpArgs>),
+    /// Live: capture into memory (with this global's full value), then print it
+    Var(LiveArgs<VarArgs>),
+    /// Live: capture into memory, then print heap and GC statistics
+    #[command(after_help = "Examples:
+  gospy heap --pid 1234
+  gospy heap --pid 1234 --large --json")]
+    Heap(LiveArgs<HeapArgs>),
+    /// Describe a snapshot file: capture facts, build ids, sizes
+    #[command(after_help = "Examples:
+  gospy info app.gss
+  gospy info app.gss --json")]
+    Info(InfoArgs),
+    /// Live: goroutines grouped and counted; an interactive view on a terminal
+    /// (keys: g grouping, s sort, / filter, p pause, q quit), plain periodic
+    /// reports otherwise
+    #[command(after_help = "Examples:
+  gospy top --pid 1234                     interactive on a terminal
+  gospy top --pid 1234 --interval 5 --by go
+  gospy top --pid 1234 --once --json
+  gospy top --pid 1234 --count 10 > top.log  plain periodic reports")]
+    Top(LiveArgs<LiveTopArgs>),
+    /// Compare two snapshots of one process: goroutine growth, leak candidates
+    #[command(after_help = "Examples:
+  gospy diff before.gss after.gss
+  gospy diff snaps/1234-1.gss snaps/1234-6.gss --by go --json")]
+    Diff(DiffArgs),
+    /// Write a snapshot as an ELF core file (for gdb: `gdb BINARY FILE.core`)
+    #[command(after_help = "Examples:
+  gospy convert app.gss -o app.core && gdb ./app app.core")]
+    Convert(ConvertArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    #[command(after_help = "Examples:
+  gospy completions bash > /etc/bash_completion.d/gospy
+  gospy completions zsh > \"${fpath[1]}/_gospy\"
+  gospy completions fish > ~/.config/fish/completions/gospy.fish")]
+    Completions(CompletionsArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CompletionsArgs {
+    /// Shell to generate completions for
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Args, Debug)]
+pub struct ConvertArgs {
+    /// Snapshot file (.gss)
+    pub file: PathBuf,
+    /// Output core file
+    #[arg(long, short)]
+    pub output: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct CaptureArgs {
+    /// Process id of the Go program
+    #[arg(long, short)]
+    pub pid: i32,
+    /// Output file (.gss); with --count, a directory that receives
+    /// PID-1.gss, PID-2.gss...
+    #[arg(long, short)]
+    pub output: PathBuf,
+    /// Take a series of N snapshots (for `gospy diff`, leak hunting)
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+    /// Time between the snapshots of a series: 10s, 500ms, 2m (default 10s)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "count")]
+    pub interval: Option<std::time::Duration>,
+    /// Store the executable in the snapshot so it analyzes on any machine
+    #[arg(long)]
+    pub embed_binary: bool,
+    /// Unstripped build of the target's executable (build ids must match)
+    #[arg(long)]
+    pub bin: Option<PathBuf>,
+    /// Print the capture report as JSON
+    #[arg(long)]
+    pub json: bool,
+    /// Never stop the target: read it while it runs; goroutines that change
+    /// while read are recorded as unstable
+    #[arg(long)]
+    pub non_blocking: bool,
+    /// Drop data contents (locals, non-runtime globals, label values, registers,
+    /// arguments), keeping what goroutine, scheduler and heap analysis need
+    #[arg(long)]
+    pub redact: bool,
+    /// Spans of the heap's span table to store, for `heap --large` and
+    /// spans per size class (0: none)
+    #[arg(long, default_value_t = crate::goruntime::heap::DEFAULT_MAX_SPANS)]
+    pub max_spans: usize,
+    /// Capture this global's full value, whatever its size (repeatable)
+    #[arg(long = "var", value_name = "NAME")]
+    pub vars: Vec<String>,
+    /// Bytes of objects reachable from globals to capture [default: 16M]
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
+    pub var_budget: Option<u64>,
+    /// Store all writable memory of the process (large)
+    #[arg(long)]
+    pub full: bool,
+}
+
+/// "16777216", "16M", "512k", "1G".
+fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, mul) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let m = match c.to_ascii_lowercase() {
+                'k' => 1u64 << 10,
+                'm' => 1 << 20,
+                'g' => 1 << 30,
+                'b' => 1,
+                _ => {
+                    return Err(format!(
+                        "bad size {s:?}: use a number with an optional K, M or G suffix"
+                    ))
+                }
+            };
+            (&t[..i], m)
+        }
+        _ => (t, 1),
+    };
+    num.trim()
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mul))
+        .ok_or_else(|| format!("bad size {s:?}: use a number with an optional K, M or G suffix"))
+}
+
+#[derive(Args, Debug)]
+pub struct AnalyzeArgs {
+    /// Snapshot file written by `gospy capture`, or an ELF core file
+    pub file: PathBuf,
+    /// The executable that was captured (default: embedded copy, then the recorded path)
+    #[arg(long, global = true)]
+    pub bin: Option<PathBuf>,
+    #[command(subcommand)]
+    pub what: Analysis,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Analysis {
+    /// Scheduler, Ps, threads, goroutine states, one line per goroutine
+    Summary(SummaryArgs),
+    /// Every goroutine with its stack, in the Go runtime's traceback format
+    Dump(DumpArgs),
+    /// Heap and GC statistics (a runtime.MemStats equivalent), size classes, Ps
+    Heap(HeapArgs),
+    /// Goroutines grouped by start function (or --by ...), sorted by count
+    Top(TopArgs),
+    /// Write a pprof goroutine profile (gzip-compressed profile.proto)
+    Pprof(PprofArgs),
+    /// Folded stacks (`outer;...;inner count`) for flamegraph tools
+    Folded(FoldedArgs),
+    /// A global variable's value, by full name (main.config, net/http.DefaultClient)
+    Var(VarArgs),
+    /// Global variables and their types
+    Vars(VarsArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct VarArgs {
+    /// Full name: package path, dot, name (main.config, net/http.DefaultClient)
+    pub name: String,
+    /// JSON output: {"name", "type", "value"}, value as encoding/json writes it
+    #[arg(long)]
+    pub json: bool,
+    /// Pointers, interfaces, slices, maps followed [default: 32, 64 with --json]
+    #[arg(long, value_name = "N")]
+    pub depth: Option<u32>,
+    /// Elements shown per slice, array, map or channel [default: 100, all with --json]
+    #[arg(long, value_name = "N")]
+    pub max_elems: Option<usize>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct VarsArgs {
+    /// Only globals whose name matches this regular expression
+    pub regex: Option<String>,
+    /// JSON output: a list of {name, type, address, size}
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct TopArgs {
+    /// Group by: start (default), go, current, stack, wait, or label KEY
+    #[arg(long, num_args = 1..=2, value_names = ["KIND", "KEY"])]
+    pub by: Vec<String>,
+    /// Keep goroutines whose group key or any frame's function matches REGEX
+    #[arg(long, value_name = "REGEX")]
+    pub filter: Option<String>,
+    /// Include system goroutines
+    #[arg(long)]
+    pub all: bool,
+    /// JSON output: a list of groups {key, count, statuses, percent}
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct LiveTopArgs {
+    #[command(flatten)]
+    pub top: TopArgs,
+    /// Print one report and exit
+    #[arg(long)]
+    pub once: bool,
+    /// Seconds between reports
+    #[arg(long, default_value_t = 2.0)]
+    pub interval: f64,
+    /// Stop after N reports
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct PprofArgs {
+    /// Output file (gzip-compressed profile.proto)
+    #[arg(long, short)]
+    pub output: PathBuf,
+    /// Include system goroutines
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct FoldedArgs {
+    /// Include system goroutines and runtime frames
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DiffArgs {
+    /// The older snapshot
+    pub a: PathBuf,
+    /// The newer snapshot
+    pub b: PathBuf,
+    /// Group by: start (default), go, current, stack, wait, or label KEY
+    #[arg(long, num_args = 1..=2, value_names = ["KIND", "KEY"])]
+    pub by: Vec<String>,
+    /// Include system goroutines
+    #[arg(long)]
+    pub all: bool,
+    /// JSON output
+    #[arg(long)]
+    pub json: bool,
+    /// Compare snapshots of different executables anyway
+    #[arg(long)]
+    pub force: bool,
+    /// The executable that was captured (default: embedded copy, then the recorded path)
+    #[arg(long)]
+    pub bin: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct HeapArgs {
+    /// JSON output: {"memstats": {runtime.MemStats fields}, "size_classes", "per_p", "large", ...}
+    #[arg(long)]
+    pub json: bool,
+    /// List large objects (> 32 KiB), biggest first
+    #[arg(long)]
+    pub large: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SummaryArgs {
+    /// JSON output
+    #[arg(long)]
+    pub json: bool,
+    /// Include system goroutines (GC workers, finalizer...)
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DumpArgs {
+    /// JSON output: a list of goroutines with frames
+    #[arg(long)]
+    pub json: bool,
+    /// Show system goroutines and runtime-internal frames too
+    #[arg(long)]
+    pub all: bool,
+    /// Add a `[waiting on ...]` line (channel, semaphore, Cond) after headers
+    #[arg(long)]
+    pub wait_info: bool,
+    /// Show pprof labels in goroutine headers (the runtime itself does from Go 1.27)
+    #[arg(long)]
+    pub labels: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct LiveArgs<T: Args> {
+    /// Process id of the Go program
+    #[arg(long, short)]
+    pub pid: i32,
+    /// Unstripped build of the target's executable (build ids must match)
+    #[arg(long)]
+    pub bin: Option<PathBuf>,
+    /// Never stop the target: read it while it runs; goroutines that change
+    /// while read are reported as unstable (no frames shown)
+    #[arg(long)]
+    pub non_blocking: bool,
+    #[command(flatten)]
+    pub args: T,
+}
+
+#[derive(Args, Debug)]
+pub struct InfoArgs {
+    pub file: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+    /// For a core file: the executable that crashed (default: the path the
+    /// core records), for its Go version and build ids.
+    #[arg(long, value_name = "PATH")]
+    pub bin: Option<PathBuf>,
+}
+
+/// `10s`, `500ms`, `2m`, `1h` or plain seconds (`0.5`).
+pub fn parse_duration(v: &str) -> std::result::Result<std::time::Duration, String> {
+    let v = v.trim();
+    let (num, unit) = match v.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => v.split_at(i),
+        None => (v, "s"),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {v:?} (examples: 10s, 500ms, 2m)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("invalid duration unit in {v:?}: use ms, s, m or h")),
+    };
+    if !(secs >= 0.0 && secs.is_finite() && secs < 1e9) {
+        return Err(format!("invalid duration {v:?}"));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
+}

@@ -1,0 +1,104 @@
+//! `gospy capture`: one snapshot file, or a series of them.
+
+use super::args::CaptureArgs;
+use super::output::json_out;
+use super::progress::Progress;
+use crate::capture::{capture, CaptureOptions};
+use crate::report;
+use anyhow::{Context, Result};
+
+pub(super) fn cmd_capture(a: &CaptureArgs) -> Result<()> {
+    if let Some(count) = a.count {
+        return capture_series(a, count);
+    }
+    capture_to(a, &a.output)
+}
+
+/// `capture --count N [--interval D] -o DIR`: DIR/PID-1.gss ... DIR/PID-N.gss.
+fn capture_series(a: &CaptureArgs, count: u64) -> Result<()> {
+    if count == 0 {
+        anyhow::bail!("--count must be at least 1");
+    }
+    let interval = a.interval.unwrap_or(std::time::Duration::from_secs(10));
+    std::fs::create_dir_all(&a.output)
+        .with_context(|| format!("creating directory {}", a.output.display()))?;
+    for n in 1..=count {
+        let t = std::time::Instant::now();
+        let path = a.output.join(format!("{}-{n}.gss", a.pid));
+        capture_to(a, &path)?;
+        if n < count {
+            std::thread::sleep(interval.saturating_sub(t.elapsed()));
+        }
+    }
+    Ok(())
+}
+
+fn capture_to(a: &CaptureArgs, output: &std::path::Path) -> Result<()> {
+    let progress = Progress::start(format!("capturing pid {}", a.pid));
+    let opts = CaptureOptions {
+        embed_binary: a.embed_binary,
+        bin: a.bin.clone(),
+        max_spans: Some(a.max_spans),
+        vars: a.vars.clone(),
+        var_budget: a.var_budget,
+        full: a.full,
+        non_blocking: a.non_blocking,
+        redact: a.redact,
+    };
+    let (cap, _bin, stats) = capture(a.pid, &opts)?;
+    let ws = crate::snapshot::write_file(output, &cap, &Default::default())
+        .with_context(|| format!("writing {}", output.display()))?;
+    drop(progress);
+    if a.json {
+        json_out(&serde_json::json!({
+            "file": output,
+            "pid": a.pid,
+            "goroutines": stats.goroutines,
+            "bytes_read": stats.bytes_read,
+            "read_calls": stats.read_calls,
+            "binary_load_ns": stats.binary_load.as_nanos() as u64,
+            "precopy": stats.precopy,
+            "regions": stats.regions,
+            "file_size": ws.file_size,
+            "pause_ns": stats.pause.as_nanos() as u64,
+            "pause_phases_ns": stats.phases.iter().map(|(k, d)| (k.clone(), d.as_nanos() as u64)).collect::<Vec<_>>(),
+            "embedded_binary": a.embed_binary,
+            "redacted": stats.redacted,
+            "warnings": cap.meta.warnings,
+            "var_walk": stats.var_walk,
+        }))?;
+    } else {
+        // How many stacks the pause could leave to the pre-copy.
+        let kept = match &stats.precopy {
+            Some(p) if p.kept > 0 => format!(" ({} stacks copied before the pause)", p.kept),
+            _ => String::new(),
+        };
+        eprintln!(
+            "captured pid {} ({}): {} goroutines{kept}, {} read in {} regions, {}; wrote {} ({}){}",
+            a.pid,
+            cap.meta.go_version,
+            stats.goroutines,
+            report::fmt_bytes(stats.bytes_read),
+            stats.regions,
+            if a.non_blocking {
+                "never stopped (--non-blocking)".to_string()
+            } else {
+                format!(
+                    "paused {}",
+                    report::fmt_duration_ns(stats.pause.as_nanos() as u64)
+                )
+            },
+            output.display(),
+            report::fmt_bytes(ws.file_size),
+            if a.embed_binary {
+                ", binary embedded"
+            } else {
+                ""
+            }
+        );
+        for w in &cap.meta.warnings {
+            eprintln!("warning: {w}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,39 @@
+//! `gospy diff A B`: goroutine growth between two snapshots of one process.
+
+use super::analyze_cmd::{analysis_memory_mode, open_input};
+use super::args::DiffArgs;
+use super::output::{json_out, out};
+use crate::analyze::Model;
+use crate::report;
+use anyhow::{Context, Result};
+
+pub(super) fn cmd_diff(a: &DiffArgs) -> Result<()> {
+    analysis_memory_mode();
+    let by = report::top::GroupBy::from_args(&a.by)?;
+    let sa = open_input(&a.a, a.bin.as_deref()).with_context(|| a.a.display().to_string())?;
+    // --bin names A's executable; B gets it too when they are the same build.
+    let peek =
+        crate::snapshot::SnapshotFile::open(&a.b).with_context(|| a.b.display().to_string())?;
+    let same = peek.meta.go_build_id == sa.meta.go_build_id
+        && peek.meta.gnu_build_id == sa.meta.gnu_build_id;
+    drop(peek);
+    let bin_b = if same { a.bin.as_deref() } else { None };
+    let sb = open_input(&a.b, bin_b).with_context(|| a.b.display().to_string())?;
+    let mut warnings = Vec::new();
+    if let Some(w) = report::diff::check_same_binary(&sa, &sb, a.force)? {
+        warnings.push(w);
+    }
+    for (name, s) in [(&a.a, &sa), (&a.b, &sb)] {
+        for w in &s.warnings {
+            eprintln!("warning: {}: {w}", name.display());
+        }
+    }
+    let ma = Model::build_lean(&sa)?;
+    let mb = Model::build_lean(&sb)?;
+    let d = report::diff::build(&sa, &ma, &sb, &mb, &by, a.all, warnings);
+    if a.json {
+        json_out(&d)
+    } else {
+        out(&report::diff::to_text(&d))
+    }
+}

@@ -1,0 +1,102 @@
+//! The one live path: capture the target into memory, then analyze that
+//! capture as a [`Session`] like any snapshot. Every live command and the
+//! TUI come through here; a [`Preset`] says what the capture must hold, so
+//! the pause reads no more than the report needs.
+
+use super::progress::Progress;
+use crate::analyze::Session;
+use crate::capture::{capture, CaptureOptions};
+use crate::goruntime::heap::{DEFAULT_MAX_SPANS, MAX_SPANS_LIMIT};
+use crate::nonblocking::UNSTABLE_PREFIX;
+use anyhow::Result;
+use std::path::PathBuf;
+
+/// The process to capture and how (from `--pid`, `--bin`, `--non-blocking`).
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub pid: i32,
+    pub bin: Option<PathBuf>,
+    pub non_blocking: bool,
+}
+
+impl<T: clap::Args> From<&super::args::LiveArgs<T>> for Target {
+    fn from(a: &super::args::LiveArgs<T>) -> Target {
+        Target {
+            pid: a.pid,
+            bin: a.bin.clone(),
+            non_blocking: a.non_blocking,
+        }
+    }
+}
+
+/// What a live report needs from the capture.
+#[derive(Clone, Debug)]
+pub enum Preset {
+    /// Goroutines and the scheduler (summary, dump, top and its TUI): no
+    /// global values, which keeps the pause minimal.
+    Goroutines,
+    /// Heap statistics; `large`: every span, for the large-object list.
+    Heap { large: bool },
+    /// One global's full value and nothing else reachable from globals.
+    Var(String),
+}
+
+impl Preset {
+    fn options(&self, t: &Target) -> CaptureOptions {
+        let mut o = CaptureOptions {
+            embed_binary: false,
+            bin: t.bin.clone(),
+            // No report here shows global values except `var`'s own.
+            var_budget: Some(0),
+            non_blocking: t.non_blocking,
+            ..Default::default()
+        };
+        match self {
+            Preset::Goroutines => {}
+            Preset::Heap { large } => {
+                o.max_spans = Some(if *large {
+                    MAX_SPANS_LIMIT
+                } else {
+                    DEFAULT_MAX_SPANS
+                });
+            }
+            Preset::Var(name) => {
+                o.vars = vec![name.clone()];
+                // Kept as it always was: live `var` stops the target even
+                // with --non-blocking.
+                o.non_blocking = false;
+            }
+        }
+        o
+    }
+
+    /// Only reports that list goroutines say which ones were unstable.
+    fn reports_unstable(&self) -> bool {
+        matches!(self, Preset::Goroutines)
+    }
+}
+
+/// Captures the target into memory and opens it as a session. Unstable
+/// goroutines (`--non-blocking`) go to `on_unstable` as soon as the capture
+/// is done, before the session is built; nothing is printed here (the TUI
+/// calls it with the terminal in raw mode).
+pub fn session(t: &Target, preset: &Preset, mut on_unstable: impl FnMut(&str)) -> Result<Session> {
+    let (cap, bin, _stats) = capture(t.pid, &preset.options(t))?;
+    if preset.reports_unstable() {
+        for w in &cap.meta.warnings {
+            if w.starts_with(UNSTABLE_PREFIX) {
+                on_unstable(w);
+            }
+        }
+    }
+    Session::from_capture(cap, bin)
+}
+
+/// A one-shot live command: a spinner while capturing (on a terminal, after
+/// a second), unstable goroutines as warnings on stderr, then the report.
+pub fn run(t: &Target, preset: &Preset, report: impl FnOnce(&Session) -> Result<()>) -> Result<()> {
+    let progress = Progress::start(format!("capturing pid {}", t.pid));
+    let s = session(t, preset, |w| eprintln!("warning: {w}"))?;
+    drop(progress);
+    report(&s)
+}

@@ -1,0 +1,105 @@
+//! Command line: argument parsing, dispatch, output, exit codes.
+//!
+//! Only this module prints. Each command lives in its own file; live
+//! commands all capture through [`live`], the one live path.
+
+mod analyze_cmd;
+pub mod args;
+mod capture_cmd;
+mod diff_cmd;
+mod info;
+pub mod live;
+mod output;
+pub mod progress;
+mod top;
+pub mod tui;
+
+use analyze_cmd::{print_dump, print_heap, print_summary, print_var};
+use args::{Cli, Command};
+use clap::Parser;
+use live::Preset;
+
+/// Exit codes (documented in the README).
+pub mod exit {
+    pub const OK: i32 = 0;
+    pub const ERROR: i32 = 1;
+    pub const USAGE: i32 = 2;
+    pub const TARGET: i32 = 3;
+    pub const INPUT: i32 = 4;
+}
+
+/// Error classes that map to exit codes.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct TargetError(pub String);
+
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let (res, class) = match cli.cmd {
+        Command::Capture(a) => (capture_cmd::cmd_capture(&a), exit::TARGET),
+        Command::Analyze(a) => (analyze_cmd::cmd_analyze(&a), exit::INPUT),
+        Command::Summary(a) => (
+            live::run(&(&a).into(), &Preset::Goroutines, |s| {
+                print_summary(s, &a.args)
+            }),
+            exit::TARGET,
+        ),
+        Command::Dump(a) => (
+            live::run(&(&a).into(), &Preset::Goroutines, |s| {
+                print_dump(s, &a.args)
+            }),
+            exit::TARGET,
+        ),
+        Command::Heap(a) => (
+            live::run(
+                &(&a).into(),
+                &Preset::Heap {
+                    large: a.args.large,
+                },
+                |s| print_heap(s, &a.args),
+            ),
+            exit::TARGET,
+        ),
+        Command::Var(a) => (
+            live::run(&(&a).into(), &Preset::Var(a.args.name.clone()), |s| {
+                print_var(s, &a.args)
+            }),
+            exit::TARGET,
+        ),
+        Command::Info(a) => (info::cmd_info(&a), exit::INPUT),
+        Command::Convert(a) => (info::cmd_convert(&a), exit::INPUT),
+        Command::Top(a) => (top::live_top(&a), exit::TARGET),
+        Command::Diff(a) => (diff_cmd::cmd_diff(&a), exit::INPUT),
+        Command::Completions(a) => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(a.shell, &mut cmd, "gospy", &mut std::io::stdout());
+            (Ok(()), exit::ERROR)
+        }
+    };
+    match res {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            // Broken pipe (e.g. `| head`) is not an error worth reporting.
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) {
+                return exit::OK;
+            }
+            let msg: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+            eprintln!("gospy: error: {}", msg.join(": "));
+            class
+        }
+    }
+}
