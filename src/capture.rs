@@ -881,20 +881,7 @@ pub fn load_target_binary(
         }
         Some(p) => {
             let b = Binary::from_path(p)?;
-            if let Err(e) = crate::analyze::check_build_ids(
-                &b.elf,
-                running.go_build_id.as_deref(),
-                running.gnu_build_id.as_deref(),
-                &format!("pid {}", proc_.pid),
-            ) {
-                // The unstripped build of a `-s -w` target differs in build
-                // id only because of the strip flags: accept that twin.
-                if let Err(why) = crate::binary::twin::check_stripped_twin(&running, &b.elf) {
-                    return Err(anyhow!(
-                        "{e} (and it is not the same build without -s -w: {why})"
-                    ));
-                }
-            }
+            crate::sources::exe::check_live_bin(&running, &b.elf, proc_.pid)?;
             b
         }
     };
@@ -940,6 +927,7 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
         )?)
     };
     let mut warnings: Vec<String> = Vec::new();
+    let mut unstable: Vec<crate::model::UnstableG> = Vec::new();
     let mut walker = reach_plan.and_then(|p| {
         warnings.extend(p.warnings.iter().cloned());
         (!p.is_empty())
@@ -1298,7 +1286,13 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
                     .ok()
                     .map(|b| crate::nonblocking::GState::of(&G::decode(&target.layout.g, *a, &b)));
                 if let Some(why) = crate::nonblocking::instability(st, after.as_ref()) {
-                    warnings.push(crate::nonblocking::unstable_warning(*a, st.goid(), &why));
+                    let u = crate::model::UnstableG {
+                        g: *a,
+                        goid: st.goid(),
+                        why,
+                    };
+                    warnings.push(u.note());
+                    unstable.push(u);
                 }
             }
             phase(&mut stats, "validate goroutines");
@@ -1425,6 +1419,11 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
         auxv,
         threads,
         warnings,
+        flags: crate::model::CaptureFlags {
+            redacted: false,
+            non_blocking: opts.non_blocking,
+            unstable,
+        },
     };
     // Embed what analysis needs: the --bin build when given, else the executable.
     let regions = asm

@@ -553,7 +553,7 @@ fn capture_to(a: &CaptureArgs, output: &std::path::Path) -> Result<()> {
         redact: a.redact,
     };
     let (cap, _bin, stats) = capture(a.pid, &opts)?;
-    let ws = crate::snapshot::write_file(output, &cap, &Default::default())
+    let ws = crate::sources::snapshot::write_file(output, &cap, &Default::default())
         .with_context(|| format!("writing {}", output.display()))?;
     drop(progress);
     if a.json {
@@ -628,7 +628,7 @@ fn live(
     let progress = crate::progress::Progress::start(format!("capturing pid {pid}"));
     let (cap, bin, _stats) = capture(pid, &opts)?;
     print_unstable(&cap.meta);
-    let s = Session::from_capture(cap, bin)?;
+    let s = Session::open(crate::sources::from_capture(cap, bin), None)?;
     drop(progress);
     f(&s)
 }
@@ -640,7 +640,7 @@ fn live_with(
     f: impl FnOnce(&Session) -> Result<()>,
 ) -> Result<()> {
     let (cap, bin, _stats) = capture(pid, opts)?;
-    let s = Session::from_capture(cap, bin)?;
+    let s = Session::open(crate::sources::from_capture(cap, bin), None)?;
     f(&s)
 }
 
@@ -688,7 +688,7 @@ fn live_heap(
         ..Default::default()
     };
     let (cap, bin, _stats) = capture(pid, &opts)?;
-    let s = Session::from_capture(cap, bin)?;
+    let s = Session::open(crate::sources::from_capture(cap, bin), None)?;
     print_heap(&s, a)
 }
 
@@ -719,7 +719,7 @@ fn analysis_memory_mode() {
 fn cmd_analyze(a: &AnalyzeArgs) -> Result<()> {
     analysis_memory_mode();
     let progress = crate::progress::Progress::start(format!("loading {}", a.file.display()));
-    let s = Session::open_snapshot(&a.file, a.bin.as_deref())?;
+    let s = Session::open_file(&a.file, a.bin.as_deref())?;
     drop(progress);
     for w in &s.warnings {
         eprintln!("warning: {w}");
@@ -853,16 +853,16 @@ fn write_pprof(s: &Session, a: &PprofArgs) -> Result<()> {
 fn cmd_diff(a: &DiffArgs) -> Result<()> {
     analysis_memory_mode();
     let by = report::top::GroupBy::from_args(&a.by)?;
-    let sa = Session::open_snapshot(&a.a, a.bin.as_deref())
+    let sa = Session::open_file(&a.a, a.bin.as_deref())
         .with_context(|| a.a.display().to_string())?;
     // --bin names A's executable; B gets it too when they are the same build.
     let peek =
-        crate::snapshot::SnapshotFile::open(&a.b).with_context(|| a.b.display().to_string())?;
+        crate::sources::snapshot::SnapshotFile::open(&a.b).with_context(|| a.b.display().to_string())?;
     let same = peek.meta.go_build_id == sa.meta.go_build_id
         && peek.meta.gnu_build_id == sa.meta.gnu_build_id;
     drop(peek);
     let bin_b = if same { a.bin.as_deref() } else { None };
-    let sb = Session::open_snapshot(&a.b, bin_b).with_context(|| a.b.display().to_string())?;
+    let sb = Session::open_file(&a.b, bin_b).with_context(|| a.b.display().to_string())?;
     let mut warnings = Vec::new();
     if let Some(w) = report::diff::check_same_binary(&sa, &sb, a.force)? {
         warnings.push(w);
@@ -935,7 +935,7 @@ fn exit_soon<T>(x: T) {
 }
 
 fn cmd_convert(a: &ConvertArgs) -> Result<()> {
-    let st = crate::corewrite::convert_snapshot(&a.file, &a.output)?;
+    let st = crate::sources::write_core::convert_snapshot(&a.file, &a.output)?;
     eprintln!(
         "wrote {}: {} threads, {} in {} segments",
         a.output.display(),
@@ -947,10 +947,10 @@ fn cmd_convert(a: &ConvertArgs) -> Result<()> {
 }
 
 fn cmd_info(a: &InfoArgs) -> Result<()> {
-    if crate::corefile::is_core_file(&a.file) {
+    if crate::sources::elfcore::is_core_file(&a.file) {
         return cmd_info_core(a);
     }
-    let snap = crate::snapshot::SnapshotFile::open(&a.file)
+    let snap = crate::sources::snapshot::SnapshotFile::open(&a.file)
         .with_context(|| a.file.display().to_string())?;
     let m = &snap.meta;
     let stats = snap.stats();
@@ -1049,7 +1049,7 @@ fn cmd_info(a: &InfoArgs) -> Result<()> {
 
 /// `gospy info CORE`: the core's notes, and its executable's Go details.
 fn cmd_info_core(a: &InfoArgs) -> Result<()> {
-    let i = crate::corefile::core_info(&a.file, a.bin.as_deref())?;
+    let i = crate::analyze::core_info(&a.file, a.bin.as_deref())?;
     if a.json {
         return json_out(&i);
     }
@@ -1125,9 +1125,7 @@ fn cmd_info_core(a: &InfoArgs) -> Result<()> {
 
 /// `--non-blocking`: one warning line per goroutine that changed while read.
 fn print_unstable(meta: &crate::model::CaptureMeta) {
-    for w in &meta.warnings {
-        if w.starts_with(crate::nonblocking::UNSTABLE_PREFIX) {
-            eprintln!("warning: {w}");
-        }
+    for u in &meta.flags.unstable {
+        eprintln!("warning: {}", u.note());
     }
 }

@@ -194,7 +194,7 @@ fn capture_once(o: &TuiOptions) -> Result<Snap> {
         ..Default::default()
     };
     let (cap, bin, _stats) = crate::capture::capture(o.pid, &opts)?;
-    let session = Session::from_capture(cap, bin)?;
+    let session = Session::open(crate::sources::from_capture(cap, bin), None)?;
     let model = Model::build_lean(&session)?;
     Ok(Snap { session, model })
 }
