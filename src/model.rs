@@ -151,7 +151,10 @@ pub struct UnstableG {
 impl UnstableG {
     /// The note recorded (and shown) for it: `unstable goroutine: g 0x... (goid N): why`.
     pub fn note(&self) -> String {
-        format!("{UNSTABLE_PREFIX}{:x} (goid {}): {}", self.g, self.goid, self.why)
+        format!(
+            "{UNSTABLE_PREFIX}{:x} (goid {}): {}",
+            self.g, self.goid, self.why
+        )
     }
 }
 

@@ -790,7 +790,11 @@ struct Layout {
 fn layout() -> Layout {
     let b = base();
     let target = Target::new(b.bin.clone(), b.cap.meta.load_bias).unwrap();
-    let s = Session::open(gospy::sources::from_capture(b.cap.clone(), b.bin.clone()), None).unwrap();
+    let s = Session::open(
+        gospy::sources::from_capture(b.cap.clone(), b.bin.clone()),
+        None,
+    )
+    .unwrap();
     let rt = s.runtime();
     let gs = rt.allg_addrs().unwrap();
     let ms = rt.ms().unwrap().0.iter().map(|m| m.addr).collect();

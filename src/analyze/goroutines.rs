@@ -3,7 +3,7 @@
 
 use super::session::Session;
 use crate::goruntime::traceback::{CreatedBy, Frame, Stack};
-use crate::goruntime::{labels, Target, G, G_SYSCALL, G_WAITING, M, P, Sched};
+use crate::goruntime::{labels, Sched, Target, G, G_SYSCALL, G_WAITING, M, P};
 use crate::memory::Memory;
 use crate::model::Regs;
 use anyhow::Result;
@@ -250,8 +250,7 @@ impl Model {
                     if let Some(e) = stack.error.take() {
                         is_unstable = true;
                         stack.frames = Arc::from([]);
-                        stack.unavailable =
-                            Some(format!("{} ({e})", crate::model::UNSTABLE_STACK));
+                        stack.unavailable = Some(format!("{} ({e})", crate::model::UNSTABLE_STACK));
                     }
                 }
                 if redacted && stack.frames.iter().any(|f| f.args.is_some()) {
@@ -355,11 +354,7 @@ impl Model {
     /// bounded by its first walk: `dump` renders a batch of goroutines at a
     /// time this way instead of holding every argument string at once.
     pub fn frames_with_args(&self, s: &Session, g: &Goroutine) -> Arc<[Frame]> {
-        if self.has_args
-            || g.stack.frames.is_empty()
-            || g.unstable
-            || s.meta.flags.redacted
-        {
+        if self.has_args || g.stack.frames.is_empty() || g.unstable || s.meta.flags.redacted {
             return g.stack.frames.clone();
         }
         let m = self.ms.iter().find(|m| m.curg == g.g.addr);

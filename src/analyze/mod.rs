@@ -5,7 +5,7 @@ mod goroutines;
 mod info;
 mod session;
 
+pub use crate::sources::SessionMemory;
 pub use goroutines::{BuildOptions, Goroutine, Model};
 pub use info::core_info;
 pub use session::Session;
-pub use crate::sources::SessionMemory;

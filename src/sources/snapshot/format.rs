@@ -859,8 +859,7 @@ fn parse_unstable(w: &str) -> Option<UnstableG> {
 
 /// Notes of flags set in `meta` that its warnings do not already hold.
 fn missing_flag_notes(meta: &CaptureMeta) -> Vec<String> {
-    let have: std::collections::HashSet<&str> =
-        meta.warnings.iter().map(String::as_str).collect();
+    let have: std::collections::HashSet<&str> = meta.warnings.iter().map(String::as_str).collect();
     let f = &meta.flags;
     let mut out = Vec::new();
     if f.redacted && !meta.warnings.iter().any(|w| is_redaction_note(w)) {
@@ -928,4 +927,53 @@ pub fn kinds_list(kinds: &BTreeSet<u8>) -> String {
         .map(|&k| format!("{:?}", kind_from_code(k)))
         .collect();
     names.join(", ")
+}
+
+#[cfg(test)]
+mod flag_tests {
+    use super::*;
+
+    #[test]
+    fn flags_from_recorded_notes() {
+        let ws = [
+            "something else".to_string(),
+            NON_BLOCKING_NOTE.to_string(),
+            "unstable goroutine: g 0xc000123400 (goid 42): running (x)".to_string(),
+            "unstable goroutine: g 0xzz (goid 1): bad address".to_string(),
+        ];
+        let f = flags_from_notes(false, &ws);
+        assert!(f.non_blocking && !f.redacted);
+        assert_eq!(
+            f.unstable,
+            vec![UnstableG {
+                g: 0xc000123400,
+                goid: 42,
+                why: "running (x)".into()
+            }]
+        );
+        assert_eq!(f.unstable[0].note(), ws[2]);
+        // A stopped capture (a core) is never non-blocking.
+        assert!(!flags_from_notes(true, &ws).non_blocking);
+        assert!(flags_from_notes(true, &[REDACTED_NOTE]).redacted);
+    }
+
+    #[test]
+    fn flags_round_trip_through_the_header() {
+        let mut meta = CaptureMeta {
+            stopped: false,
+            warnings: vec!["first".into(), NON_BLOCKING_NOTE.into()],
+            ..Default::default()
+        };
+        meta.flags = flags_from_notes(false, &meta.warnings);
+        let back = decode_meta(&encode_meta(&meta).unwrap()).unwrap();
+        assert_eq!(back, meta, "notes already present are not repeated");
+        // A flag set without its note gets the note on the way out.
+        meta.flags.redacted = true;
+        let back = decode_meta(&encode_meta(&meta).unwrap()).unwrap();
+        assert!(back.flags.redacted);
+        assert_eq!(
+            back.warnings.last().map(String::as_str),
+            Some(REDACTED_NOTE)
+        );
+    }
 }
