@@ -46,7 +46,7 @@ fn benches(c: &mut Criterion) {
         })
     });
 
-    let session = Session::open_snapshot(&sample(), None).unwrap();
+    let session = Session::open_file(&sample(), None).unwrap();
     c.bench_function("model: decode + unwind every goroutine", |b| {
         b.iter(|| Model::build(&session).unwrap().goroutines.len())
     });

@@ -13,7 +13,7 @@ use crate::binary::Binary;
 use crate::goruntime::labels;
 use crate::memory::{Memory, SparseMemory};
 use crate::model::Capture;
-use crate::snapshot::SnapshotFile;
+use crate::sources::snapshot::SnapshotFile;
 use std::sync::Arc;
 
 /// The snapshot reader: open, stats, memory (with damage isolation), the
@@ -176,7 +176,7 @@ pub fn memory_decoders(base: &MemoryBase, data: &[u8]) {
         let off = u32::from_le_bytes([p[2], p[3], p[4], p[5]]) as usize % (r.data.len() - 7);
         r.data[off..off + 8].copy_from_slice(&p[6..14]);
     }
-    let Ok(s) = Session::from_capture(cap, base.bin.clone()) else {
+    let Ok(s) = Session::open(crate::sources::from_capture(cap, base.bin.clone()), None) else {
         return;
     };
     if let Ok(m) = Model::build(&s) {

@@ -8,8 +8,6 @@ pub mod analyze;
 pub mod binary;
 pub mod capture;
 pub mod cli;
-pub mod corefile;
-pub mod corewrite;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod goruntime;
@@ -19,7 +17,11 @@ pub mod nonblocking;
 pub mod process;
 pub mod redact;
 pub mod report;
-pub mod snapshot;
+pub mod sources;
+pub mod text;
+
+/// The `.gss` reader and writer, where library users have always found it.
+pub use sources::snapshot;
 
 // Linked in for `cli::analysis_memory_mode` (mimalloc is the binary's
 // global allocator; its options are set through the C API).

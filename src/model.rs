@@ -116,9 +116,69 @@ pub struct CaptureMeta {
     /// Auxiliary vector (type, value) pairs.
     pub auxv: Vec<(u64, u64)>,
     pub threads: Vec<ThreadInfo>,
-    /// Free-form notes from the capture (threads that could not be stopped...).
+    /// Free-form notes from the capture (threads that could not be stopped...),
+    /// in the order they are shown; the notes of [`CaptureFlags`] among them.
     pub warnings: Vec<String>,
+    /// How the capture was taken, typed. Not a field of the file: the
+    /// snapshot records it as notes in `warnings` (see `snapshot-format.md`),
+    /// from which the reader derives it.
+    #[serde(default)]
+    pub flags: CaptureFlags,
 }
+
+/// How a capture was taken, for the code that must treat it differently.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaptureFlags {
+    /// Taken with `--redact`: data words are zeroed, frame arguments gone.
+    pub redacted: bool,
+    /// Taken with `--non-blocking`: the target was never stopped.
+    pub non_blocking: bool,
+    /// Goroutines that changed while a `--non-blocking` capture read them,
+    /// in the order they were found.
+    pub unstable: Vec<UnstableG>,
+}
+
+/// A goroutine a `--non-blocking` capture cannot vouch for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnstableG {
+    /// Address of its `g`.
+    pub g: u64,
+    pub goid: u64,
+    /// What changed, for the user.
+    pub why: String,
+}
+
+impl UnstableG {
+    /// The note recorded (and shown) for it: `unstable goroutine: g 0x... (goid N): why`.
+    pub fn note(&self) -> String {
+        format!(
+            "{UNSTABLE_PREFIX}{:x} (goid {}): {}",
+            self.g, self.goid, self.why
+        )
+    }
+}
+
+/// What an unstable goroutine's stack is replaced with.
+pub const UNSTABLE_STACK: &str =
+    "unstable: the goroutine changed while it was read (--non-blocking); stack not shown";
+
+/// Start of the note that marks a redacted capture.
+pub const REDACTED_PREFIX: &str = "redacted:";
+
+/// The note `--redact` records (label values are shown as `<redacted>`).
+pub const REDACTED_NOTE: &str = "redacted: captured with --redact: stack words other than \
+     return addresses and frame links, global data other than runtime variables, thread \
+     general-purpose registers, pprof label values (shown as <redacted>), command-line \
+     arguments and the hostname were removed";
+
+/// Start of the note recorded for each unstable goroutine, followed by its
+/// g address in hex.
+pub const UNSTABLE_PREFIX: &str = "unstable goroutine: g 0x";
+
+/// The note recorded in every `--non-blocking` capture (`stopped` is false
+/// for core files too, so it cannot tell them apart).
+pub const NON_BLOCKING_NOTE: &str =
+    "captured with --non-blocking: the target was never stopped; goroutines that changed while read are marked unstable";
 
 /// A complete capture in memory.
 #[derive(Debug, Clone, Default)]

@@ -3,30 +3,14 @@
 //! stack and once after (status, goid, sched, syscall sp/pc, stack bounds);
 //! a goroutine whose fields changed, that was running (no registers without a
 //! stop), being scanned or copied, or whose sp lies outside its stack is
-//! *unstable*: it is recorded in the capture's warnings with a fixed prefix,
+//! *unstable*: it is recorded in the capture's flags (and a note in its warnings),
 //! and analysis shows it flagged and without frames, never with wrong ones.
 
 use crate::goruntime::{G, G_RUNNABLE, G_SYSCALL, G_WAITING};
-use crate::model::{CaptureMeta, ThreadInfo};
-use std::collections::HashSet;
+use crate::model::ThreadInfo;
 
-/// Prefix of the warning recorded for each unstable goroutine, followed by
-/// its g address in hex: `unstable goroutine: g 0x... (goid N): reason`.
-pub const UNSTABLE_PREFIX: &str = "unstable goroutine: g 0x";
-
-/// Recorded in the warnings of every `--non-blocking` capture (`stopped` is
-/// false for core files too, so it cannot tell them apart).
-pub const NON_BLOCKING_NOTE: &str =
-    "captured with --non-blocking: the target was never stopped; goroutines that changed while read are marked unstable";
-
-/// Whether a capture was taken with `--non-blocking`.
-pub fn is_non_blocking(meta: &CaptureMeta) -> bool {
-    !meta.stopped && meta.warnings.iter().any(|w| w == NON_BLOCKING_NOTE)
-}
-
-/// What a stack is replaced with for an unstable goroutine.
-pub const UNSTABLE_STACK: &str =
-    "unstable: the goroutine changed while it was read (--non-blocking); stack not shown";
+/// The capture notes, defined with the typed flags they stand for.
+pub use crate::model::NON_BLOCKING_NOTE;
 
 /// The fields compared between the two reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,23 +95,6 @@ pub fn instability(before: &GState, after: Option<&GState>) -> Option<String> {
     None
 }
 
-/// The warning recorded for an unstable goroutine.
-pub fn unstable_warning(gaddr: u64, goid: u64, why: &str) -> String {
-    format!("{UNSTABLE_PREFIX}{gaddr:x} (goid {goid}): {why}")
-}
-
-/// g addresses recorded as unstable in a capture's warnings.
-pub fn unstable_set(meta: &CaptureMeta) -> HashSet<u64> {
-    meta.warnings
-        .iter()
-        .filter_map(|w| {
-            let rest = w.strip_prefix(UNSTABLE_PREFIX)?;
-            let hex: String = rest.chars().take_while(|c| c.is_ascii_hexdigit()).collect();
-            u64::from_str_radix(&hex, 16).ok()
-        })
-        .collect()
-}
-
 /// Threads without registers (nothing is stopped, so none can be read).
 pub fn threads_without_regs(proc_: &crate::process::Process) -> Vec<ThreadInfo> {
     proc_
@@ -172,19 +139,5 @@ mod tests {
         let mut out = w;
         out.sched_sp = 0x3000;
         assert!(instability(&out, Some(&out)).unwrap().contains("outside"));
-    }
-
-    #[test]
-    fn warnings_round_trip() {
-        let meta = CaptureMeta {
-            warnings: vec![
-                "something else".into(),
-                unstable_warning(0xc000123400, 42, "running"),
-            ],
-            ..Default::default()
-        };
-        let s = unstable_set(&meta);
-        assert_eq!(s.len(), 1);
-        assert!(s.contains(&0xc000123400));
     }
 }

@@ -21,17 +21,18 @@
 //! redacted snapshot unwinds to the same frames as the original. Function
 //! arguments (stack words) are gone: analysis prints them as `(...)`.
 //!
-//! A redacted snapshot is marked by an entry in `CaptureMeta::warnings`
-//! starting with [`NOTE_PREFIX`]; `analyze` and `info` print it.
+//! A redacted capture has `CaptureMeta::flags.redacted` set and a note in
+//! its warnings starting with [`NOTE_PREFIX`] (the snapshot file records the
+//! flag as that note); `analyze` and `info` print it.
 
 use crate::goruntime::{labels, Runtime, Target, G};
 use crate::memory::{Layered, Memory, SparseMemory};
-use crate::model::{Capture, CaptureMeta, Region, RegionKind};
+use crate::model::{Capture, Region, RegionKind};
 use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Start of the `CaptureMeta::warnings` entry that marks a redacted capture.
-pub const NOTE_PREFIX: &str = "redacted:";
+pub use crate::model::REDACTED_PREFIX as NOTE_PREFIX;
 /// What label values are replaced with.
 pub const REDACTED_VALUE: &str = "<redacted>";
 /// Address of the replacement label value in a redacted snapshot. Below
@@ -54,19 +55,9 @@ pub struct RedactStats {
     pub threads: usize,
 }
 
-/// Whether a capture was redacted.
-pub fn is_redacted(meta: &CaptureMeta) -> bool {
-    meta.warnings.iter().any(|w| w.starts_with(NOTE_PREFIX))
-}
-
 /// The note recorded in a redacted capture's warnings.
 pub fn note() -> String {
-    format!(
-        "{NOTE_PREFIX} captured with --redact: stack words other than return addresses and frame \
-         links, global data other than runtime variables, thread general-purpose registers, \
-         pprof label values (shown as {REDACTED_VALUE}), command-line arguments and the hostname \
-         were removed"
-    )
+    crate::model::REDACTED_NOTE.to_string()
 }
 
 /// Half-open address ranges, sorted and merged, with fast intersection.
@@ -357,7 +348,8 @@ pub fn redact(cap: &mut Capture, t: &Target) -> RedactStats {
         *a = REDACTED_VALUE.to_string();
     }
     cap.meta.hostname = REDACTED_VALUE.to_string();
-    if !is_redacted(&cap.meta) {
+    if !cap.meta.flags.redacted {
+        cap.meta.flags.redacted = true;
         cap.meta.warnings.push(note());
     }
     stats
@@ -366,6 +358,19 @@ pub fn redact(cap: &mut Capture, t: &Target) -> RedactStats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn note_text_unchanged() {
+        assert_eq!(
+            note(),
+            format!(
+                "{NOTE_PREFIX} captured with --redact: stack words other than return addresses and frame \
+                 links, global data other than runtime variables, thread general-purpose registers, \
+                 pprof label values (shown as {REDACTED_VALUE}), command-line arguments and the hostname \
+                 were removed"
+            )
+        );
+    }
 
     #[test]
     fn ranges_merge_and_clip() {

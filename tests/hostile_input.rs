@@ -790,7 +790,11 @@ struct Layout {
 fn layout() -> Layout {
     let b = base();
     let target = Target::new(b.bin.clone(), b.cap.meta.load_bias).unwrap();
-    let s = Session::from_capture(b.cap.clone(), b.bin.clone()).unwrap();
+    let s = Session::open(
+        gospy::sources::from_capture(b.cap.clone(), b.bin.clone()),
+        None,
+    )
+    .unwrap();
     let rt = s.runtime();
     let gs = rt.allg_addrs().unwrap();
     let ms = rt.ms().unwrap().0.iter().map(|m| m.addr).collect();
@@ -807,7 +811,7 @@ fn analyze_capture(cap: &Capture) -> Result<(Duration, usize), String> {
     let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let snap = SnapshotFile::from_bytes(bytes).unwrap();
         let decoded = snap.capture().unwrap();
-        let s = Session::from_capture(decoded, b.bin.clone()).unwrap();
+        let s = Session::open(gospy::sources::from_capture(decoded, b.bin.clone()), None).unwrap();
         match Model::build(&s) {
             Ok(m) => {
                 let sm = report::summary::build(&s, &m, true);

@@ -100,6 +100,11 @@ pub(super) fn finish(
         auxv: ld.auxv.clone(),
         threads: facts.threads,
         warnings: p.warnings,
+        flags: crate::model::CaptureFlags {
+            redacted: false,
+            non_blocking: opts.non_blocking,
+            unstable: p.unstable,
+        },
     };
     // Embed what analysis needs: the --bin build when given, else the executable.
     let regions = p

@@ -32,26 +32,11 @@ pub fn load_target_binary(
         None => {
             let b = Binary::from_elf(running)
                 .with_context(|| format!("pid {}: loading the executable", proc_.pid))?;
-            b.warnings.iter().for_each(|w| eprintln!("warning: {w}"));
             return Ok((Arc::new(b), None));
         }
         Some(p) => {
             let b = Binary::from_path(p)?;
-            b.warnings.iter().for_each(|w| eprintln!("warning: {w}"));
-            if let Err(e) = crate::analyze::check_build_ids(
-                &b.elf,
-                running.go_build_id.as_deref(),
-                running.gnu_build_id.as_deref(),
-                &format!("pid {}", proc_.pid),
-            ) {
-                // The unstripped build of a `-s -w` target differs in build
-                // id only because of the strip flags: accept that twin.
-                if let Err(why) = crate::binary::twin::check_stripped_twin(&running, &b.elf) {
-                    return Err(anyhow!(
-                        "{e} (and it is not the same build without -s -w: {why})"
-                    ));
-                }
-            }
+            crate::sources::exe::check_live_bin(&running, &b.elf, proc_.pid)?;
             b
         }
     };

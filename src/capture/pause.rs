@@ -262,9 +262,13 @@ impl<'p, 'a> Rounds<'p, 'a> {
                 .ok()
                 .map(|b| crate::nonblocking::GState::of(&G::decode(gl, *a, &b)));
             if let Some(why) = crate::nonblocking::instability(st, after.as_ref()) {
-                self.p
-                    .warnings
-                    .push(crate::nonblocking::unstable_warning(*a, st.goid(), &why));
+                let u = crate::model::UnstableG {
+                    g: *a,
+                    goid: st.goid(),
+                    why,
+                };
+                self.p.warnings.push(u.note());
+                self.p.unstable.push(u);
             }
         }
     }

@@ -47,10 +47,8 @@ pub(super) fn load(pid: i32, opts: &CaptureOptions, stats: &mut CaptureStats) ->
     let bias = bin.load_bias(&auxv);
     let target = Target::new(bin.clone(), bias)
         .with_context(|| format!("pid {pid}: decoding the Go runtime layout"))?;
-    target
-        .warnings
-        .iter()
-        .for_each(|w| eprintln!("warning: {w}"));
+    stats.load_warnings = bin.warnings.clone();
+    stats.load_warnings.extend(target.warnings.iter().cloned());
     stats.binary_load = t_bin.elapsed();
     let image = ImageMemory {
         elf: bin.elf.clone(),
@@ -86,6 +84,8 @@ pub(super) struct Prepared<'a> {
     /// The pause's memory, with its pre-touched buffer.
     pub(super) asm: Assembled,
     pub(super) warnings: Vec<String>,
+    /// Goroutines a --non-blocking capture could not read consistently.
+    pub(super) unstable: Vec<crate::model::UnstableG>,
 }
 
 /// Plan the pause; the pre-copy runs last, so that few goroutines run
@@ -186,6 +186,7 @@ pub(super) fn prepare<'a>(
         pre,
         asm,
         warnings,
+        unstable: Vec::new(),
     })
 }
 

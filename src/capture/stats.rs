@@ -21,6 +21,10 @@ pub struct CaptureStats {
     pub binary_load: Duration,
     /// The stacks read before the pause, and how many the pause kept.
     pub precopy: Option<PreCopyStats>,
+    /// About the executable and its runtime layouts (a Go version outside
+    /// the supported range, unreadable DWARF, approximate layouts): for the
+    /// caller to show before anything else.
+    pub load_warnings: Vec<String>,
 }
 
 /// What the pre-copy read (before the pause) and what of it the pause kept.

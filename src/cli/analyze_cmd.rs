@@ -13,9 +13,14 @@ use anyhow::{Context, Result};
 use std::io::Write;
 use std::path::Path;
 
-/// The one way the CLI opens an input file (snapshot or ELF core).
+/// The one way the CLI opens an input file (snapshot or ELF core); warnings
+/// about the executable are shown at once.
 pub(super) fn open_input(path: &Path, bin: Option<&Path>) -> Result<Session> {
-    Session::open_snapshot(path, bin)
+    let s = Session::open_file(path, bin)?;
+    for w in &s.load_warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(s)
 }
 
 extern "C" {

@@ -46,9 +46,12 @@ fn capture_to(a: &CaptureArgs, output: &std::path::Path) -> Result<()> {
         redact: a.redact,
     };
     let (cap, _bin, stats) = capture(a.pid, &opts)?;
-    let ws = crate::snapshot::write_file(output, &cap, &Default::default())
+    let ws = crate::sources::snapshot::write_file(output, &cap, &Default::default())
         .with_context(|| format!("writing {}", output.display()))?;
     drop(progress);
+    for w in &stats.load_warnings {
+        eprintln!("warning: {w}");
+    }
     if a.json {
         json_out(&serde_json::json!({
             "file": output,

@@ -12,8 +12,8 @@ pub(super) fn cmd_diff(a: &DiffArgs) -> Result<()> {
     let by = report::top::GroupBy::from_args(&a.by)?;
     let sa = open_input(&a.a, a.bin.as_deref()).with_context(|| a.a.display().to_string())?;
     // --bin names A's executable; B gets it too when they are the same build.
-    let peek =
-        crate::snapshot::SnapshotFile::open(&a.b).with_context(|| a.b.display().to_string())?;
+    let peek = crate::sources::snapshot::SnapshotFile::open(&a.b)
+        .with_context(|| a.b.display().to_string())?;
     let same = peek.meta.go_build_id == sa.meta.go_build_id
         && peek.meta.gnu_build_id == sa.meta.gnu_build_id;
     drop(peek);

@@ -7,7 +7,7 @@ use crate::report;
 use anyhow::{Context, Result};
 
 pub(super) fn cmd_convert(a: &ConvertArgs) -> Result<()> {
-    let st = crate::corewrite::convert_snapshot(&a.file, &a.output)?;
+    let st = crate::sources::write_core::convert_snapshot(&a.file, &a.output)?;
     eprintln!(
         "wrote {}: {} threads, {} in {} segments",
         a.output.display(),
@@ -19,10 +19,10 @@ pub(super) fn cmd_convert(a: &ConvertArgs) -> Result<()> {
 }
 
 pub(super) fn cmd_info(a: &InfoArgs) -> Result<()> {
-    if crate::corefile::is_core_file(&a.file) {
+    if crate::sources::elfcore::is_core_file(&a.file) {
         return cmd_info_core(a);
     }
-    let snap = crate::snapshot::SnapshotFile::open(&a.file)
+    let snap = crate::sources::snapshot::SnapshotFile::open(&a.file)
         .with_context(|| a.file.display().to_string())?;
     let m = &snap.meta;
     let stats = snap.stats();
@@ -121,7 +121,7 @@ pub(super) fn cmd_info(a: &InfoArgs) -> Result<()> {
 
 /// `gospy info CORE`: the core's notes, and its executable's Go details.
 fn cmd_info_core(a: &InfoArgs) -> Result<()> {
-    let i = crate::corefile::core_info(&a.file, a.bin.as_deref())?;
+    let i = crate::analyze::core_info(&a.file, a.bin.as_deref())?;
     if a.json {
         return json_out(&i);
     }

@@ -7,7 +7,6 @@ use super::progress::Progress;
 use crate::analyze::Session;
 use crate::capture::{capture, CaptureOptions};
 use crate::goruntime::heap::{DEFAULT_MAX_SPANS, MAX_SPANS_LIMIT};
-use crate::nonblocking::UNSTABLE_PREFIX;
 use anyhow::Result;
 use std::path::PathBuf;
 
@@ -76,20 +75,20 @@ impl Preset {
     }
 }
 
-/// Captures the target into memory and opens it as a session. Unstable
-/// goroutines (`--non-blocking`) go to `on_unstable` as soon as the capture
-/// is done, before the session is built; nothing is printed here (the TUI
-/// calls it with the terminal in raw mode).
-pub fn session(t: &Target, preset: &Preset, mut on_unstable: impl FnMut(&str)) -> Result<Session> {
-    let (cap, bin, _stats) = capture(t.pid, &preset.options(t))?;
+/// Captures the target into memory and opens it as a session. Warnings
+/// about the executable, then unstable goroutines (`--non-blocking`), go to
+/// `warn` as soon as the capture is done, before the session is built;
+/// nothing is printed here (the TUI calls it with the terminal in raw mode).
+pub fn session(t: &Target, preset: &Preset, mut warn: impl FnMut(&str)) -> Result<Session> {
+    let (cap, bin, stats) = capture(t.pid, &preset.options(t))?;
+    stats.load_warnings.iter().for_each(|w| warn(w));
     if preset.reports_unstable() {
-        for w in &cap.meta.warnings {
-            if w.starts_with(UNSTABLE_PREFIX) {
-                on_unstable(w);
-            }
+        for u in &cap.meta.flags.unstable {
+            warn(&u.note());
         }
     }
-    Session::from_capture(cap, bin)
+    // The session's own load warnings are the capture's: shown once.
+    Session::open(crate::sources::from_capture(cap, bin), None)
 }
 
 /// A one-shot live command: a spinner while capturing (on a terminal, after

@@ -110,7 +110,7 @@ impl PcInfo {
                         let shift = 64 - (sz as u32) * 8;
                         x = (x << shift) >> shift;
                     }
-                    crate::report::push_hex(&mut out, x);
+                    crate::text::push_hex(&mut out, x);
                     if !is_live(o, slot) {
                         out.push('?');
                     }

@@ -11,37 +11,8 @@ pub mod top;
 pub mod vars;
 
 use crate::analyze::{Goroutine, Session};
-
-/// Human duration like Go's: 1h2m3s, 4.5s, 12ms.
-pub fn fmt_duration_ns(ns: u64) -> String {
-    let s = ns / 1_000_000_000;
-    if s >= 3600 {
-        format!("{}h{}m{}s", s / 3600, (s % 3600) / 60, s % 60)
-    } else if s >= 60 {
-        format!("{}m{}s", s / 60, s % 60)
-    } else if ns >= 1_000_000_000 {
-        format!("{:.1}s", ns as f64 / 1e9)
-    } else if ns >= 1_000_000 {
-        format!("{:.1}ms", ns as f64 / 1e6)
-    } else {
-        format!("{:.1}µs", ns as f64 / 1e3)
-    }
-}
-
-pub fn fmt_bytes(b: u64) -> String {
-    const U: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = b as f64;
-    let mut i = 0;
-    while v >= 1024.0 && i < U.len() - 1 {
-        v /= 1024.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{b} B")
-    } else {
-        format!("{v:.1} {}", U[i])
-    }
-}
+// Leaf text helpers, kept reachable as `report::*` for the reports.
+pub use crate::text::{fmt_bytes, fmt_duration_ns, push_decimal, push_hex};
 
 /// The function a goroutine was started with, `go` wrappers resolved: when
 /// the start PC is a compiler wrapper (`main.main.gowrap1`, method value
@@ -127,56 +98,5 @@ mod tests {
         assert!(super::is_gowrap_name("main.main.gowrap1"));
         assert!(super::is_gowrap_name("main.(*T).run.gowrap12"));
         assert!(!super::is_gowrap_name("main.gowrapper"));
-    }
-}
-
-/// `{v}` appended to `out` without the formatting machinery.
-pub fn push_decimal(out: &mut String, mut v: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or("?"));
-}
-
-/// `{v:#x}` appended to `out` without the formatting machinery (hot in
-/// dumps of 100k goroutines).
-pub fn push_hex(out: &mut String, v: u64) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut buf = [0u8; 18];
-    let mut i = buf.len();
-    let mut x = v;
-    loop {
-        i -= 1;
-        buf[i] = DIGITS[(x & 0xf) as usize];
-        x >>= 4;
-        if x == 0 {
-            break;
-        }
-    }
-    i -= 2;
-    buf[i] = b'0';
-    buf[i + 1] = b'x';
-    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or("?"));
-}
-
-#[cfg(test)]
-mod hex_tests {
-    #[test]
-    fn push_hex_matches_format() {
-        for v in [0u64, 1, 0xf, 0x10, 0xdead_beef, u64::MAX] {
-            let mut s = String::new();
-            super::push_hex(&mut s, v);
-            assert_eq!(s, format!("{v:#x}"));
-            let mut d = String::new();
-            super::push_decimal(&mut d, v);
-            assert_eq!(d, v.to_string());
-        }
     }
 }

@@ -11,8 +11,11 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::SnapshotError;
-use crate::model::{CaptureMeta, MapEntry, RegionKind, Regs, ThreadInfo};
+use super::error::SnapshotError;
+use crate::model::{
+    CaptureFlags, CaptureMeta, MapEntry, RegionKind, Regs, ThreadInfo, UnstableG,
+    NON_BLOCKING_NOTE, REDACTED_NOTE, REDACTED_PREFIX, UNSTABLE_PREFIX,
+};
 
 /// First eight bytes of every snapshot.
 pub const MAGIC: [u8; 8] = *b"GOSPYSS\0";
@@ -712,6 +715,8 @@ impl<'a> MetaWire<'a> {
             auxv,
             threads,
             warnings,
+            // Recorded as notes among the warnings: see `encode_meta`.
+            flags: _,
         } = m;
         MetaWire {
             gospy_version,
@@ -808,13 +813,76 @@ impl<'a> MetaWire<'a> {
                 })
                 .collect(),
             warnings: self.warnings.iter().map(|v| s(v)).collect(),
+            flags: flags_from_notes(self.stopped, &self.warnings),
         }
     }
 }
 
+// ---------------------------------------------------------------------------
+// Capture flags: recorded as notes among the warnings (the file has no field
+// for them), so that every snapshot, old or new, reads the same way.
+// ---------------------------------------------------------------------------
+
+/// The typed flags that a capture's notes stand for.
+pub fn flags_from_notes<S: AsRef<str>>(stopped: bool, warnings: &[S]) -> CaptureFlags {
+    let ws = || warnings.iter().map(AsRef::as_ref);
+    CaptureFlags {
+        redacted: ws().any(is_redaction_note),
+        // A core file is not stopped either: the note tells them apart.
+        non_blocking: !stopped && ws().any(|w| w == NON_BLOCKING_NOTE),
+        unstable: ws().filter_map(parse_unstable).collect(),
+    }
+}
+
+/// The note of a redacted capture (`analyze` shows it with the warnings).
+pub fn is_redaction_note(w: &str) -> bool {
+    w.starts_with(REDACTED_PREFIX)
+}
+
+/// `unstable goroutine: g 0x{g:x} (goid {goid}): {why}`.
+fn parse_unstable(w: &str) -> Option<UnstableG> {
+    let rest = w.strip_prefix(UNSTABLE_PREFIX)?;
+    let hex_len = rest.bytes().take_while(u8::is_ascii_hexdigit).count();
+    let g = u64::from_str_radix(&rest[..hex_len], 16).ok()?;
+    let tail = &rest[hex_len..];
+    let (goid, why) = tail
+        .strip_prefix(" (goid ")
+        .and_then(|t| t.split_once("): "))
+        .and_then(|(n, why)| Some((n.parse().ok()?, why)))
+        .unwrap_or((0, tail));
+    Some(UnstableG {
+        g,
+        goid,
+        why: why.to_string(),
+    })
+}
+
+/// Notes of flags set in `meta` that its warnings do not already hold.
+fn missing_flag_notes(meta: &CaptureMeta) -> Vec<String> {
+    let have: std::collections::HashSet<&str> = meta.warnings.iter().map(String::as_str).collect();
+    let f = &meta.flags;
+    let mut out = Vec::new();
+    if f.redacted && !meta.warnings.iter().any(|w| is_redaction_note(w)) {
+        out.push(REDACTED_NOTE.to_string());
+    }
+    if f.non_blocking && !have.contains(NON_BLOCKING_NOTE) {
+        out.push(NON_BLOCKING_NOTE.to_string());
+    }
+    out.extend(
+        f.unstable
+            .iter()
+            .map(UnstableG::note)
+            .filter(|n| !have.contains(n.as_str())),
+    );
+    out
+}
+
 /// Encode capture metadata as the header section.
 pub fn encode_meta(meta: &CaptureMeta) -> Result<Vec<u8>, SnapshotError> {
-    bincode::serde::encode_to_vec(MetaWire::from_model(meta), bincode_config())
+    let extra = missing_flag_notes(meta);
+    let mut wire = MetaWire::from_model(meta);
+    wire.warnings.extend(extra.iter().map(String::as_str));
+    bincode::serde::encode_to_vec(wire, bincode_config())
         .map_err(|e| SnapshotError::Encode(format!("capture metadata: {e}")))
 }
 
@@ -859,4 +927,53 @@ pub fn kinds_list(kinds: &BTreeSet<u8>) -> String {
         .map(|&k| format!("{:?}", kind_from_code(k)))
         .collect();
     names.join(", ")
+}
+
+#[cfg(test)]
+mod flag_tests {
+    use super::*;
+
+    #[test]
+    fn flags_from_recorded_notes() {
+        let ws = [
+            "something else".to_string(),
+            NON_BLOCKING_NOTE.to_string(),
+            "unstable goroutine: g 0xc000123400 (goid 42): running (x)".to_string(),
+            "unstable goroutine: g 0xzz (goid 1): bad address".to_string(),
+        ];
+        let f = flags_from_notes(false, &ws);
+        assert!(f.non_blocking && !f.redacted);
+        assert_eq!(
+            f.unstable,
+            vec![UnstableG {
+                g: 0xc000123400,
+                goid: 42,
+                why: "running (x)".into()
+            }]
+        );
+        assert_eq!(f.unstable[0].note(), ws[2]);
+        // A stopped capture (a core) is never non-blocking.
+        assert!(!flags_from_notes(true, &ws).non_blocking);
+        assert!(flags_from_notes(true, &[REDACTED_NOTE]).redacted);
+    }
+
+    #[test]
+    fn flags_round_trip_through_the_header() {
+        let mut meta = CaptureMeta {
+            stopped: false,
+            warnings: vec!["first".into(), NON_BLOCKING_NOTE.into()],
+            ..Default::default()
+        };
+        meta.flags = flags_from_notes(false, &meta.warnings);
+        let back = decode_meta(&encode_meta(&meta).unwrap()).unwrap();
+        assert_eq!(back, meta, "notes already present are not repeated");
+        // A flag set without its note gets the note on the way out.
+        meta.flags.redacted = true;
+        let back = decode_meta(&encode_meta(&meta).unwrap()).unwrap();
+        assert!(back.flags.redacted);
+        assert_eq!(
+            back.warnings.last().map(String::as_str),
+            Some(REDACTED_NOTE)
+        );
+    }
 }

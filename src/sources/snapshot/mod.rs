@@ -13,6 +13,7 @@
 //!   ([`SnapshotFile::memory`]) with per-chunk damage isolation: a damaged
 //!   chunk costs only the regions (or parts of regions) it holds.
 
+mod error;
 pub mod format;
 
 use std::borrow::Cow;
@@ -26,54 +27,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rayon::prelude::*;
 use serde::Serialize;
 
+pub use self::error::SnapshotError;
 use crate::memory::SparseMemory;
 use crate::model::{Capture, CaptureMeta, Region, RegionKind};
 use bytes::Bytes;
 pub use format::{ChunkEntry, RegionEntry, FORMAT_VERSION};
 use format::{Preamble, CHUNK_ENTRY_LEN, PREAMBLE_LEN, REGION_ENTRY_LEN};
-
-/// Everything that can go wrong reading or writing a snapshot. Messages are
-/// one line, meant to be shown to the user as is.
-#[derive(Debug, thiserror::Error)]
-pub enum SnapshotError {
-    #[error("{context}: {source}")]
-    Io {
-        context: String,
-        #[source]
-        source: io::Error,
-    },
-    #[error("not a gospy snapshot (bad magic)")]
-    BadMagic,
-    #[error("snapshot format version {found} is newer than this gospy supports ({supported})")]
-    UnsupportedVersion { found: u32, supported: u32 },
-    #[error("snapshot needs features this gospy does not support (required flags {flags:#x}); a newer gospy can read it")]
-    UnsupportedFeatures { flags: u32 },
-    #[error("truncated snapshot: header says {expected} bytes, file has {actual}")]
-    Truncated { expected: u64, actual: u64 },
-    #[error(
-        "snapshot is longer than its header says: header says {expected} bytes, file has {actual}"
-    )]
-    TrailingData { expected: u64, actual: u64 },
-    #[error("checksum mismatch in {what}")]
-    Checksum { what: String },
-    /// One chunk could not be loaded; `regions` describes what it holds.
-    #[error("{problem} in chunk {chunk} ({regions})")]
-    DamagedChunk {
-        chunk: u32,
-        problem: String,
-        regions: String,
-    },
-    #[error("embedded binary is damaged: {0}")]
-    DamagedBinary(String),
-    #[error("corrupt snapshot: {0}")]
-    Corrupt(String),
-    #[error("snapshot exceeds this reader's limits: {0}")]
-    Limit(String),
-    #[error("cannot encode snapshot: {0}")]
-    Encode(String),
-    #[error("cannot write snapshot: {0}")]
-    InvalidCapture(String),
-}
 
 fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> SnapshotError {
     let context = context.into();
@@ -1046,6 +1005,7 @@ mod tests {
                 })
                 .collect(),
             warnings: vec!["thread 4250 could not be stopped".into()],
+            flags: Default::default(),
         }
     }
 
@@ -1975,6 +1935,7 @@ mod tests {
                     },
                 }),
                 warnings: c.vec(|c| c.string()),
+                flags: Default::default(),
             }
         }
 
@@ -2099,6 +2060,7 @@ mod tests {
                     regs: None,
                 }],
                 warnings: vec![],
+                flags: Default::default(),
             },
             regions: vec![
                 Region {
@@ -2158,7 +2120,7 @@ mod tests {
     /// `example_capture()`.
     #[test]
     fn worked_example_in_the_document_decodes() {
-        let doc = include_str!("../../snapshot-format.md");
+        let doc = include_str!("../../../snapshot-format.md");
         let start = doc.find("<!-- example-hexdump -->").expect("marker");
         let mut bytes = Vec::new();
         for line in doc[start..].lines().skip(2) {

@@ -4,14 +4,11 @@
 //! from NT_AUXV / NT_FILE. The executable's read-only image sits under the
 //! core's memory exactly as under a snapshot's.
 
-use crate::analyze::Session;
-use crate::binary::Binary;
-use crate::goruntime::Target;
-use crate::memory::{Layered, MemError, MemResult, Memory};
+use super::source::{ExeHint, Source, SourceMemory};
+use crate::memory::{MemError, MemResult, Memory};
 use crate::model::{CaptureMeta, MapEntry, Regs, ThreadInfo};
 use anyhow::{anyhow, Context, Result};
 use std::path::Path;
-use std::sync::Arc;
 
 const ET_CORE: u16 = 4;
 const PT_LOAD: u32 = 1;
@@ -152,6 +149,16 @@ fn u64_at(b: &[u8], o: usize) -> Option<u64> {
     Some(u64::from_le_bytes(b.get(o..o + 8)?.try_into().ok()?))
 }
 
+/// Whether a file starting with `head` is an ELF core (possibly
+/// zstd-compressed: decided after decompression).
+pub fn claims(head: &[u8]) -> bool {
+    if head.len() < 18 {
+        return false;
+    }
+    head[..4] == ZSTD_MAGIC
+        || (head[..4] == *b"\x7fELF" && u16::from_le_bytes([head[16], head[17]]) == ET_CORE)
+}
+
 /// Whether the file at `path` is an ELF core (possibly zstd-compressed).
 pub fn is_core_file(path: &Path) -> bool {
     use std::io::Read;
@@ -159,13 +166,7 @@ pub fn is_core_file(path: &Path) -> bool {
     let Ok(mut f) = std::fs::File::open(path) else {
         return false;
     };
-    if f.read_exact(&mut head).is_err() {
-        return false;
-    }
-    if head[..4] == ZSTD_MAGIC {
-        return true; // decided after decompression
-    }
-    head[..4] == *b"\x7fELF" && u16::from_le_bytes([head[16], head[17]]) == ET_CORE
+    f.read_exact(&mut head).is_ok() && claims(&head)
 }
 
 fn nul_str(b: &[u8]) -> String {
@@ -402,114 +403,73 @@ fn parse_nt_file(d: &[u8]) -> Option<Vec<MappedFile>> {
 
 const AT_ENTRY: u64 = 9;
 
-impl Session {
-    /// Open an ELF core file for analysis. The executable is `bin`, else the
-    /// file mapped at the entry point (NT_FILE), checked against the core's
-    /// copy of its build-id notes when the core has them.
-    pub fn open_core(path: &Path, bin: Option<&Path>) -> Result<Session> {
-        let core = Core::open(path).with_context(|| format!("{}", path.display()))?;
-        let entry = core.auxv.iter().find(|a| a.0 == AT_ENTRY).map(|a| a.1);
-        let exe_file = entry
-            .and_then(|e| core.files.iter().find(|f| e >= f.start && e < f.end))
-            .or_else(|| core.files.iter().find(|f| f.offset == 0))
-            .map(|f| f.path.clone());
-        let (binary, source) = match bin {
-            Some(p) => (Binary::from_path(p)?, p.display().to_string()),
-            None => {
-                let orig = exe_file.clone().unwrap_or_default();
-                let p = Path::new(orig.trim_end_matches(" (deleted)"));
-                if orig.is_empty() || !p.exists() {
-                    return Err(anyhow!(
-                        "cannot find the executable of this core: {orig:?} does not exist here; pass --bin PATH"
-                    ));
-                }
-                (Binary::from_path(p)?, orig)
-            }
-        };
-        binary
-            .warnings
-            .iter()
-            .for_each(|w| eprintln!("warning: {w}"));
-        let mut warnings = core.warnings.clone();
-        // Load bias: from AT_ENTRY, else (non-PIE) zero, else the lowest
-        // mapping of the executable minus its lowest segment.
-        let bias = if entry.is_some() {
-            binary.load_bias(&core.auxv)
-        } else if !binary.elf.is_pie {
-            0
-        } else {
-            let lo_seg = binary
-                .elf
-                .segments
-                .iter()
-                .map(|s| s.vaddr)
-                .min()
-                .unwrap_or(0);
-            let lo_map = core
-                .files
-                .iter()
-                .filter(|f| Some(&f.path) == exe_file.as_ref())
-                .map(|f| f.start)
-                .min();
-            warnings.push(
-                "no auxiliary vector in the core: load bias guessed from its mappings".into(),
-            );
-            lo_map.map_or(0, |m| m.wrapping_sub(lo_seg & !0xfff))
-        };
-        verify_build_id(&binary, &core.memory, bias, &mut warnings)?;
-        let maps = core
-            .files
-            .iter()
-            .map(|f| MapEntry {
-                start: f.start,
-                end: f.end,
-                perms: String::new(),
-                offset: f.offset,
-                path: f.path.clone(),
-            })
-            .collect();
-        let wall_time_ns = core_wall_time_ns(path, core.pid);
-        let meta = CaptureMeta {
-            gospy_version: env!("CARGO_PKG_VERSION").to_string(),
-            pid: core.pid,
-            exe_path: exe_file.unwrap_or_else(|| source.clone()),
-            cmdline: core.args.split_whitespace().map(str::to_string).collect(),
-            hostname: String::new(),
-            go_build_id: binary.elf.go_build_id.clone(),
-            gnu_build_id: binary.elf.gnu_build_id.clone(),
-            go_version: binary.go_version.clone(),
-            load_bias: bias,
-            wall_time_ns,
-            // The monotonic clock of the dump is unknown: wait times are omitted.
-            mono_time_ns: 0,
-            pause_ns: 0,
-            stopped: true,
-            maps,
-            auxv: core.auxv.clone(),
-            threads: core.threads.clone(),
-            warnings: Vec::new(),
-        };
-        let bin = Arc::new(binary);
-        let target = Target::new(bin.clone(), bias)?;
-        target
-            .warnings
-            .iter()
-            .for_each(|w| eprintln!("warning: {w}"));
-        let mem = Layered {
-            first: Box::new(core.memory) as Box<dyn Memory>,
-            second: crate::binary::elf::ImageMemory {
-                elf: bin.elf.clone(),
-                bias,
-            },
-        };
-        Ok(Session {
-            meta,
-            target,
-            mem,
-            warnings,
-            binary_source: source,
-        })
+impl Core {
+    /// AT_ENTRY, from the auxiliary vector.
+    fn entry(&self) -> Option<u64> {
+        self.auxv.iter().find(|a| a.0 == AT_ENTRY).map(|a| a.1)
     }
+
+    /// The executable according to NT_FILE: the mapping of AT_ENTRY, else
+    /// the first mapping of file offset 0.
+    pub fn exe_path(&self) -> Option<String> {
+        self.entry()
+            .and_then(|e| self.files.iter().find(|f| e >= f.start && e < f.end))
+            .or_else(|| self.files.iter().find(|f| f.offset == 0))
+            .map(|f| f.path.clone())
+    }
+}
+
+/// Open an ELF core file for analysis. The executable is found later
+/// (`exe::find`): `--bin`, else the file mapped at the entry point, checked
+/// against the core's copy of its build-id notes when the core has them.
+pub fn open(path: &Path) -> Result<Source> {
+    let core = Core::open(path).with_context(|| format!("{}", path.display()))?;
+    let exe_file = core.exe_path();
+    let lowest_map = core
+        .files
+        .iter()
+        .filter(|f| Some(&f.path) == exe_file.as_ref())
+        .map(|f| f.start)
+        .min();
+    let maps = core
+        .files
+        .iter()
+        .map(|f| MapEntry {
+            start: f.start,
+            end: f.end,
+            perms: String::new(),
+            offset: f.offset,
+            path: f.path.clone(),
+        })
+        .collect();
+    // Build ids, Go version, load bias and (without NT_FILE) the path come
+    // from the executable once it is found.
+    let meta = CaptureMeta {
+        gospy_version: env!("CARGO_PKG_VERSION").to_string(),
+        pid: core.pid,
+        exe_path: String::new(),
+        cmdline: core.args.split_whitespace().map(str::to_string).collect(),
+        hostname: String::new(),
+        wall_time_ns: core_wall_time_ns(path, core.pid),
+        // The monotonic clock of the dump is unknown: wait times are omitted.
+        mono_time_ns: 0,
+        pause_ns: 0,
+        stopped: true,
+        maps,
+        auxv: core.auxv.clone(),
+        threads: core.threads.clone(),
+        ..Default::default()
+    };
+    Ok(Source {
+        exe: ExeHint::Mapped {
+            has_entry: core.entry().is_some(),
+            path: exe_file,
+            lowest_map,
+        },
+        meta,
+        warnings: core.warnings,
+        memory: SourceMemory::Ready(Box::new(core.memory)),
+    })
 }
 
 /// The crash time: from a systemd-coredump file name, else the file's
@@ -544,43 +504,6 @@ pub fn coredump_name_time_ns(path: &Path, pid: i32) -> Option<u64> {
         return None;
     }
     usec.parse::<u64>().ok()?.checked_mul(1000)
-}
-
-/// Compare the build-id notes of the executable with the bytes the core holds
-/// at the same (biased) addresses. Mismatch is an error; a core without those
-/// pages only gets a warning.
-fn verify_build_id(
-    bin: &Binary,
-    mem: &CoreMemory,
-    bias: u64,
-    warnings: &mut Vec<String>,
-) -> Result<()> {
-    let mut compared = false;
-    for name in [".note.go.buildid", ".note.gnu.build-id"] {
-        let (Some(sec), Some(want)) = (bin.elf.section(name), bin.elf.section_data(name)) else {
-            continue;
-        };
-        let mut got = vec![0u8; want.len()];
-        if mem
-            .read_exact(sec.addr.wrapping_add(bias), &mut got)
-            .is_err()
-        {
-            continue;
-        }
-        compared = true;
-        if got != want {
-            return Err(anyhow!(
-                "build id mismatch: the core's copy of {name} differs from the binary offered ({}); pass --bin with the exact executable that crashed",
-                bin.elf.build_id_string()
-            ));
-        }
-    }
-    if !compared {
-        warnings.push(
-            "the core does not contain the executable's build-id notes: cannot verify that the binary matches".into(),
-        );
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -647,10 +570,10 @@ pub struct CoreInfo {
     pub warnings: Vec<String>,
 }
 
-/// Reads what `gospy info` reports about a core file: the core's own notes,
-/// and the Go version and build ids of its executable when `bin` or the path
-/// recorded in NT_FILE gives one that matches the core.
-pub fn core_info(path: &Path, bin: Option<&Path>) -> Result<CoreInfo> {
+/// Reads what `gospy info` reports from a core file's own notes; the Go
+/// details (`binary`, `go_version`, build ids) are left for the caller,
+/// which loads the executable as an analysis would.
+pub fn core_info(path: &Path) -> Result<CoreInfo> {
     let file_size = std::fs::metadata(path)
         .with_context(|| format!("{}", path.display()))?
         .len();
@@ -663,12 +586,7 @@ pub fn core_info(path: &Path, bin: Option<&Path>) -> Result<CoreInfo> {
             && head == ZSTD_MAGIC
     };
     let core = Core::open(path).with_context(|| format!("{}", path.display()))?;
-    let entry = core.auxv.iter().find(|a| a.0 == AT_ENTRY).map(|a| a.1);
-    let exe_path = entry
-        .and_then(|e| core.files.iter().find(|f| e >= f.start && e < f.end))
-        .or_else(|| core.files.iter().find(|f| f.offset == 0))
-        .map(|f| f.path.clone());
-    let mut info = CoreInfo {
+    Ok(CoreInfo {
         file: path.display().to_string(),
         file_size,
         compressed,
@@ -681,30 +599,13 @@ pub fn core_info(path: &Path, bin: Option<&Path>) -> Result<CoreInfo> {
         memory_segments: core.memory.segs.len(),
         memory_bytes: core.memory.segs.iter().map(|s| s.filesz).sum(),
         mapped_files: core.files.len(),
-        exe_path,
+        exe_path: core.exe_path(),
         binary: None,
         binary_error: None,
         go_version: None,
         go_build_id: None,
         gnu_build_id: None,
         capture_wall_time_ns: core_wall_time_ns(path, core.pid),
-        warnings: core.warnings.clone(),
-    };
-    drop(core);
-    // The same loading (and build id check) as an analysis.
-    match Session::open_core(path, bin) {
-        Ok(s) => {
-            info.binary = Some(s.binary_source.clone());
-            info.go_version = Some(s.meta.go_version.clone());
-            info.go_build_id = s.meta.go_build_id.clone();
-            info.gnu_build_id = s.meta.gnu_build_id.clone();
-            for w in &s.warnings {
-                if !info.warnings.contains(w) {
-                    info.warnings.push(w.clone());
-                }
-            }
-        }
-        Err(e) => info.binary_error = Some(format!("{e:#}")),
-    }
-    Ok(info)
+        warnings: core.warnings,
+    })
 }

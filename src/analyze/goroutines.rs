@@ -1,179 +1,18 @@
-//! Analysis sessions: a `(binary, memory)` pair from a snapshot file or a
-//! fresh in-memory capture, and the goroutine model built from it.
+//! The goroutine model: every goroutine of a session decoded (status,
+//! stack, labels, what it waits on), with the scheduler's Ms and Ps.
 
-use crate::binary::{elf::ElfFile, Binary};
+use super::session::Session;
 use crate::goruntime::traceback::{CreatedBy, Frame, Stack};
-use crate::goruntime::{labels, Runtime, Sched, Target, G, G_SYSCALL, G_WAITING, M, P};
-use crate::memory::{Layered, Memory, SparseMemory};
-use crate::model::{Capture, CaptureMeta, Regs};
-use anyhow::{anyhow, Context, Result};
+use crate::goruntime::{labels, Sched, Target, G, G_SYSCALL, G_WAITING, M, P};
+use crate::memory::Memory;
+use crate::model::Regs;
+use anyhow::Result;
 use rayon::prelude::*;
-use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 /// Decoded label sets by `g.labels` pointer, shared by the goroutines of a model.
 type LabelCache = std::sync::Mutex<HashMap<u64, Result<BTreeMap<String, String>, String>>>;
-
-/// Captured memory (a snapshot's regions, a core file's segments...) over the
-/// executable's read-only image.
-pub type SessionMemory = Layered<Box<dyn Memory>, crate::binary::elf::ImageMemory>;
-
-pub struct Session {
-    pub meta: CaptureMeta,
-    pub target: Target,
-    pub mem: SessionMemory,
-    /// Problems found while loading (damaged chunks...), shown to the user.
-    pub warnings: Vec<String>,
-    /// Where the executable came from, for `info` and error messages.
-    pub binary_source: String,
-}
-
-/// Refuse a binary whose build ids differ from the recorded ones.
-pub fn check_build_ids(
-    elf: &ElfFile,
-    go_id: Option<&str>,
-    gnu_id: Option<&str>,
-    what: &str,
-) -> Result<()> {
-    let go_ok = match (go_id, elf.go_build_id.as_deref()) {
-        (Some(a), Some(b)) => a == b,
-        _ => true,
-    };
-    let gnu_ok = match (gnu_id, elf.gnu_build_id.as_deref()) {
-        (Some(a), Some(b)) => a == b,
-        _ => true,
-    };
-    let any_compared = (go_id.is_some() && elf.go_build_id.is_some())
-        || (gnu_id.is_some() && elf.gnu_build_id.is_some());
-    if go_ok && gnu_ok && any_compared {
-        return Ok(());
-    }
-    Err(anyhow!(
-        "build id mismatch: {what} was built as {} but the binary offered has {}; pass --bin with the exact executable that ran (same source, Go version and flags), or capture with --embed-binary",
-        crate::binary::elf::build_id_string(go_id, gnu_id),
-        elf.build_id_string()
-    ))
-}
-
-impl Session {
-    pub fn open_snapshot(path: &Path, bin: Option<&Path>) -> Result<Session> {
-        if crate::corefile::is_core_file(path) {
-            return Session::open_core(path, bin);
-        }
-        let snap = crate::snapshot::SnapshotFile::open(path)
-            .with_context(|| format!("{}", path.display()))?;
-        let meta = snap.meta.clone();
-        let what = format!("the snapshot's program (pid {})", meta.pid);
-        let (binary, source) = if let Some(p) = bin {
-            let b = Binary::from_path(p)?;
-            b.warnings.iter().for_each(|w| eprintln!("warning: {w}"));
-            check_build_ids(
-                &b.elf,
-                meta.go_build_id.as_deref(),
-                meta.gnu_build_id.as_deref(),
-                &what,
-            )?;
-            (b, p.display().to_string())
-        } else if snap.has_binary() {
-            let data = snap
-                .binary()
-                .context("reading the embedded executable")?
-                .ok_or_else(|| anyhow!("embedded executable missing"))?;
-            let b =
-                Binary::from_bytes(Arc::from(data)).context("loading the embedded executable")?;
-            b.warnings.iter().for_each(|w| eprintln!("warning: {w}"));
-            check_build_ids(
-                &b.elf,
-                meta.go_build_id.as_deref(),
-                meta.gnu_build_id.as_deref(),
-                &what,
-            )?;
-            (b, "embedded".to_string())
-        } else {
-            let orig = meta.exe_path.trim_end_matches(" (deleted)").to_string();
-            let p = Path::new(&orig);
-            if orig.is_empty() || !p.exists() {
-                return Err(anyhow!(
-                    "cannot find the executable for this snapshot: {orig:?} does not exist here (build id {}); pass --bin PATH to the same executable, or capture with --embed-binary",
-                    crate::binary::elf::build_id_string(meta.go_build_id.as_deref(), meta.gnu_build_id.as_deref())
-                ));
-            }
-            let b = Binary::from_path(p)?;
-            b.warnings.iter().for_each(|w| eprintln!("warning: {w}"));
-            check_build_ids(
-                &b.elf,
-                meta.go_build_id.as_deref(),
-                meta.gnu_build_id.as_deref(),
-                &what,
-            )
-            .with_context(|| format!("{orig} has changed since the capture"))?;
-            (b, orig)
-        };
-        let loaded = snap.memory().context("decompressing snapshot memory")?;
-        let bin = Arc::new(binary);
-        let target = Target::new(bin.clone(), meta.load_bias)?;
-        target
-            .warnings
-            .iter()
-            .for_each(|w| eprintln!("warning: {w}"));
-        let mem = Layered {
-            first: Box::new(loaded.memory) as Box<dyn Memory>,
-            second: crate::binary::elf::ImageMemory {
-                elf: bin.elf.clone(),
-                bias: meta.load_bias,
-            },
-        };
-        let mut warnings = loaded.warnings;
-        // Say what a redacted snapshot no longer holds.
-        warnings.extend(
-            meta.warnings
-                .iter()
-                .filter(|w| w.starts_with(crate::redact::NOTE_PREFIX))
-                .cloned(),
-        );
-        Ok(Session {
-            meta,
-            target,
-            mem,
-            warnings,
-            binary_source: source,
-        })
-    }
-
-    pub fn from_capture(cap: Capture, bin: Arc<Binary>) -> Result<Session> {
-        let meta = cap.meta;
-        let sparse = SparseMemory::new(
-            cap.regions
-                .into_iter()
-                .map(|r| (r.addr, Arc::<[u8]>::from(r.data)))
-                .collect(),
-        );
-        let target = Target::new(bin.clone(), meta.load_bias)?;
-        target
-            .warnings
-            .iter()
-            .for_each(|w| eprintln!("warning: {w}"));
-        let mem = Layered {
-            first: Box::new(sparse) as Box<dyn Memory>,
-            second: crate::binary::elf::ImageMemory {
-                elf: bin.elf.clone(),
-                bias: meta.load_bias,
-            },
-        };
-        Ok(Session {
-            warnings: meta.warnings.clone(),
-            meta,
-            target,
-            mem,
-            binary_source: "live".into(),
-        })
-    }
-
-    pub fn runtime(&self) -> Runtime<'_, &SessionMemory> {
-        Runtime::new(&self.target, &self.mem)
-    }
-}
 
 /// One goroutine, fully decoded.
 #[derive(Debug, Clone)]
@@ -356,7 +195,7 @@ impl Model {
         let label_bytes =
             crate::goruntime::traceback::FrameBudget::new(captured.saturating_add(16 << 20));
         let label_cache: LabelCache = Default::default();
-        let redacted = crate::redact::is_redacted(&s.meta);
+        let redacted = s.meta.flags.redacted;
         let wait_layout = crate::goruntime::waiting::WaitLayout::new(t);
         let waits = wait_layout
             .as_ref()
@@ -367,8 +206,8 @@ impl Model {
                 names: true,
             });
         let sema = waits.as_ref().map(|w| w.sema_waiters()).unwrap_or_default();
-        let unstable = crate::nonblocking::unstable_set(&s.meta);
-        let non_blocking = crate::nonblocking::is_non_blocking(&s.meta);
+        let unstable: HashSet<u64> = s.meta.flags.unstable.iter().map(|u| u.g).collect();
+        let non_blocking = s.meta.flags.non_blocking;
 
         // Indexed `map` (not `filter_map`): rayon writes each result straight
         // into one allocation, and dropping the dead ones below reuses it in
@@ -389,7 +228,7 @@ impl Model {
                 let mut stack = if is_unstable {
                     crate::goruntime::traceback::Stack {
                         frames: Arc::from([]),
-                        unavailable: Some(crate::nonblocking::UNSTABLE_STACK.into()),
+                        unavailable: Some(crate::model::UNSTABLE_STACK.into()),
                         error: None,
                         reached_top: false,
                     }
@@ -411,8 +250,7 @@ impl Model {
                     if let Some(e) = stack.error.take() {
                         is_unstable = true;
                         stack.frames = Arc::from([]);
-                        stack.unavailable =
-                            Some(format!("{} ({e})", crate::nonblocking::UNSTABLE_STACK));
+                        stack.unavailable = Some(format!("{} ({e})", crate::model::UNSTABLE_STACK));
                     }
                 }
                 if redacted && stack.frames.iter().any(|f| f.args.is_some()) {
@@ -516,11 +354,7 @@ impl Model {
     /// bounded by its first walk: `dump` renders a batch of goroutines at a
     /// time this way instead of holding every argument string at once.
     pub fn frames_with_args(&self, s: &Session, g: &Goroutine) -> Arc<[Frame]> {
-        if self.has_args
-            || g.stack.frames.is_empty()
-            || g.unstable
-            || crate::redact::is_redacted(&s.meta)
-        {
+        if self.has_args || g.stack.frames.is_empty() || g.unstable || s.meta.flags.redacted {
             return g.stack.frames.clone();
         }
         let m = self.ms.iter().find(|m| m.curg == g.g.addr);

@@ -192,8 +192,8 @@ pub fn write_core(meta: &CaptureMeta, mem: &SparseMemory, out: &Path) -> Result<
 
 /// `gospy convert`: snapshot file → core file.
 pub fn convert_snapshot(input: &Path, output: &Path) -> Result<CoreStats> {
-    let snap =
-        crate::snapshot::SnapshotFile::open(input).with_context(|| input.display().to_string())?;
+    let snap = crate::sources::snapshot::SnapshotFile::open(input)
+        .with_context(|| input.display().to_string())?;
     let loaded = snap.memory().context("decompressing snapshot memory")?;
     write_core(&snap.meta, &loaded.memory, output)
 }
