@@ -7,6 +7,7 @@ pub mod checks;
 pub mod gotypes;
 pub mod heap;
 pub mod labels;
+pub mod pcinfo;
 pub mod reach;
 pub mod runtime_globals;
 pub mod stackstart;
@@ -59,7 +60,7 @@ pub struct Target {
     /// `runtime.gStatusStrings`, read from the executable.
     pub status_strings: Vec<String>,
     /// PC → symbolization cache for unwinding.
-    pub pc_cache: traceback::PcCache,
+    pub pc_cache: pcinfo::PcCache,
     /// For the user, once per target: why layouts may be approximate.
     pub warnings: Vec<String>,
 }
