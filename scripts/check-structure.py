@@ -9,7 +9,10 @@
      items and files that are only declared under `#[cfg(test)]`.
   2. No function outside tests longer than 200 lines (signature to closing
      brace, closures and nested items included).
-  3. No hand-written file longer than 1,200 lines, not counting its
+  3. Layers point down: a file may use its own top-level module and the
+     modules of lower layers only (LAYERS below), e.g. goruntime never uses
+     sources, capture or analyze; sources never uses goruntime.
+  4. No hand-written file longer than 1,200 lines, not counting its
      `#[cfg(test)]` blocks. Generated files (first line says GENERATED) are
      exempt.
 
@@ -21,6 +24,16 @@ import sys
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
 MAX_FN = 200
+# Top-level modules by layer (see docs/ARCHITECTURE.md).
+LAYERS = {
+    "text": 0, "model": 0, "memory": 0,
+    "binary": 1,
+    "process": 2, "goruntime": 2, "sources": 2,
+    "capture": 3, "analyze": 3,
+    "report": 4,
+    "cli": 5, "fuzzing": 5,
+    "lib": 6,
+}
 MAX_FILE = 1200
 
 
@@ -314,6 +327,14 @@ def main():
         for c in sorted(comp):
             for t in sorted(g[c] & inside):
                 print(f"    {name(c, files)} -> {name(t, files)}")
+    def top(k):
+        return k[0] if k else "lib"
+    for k in sorted(g):
+        for t in sorted(g[k]):
+            a, b = top(k), top(t)
+            if a != b and LAYERS.get(a, 99) <= LAYERS.get(b, 99):
+                bad += 1
+                print(f"layer: {name(k, files)} ({a}) uses {name(t, files)} ({b}), which is not below it")
     for k, f in sorted(files.items()):
         for fn, line, n in long_functions(f):
             bad += 1

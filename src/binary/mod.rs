@@ -2,14 +2,15 @@
 
 pub mod dwarf;
 pub mod elf;
+pub mod goversion;
 pub mod moduledata;
 pub mod pclntab;
 pub mod twin;
 pub mod x86;
 
-use crate::goruntime::version::go::GoVersion;
 use anyhow::{anyhow, Context, Result};
 use elf::ElfFile;
+use goversion::GoVersion;
 use moduledata::ModuleData;
 use pclntab::Pclntab;
 use std::sync::{Arc, OnceLock};
@@ -51,7 +52,7 @@ impl Binary {
         })?;
         let go = GoVersion::parse(&go_version)
             .ok_or_else(|| anyhow!("cannot parse Go version {go_version:?}"))?;
-        let mut warnings: Vec<String> = go.support_warning(&go_version).into_iter().collect();
+        let mut warnings: Vec<String> = Vec::new();
         // DWARF (decompressing .debug_info and indexing the unit that holds
         // the runtime's types: most of the time to open a large executable)
         // is prepared on another thread while the pclntab is read here.

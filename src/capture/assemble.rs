@@ -58,7 +58,7 @@ pub(super) fn finish(
             p.warnings.push(format!(
                 "globals: {} objects ({}) reachable from globals were not captured (--var-budget); capture with --var NAME for one global's full value",
                 w.stats.skipped,
-                crate::report::fmt_bytes(w.stats.skipped_bytes)
+                crate::text::fmt_bytes(w.stats.skipped_bytes)
             ));
         }
         stats.bytes_read += w.stats.bytes;
@@ -124,7 +124,7 @@ pub(super) fn finish(
     };
     if opts.redact {
         // After the resume: redaction never lengthens the pause.
-        stats.redacted = Some(crate::redact::redact(&mut cap, &ld.target));
+        stats.redacted = Some(crate::capture::redact::redact(&mut cap, &ld.target));
     }
     cap
 }

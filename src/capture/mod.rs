@@ -21,10 +21,12 @@
 
 mod assemble;
 mod load;
+pub mod nonblocking;
 mod options;
 mod pause;
 mod plan;
 mod precopy;
+pub mod redact;
 mod rounds;
 mod stacks;
 mod stats;
@@ -64,7 +66,7 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
         .unwrap_or(0);
     let threads: Vec<ThreadInfo> = match &guard {
         Some(g) => g.threads().to_vec(),
-        None => crate::nonblocking::threads_without_regs(&ld.proc_),
+        None => crate::capture::nonblocking::threads_without_regs(&ld.proc_),
     };
     let mut rounds = pause::Rounds::new(&ld, opts, &mut p, &mut stats, &threads);
     let result = rounds.run();

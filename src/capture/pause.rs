@@ -194,7 +194,11 @@ impl<'p, 'a> Rounds<'p, 'a> {
         &mut self,
         ms: &[M],
         gaddrs: &[u64],
-    ) -> (usize, Vec<u64>, Vec<(u64, crate::nonblocking::GState)>) {
+    ) -> (
+        usize,
+        Vec<u64>,
+        Vec<(u64, crate::capture::nonblocking::GState)>,
+    ) {
         let target = &self.ld.target;
         let tid_regs: HashMap<u64, &Regs> = self
             .threads
@@ -248,11 +252,11 @@ impl<'p, 'a> Rounds<'p, 'a> {
 
     /// --non-blocking: read every g again, after its stack: unchanged ones
     /// are stable.
-    fn validate(&mut self, before: &[(u64, crate::nonblocking::GState)]) {
+    fn validate(&mut self, before: &[(u64, crate::capture::nonblocking::GState)]) {
         let gl = &self.ld.target.layout.g;
         self.p
             .warnings
-            .push(crate::nonblocking::NON_BLOCKING_NOTE.to_string());
+            .push(crate::capture::nonblocking::NON_BLOCKING_NOTE.to_string());
         let ranges: Vec<(u64, usize)> =
             before.iter().map(|&(a, _)| (a, gl.size as usize)).collect();
         let again = process::read_ranges(self.pid, &ranges);
@@ -260,8 +264,8 @@ impl<'p, 'a> Rounds<'p, 'a> {
         for ((a, st), res) in before.iter().zip(again) {
             let after = res
                 .ok()
-                .map(|b| crate::nonblocking::GState::of(&G::decode(gl, *a, &b)));
-            if let Some(why) = crate::nonblocking::instability(st, after.as_ref()) {
+                .map(|b| crate::capture::nonblocking::GState::of(&G::decode(gl, *a, &b)));
+            if let Some(why) = crate::capture::nonblocking::instability(st, after.as_ref()) {
                 let u = crate::model::UnstableG {
                     g: *a,
                     goid: st.goid(),

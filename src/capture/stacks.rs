@@ -23,7 +23,7 @@ pub(super) struct StackPlan {
     pub(super) kept_labels: Vec<u64>,
     pub(super) plan: Vec<(u64, u64, RegionKind)>,
     pub(super) labels: Vec<u64>,
-    pub(super) before: Vec<(u64, crate::nonblocking::GState)>,
+    pub(super) before: Vec<(u64, crate::capture::nonblocking::GState)>,
 }
 
 impl StackPlan {
@@ -80,7 +80,8 @@ impl StackCtx<'_> {
         }
         o.live += 1;
         if self.non_blocking {
-            o.before.push((a, crate::nonblocking::GState::of(&g)));
+            o.before
+                .push((a, crate::capture::nonblocking::GState::of(&g)));
         }
         if g.stack_hi <= g.stack_lo || g.stack_hi - g.stack_lo > MAX_STACK {
             return o;

@@ -13,7 +13,7 @@ pub struct CaptureStats {
     /// The walk of what globals point to (round 5), if it ran.
     pub var_walk: Option<crate::goruntime::reach::WalkStats>,
     /// What `--redact` removed, when asked.
-    pub redacted: Option<crate::redact::RedactStats>,
+    pub redacted: Option<crate::capture::redact::RedactStats>,
     /// Time spent in each phase while the target was stopped (stop, rounds).
     pub phases: Vec<(String, Duration)>,
     /// Opening the executable and decoding the runtime's layout from it

@@ -69,7 +69,12 @@ impl Target {
     pub fn new(bin: Arc<Binary>, bias: u64) -> Result<Target> {
         let layouts = Layouts::for_binary(&bin)?;
         let layout = Layout::from_source(&bin, layouts.source())?;
-        let warnings = layouts.warning().map(str::to_string).into_iter().collect();
+        // A version outside the supported range first, then how the
+        // layouts were found.
+        let warnings = version::support_warning(bin.go, &bin.go_version)
+            .into_iter()
+            .chain(layouts.warning().map(str::to_string))
+            .collect();
         let need = |name: &str| -> Result<u64> {
             global_addr(&bin, name)
                 .map(|a| a.wrapping_add(bias))

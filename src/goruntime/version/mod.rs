@@ -18,7 +18,7 @@ pub mod waitreason;
 
 pub use choice::Layouts;
 pub use fallback::Tables;
-pub use go::{GoVersion, NEWEST_SUPPORTED, OLDEST_SUPPORTED};
+pub use go::{is_supported, support_warning, GoVersion, NEWEST_SUPPORTED, OLDEST_SUPPORTED};
 pub use layout::{GLayout, Layout, MLayout, PLayout, SchedLayout};
 pub use source::LayoutSource;
 pub use status::*;
