@@ -9,6 +9,8 @@
 #    its decoding is compared with the oracle.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+echo "== structure (scripts/check-structure.py: no import cycles, layers point down, short functions and files)"
+python3 scripts/check-structure.py
 echo "== installing Go toolchains (cached in ${GOSPY_TOOLCHAINS:-$HOME/.cache/gospy/toolchains})"
 if ! bash scripts/install-go-toolchains.sh; then
   if [ "${CI:-}" = "true" ]; then
