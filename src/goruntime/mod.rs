@@ -4,6 +4,7 @@
 
 pub mod checks;
 pub mod fallback;
+pub mod gomap;
 pub mod gotypes;
 pub mod heap;
 pub mod labels;
@@ -14,6 +15,7 @@ pub mod tables;
 pub mod traceback;
 pub mod values;
 pub mod waiting;
+pub mod walk;
 
 use crate::binary::Binary;
 use crate::memory::{MemResult, Memory};
