@@ -619,6 +619,7 @@ mod tests {
             End::Cycle(0x20000)
         );
         let no_detect = Limits {
+            max_entries: u64::MAX,
             detect_cycles: false,
             ..lim
         };
