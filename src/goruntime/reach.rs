@@ -3,7 +3,9 @@
 //! Starting from the globals in `.data`/`.bss` (already captured), typed by
 //! DWARF, the walk follows pointers, strings, slices, maps (old hmap and
 //! Swiss tables), channels, funcs and interfaces (dynamic type from the
-//! runtime type descriptor) breadth-first. Each level's heap objects are read
+//! runtime type descriptor) breadth-first: what points where is
+//! [`ValueWalker`]'s (`walk.rs`) job, this file decides what to read when
+//! and within which budget. Each level's heap objects are read
 //! in one batch ([`Walker::step`] returns the ranges, the caller reads them
 //! with `process::read_ranges` and hands them back with [`Walker::feed`]).
 //!

@@ -6,7 +6,7 @@
 //! arrays, slices, structs, maps (the old `hmap` of Go ≤ 1.23 and of
 //! `GOEXPERIMENT=noswissmap` builds, Swiss tables from Go 1.24, both told
 //! apart by the DWARF header struct the linker synthesizes: `hash<K,V>` vs
-//! `map<K,V>`), interfaces (dynamic type from the runtime type descriptor,
+//! `map<K,V>`; read with [`gomap`]), interfaces (dynamic type from the runtime type descriptor,
 //! mapped back to DWARF), channels (buffered values from `hchan`), funcs
 //! (name from pclntab) and `unsafe.Pointer`.
 //!
