@@ -148,7 +148,7 @@ pub enum Header {
 
 impl Header {
     /// Entries the map says it holds.
-    pub fn len(&self) -> u64 {
+    pub fn count(&self) -> u64 {
         match *self {
             Header::Hmap { count, .. } => count,
             Header::Swiss { used, .. } => used,

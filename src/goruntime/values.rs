@@ -563,7 +563,7 @@ impl<'a, M: Memory> Decoder<'a, M> {
         };
         let geom = walk::geom(l);
         let h = geom.header(&hdr[..]);
-        let len = h.len();
+        let len = h.count();
         let max_buckets = match h {
             Header::Hmap { b, .. } => {
                 if len > MAX_LEN || b > 40 {
@@ -660,7 +660,7 @@ impl<'a, M: Memory> Decoder<'a, M> {
             types: &mut self.types,
             mem: self.mem,
         }
-        .to_json(v)
+        .render(v)
     }
 }
 

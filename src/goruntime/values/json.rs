@@ -17,7 +17,7 @@ pub struct Json<'t, 'a> {
 impl Json<'_, '_> {
     /// What `encoding/json` would write for `v` (see the module docs for
     /// the differences).
-    pub fn to_json(&mut self, v: &Value) -> serde_json::Value {
+    pub fn render(&mut self, v: &Value) -> serde_json::Value {
         use serde_json::Value as J;
         match &v.v {
             V::Bool(b) => J::Bool(*b),
@@ -43,7 +43,7 @@ impl Json<'_, '_> {
                 }
             }
             V::Nil => J::Null,
-            V::Ptr { target, .. } => self.to_json(target),
+            V::Ptr { target, .. } => self.render(target),
             V::UnsafePtr(p) => {
                 if *p == 0 {
                     J::Null
@@ -53,7 +53,7 @@ impl Json<'_, '_> {
             }
             V::Func { pc, name } => J::String(name.clone().unwrap_or_else(|| format!("{pc:#x}"))),
             V::Slice { elems, len, .. } | V::Array { elems, len } => {
-                let mut out: Vec<J> = elems.iter().map(|e| self.to_json(e)).collect();
+                let mut out: Vec<J> = elems.iter().map(|e| self.render(e)).collect();
                 if (elems.len() as u64) < *len {
                     out.push(marker(
                         "truncated",
@@ -71,7 +71,7 @@ impl Json<'_, '_> {
             } => {
                 let mut m = serde_json::Map::new();
                 for (k, val) in entries {
-                    m.insert(json_key(k), self.to_json(val));
+                    m.insert(json_key(k), self.render(val));
                 }
                 if !missing.is_empty() || (entries.len() as u64) < *len {
                     let why = missing
@@ -88,7 +88,7 @@ impl Json<'_, '_> {
                 }
                 J::Object(m)
             }
-            V::Iface { target } => self.to_json(target),
+            V::Iface { target } => self.render(target),
             V::Chan {
                 len,
                 cap,
@@ -97,7 +97,7 @@ impl Json<'_, '_> {
                 values,
                 ..
             } => {
-                let vals: Vec<J> = values.iter().map(|e| self.to_json(e)).collect();
+                let vals: Vec<J> = values.iter().map(|e| self.render(e)).collect();
                 serde_json::json!({
                     "len": len, "cap": cap, "closed": closed,
                     "elem": elem_type, "values": vals,
@@ -123,7 +123,7 @@ impl Json<'_, '_> {
                     continue 'fields;
                 };
                 if k + 1 == jf.path.len() {
-                    let j = self.to_json(&f.value);
+                    let j = self.render(&f.value);
                     out.insert(jf.name.clone(), j);
                 } else {
                     // Through an embedded struct or non-nil embedded pointer.
