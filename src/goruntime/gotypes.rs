@@ -140,32 +140,8 @@ pub struct MapLayout {
     pub imp: MapImpl,
 }
 
-#[derive(Debug, Clone)]
-pub enum MapImpl {
-    /// `runtime.hmap`; buckets `{tophash [8]uint8; keys; elems; overflow}`.
-    Hmap {
-        count: u64,
-        flags: u64,
-        b: u64,
-        buckets: u64,
-        oldbuckets: u64,
-        bucket_size: u64,
-        tophash: u64,
-        overflow: u64,
-    },
-    /// `internal/runtime/maps.Map`: a directory of tables of groups.
-    Swiss {
-        used: u64,
-        dir_ptr: u64,
-        dir_len: u64,
-        table_size: u64,
-        /// `table.groups.data` / `table.groups.lengthMask`.
-        groups_data: u64,
-        length_mask: u64,
-        group_size: u64,
-        ctrl: u64,
-    },
-}
+/// Defined with the map iterator, which reads maps by it.
+pub use super::gomap::MapImpl;
 
 /// `runtime.hchan` field offsets.
 #[derive(Debug, Clone)]

@@ -6,10 +6,12 @@
 //! computed without overflow, bucket chains are cycle-checked and the total
 //! work is bounded by [`MAX_LABELS`] entries and [`MAX_BUCKET_READS`] buckets.
 
+use super::gomap::{self, End, Fault, Header, Limits, MapImpl};
 use super::traceback::FrameBudget;
 use super::Target;
 use crate::memory::Memory;
 use std::collections::{BTreeMap, HashSet};
+use std::ops::ControlFlow;
 
 const MAX_LABELS: u64 = 4096;
 const MAX_LABEL_LEN: usize = 64 << 10;
@@ -124,9 +126,8 @@ pub fn label_list_slots<M: Memory>(mem: &M, ptr: u64) -> Result<Vec<LabelSlots>,
     Ok(out)
 }
 
-/// Entries of an old-layout (pre-Swiss) `map[string]string`.
-/// hmap: count@0 flags@8 B@9 buckets@16 oldbuckets@24; bucket:
-/// tophash[8], keys[8]string, elems[8]string, overflow.
+/// Entries of an old-layout (pre-Swiss) `map[string]string`
+/// ([`gomap::STRING_STRING_HMAP`]).
 pub fn read_string_hmap<M: Memory>(mem: &M, hmap: u64) -> Result<BTreeMap<String, String>, String> {
     let mut out = BTreeMap::new();
     for s in string_hmap_slots(mem, hmap)? {
@@ -146,74 +147,114 @@ pub fn string_hmap_slots<M: Memory>(mem: &M, hmap: u64) -> Result<Vec<LabelSlots
     hmap_slots(mem, hmap, &mut Vec::new())
 }
 
-fn hmap_slots<M: Memory>(
-    mem: &M,
-    hmap: u64,
-    ranges: &mut Vec<(u64, u64)>,
-) -> Result<Vec<LabelSlots>, String> {
-    let mut out = Vec::new();
-    if hmap == 0 {
-        return Ok(out);
-    }
-    ranges.push((hmap, 48));
-    let count = mem.u64(hmap).map_err(|e| e.to_string())?;
+/// Whether a label map's header is plausible. The runtime keeps at most 6.5
+/// entries per bucket on average and label maps are never shrunk by
+/// deletions, so 2^B beyond this is not a map.
+fn check_label_map(count: u64, b: u8) -> Result<(), String> {
     if count > MAX_LABELS {
         return Err(format!("label map with {count} entries is implausible"));
     }
-    let b = mem.u8(add(hmap, 9)?).map_err(|e| e.to_string())?;
-    // The runtime keeps at most 6.5 entries per bucket on average and label
-    // maps are never shrunk by deletions, so 2^B beyond this is not a map.
     if b > 16 || (1u64 << b) > 2 * count + 8 {
         return Err(format!(
             "label map B={b} for {count} entries is implausible"
         ));
     }
-    let buckets = mem.ptr(add(hmap, 16)?).map_err(|e| e.to_string())?;
-    let oldbuckets = mem.ptr(add(hmap, 24)?).map_err(|e| e.to_string())?;
-    const BUCKET: u64 = 8 + 8 * 16 + 8 * 16 + 8;
-    let mut reads = 0u64;
-    let mut seen = HashSet::new();
-    let mut walk = |base: u64, nb: u64| -> Result<(), String> {
-        for i in 0..nb {
-            let mut bk = add(base, i * BUCKET)?;
-            while bk != 0 {
-                reads += 1;
-                if reads > MAX_BUCKET_READS {
-                    return Err("label map: too many buckets".into());
-                }
-                if !seen.insert(bk) {
-                    return Err(format!("label map: bucket {bk:#x} is reached twice"));
-                }
-                let raw = mem
-                    .read_vec(bk, BUCKET as usize)
-                    .map_err(|e| e.to_string())?;
-                ranges.push((bk, BUCKET));
-                for slot in 0..8u64 {
-                    if raw[slot as usize] < 5 {
-                        continue; // empty or evacuated
-                    }
-                    out.push(LabelSlots {
-                        key: add(bk, 8 + slot * 16)?,
-                        value: add(bk, 8 + 128 + slot * 16)?,
-                    });
-                    if out.len() as u64 > count.max(8) {
-                        return Err("label map holds more entries than its count".into());
-                    }
-                }
-                let mut next = [0u8; 8];
-                next.copy_from_slice(&raw[(BUCKET - 8) as usize..]);
-                bk = u64::from_le_bytes(next);
+    Ok(())
+}
+
+fn hmap_slots<M: Memory>(
+    mem: &M,
+    hmap: u64,
+    ranges: &mut Vec<(u64, u64)>,
+) -> Result<Vec<LabelSlots>, String> {
+    let g = &gomap::STRING_STRING_HMAP;
+    let MapImpl::Hmap {
+        count: count_off,
+        flags: flags_off,
+        b: b_off,
+        buckets: buckets_off,
+        oldbuckets: old_off,
+        ..
+    } = g.imp
+    else {
+        unreachable!("STRING_STRING_HMAP is an hmap")
+    };
+    if hmap == 0 {
+        return Ok(Vec::new());
+    }
+    ranges.push((hmap, g.header_size));
+    let err = |e: crate::memory::MemError| e.to_string();
+    let count = mem.u64(add(hmap, count_off)?).map_err(err)?;
+    let b = mem.u8(add(hmap, b_off)?).map_err(err)?;
+    check_label_map(count, b)?;
+    let h = Header::Hmap {
+        count,
+        b,
+        flags: mem.u8(add(hmap, flags_off)?).unwrap_or(0),
+        buckets: mem.ptr(add(hmap, buckets_off)?).map_err(err)?,
+        oldbuckets: mem.ptr(add(hmap, old_off)?).map_err(err)?,
+    };
+    let lim = Limits {
+        max_entries: count.max(8) + 1,
+        max_buckets: MAX_BUCKET_READS,
+        detect_cycles: true,
+    };
+    let mut v = SlotVisit {
+        mem,
+        ranges,
+        out: Vec::new(),
+        err: None,
+    };
+    match gomap::walk(g, &h, &lim, &mut v) {
+        End::Done => {}
+        End::Entries => {
+            if v.out.len() as u64 > count.max(8) {
+                return Err("label map holds more entries than its count".into());
             }
         }
-        Ok(())
-    };
-    if buckets != 0 {
-        walk(buckets, 1u64 << b)?;
+        End::Buckets => return Err("label map: too many buckets".into()),
+        End::Cycle(bk) => return Err(format!("label map: bucket {bk:#x} is reached twice")),
+        End::Stopped => return Err(v.err.unwrap_or_default()),
     }
-    if oldbuckets != 0 && b > 0 {
-        walk(oldbuckets, 1u64 << (b - 1))?;
+    Ok(v.out)
+}
+
+/// [`hmap_slots`]' side of [`gomap::walk`]: the first failure ends the walk.
+struct SlotVisit<'m, 'r, M> {
+    mem: &'m M,
+    ranges: &'r mut Vec<(u64, u64)>,
+    out: Vec<LabelSlots>,
+    err: Option<String>,
+}
+
+impl<M: Memory> gomap::Visit for SlotVisit<'_, '_, M> {
+    type Err = String;
+
+    fn read(&mut self, addr: u64, len: u64) -> Result<Vec<u8>, String> {
+        let raw = self
+            .mem
+            .read_vec(addr, len as usize)
+            .map_err(|e| e.to_string())?;
+        self.ranges.push((addr, len));
+        Ok(raw)
     }
-    Ok(out)
+
+    fn fault(&mut self, f: Fault<String>) -> ControlFlow<()> {
+        self.err = Some(match f {
+            Fault::Read(_, e) => e,
+            Fault::Overflow(a, b) => format!("address {a:#x} + {b:#x} overflows"),
+        });
+        ControlFlow::Break(())
+    }
+
+    fn entry(&mut self, _: &[u8], base: u64, slot: u64) {
+        // The bucket at `base` was read whole: its slots do not wrap.
+        let g = &gomap::STRING_STRING_HMAP;
+        self.out.push(LabelSlots {
+            key: base + g.key_off(slot),
+            value: base + g.elem_off(slot),
+        });
+    }
 }
 
 /// One object a capture must read to decode label sets.
@@ -232,8 +273,6 @@ enum LabelObj {
     Str(u64, u64),
 }
 
-/// Size of a `map[string]string` bucket: tophash[8], keys, elems, overflow.
-const HMAP_BUCKET: u64 = 8 + 8 * 16 + 8 * 16 + 8;
 /// Objects visited at most by one walk.
 const MAX_WALK_OBJECTS: usize = 4_000_000;
 
@@ -356,8 +395,8 @@ impl LabelWalk {
         match obj {
             LabelObj::Set(p) => (p, if self.modern { 16 } else { 8 }),
             LabelObj::List(a, n) => (a, n * 32),
-            LabelObj::Hmap(h) => (h, 48),
-            LabelObj::Bucket(b) => (b, HMAP_BUCKET),
+            LabelObj::Hmap(h) => (h, gomap::STRING_STRING_HMAP.header_size),
+            LabelObj::Bucket(b) => (b, gomap::STRING_STRING_HMAP.bucket_size()),
             LabelObj::Str(p, n) => (p, n),
         }
     }
@@ -398,32 +437,33 @@ impl LabelWalk {
                 }
             }
             LabelObj::Hmap(_) => {
-                let count = le64(&self.buf, 0);
-                let b = self.buf[9] as u64;
-                if count > MAX_LABELS || b > 16 || (1u64 << b) > 2 * count + 8 {
+                let g = &gomap::STRING_STRING_HMAP;
+                let h = g.header(&self.buf[..]);
+                let Header::Hmap { count, b, .. } = h else {
+                    return;
+                };
+                if check_label_map(count, b).is_err() {
                     return;
                 }
-                let (buckets, old) = (le64(&self.buf, 16), le64(&self.buf, 24));
+                let bs = g.bucket_size();
                 let mut bks = Vec::new();
-                if buckets != 0 {
-                    bks.extend((0..1u64 << b).map(|i| buckets.wrapping_add(i * HMAP_BUCKET)));
-                }
-                if old != 0 && b > 0 {
-                    bks.extend((0..1u64 << (b - 1)).map(|i| old.wrapping_add(i * HMAP_BUCKET)));
+                for (arr, n) in h.bucket_arrays() {
+                    bks.extend((0..n).map(|i| arr.wrapping_add(i * bs)));
                 }
                 for bk in bks {
                     self.push(next, root, LabelObj::Bucket(bk));
                 }
             }
             LabelObj::Bucket(_) => {
-                for slot in 0..8usize {
-                    if self.buf[slot] < 5 {
-                        continue;
+                let g = &gomap::STRING_STRING_HMAP;
+                let live = g.live_slots(&self.buf[..]);
+                for slot in 0..gomap::SLOTS {
+                    if live & (1 << slot) != 0 {
+                        self.string_at(next, root, g.key_off(slot) as usize);
+                        self.string_at(next, root, g.elem_off(slot) as usize);
                     }
-                    self.string_at(next, root, 8 + slot * 16);
-                    self.string_at(next, root, 8 + 128 + slot * 16);
                 }
-                let overflow = le64(&self.buf, HMAP_BUCKET - 8);
+                let overflow = g.overflow(&self.buf[..]);
                 self.push(next, root, LabelObj::Bucket(overflow));
             }
             LabelObj::Str(..) => {}

@@ -4,6 +4,7 @@
 
 pub mod bulk;
 pub mod checks;
+pub mod gomap;
 pub mod gotypes;
 pub mod heap;
 pub mod labels;
@@ -15,6 +16,7 @@ pub mod traceback;
 pub mod values;
 pub mod version;
 pub mod waiting;
+pub mod walk;
 
 use crate::binary::Binary;
 use crate::memory::{MemResult, Memory};

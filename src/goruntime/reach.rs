@@ -3,9 +3,11 @@
 //! Starting from the globals in `.data`/`.bss` (already captured), typed by
 //! DWARF, the walk follows pointers, strings, slices, maps (old hmap and
 //! Swiss tables), channels, funcs and interfaces (dynamic type from the
-//! runtime type descriptor) breadth-first. Each level's heap objects are read
-//! in one batch: [`Walker`] is a [`super::bulk::BulkWalk`] that keeps the
-//! bytes it is fed, driven by [`super::bulk::drive`].
+//! runtime type descriptor) breadth-first: what points where is
+//! [`ValueWalker`]'s (`walk.rs`) job, this file decides what to read when
+//! and within which budget. Each level's heap objects are read in one
+//! batch: [`Walker`] is a [`super::bulk::BulkWalk`] that keeps the bytes it
+//! is fed, driven by [`super::bulk::drive`].
 //!
 //! Order and budget: the globals named with `capture --var` first, with no
 //! budget (a hard cap only); then the other packages' globals (main and
@@ -18,12 +20,13 @@
 //! of the roots' types) is computed by [`ReachPlan::new`] before the target
 //! is stopped.
 
-use super::gotypes::{FxHashMap, FxHashSet, MapImpl, MapLayout, TKind, Ty, Types};
+use super::gotypes::{FxHashSet, Ty, Types};
+use super::walk::{Edge, Obj, ValueWalker};
 use super::Target;
 use crate::binary::dwarf::TypeRef;
 use crate::memory::{Layered, MemError, MemResult, Memory, SparseMemory};
 use anyhow::{anyhow, Result};
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 /// Default byte budget for what globals point to (`capture --var-budget`).
@@ -34,14 +37,10 @@ pub const FULL_CAP: u64 = 4 << 30;
 const MAX_ROUNDS: usize = 100_000;
 /// Most nodes expanded in one capture.
 const MAX_NODES: usize = 20_000_000;
-/// Most elements of one array looked at for pointers.
-const MAX_ARRAY_WALK: u64 = 1 << 20;
 /// Most types whose layouts are computed before the target stops.
 const PREWARM_TYPES: usize = 50_000;
 /// Ranges closer than this are read as one.
 const MERGE_GAP: u64 = 256;
-/// Largest plausible element count.
-const MAX_COUNT: u64 = 1 << 36;
 
 /// A global variable the walk starts from.
 #[derive(Debug, Clone)]
@@ -169,67 +168,11 @@ impl ReachPlan {
     }
 }
 
-/// Where pointers are inside a value of one type.
-#[derive(Debug, Clone)]
-enum Slot {
-    Ptr {
-        off: u64,
-        elem: Ty,
-    },
-    Str {
-        off: u64,
-    },
-    Slice {
-        off: u64,
-        elem: Ty,
-    },
-    Map {
-        off: u64,
-        ty: Ty,
-    },
-    Chan {
-        off: u64,
-        elem: Ty,
-    },
-    Iface {
-        off: u64,
-        empty: bool,
-    },
-    Func {
-        off: u64,
-    },
-    Array {
-        off: u64,
-        elem: Ty,
-        stride: u64,
-        n: u64,
-    },
-}
-
-#[derive(Debug, Clone)]
-enum Kind {
-    /// One value of the type.
-    Obj(Ty),
-    /// An array of `n` values.
-    Elems(Ty, u64),
-    /// Bytes without pointers (string data, funcval).
-    Bytes,
-    MapHdr(Arc<MapLayout>),
-    /// `n` consecutive buckets (plus their overflow chains).
-    Buckets(Arc<MapLayout>, u64),
-    SwissDir(Arc<MapLayout>, u64),
-    SwissTable(Arc<MapLayout>),
-    SwissGroups(Arc<MapLayout>, u64),
-    ChanHdr(Ty),
-    /// A channel ring buffer: element type, capacity, recvx, qcount.
-    ChanBuf(Ty, u64, u64, u64),
-}
-
 #[derive(Debug, Clone)]
 struct Node {
     addr: u64,
     len: u64,
-    kind: Kind,
+    kind: Obj,
     full: bool,
 }
 
@@ -245,19 +188,7 @@ impl Node {
     }
 
     fn key_parts(&self) -> (u64, u8, Ty) {
-        const NONE: Ty = Ty::Rt(0);
-        let (tag, t) = match &self.kind {
-            Kind::Obj(t) => (0, *t),
-            Kind::Elems(t, _) => (1, *t),
-            Kind::Bytes => (2, NONE),
-            Kind::MapHdr(_) => (3, NONE),
-            Kind::Buckets(..) => (4, NONE),
-            Kind::SwissDir(..) => (5, NONE),
-            Kind::SwissTable(_) => (6, NONE),
-            Kind::SwissGroups(..) => (7, NONE),
-            Kind::ChanHdr(_) => (8, NONE),
-            Kind::ChanBuf(..) => (9, NONE),
-        };
+        let (tag, t) = self.kind.tag();
         (self.len, tag, t)
     }
 }
@@ -354,8 +285,7 @@ pub struct WalkStats {
 
 /// The breadth-first walk, one read round per [`Walker::step`].
 pub struct Walker<'a> {
-    types: Types<'a>,
-    layouts: FxHashMap<Ty, Arc<Vec<Slot>>>,
+    w: ValueWalker<'a>,
     groups: VecDeque<(Vec<Root>, bool)>,
     /// Nodes whose bytes were requested by the last step.
     pending: Vec<Node>,
@@ -384,8 +314,7 @@ impl<'a> Walker<'a> {
             })
             .collect();
         let mut w = Walker {
-            types: Types::new(t, d),
-            layouts: FxHashMap::default(),
+            w: ValueWalker::new(Types::new(t, d)),
             groups: plan.groups.into_iter().collect(),
             pending: Vec::new(),
             visited: {
@@ -400,36 +329,14 @@ impl<'a> Walker<'a> {
             stats: WalkStats::default(),
         };
         // Pointer layouts of every DWARF type statically reachable from the
-        // roots, before the target stops (DWARF types need no memory); only
-        // dynamic types found in interfaces are decoded while paused.
-        let mut queue: VecDeque<Ty> = w
+        // roots, before the target stops; only dynamic types found in
+        // interfaces are decoded while paused.
+        let roots: Vec<Ty> = w
             .groups
             .iter()
             .flat_map(|(g, _)| g.iter().map(|r| Ty::Dwarf(r.ty)))
             .collect();
-        let none = SparseMemory::default();
-        let mut seen = HashSet::new();
-        w.types.chan_layout();
-        while let Some(ty) = queue.pop_front() {
-            if seen.len() >= PREWARM_TYPES || !seen.insert(ty) {
-                continue;
-            }
-            for s in w.layout(&none, ty).iter() {
-                match *s {
-                    Slot::Ptr { elem, .. } | Slot::Slice { elem, .. } | Slot::Chan { elem, .. } => {
-                        queue.push_back(elem)
-                    }
-                    Slot::Array { elem, .. } => queue.push_back(elem),
-                    Slot::Map { ty, .. } => {
-                        if let Some(ml) = w.types.map_layout(&none, ty) {
-                            queue.push_back(ml.key);
-                            queue.push_back(ml.elem);
-                        }
-                    }
-                    Slot::Str { .. } | Slot::Iface { .. } | Slot::Func { .. } => {}
-                }
-            }
-        }
+        w.w.prewarm(&SparseMemory::default(), roots.into_iter(), PREWARM_TYPES);
         Some(w)
     }
 
@@ -466,11 +373,11 @@ impl<'a> Walker<'a> {
                     break;
                 };
                 for r in roots {
-                    let len = self.types.size_of(&lm, Ty::Dwarf(r.ty)).unwrap_or(0);
+                    let len = self.w.types.size_of(&lm, Ty::Dwarf(r.ty)).unwrap_or(0);
                     work.push(Node {
                         addr: r.addr,
                         len,
-                        kind: Kind::Obj(Ty::Dwarf(r.ty)),
+                        kind: Obj::Value(Ty::Dwarf(r.ty)),
                         full,
                     });
                 }
@@ -483,9 +390,17 @@ impl<'a> Walker<'a> {
                 }
                 self.stats.nodes += 1;
                 children.clear();
-                self.expand(&lm, &node, &mut children);
+                let full = node.full;
+                self.w.edges(&lm, node.addr, &node.kind, &mut |e: Edge| {
+                    children.push(Node {
+                        addr: e.addr,
+                        len: e.len,
+                        kind: e.obj,
+                        full,
+                    })
+                });
                 for c in children.drain(..) {
-                    if c.len == 0 && !matches!(c.kind, Kind::Obj(_) | Kind::Elems(..)) {
+                    if c.len == 0 && !matches!(c.kind, Obj::Value(_) | Obj::Elems(..)) {
                         continue;
                     }
                     if !self.visited.insert(c.key()) {
@@ -513,11 +428,8 @@ impl<'a> Walker<'a> {
                     to_read.push((c.addr, c.len));
                     // Pointer-free objects need no expansion once read.
                     let leaf = match &c.kind {
-                        Kind::Bytes => true,
-                        Kind::Elems(t, _) => match self.layouts.get(t) {
-                            Some(l) => l.is_empty(),
-                            None => self.layout(&lm, *t).is_empty(),
-                        },
+                        Obj::Bytes => true,
+                        Obj::Elems(t, _) => self.w.layout(&lm, *t).is_empty(),
                         _ => false,
                     };
                     if !leaf {
@@ -547,431 +459,23 @@ impl<'a> Walker<'a> {
         }
         heap.find(addr, end).is_some()
     }
+}
 
-    /// Pointer slots of type `t`.
-    fn layout(&mut self, mem: &dyn Memory, t: Ty) -> Arc<Vec<Slot>> {
-        self.layout_depth(mem, t, 0)
-    }
-
-    fn layout_depth(&mut self, mem: &dyn Memory, t: Ty, depth: usize) -> Arc<Vec<Slot>> {
-        if let Some(l) = self.layouts.get(&t) {
-            return l.clone();
-        }
-        let mut slots = Vec::new();
-        if depth < 32 {
-            if let Some(ty) = self.types.desc(mem, t) {
-                match &ty.kind {
-                    TKind::Pointer(Some(e)) => slots.push(Slot::Ptr { off: 0, elem: *e }),
-                    TKind::String => slots.push(Slot::Str { off: 0 }),
-                    TKind::Slice(elem) => slots.push(Slot::Slice {
-                        off: 0,
-                        elem: *elem,
-                    }),
-                    TKind::Map { .. } => slots.push(Slot::Map { off: 0, ty: t }),
-                    TKind::Chan(elem) => slots.push(Slot::Chan {
-                        off: 0,
-                        elem: *elem,
-                    }),
-                    TKind::Interface { empty } => slots.push(Slot::Iface {
-                        off: 0,
-                        empty: *empty,
-                    }),
-                    TKind::Func => slots.push(Slot::Func { off: 0 }),
-                    TKind::Array(elem, len) => {
-                        let el = self.layout_depth(mem, *elem, depth + 1);
-                        if !el.is_empty() && *len > 0 {
-                            if *len == 1 {
-                                slots.extend(el.iter().cloned());
-                            } else {
-                                slots.push(Slot::Array {
-                                    off: 0,
-                                    elem: *elem,
-                                    stride: self.types.size_of(mem, *elem).unwrap_or(0),
-                                    n: *len,
-                                });
-                            }
-                        }
-                    }
-                    TKind::Struct(fields) => {
-                        for f in fields {
-                            let fl = self.layout_depth(mem, f.ty, depth + 1);
-                            slots.extend(fl.iter().map(|s| shift(s, f.offset)));
-                        }
-                    }
-                    _ => {}
-                }
+/// Sort and merge ranges that overlap or are closer than [`MERGE_GAP`].
+fn merge(mut r: Vec<(u64, u64)>) -> Vec<(u64, usize)> {
+    r.sort_unstable();
+    let mut out: Vec<(u64, u64)> = Vec::with_capacity(r.len());
+    for (a, l) in r {
+        if let Some(last) = out.last_mut() {
+            let end = last.0 + last.1;
+            if a <= end.saturating_add(MERGE_GAP) {
+                last.1 = (a + l).max(end) - last.0;
+                continue;
             }
         }
-        let l = Arc::new(slots);
-        self.layouts.insert(t, l.clone());
-        l
+        out.push((a, l));
     }
-
-    fn expand(&mut self, mem: &dyn Memory, n: &Node, out: &mut Vec<Node>) {
-        match &n.kind {
-            Kind::Obj(t) => {
-                let l = self.layout(mem, *t);
-                self.apply(mem, &l, n.addr, n.full, out);
-            }
-            Kind::Elems(t, count) => {
-                let l = self.layout(mem, *t);
-                if l.is_empty() {
-                    return;
-                }
-                let stride = self.types.size_of(mem, *t).unwrap_or(0);
-                for i in 0..*count {
-                    self.apply(mem, &l, n.addr + i * stride, n.full, out);
-                }
-            }
-            Kind::Bytes => {}
-            Kind::MapHdr(l) => self.expand_map_header(mem, l, n, out),
-            Kind::Buckets(l, count) => {
-                let MapImpl::Hmap {
-                    bucket_size,
-                    tophash,
-                    overflow,
-                    ..
-                } = l.imp
-                else {
-                    return;
-                };
-                for i in 0..*count {
-                    let b = n.addr + i * bucket_size;
-                    for s in 0..8 {
-                        if mem.u8(b + tophash + s).unwrap_or(0) >= 5 {
-                            self.slot(mem, l, b, s, n.full, out);
-                        }
-                    }
-                    let ovf = mem.ptr(b + overflow).unwrap_or(0);
-                    if ovf != 0 {
-                        out.push(Node {
-                            addr: ovf,
-                            len: bucket_size,
-                            kind: Kind::Buckets(l.clone(), 1),
-                            full: n.full,
-                        });
-                    }
-                }
-            }
-            Kind::SwissDir(l, count) => {
-                let MapImpl::Swiss { table_size, .. } = l.imp else {
-                    return;
-                };
-                let mut seen = HashSet::new();
-                for j in 0..*count {
-                    let tp = mem.ptr(n.addr + j * 8).unwrap_or(0);
-                    if tp != 0 && seen.insert(tp) {
-                        out.push(Node {
-                            addr: tp,
-                            len: table_size,
-                            kind: Kind::SwissTable(l.clone()),
-                            full: n.full,
-                        });
-                    }
-                }
-            }
-            Kind::SwissTable(l) => {
-                let MapImpl::Swiss {
-                    groups_data,
-                    length_mask,
-                    group_size,
-                    ..
-                } = l.imp
-                else {
-                    return;
-                };
-                let data = mem.ptr(n.addr + groups_data).unwrap_or(0);
-                let mask = mem.u64(n.addr + length_mask).unwrap_or(u64::MAX);
-                if data != 0 && mask < 1 << 24 {
-                    out.push(Node {
-                        addr: data,
-                        len: (mask + 1) * group_size,
-                        kind: Kind::SwissGroups(l.clone(), mask + 1),
-                        full: n.full,
-                    });
-                }
-            }
-            Kind::SwissGroups(l, count) => {
-                let MapImpl::Swiss {
-                    group_size, ctrl, ..
-                } = l.imp
-                else {
-                    return;
-                };
-                for g in 0..*count {
-                    let ga = n.addr + g * group_size;
-                    let Ok(c) = mem.u64(ga + ctrl) else { continue };
-                    for s in 0..8 {
-                        if (c >> (8 * s)) & 0x80 == 0 {
-                            self.slot(mem, l, ga, s, n.full, out);
-                        }
-                    }
-                }
-            }
-            Kind::ChanHdr(elem) => {
-                let Some(cl) = self.types.chan_layout() else {
-                    return;
-                };
-                let qcount = mem.u64(n.addr + cl.qcount).unwrap_or(0);
-                let size = mem.u64(n.addr + cl.dataqsiz).unwrap_or(0);
-                let buf = mem.ptr(n.addr + cl.buf).unwrap_or(0);
-                let recvx = mem.u64(n.addr + cl.recvx).unwrap_or(0);
-                let esz = self.types.size_of(mem, *elem).unwrap_or(0);
-                if buf != 0 && size > 0 && esz > 0 && qcount <= size && size < MAX_COUNT {
-                    out.push(Node {
-                        addr: buf,
-                        len: size * esz,
-                        kind: Kind::ChanBuf(*elem, size, recvx, qcount),
-                        full: n.full,
-                    });
-                }
-            }
-            Kind::ChanBuf(elem, size, recvx, qcount) => {
-                let l = self.layout(mem, *elem);
-                if l.is_empty() {
-                    return;
-                }
-                let esz = self.types.size_of(mem, *elem).unwrap_or(0);
-                for k in 0..*qcount {
-                    let idx = (recvx + k) % size;
-                    self.apply(mem, &l, n.addr + idx * esz, n.full, out);
-                }
-            }
-        }
-    }
-
-    fn expand_map_header(
-        &mut self,
-        mem: &dyn Memory,
-        l: &Arc<MapLayout>,
-        n: &Node,
-        out: &mut Vec<Node>,
-    ) {
-        match l.imp {
-            MapImpl::Hmap {
-                flags,
-                b,
-                buckets,
-                oldbuckets,
-                bucket_size,
-                ..
-            } => {
-                let bb = mem.u8(n.addr + b).unwrap_or(0);
-                let fl = mem.u8(n.addr + flags).unwrap_or(0);
-                if bb > 36 {
-                    return;
-                }
-                let nb = 1u64 << bb;
-                let old_nb = if fl & 8 != 0 { nb } else { nb / 2 };
-                for (arr, count) in [
-                    (mem.ptr(n.addr + buckets).unwrap_or(0), nb),
-                    (mem.ptr(n.addr + oldbuckets).unwrap_or(0), old_nb),
-                ] {
-                    if arr != 0 && count > 0 {
-                        out.push(Node {
-                            addr: arr,
-                            len: count * bucket_size,
-                            kind: Kind::Buckets(l.clone(), count),
-                            full: n.full,
-                        });
-                    }
-                }
-            }
-            MapImpl::Swiss {
-                dir_ptr,
-                dir_len,
-                group_size,
-                ..
-            } => {
-                let dp = mem.ptr(n.addr + dir_ptr).unwrap_or(0);
-                let dl = mem.u64(n.addr + dir_len).unwrap_or(0);
-                if dp == 0 || dl > 1 << 24 {
-                    return;
-                }
-                out.push(if dl == 0 {
-                    Node {
-                        addr: dp,
-                        len: group_size,
-                        kind: Kind::SwissGroups(l.clone(), 1),
-                        full: n.full,
-                    }
-                } else {
-                    Node {
-                        addr: dp,
-                        len: dl * 8,
-                        kind: Kind::SwissDir(l.clone(), dl),
-                        full: n.full,
-                    }
-                });
-            }
-        }
-    }
-
-    /// Key and elem of slot `s` of the bucket/group at `base`.
-    fn slot(
-        &mut self,
-        mem: &dyn Memory,
-        l: &MapLayout,
-        base: u64,
-        s: u64,
-        full: bool,
-        out: &mut Vec<Node>,
-    ) {
-        for (off, ty, size, indirect) in [
-            (
-                l.key_base + s * l.key_stride,
-                l.key,
-                l.key_size,
-                l.key_indirect,
-            ),
-            (
-                l.elem_base + s * l.elem_stride,
-                l.elem,
-                l.elem_size,
-                l.elem_indirect,
-            ),
-        ] {
-            if indirect {
-                let p = mem.ptr(base + off).unwrap_or(0);
-                if p >= 4096 {
-                    out.push(Node {
-                        addr: p,
-                        len: size,
-                        kind: Kind::Obj(ty),
-                        full,
-                    });
-                }
-            } else {
-                let sl = self.layout(mem, ty);
-                self.apply(mem, &sl, base + off, full, out);
-            }
-        }
-    }
-
-    /// Children of the pointer slots `l` of a value at `base`.
-    fn apply(&mut self, mem: &dyn Memory, l: &[Slot], base: u64, full: bool, out: &mut Vec<Node>) {
-        for s in l {
-            match *s {
-                Slot::Ptr { off, elem } => {
-                    let p = mem.ptr(base + off).unwrap_or(0);
-                    if p >= 4096 {
-                        let len = self.types.size_of(mem, elem).unwrap_or(0);
-                        if len > 0 {
-                            out.push(Node {
-                                addr: p,
-                                len,
-                                kind: Kind::Obj(elem),
-                                full,
-                            });
-                        }
-                    }
-                }
-                Slot::Str { off } => {
-                    let p = mem.ptr(base + off).unwrap_or(0);
-                    let len = mem.u64(base + off + 8).unwrap_or(0);
-                    if p >= 4096 && len > 0 && len < MAX_COUNT {
-                        out.push(Node {
-                            addr: p,
-                            len,
-                            kind: Kind::Bytes,
-                            full,
-                        });
-                    }
-                }
-                Slot::Slice { off, elem } => {
-                    let p = mem.ptr(base + off).unwrap_or(0);
-                    let len = mem.u64(base + off + 8).unwrap_or(0);
-                    let esz = self.types.size_of(mem, elem).unwrap_or(0);
-                    if p >= 4096 && len > 0 && len < MAX_COUNT && esz > 0 {
-                        out.push(Node {
-                            addr: p,
-                            len: len.saturating_mul(esz),
-                            kind: Kind::Elems(elem, len),
-                            full,
-                        });
-                    }
-                }
-                Slot::Map { off, ty } => {
-                    let p = mem.ptr(base + off).unwrap_or(0);
-                    if p >= 4096 {
-                        if let Some(ml) = self.types.map_layout(mem, ty) {
-                            out.push(Node {
-                                addr: p,
-                                len: ml.header_size,
-                                kind: Kind::MapHdr(ml),
-                                full,
-                            });
-                        }
-                    }
-                }
-                Slot::Chan { off, elem } => {
-                    let p = mem.ptr(base + off).unwrap_or(0);
-                    if p >= 4096 {
-                        if let Some(cl) = self.types.chan_layout() {
-                            out.push(Node {
-                                addr: p,
-                                len: cl.size,
-                                kind: Kind::ChanHdr(elem),
-                                full,
-                            });
-                        }
-                    }
-                }
-                Slot::Func { off } => {
-                    let p = mem.ptr(base + off).unwrap_or(0);
-                    if p >= 4096 {
-                        out.push(Node {
-                            addr: p,
-                            len: 8,
-                            kind: Kind::Bytes,
-                            full,
-                        });
-                    }
-                }
-                Slot::Iface { off, empty } => {
-                    let tw = mem.ptr(base + off).unwrap_or(0);
-                    let data = mem.ptr(base + off + 8).unwrap_or(0);
-                    if tw == 0 {
-                        continue;
-                    }
-                    let rtype = if empty {
-                        tw
-                    } else {
-                        match mem.ptr(tw + 8) {
-                            Ok(x) => x,
-                            Err(_) => continue,
-                        }
-                    };
-                    let Ok((dyn_ty, direct)) = self.types.dynamic_type(mem, rtype) else {
-                        continue;
-                    };
-                    if direct {
-                        let dl = self.layout(mem, dyn_ty);
-                        self.apply(mem, &dl, base + off + 8, full, out);
-                    } else if data >= 4096 {
-                        let len = self.types.size_of(mem, dyn_ty).unwrap_or(0);
-                        out.push(Node {
-                            addr: data,
-                            len,
-                            kind: Kind::Obj(dyn_ty),
-                            full,
-                        });
-                    }
-                }
-                Slot::Array {
-                    off,
-                    elem,
-                    stride,
-                    n,
-                } => {
-                    let el = self.layout(mem, elem);
-                    for i in 0..n.min(MAX_ARRAY_WALK) {
-                        self.apply(mem, &el, base + off + i * stride, full, out);
-                    }
-                }
-            }
-        }
-    }
+    out.into_iter().map(|(a, l)| (a, l as usize)).collect()
 }
 
 /// The globals walk through the one bulk reader. It keeps what it reads
@@ -996,38 +500,6 @@ impl super::bulk::BulkWalk for Walker<'_> {
     fn feed_extra(&mut self, addr: u64, data: Vec<u8>) {
         self.heap.insert(addr, data, false);
     }
-}
-
-fn shift(s: &Slot, by: u64) -> Slot {
-    let mut s = s.clone();
-    match &mut s {
-        Slot::Ptr { off, .. }
-        | Slot::Str { off }
-        | Slot::Slice { off, .. }
-        | Slot::Map { off, .. }
-        | Slot::Chan { off, .. }
-        | Slot::Iface { off, .. }
-        | Slot::Func { off }
-        | Slot::Array { off, .. } => *off += by,
-    }
-    s
-}
-
-/// Sort and merge ranges that overlap or are closer than [`MERGE_GAP`].
-fn merge(mut r: Vec<(u64, u64)>) -> Vec<(u64, usize)> {
-    r.sort_unstable();
-    let mut out: Vec<(u64, u64)> = Vec::with_capacity(r.len());
-    for (a, l) in r {
-        if let Some(last) = out.last_mut() {
-            let end = last.0 + last.1;
-            if a <= end.saturating_add(MERGE_GAP) {
-                last.1 = (a + l).max(end) - last.0;
-                continue;
-            }
-        }
-        out.push((a, l));
-    }
-    out.into_iter().map(|(a, l)| (a, l as usize)).collect()
 }
 
 #[cfg(test)]
