@@ -129,7 +129,7 @@ fn globals_match_symtab(version: &str, pie: bool) {
         return;
     };
     let bin = gospy::binary::Binary::from_path(&path).unwrap();
-    let rec = gospy::goruntime::runtime_globals::recover(&bin);
+    let rec = gospy::goruntime::version::globals::recover(&bin);
     let mut problems: Vec<String> = rec.missing.iter().map(|m| format!("missing {m}")).collect();
     let minor = bin.go.minor();
     let mut want = vec![

@@ -25,7 +25,7 @@ pub struct Binary {
     pub pcln: Pclntab,
     dwarf: Option<dwarf::Dwarf>,
     /// Globals recovered from code when there is no symbol table (by
-    /// `goruntime::runtime_globals`, which knows the runtime's code).
+    /// `goruntime::version::globals`, which knows the runtime's code).
     recovered: OnceLock<Recovered>,
     /// For the user, from loading: a Go version outside the supported
     /// range, unreadable DWARF (the caller prints them).
@@ -112,7 +112,7 @@ impl Binary {
     }
 
     /// Link-time address of a global from the symbol table, then DWARF
-    /// (`goruntime::runtime_globals::global_addr` also recovers runtime
+    /// (`goruntime::version::globals::global_addr` also recovers runtime
     /// globals from code).
     pub fn declared_global_addr(&self, name: &str) -> Option<u64> {
         if let Some((a, _)) = self.elf.symbol(name) {

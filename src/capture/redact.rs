@@ -26,7 +26,7 @@
 //! flag as that note); `analyze` and `info` print it.
 
 use crate::goruntime::{labels, Runtime, Target, G};
-use crate::memory::{Layered, Memory, SparseMemory};
+use crate::memory::{Memory, SparseMemory};
 use crate::model::{Capture, Region, RegionKind};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -214,18 +214,16 @@ fn frame_words<M: Memory>(
 pub fn redact(cap: &mut Capture, t: &Target) -> RedactStats {
     let mut stats = RedactStats::default();
     // A view of the capture for the decoders.
-    let mem = Layered {
-        first: SparseMemory::new(
+    let mem = crate::sources::over_image(
+        SparseMemory::new(
             cap.regions
                 .iter()
                 .map(|r| (r.addr, Arc::<[u8]>::from(r.data.as_slice())))
                 .collect(),
         ),
-        second: crate::binary::elf::ImageMemory {
-            elf: t.bin.elf.clone(),
-            bias: t.bias,
-        },
-    };
+        &t.bin.elf,
+        t.bias,
+    );
     let rt = Runtime::new(t, &mem);
     let gaddrs = rt.allg_addrs().unwrap_or_default();
     let (ms, _) = rt.ms().unwrap_or_default();

@@ -10,7 +10,6 @@ pub mod heap;
 pub mod labels;
 pub mod pcinfo;
 pub mod reach;
-pub mod runtime_globals;
 pub mod stackstart;
 pub mod traceback;
 pub mod values;
@@ -21,8 +20,8 @@ pub mod walk;
 use crate::binary::Binary;
 use crate::memory::{MemResult, Memory};
 use anyhow::{anyhow, Context, Result};
-use runtime_globals::global_addr;
 use std::sync::Arc;
+use version::globals::{self as runtime_globals, global_addr};
 pub use version::status::{
     G_DEAD, G_DEAD_EXTRA, G_IDLE, G_RUNNABLE, G_RUNNING, G_SCAN, G_SYSCALL, G_WAITING,
 };

@@ -57,7 +57,7 @@ impl WaitLayout {
         let sg = "runtime.sudog";
         let hc = "runtime.hchan";
         let semtable = (|| {
-            let addr = super::runtime_globals::global_addr(&t.bin, "runtime.semtable")?;
+            let addr = super::version::globals::global_addr(&t.bin, "runtime.semtable")?;
             let dw = layouts.dwarf();
             let size = dw
                 .and_then(|dw| dw.global("runtime.semtable"))

@@ -6,7 +6,7 @@ use super::layout::HeapLayout;
 use super::model::{Heap, HeapOptions, MAX_SPANS_LIMIT};
 use super::pacer::Headroom;
 use super::sizeclass::read_class_sizes;
-use crate::goruntime::runtime_globals::global_addr;
+use crate::goruntime::version::globals::global_addr;
 use crate::goruntime::{Runtime, Target};
 use crate::memory::Memory;
 use anyhow::{anyhow, Context, Result};

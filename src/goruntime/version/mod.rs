@@ -8,6 +8,7 @@
 
 pub mod choice;
 pub mod fallback;
+pub mod globals;
 pub mod go;
 pub mod layout;
 pub mod source;

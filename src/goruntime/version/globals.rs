@@ -19,10 +19,10 @@
 //! gcController) by how well the referenced addresses fit the struct's field
 //! offsets from the layout tables.
 
+use super::fallback::Tables;
+use super::source::LayoutSource;
 use crate::binary::x86::{self, Insn, Kind};
 use crate::binary::{Binary, Recovered};
-use crate::goruntime::version::fallback::Tables;
-use crate::goruntime::version::source::LayoutSource;
 use std::collections::{BTreeSet, HashMap};
 
 /// Largest function gospy decodes (runtime functions are far smaller).
@@ -200,7 +200,7 @@ fn found(r: &mut Recovered, name: &str, a: Option<u64>, why: &str) {
 /// runtimeInitTime and fingRunning/fingStatus: fixed operands of the
 /// functions that set them.
 fn scheduler_globals(c: &mut Ctx, tables: Option<&Tables>, rec: &mut Recovered) {
-    let minor = c.bin.go.minor();
+    let go = c.bin.go;
     // allgs, allglen, allgptr: runtime.allgadd.
     let refs = c.refs("runtime.allgadd");
     let allgs = slice_triplets(&refs).first().map(|t| t.0);
@@ -275,7 +275,7 @@ fn scheduler_globals(c: &mut Ctx, tables: Option<&Tables>, rec: &mut Recovered) 
         .iter()
         .find(|r| r.0 == Kind::Store && r.1 == 4)
         .map(|r| r.2);
-    let ncpu_name = if minor >= 25 {
+    let ncpu_name = if go.at_least(1, 25) {
         "runtime.numCPUStartup"
     } else {
         "runtime.ncpu"
@@ -305,7 +305,7 @@ fn scheduler_globals(c: &mut Ctx, tables: Option<&Tables>, rec: &mut Recovered) 
     let fing_name = match fing {
         Some(f) if f.1 == 1 => "runtime.fingRunning",
         Some(_) => "runtime.fingStatus",
-        None if minor >= 21 => "runtime.fingStatus",
+        None if go.at_least(1, 21) => "runtime.fingStatus",
         None => "runtime.fingRunning",
     };
     let fing = fing.map(|r| r.2);
