@@ -17,7 +17,7 @@ fixture it compares the pause of `gospy top --pid N` refreshes in the
 interactive view (driven in tmux, the pause read from its header) with
 `gospy top --pid N --count 1` (issue 12: the view must not walk globals). It also builds a ~30 MB Go executable
 (tests/fixtures/big plus generated functions) and records how long capture
-takes to open it and decode the runtime's layout (DWARF is read lazily).
+takes to open it and decode the runtime's layout.
 Results: a table on stdout and JSON (--out, default
 target/bench/results.json).
 

@@ -114,10 +114,29 @@ fn heap_matches_memstats_built(
         .prefix("gospy-heap-test-")
         .tempdir()
         .unwrap();
-    let mut fx = Fixture::start_with_env(&binary, &[("GOSPY_HEAP_MODE", mode)]);
-    let oracle_text = std::fs::read_to_string(fx.dir.path().join("memstats.json"))
-        .expect("reading memstats.json");
-    let oracle: Value = serde_json::from_str(&oracle_text).expect("memstats.json");
+    // The fixture proves its own oracle exact (a dry run of the oracle
+    // writing allocates nothing). On a loaded 2-core machine a few objects
+    // are sometimes allocated during that dry run (seen 3 times in one day,
+    // never with gospy involved: the fixture checks this before it is
+    // ready). That run cannot be compared exactly: start another (at most 3).
+    let (mut fx, oracle) = {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut fx = Fixture::start_with_env(&binary, &[("GOSPY_HEAP_MODE", mode)]);
+            let oracle_text = std::fs::read_to_string(fx.dir.path().join("memstats.json"))
+                .expect("reading memstats.json");
+            let oracle: Value = serde_json::from_str(&oracle_text).expect("memstats.json");
+            if u(&oracle, "DryRunWriteMallocs") == 0 || attempt == 3 {
+                break (fx, oracle);
+            }
+            println!(
+                "fixture run {attempt}: its oracle writing allocated {} objects (not exact); starting another",
+                u(&oracle, "DryRunWriteMallocs")
+            );
+            fx.kill();
+        }
+    };
     let snap = work.path().join("heap.gss");
     capture(fx.pid, &snap, &[]);
     let small_snap = work.path().join("heap-few-spans.gss");
