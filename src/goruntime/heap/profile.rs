@@ -28,7 +28,7 @@ pub const MAX_BUCKETS: usize = 1 << 20;
 const MAX_NSTK: u64 = 1024;
 /// First window read below a bucket, and the largest.
 const WINDOW_START: u64 = 64 << 10;
-const WINDOW_MAX: u64 = 1 << 20;
+const WINDOW_MAX: u64 = 256 << 10;
 
 /// What reading the heap profile needs from the binary.
 #[derive(Debug, Clone)]
