@@ -34,7 +34,7 @@ mod walk;
 
 pub use load::load_target_binary;
 pub use options::CaptureOptions;
-pub use stats::{CaptureStats, PreCopyStats};
+pub use stats::{CaptureStats, MemProfileStats, PreCopyStats};
 
 use crate::binary::Binary;
 use crate::model::{Capture, ThreadInfo};

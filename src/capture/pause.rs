@@ -7,8 +7,10 @@ use super::plan::{Loaded, Prepared};
 use super::rounds::{read_round, PausedMem};
 use super::stacks::StackCtx;
 use super::stats::CaptureStats;
+use super::stats::MemProfileStats;
 use super::walk::{GlobalsReader, PauseReader, MAX_WAIT_ROUNDS};
-use crate::goruntime::bulk::drive;
+use crate::goruntime::bulk::{drive, BulkWalk};
+use crate::goruntime::heap::profile::BucketWalk;
 use crate::goruntime::{Runtime, G, M};
 use crate::memory::Layered;
 use crate::memory::Memory;
@@ -17,6 +19,25 @@ use crate::process;
 use anyhow::{anyhow, Context, Result};
 use std::collections::HashMap;
 use std::time::Instant;
+
+/// Read rounds at most for the heap profile's bucket list.
+const MAX_BUCKET_ROUNDS: usize = 4096;
+
+/// A walk that counts its reads.
+struct CountRounds<'w, W> {
+    walk: &'w mut W,
+    rounds: &'w mut usize,
+}
+
+impl<W: BulkWalk> BulkWalk for CountRounds<'_, W> {
+    fn step<M: Memory>(&mut self, mem: &M) -> Vec<(u64, u64)> {
+        let v = self.walk.step(mem);
+        if !v.is_empty() {
+            *self.rounds += 1;
+        }
+        v
+    }
+}
 
 /// Goroutines whose blocked-on objects (sudogs, channels) are captured.
 const MAX_WAIT_GOROUTINES: usize = 10_000;
@@ -114,6 +135,8 @@ impl<'p, 'a> Rounds<'p, 'a> {
         }
         self.blocked_on(&gaddrs);
         self.phase("blocked-on objects");
+        self.mem_profile();
+        self.phase("heap profile buckets");
         self.globals();
         self.phase("globals");
         Ok(live)
@@ -300,6 +323,36 @@ impl<'p, 'a> Rounds<'p, 'a> {
                 PauseReader::new(self.pid, &mut self.p.asm, &self.ld.image, self.stats);
             drive(&mut walk, &mut reader, MAX_WAIT_ROUNDS, 1 << 16);
         }
+    }
+
+    /// The memory-profile bucket list (heap profile): off-heap, so read
+    /// explicitly, one window per round (see `heap::profile::BucketWalk`).
+    fn mem_profile(&mut self) {
+        let Some(pt) = self.p.prof_t.as_ref() else {
+            return;
+        };
+        let mut walk = BucketWalk::new(pt, std::mem::take(&mut self.p.readable));
+        let mut reader = PauseReader::new(self.pid, &mut self.p.asm, &self.ld.image, self.stats);
+        let mut rounds = 0usize;
+        drive(
+            &mut CountRounds {
+                walk: &mut walk,
+                rounds: &mut rounds,
+            },
+            &mut reader,
+            MAX_BUCKET_ROUNDS,
+            crate::memory::MAX_READ as u64,
+        );
+        if let Some(why) = walk.stopped.take() {
+            self.p
+                .warnings
+                .push(format!("heap profile: bucket list not read whole: {why}"));
+        }
+        self.stats.mem_profile = Some(MemProfileStats {
+            buckets: walk.buckets,
+            bytes: walk.bytes,
+            rounds,
+        });
     }
 
     /// Then what globals point to, one read per level of the walk; with

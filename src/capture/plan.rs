@@ -10,6 +10,7 @@ use super::rounds::{Assembled, Pool};
 use super::stats::CaptureStats;
 use crate::binary::elf::{ElfFile, ImageMemory};
 use crate::binary::Binary;
+use crate::goruntime::heap::profile::ProfTarget;
 use crate::goruntime::heap::HeapTarget;
 use crate::goruntime::reach::{ReachPlan, Walker};
 use crate::goruntime::waiting::WaitLayout;
@@ -78,6 +79,10 @@ pub(super) struct Prepared<'a> {
     /// `--full`: every writable mapping.
     pub(super) full_plan: Vec<(u64, u64, RegionKind)>,
     pub(super) heap_t: Option<HeapTarget>,
+    /// The heap profile's bucket list (None: not found in the executable).
+    pub(super) prof_t: Option<ProfTarget>,
+    /// Readable mappings, to clip the bucket walk's windows.
+    pub(super) readable: Vec<(u64, u64)>,
     pub(super) max_spans: usize,
     pub(super) wait_layout: Option<WaitLayout>,
     pub(super) pre: Option<PreCopy>,
@@ -138,6 +143,14 @@ pub(super) fn prepare<'a>(
     let max_spans = opts
         .max_spans
         .unwrap_or(crate::goruntime::heap::DEFAULT_MAX_SPANS);
+    // The heap profile's buckets: a missing global only means no profile.
+    let prof_t = ProfTarget::new(target).ok();
+    let readable: Vec<(u64, u64)> = ld
+        .maps
+        .iter()
+        .filter(|m| m.perms.starts_with('r') && m.end > m.start)
+        .map(|m| (m.start, m.end))
+        .collect();
     // DWARF lookups are lazy: decoded now, not in the pause.
     let wait_layout = WaitLayout::new(target);
     // No transparent huge pages for gospy's memory from here on (after the
@@ -181,6 +194,8 @@ pub(super) fn prepare<'a>(
         walker,
         full_plan,
         heap_t,
+        prof_t,
+        readable,
         max_spans,
         wait_layout,
         pre,

@@ -25,6 +25,17 @@ pub struct CaptureStats {
     /// the supported range, unreadable DWARF, approximate layouts): for the
     /// caller to show before anything else.
     pub load_warnings: Vec<String>,
+    /// The memory-profile buckets read (heap profile), if the walk ran.
+    pub mem_profile: Option<MemProfileStats>,
+}
+
+/// What the walk of the memory-profile bucket list read in the pause.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct MemProfileStats {
+    pub buckets: usize,
+    /// Bytes asked for (windows around the buckets included).
+    pub bytes: u64,
+    pub rounds: usize,
 }
 
 /// What the pre-copy read (before the pause) and what of it the pause kept.

@@ -2,7 +2,7 @@
 //! The report printers are shared with the live commands.
 
 use super::args::{
-    Analysis, AnalyzeArgs, DumpArgs, HeapArgs, PprofArgs, SummaryArgs, VarArgs, VarsArgs,
+    Analysis, AnalyzeArgs, DumpArgs, HeapArgs, PprofArgs, PprofKind, SummaryArgs, VarArgs, VarsArgs,
 };
 use super::output::{exit_soon, json_out, out};
 use super::progress::Progress;
@@ -99,8 +99,19 @@ pub(super) fn print_vars(s: &Session, a: &VarsArgs) -> Result<()> {
 }
 
 fn write_pprof(s: &Session, a: &PprofArgs) -> Result<()> {
-    let m = Model::build_lean(s)?;
-    let data = report::pprof::profile_gz(s, &m, &report::pprof::ExportOptions { all: a.all })?;
+    let data = match a.kind {
+        PprofKind::Goroutine => {
+            let m = Model::build_lean(s)?;
+            report::pprof::profile_gz(s, &m, &report::pprof::ExportOptions { all: a.all })?
+        }
+        PprofKind::Heap => {
+            let p = report::heapprof::mem_profile(s)?;
+            for w in &p.warnings {
+                eprintln!("warning: {w}");
+            }
+            report::heapprof::heap_gz(s, &p)?
+        }
+    };
     std::fs::write(&a.output, data).with_context(|| format!("writing {}", a.output.display()))?;
     Ok(())
 }

@@ -219,7 +219,7 @@ pub enum Analysis {
     Heap(HeapArgs),
     /// Goroutines grouped by start function (or --by ...), sorted by count
     Top(TopArgs),
-    /// Write a pprof goroutine profile (gzip-compressed profile.proto)
+    /// Write a pprof goroutine or heap profile (gzip-compressed profile.proto)
     Pprof(PprofArgs),
     /// Folded stacks (`outer;...;inner count`) for flamegraph tools
     Folded(FoldedArgs),
@@ -284,8 +284,21 @@ pub struct LiveTopArgs {
     pub count: Option<u64>,
 }
 
+/// Which profile `pprof` writes.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PprofKind {
+    /// Goroutines and their stacks
+    #[default]
+    Goroutine,
+    /// Allocation sites, in use and since the start (the runtime's sampled heap profile)
+    Heap,
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct PprofArgs {
+    /// The profile: goroutine (default) or heap
+    #[arg(value_enum, default_value_t = PprofKind::Goroutine, hide_default_value = true)]
+    pub kind: PprofKind,
     /// Output file (gzip-compressed profile.proto)
     #[arg(long, short)]
     pub output: PathBuf,

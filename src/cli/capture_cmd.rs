@@ -69,6 +69,7 @@ fn capture_to(a: &CaptureArgs, output: &std::path::Path) -> Result<()> {
             "redacted": stats.redacted,
             "warnings": cap.meta.warnings,
             "var_walk": stats.var_walk,
+            "mem_profile": stats.mem_profile,
         }))?;
     } else {
         // How many stacks the pause could leave to the pre-copy.

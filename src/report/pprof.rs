@@ -13,41 +13,41 @@ use std::io::Write;
 
 /// Minimal protobuf writer.
 #[derive(Default)]
-struct Pb {
-    buf: Vec<u8>,
+pub(super) struct Pb {
+    pub(super) buf: Vec<u8>,
 }
 
 impl Pb {
-    fn varint(&mut self, mut v: u64) {
+    pub(super) fn varint(&mut self, mut v: u64) {
         while v >= 0x80 {
             self.buf.push((v as u8) | 0x80);
             v >>= 7;
         }
         self.buf.push(v as u8);
     }
-    fn key(&mut self, field: u32, wire: u8) {
+    pub(super) fn key(&mut self, field: u32, wire: u8) {
         self.varint(((field as u64) << 3) | wire as u64);
     }
     /// A varint field (int64 / uint64 / bool); zero values are omitted as
     /// proto3 does.
-    fn uint(&mut self, field: u32, v: u64) {
+    pub(super) fn uint(&mut self, field: u32, v: u64) {
         if v != 0 {
             self.key(field, 0);
             self.varint(v);
         }
     }
-    fn int(&mut self, field: u32, v: i64) {
+    pub(super) fn int(&mut self, field: u32, v: i64) {
         self.uint(field, v as u64);
     }
-    fn bytes(&mut self, field: u32, b: &[u8]) {
+    pub(super) fn bytes(&mut self, field: u32, b: &[u8]) {
         self.key(field, 2);
         self.varint(b.len() as u64);
         self.buf.extend_from_slice(b);
     }
-    fn msg(&mut self, field: u32, m: Pb) {
+    pub(super) fn msg(&mut self, field: u32, m: Pb) {
         self.bytes(field, &m.buf);
     }
-    fn packed(&mut self, field: u32, vs: &[u64]) {
+    pub(super) fn packed(&mut self, field: u32, vs: &[u64]) {
         if vs.is_empty() {
             return;
         }
@@ -59,18 +59,18 @@ impl Pb {
 
 /// The string table: index 0 is "".
 #[derive(Default)]
-struct Strings {
-    list: Vec<String>,
+pub(super) struct Strings {
+    pub(super) list: Vec<String>,
     idx: HashMap<String, i64>,
 }
 
 impl Strings {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         let mut s = Strings::default();
         s.id("");
         s
     }
-    fn id(&mut self, v: &str) -> i64 {
+    pub(super) fn id(&mut self, v: &str) -> i64 {
         if let Some(&i) = self.idx.get(v) {
             return i;
         }

@@ -11,6 +11,7 @@ pub mod fallback;
 pub mod globals;
 pub mod go;
 pub mod layout;
+pub mod mprof;
 pub mod source;
 pub mod status;
 #[rustfmt::skip]

@@ -798,6 +798,36 @@ pub static STRUCTS: &[TStruct] = &[
         ],
     },
     TStruct {
+        name: "runtime.bucket",
+        size: [48, 48, 48, 48, 48, 48, 48, 48],
+        fields: &[
+            TField { name: "next", off: [0, 0, 0, 0, 0, 0, 0, 0], ty: None, elem: None },
+            TField { name: "allnext", off: [8, 8, 8, 8, 8, 8, 8, 8], ty: None, elem: None },
+            TField { name: "typ", off: [16, 16, 16, 16, 16, 16, 16, 16], ty: None, elem: None },
+            TField { name: "hash", off: [24, 24, 24, 24, 24, 24, 24, 24], ty: None, elem: None },
+            TField { name: "size", off: [32, 32, 32, 32, 32, 32, 32, 32], ty: None, elem: None },
+            TField { name: "nstk", off: [40, 40, 40, 40, 40, 40, 40, 40], ty: None, elem: None },
+        ],
+    },
+    TStruct {
+        name: "runtime.memRecord",
+        size: [128, 128, 128, 128, 128, 128, 128, 64],
+        fields: &[
+            TField { name: "active", off: [0, 0, 0, 0, 0, 0, 0, 0], ty: Some("runtime.memRecordCycle"), elem: None },
+            TField { name: "future", off: [32, 32, 32, 32, 32, 32, 32, 16], ty: None, elem: None },
+        ],
+    },
+    TStruct {
+        name: "runtime.memRecordCycle",
+        size: [32, 32, 32, 32, 32, 32, 32, 16],
+        fields: &[
+            TField { name: "allocs", off: [0, 0, 0, 0, 0, 0, 0, 0], ty: None, elem: None },
+            TField { name: "frees", off: [8, 8, 8, 8, 8, 8, 8, 8], ty: None, elem: None },
+            TField { name: "alloc_bytes", off: [16, 16, 16, 16, 16, 16, 16, -1], ty: None, elem: None },
+            TField { name: "free_bytes", off: [24, 24, 24, 24, 24, 24, 24, -1], ty: None, elem: None },
+        ],
+    },
+    TStruct {
         name: "runtime.p.gFree",
         size: [-1, -1, -1, -1, -1, -1, -1, -1],
         fields: &[
