@@ -13,7 +13,7 @@ pub struct CaptureOptions {
     pub var_budget: Option<u64>,
     /// Store every writable mapping of the process (`--full`).
     pub full: bool,
-    /// Drop data contents after the capture (see [`crate::redact`]).
+    /// Drop data contents after the capture (see [`super::redact`]).
     pub redact: bool,
     /// Spans of `mheap_.allspans` to read (for `heap --large` and spans per
     /// size class); None: `heap::DEFAULT_MAX_SPANS`, 0: none.
@@ -21,4 +21,8 @@ pub struct CaptureOptions {
     /// Never stop the target (`--non-blocking`): read it while it runs and
     /// validate each goroutine.
     pub non_blocking: bool,
+    /// Read the heap profile's bucket list (`runtime.mbuckets`, off-heap;
+    /// a few ms of pause per 10k buckets). Snapshots want it; live
+    /// goroutine and heap reports do not, and skip it.
+    pub mem_profile: bool,
 }

@@ -144,7 +144,11 @@ pub(super) fn prepare<'a>(
         .max_spans
         .unwrap_or(crate::goruntime::heap::DEFAULT_MAX_SPANS);
     // The heap profile's buckets: a missing global only means no profile.
-    let prof_t = ProfTarget::new(target).ok();
+    let prof_t = if opts.mem_profile {
+        ProfTarget::new(target).ok()
+    } else {
+        None
+    };
     let readable: Vec<(u64, u64)> = ld
         .maps
         .iter()

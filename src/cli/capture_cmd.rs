@@ -44,6 +44,7 @@ fn capture_to(a: &CaptureArgs, output: &std::path::Path) -> Result<()> {
         full: a.full,
         non_blocking: a.non_blocking,
         redact: a.redact,
+        mem_profile: true,
     };
     let (cap, _bin, stats) = capture(a.pid, &opts)?;
     let ws = crate::sources::snapshot::write_file(output, &cap, &Default::default())
