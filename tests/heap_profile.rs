@@ -1,8 +1,10 @@
-//! Acceptance test (issue 13, heap at exact rate): gospy's heap profile
-//! (`analyze FILE pprof heap`), read from the runtime's bucket list in a
-//! snapshot, must equal the profile the process wrote itself with
-//! `pprof.Lookup("heap").WriteTo(f, 0)` (tests/fixtures/heapprof, with
-//! MemProfileRate = 1, quiet after a GC with GC off).
+//! Acceptance test (issue 13, heap at exact rate): gospy's heap and allocs
+//! profiles (`analyze FILE pprof heap|allocs`), read from the runtime's
+//! bucket list in a snapshot, must equal the profiles the process wrote
+//! itself with `pprof.Lookup("heap"|"allocs").WriteTo(f, 0)`
+//! (tests/fixtures/heapprof, with MemProfileRate = 1, quiet after a GC
+//! with GC off). The two differ only by the default sample type, which
+//! pprof -raw shows as `[dflt]` in the sample-type line: compared too.
 //!
 //! Both files are read by pprof (`pprof -raw`, the toolchains' own tool) and
 //! compared as multisets of non-zero samples: the four values, the stack as
@@ -128,6 +130,39 @@ fn parse_raw(text: &str) -> BTreeMap<Sample, usize> {
     out
 }
 
+/// The sample-type line of a `pprof -raw` listing (the default one is
+/// marked `[dflt]`).
+fn sample_types(text: &str) -> String {
+    let mut it = text.lines().skip_while(|l| *l != "Samples:");
+    it.next();
+    it.next().unwrap_or("").trim().to_string()
+}
+
+/// Differences between two `pprof -raw` listings.
+fn differences(want_raw: &str, got_raw: &str) -> Vec<String> {
+    let (want, got) = (parse_raw(want_raw), parse_raw(got_raw));
+    let mut problems = Vec::new();
+    if sample_types(want_raw) != sample_types(got_raw) {
+        problems.push(format!(
+            "sample types: oracle {:?}, gospy {:?}",
+            sample_types(want_raw),
+            sample_types(got_raw)
+        ));
+    }
+    for (s, n) in &want {
+        let g = got.get(s).copied().unwrap_or(0);
+        if g != *n {
+            problems.push(format!("oracle ×{n}, gospy ×{g}: {}", render(s)));
+        }
+    }
+    for (s, n) in &got {
+        if !want.contains_key(s) {
+            problems.push(format!("oracle ×0, gospy ×{n}: {}", render(s)));
+        }
+    }
+    problems
+}
+
 fn render(s: &Sample) -> String {
     let stack: Vec<String> = s.1.iter().map(|l| l.join(" | ")).collect();
     format!("{:?} {} <- {}", s.0, s.2, stack.join(" <- "))
@@ -155,18 +190,27 @@ fn heap_profile_matches(version: &str, pie: bool, ldflags: &str) {
     let cap: serde_json::Value = serde_json::from_str(&cap).expect("capture --json");
     let buckets = cap["mem_profile"]["buckets"].as_u64().unwrap_or(0);
     assert!(buckets > 10, "capture read {buckets} buckets: {cap}");
-    let got_file = work.path().join("heap.pb.gz");
-    gospy_ok([
-        "analyze".as_ref(),
-        snap.as_os_str(),
-        "pprof".as_ref(),
-        "heap".as_ref(),
-        "-o".as_ref(),
-        got_file.as_os_str(),
-    ]);
-    let want = parse_raw(&pprof_raw(&fx.dir.path().join("heap.pb.gz")));
-    let got = parse_raw(&pprof_raw(&got_file));
+    let mut raw = BTreeMap::new();
+    for kind in ["heap", "allocs"] {
+        let got_file = work.path().join(format!("{kind}.pb.gz"));
+        gospy_ok([
+            "analyze".as_ref(),
+            snap.as_os_str(),
+            "pprof".as_ref(),
+            kind.as_ref(),
+            "-o".as_ref(),
+            got_file.as_os_str(),
+        ]);
+        let want = pprof_raw(&fx.dir.path().join(format!("{kind}.pb.gz")));
+        raw.insert(kind, (want, pprof_raw(&got_file)));
+    }
     drop(fx);
+    let want = parse_raw(&raw["heap"].0);
+    assert!(
+        sample_types(&raw["allocs"].0).contains("alloc_space/bytes[dflt]"),
+        "the oracle's allocs profile has alloc_space as its default: {}",
+        sample_types(&raw["allocs"].0)
+    );
 
     // The fixture's sites are there (the comparison means something).
     let has = |f: &dyn Fn(&Sample) -> bool| want.keys().any(f);
@@ -190,16 +234,12 @@ fn heap_profile_matches(version: &str, pie: bool, ldflags: &str) {
     );
 
     let mut problems = Vec::new();
-    for (s, n) in &want {
-        let g = got.get(s).copied().unwrap_or(0);
-        if g != *n {
-            problems.push(format!("oracle ×{n}, gospy ×{g}: {}", render(s)));
-        }
-    }
-    for (s, n) in &got {
-        if !want.contains_key(s) {
-            problems.push(format!("oracle ×0, gospy ×{n}: {}", render(s)));
-        }
+    for (kind, (w, g)) in &raw {
+        problems.extend(
+            differences(w, g)
+                .into_iter()
+                .map(|p| format!("{kind}: {p}")),
+        );
     }
     report(&format!(
         "heap profile go {version} pie={pie} ldflags={ldflags:?}: {} non-zero samples, {buckets} buckets, {} differences",

@@ -98,18 +98,23 @@ pub(super) fn print_vars(s: &Session, a: &VarsArgs) -> Result<()> {
     }
 }
 
-fn write_pprof(s: &Session, a: &PprofArgs) -> Result<()> {
+pub(super) fn write_pprof(s: &Session, a: &PprofArgs) -> Result<()> {
     let data = match a.kind {
         PprofKind::Goroutine => {
             let m = Model::build_lean(s)?;
             report::pprof::profile_gz(s, &m, &report::pprof::ExportOptions { all: a.all })?
         }
-        PprofKind::Heap => {
+        PprofKind::Heap | PprofKind::Allocs => {
             let p = report::heapprof::mem_profile(s)?;
             for w in &p.warnings {
                 eprintln!("warning: {w}");
             }
-            report::heapprof::heap_gz(s, &p)?
+            let kind = if a.kind == PprofKind::Allocs {
+                report::heapprof::MemKind::Allocs
+            } else {
+                report::heapprof::MemKind::Heap
+            };
+            report::heapprof::heap_gz(s, &p, kind)?
         }
     };
     std::fs::write(&a.output, data).with_context(|| format!("writing {}", a.output.display()))?;

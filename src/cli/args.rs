@@ -219,7 +219,7 @@ pub enum Analysis {
     Heap(HeapArgs),
     /// Goroutines grouped by start function (or --by ...), sorted by count
     Top(TopArgs),
-    /// Write a pprof goroutine or heap profile (gzip-compressed profile.proto)
+    /// Write a pprof goroutine, heap or allocs profile (gzip-compressed profile.proto)
     Pprof(PprofArgs),
     /// Folded stacks (`outer;...;inner count`) for flamegraph tools
     Folded(FoldedArgs),
@@ -292,11 +292,14 @@ pub enum PprofKind {
     Goroutine,
     /// Allocation sites, in use and since the start (the runtime's sampled heap profile)
     Heap,
+    /// The same records as heap, shown by default as alloc_space (bytes
+    /// allocated since the start), as `pprof.Lookup("allocs")` writes them
+    Allocs,
 }
 
 #[derive(Args, Debug, Clone)]
 pub struct PprofArgs {
-    /// The profile: goroutine (default) or heap
+    /// The profile: goroutine (default), heap or allocs
     #[arg(value_enum, default_value_t = PprofKind::Goroutine, hide_default_value = true)]
     pub kind: PprofKind,
     /// Output file (gzip-compressed profile.proto)
