@@ -163,6 +163,47 @@ fn differences(want_raw: &str, got_raw: &str) -> Vec<String> {
     problems
 }
 
+/// `heap --sites` (views, issue 13): for every sample type, the total
+/// equals the sum of the oracle's samples, and (with -n 0: every site) the
+/// flat values add up to it. Differences, as text.
+fn sites_totals(snap: &Path, want: &BTreeMap<Sample, usize>) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (i, sample) in [
+        "alloc_objects",
+        "alloc_space",
+        "inuse_objects",
+        "inuse_space",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let text = gospy_ok([
+            "analyze".as_ref(),
+            snap.as_os_str(),
+            "heap".as_ref(),
+            "--sites".as_ref(),
+            "--sample".as_ref(),
+            sample.as_ref(),
+            "-n".as_ref(),
+            "0".as_ref(),
+            "--json".as_ref(),
+        ]);
+        let v: serde_json::Value = serde_json::from_str(&text).expect("heap --sites --json");
+        let oracle: i64 = want.iter().map(|(s, n)| s.0[i] * *n as i64).sum();
+        let total = v["total"].as_i64().unwrap_or(-1);
+        let flat: i64 = v["sites"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|x| x["flat"].as_i64()).sum())
+            .unwrap_or(-1);
+        if v["sample"] != sample || total != oracle || flat != oracle {
+            problems.push(format!(
+                "heap --sites --sample {sample}: total {total}, sum of flat {flat}, oracle {oracle}"
+            ));
+        }
+    }
+    problems
+}
+
 fn render(s: &Sample) -> String {
     let stack: Vec<String> = s.1.iter().map(|l| l.join(" | ")).collect();
     format!("{:?} {} <- {}", s.0, s.2, stack.join(" <- "))
@@ -206,6 +247,7 @@ fn heap_profile_matches(version: &str, pie: bool, ldflags: &str) {
     }
     drop(fx);
     let want = parse_raw(&raw["heap"].0);
+    let mut problems = sites_totals(&snap, &want);
     assert!(
         sample_types(&raw["allocs"].0).contains("alloc_space/bytes[dflt]"),
         "the oracle's allocs profile has alloc_space as its default: {}",
@@ -233,7 +275,6 @@ fn heap_profile_matches(version: &str, pie: bool, ldflags: &str) {
         "oracle lacks allocFreed's 50 freed objects"
     );
 
-    let mut problems = Vec::new();
     for (kind, (w, g)) in &raw {
         problems.extend(
             differences(w, g)
@@ -252,6 +293,103 @@ fn heap_profile_matches(version: &str, pie: bool, ldflags: &str) {
         problems.len(),
         problems.join("\n")
     );
+}
+
+/// `diff --heap-sites` (views, issue 13): between a capture after `ready`
+/// and one after the fixture retained `GROW` more objects at main.grow
+/// (GOSPY_HEAPPROF_GROW, SIGUSR1), main.grow grew by exactly GROW objects
+/// of 64 bytes and no other site changed.
+fn heap_sites_diff(version: &str) {
+    const GROW: i64 = 1000;
+    let Some(binary) = try_build_fixture("heapprof", version, false, "") else {
+        return;
+    };
+    let work = tempfile::Builder::new()
+        .prefix("gospy-heapsites-test-")
+        .tempdir()
+        .unwrap();
+    let fx = Fixture::start_with_env(&binary, &[("GOSPY_HEAPPROF_GROW", &GROW.to_string())]);
+    let (a, b) = (work.path().join("a.gss"), work.path().join("b.gss"));
+    capture(fx.pid, &a, &[]);
+    // SAFETY: signals the fixture this test started and still owns.
+    assert_eq!(unsafe { libc::kill(fx.pid as i32, libc::SIGUSR1) }, 0);
+    let ready2 = fx.dir.path().join("ready2");
+    let start = std::time::Instant::now();
+    while !ready2.exists() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "fixture did not write ready2; stderr:\n{}",
+            fx.stderr()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    capture(fx.pid, &b, &[]);
+    drop(fx);
+    let text = gospy_ok([
+        "diff".as_ref(),
+        a.as_os_str(),
+        b.as_os_str(),
+        "--heap-sites".as_ref(),
+        "--json".as_ref(),
+    ]);
+    let d: serde_json::Value = serde_json::from_str(&text).expect("diff --heap-sites --json");
+    let sites = d["sites"].as_array().expect("sites");
+    let mut problems = Vec::new();
+    let mut grow = 0;
+    for s in sites {
+        let (o, b) = (
+            s["objects_growth"].as_i64().unwrap_or(-1),
+            s["bytes_growth"].as_i64().unwrap_or(-1),
+        );
+        let name = format!("{} {}:{}", s["function"], s["file"], s["line"]);
+        if s["function"] == "main.grow" {
+            grow += 1;
+            if (o, b) != (GROW, 64 * GROW) {
+                problems.push(format!("{name}: +{o} objects, +{b} bytes"));
+            }
+        } else if (o, b) != (0, 0) {
+            // The runtime's own objects (no program frame on the stack: a
+            // new thread's g0, a timer) may come and go between captures.
+            let runtime_only = s["function"]
+                .as_str()
+                .is_some_and(|f| f.starts_with("runtime.") || f.starts_with("internal/runtime/"));
+            if runtime_only {
+                report(&format!(
+                    "  runtime's own: {name}: {o:+} objects, {b:+} bytes"
+                ));
+            } else {
+                problems.push(format!("{name}: {o:+} objects, {b:+} bytes"));
+            }
+        }
+    }
+    if grow != 1 {
+        problems.push(format!("{grow} sites at main.grow"));
+    }
+    report(&format!(
+        "diff --heap-sites go {version}: {} sites, {} differences",
+        sites.len(),
+        problems.len()
+    ));
+    assert!(
+        problems.is_empty(),
+        "go {version}: diff --heap-sites:\n{}",
+        problems.join("\n")
+    );
+}
+
+#[test]
+fn heap_sites_diff_go1_19() {
+    heap_sites_diff("1.19");
+}
+
+#[test]
+fn heap_sites_diff_go1_23() {
+    heap_sites_diff("1.23");
+}
+
+#[test]
+fn heap_sites_diff_go1_27() {
+    heap_sites_diff("1.27");
 }
 
 macro_rules! heap_profile_tests {

@@ -122,11 +122,34 @@ pub(super) fn write_pprof(s: &Session, a: &PprofArgs) -> Result<()> {
 }
 
 pub(super) fn print_heap(s: &Session, a: &HeapArgs) -> Result<()> {
+    if a.sites {
+        return print_heap_sites(s, a);
+    }
     let h = report::heap::build(s, a.large)?;
     if a.json {
         json_out(&h)
     } else {
         out(&report::heap::to_text(&h))
+    }
+}
+
+/// The heap profile's samples, its warnings printed.
+pub(super) fn heap_samples(s: &Session) -> Result<report::heapprof::HeapSamples> {
+    let p = report::heapprof::mem_profile(s)?;
+    for w in &p.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(report::heapprof::heap_samples(s, &p))
+}
+
+fn print_heap_sites(s: &Session, a: &HeapArgs) -> Result<()> {
+    let hs = heap_samples(s)?;
+    let index = report::sites::sample_index(a.sample.name()).unwrap_or(3);
+    let sites = report::sites::top(&hs, index, a.lines, a.n);
+    if a.json {
+        json_out(&sites)
+    } else {
+        out(&report::sites::top_text(&sites))
     }
 }
 

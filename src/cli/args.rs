@@ -53,6 +53,8 @@ gospy capture --pid 1234 -o app.gss --non-blocking            never stop the tar
   gospy analyze app.gss dump --wait-info
   gospy analyze app.gss dump --json | jq '.[] | select(.state == \"chan receive\")'
   gospy analyze app.gss heap --large
+  gospy analyze app.gss heap --sites -n 10 --sample alloc_space
+  gospy analyze app.gss pprof heap -o heap.pb.gz && go tool pprof -top heap.pb.gz
   gospy analyze app.gss top --by go
   gospy analyze app.gss pprof -o goroutines.pb.gz && go tool pprof -top goroutines.pb.gz
   gospy analyze app.gss folded | flamegraph.pl > goroutines.svg
@@ -95,7 +97,8 @@ gospy capture --pid 1234 -o app.gss --non-blocking            never stop the tar
     /// Compare two snapshots of one process: goroutine growth, leak candidates
     #[command(after_help = "Examples:
   gospy diff before.gss after.gss
-  gospy diff snaps/1234-1.gss snaps/1234-6.gss --by go --json")]
+  gospy diff snaps/1234-1.gss snaps/1234-6.gss --by go --json
+  gospy diff before.gss after.gss --heap-sites    where in-use memory grew (heap profile)")]
     Diff(DiffArgs),
     /// Write a snapshot as an ELF core file (for gdb: `gdb BINARY FILE.core`)
     #[command(after_help = "Examples:
@@ -338,16 +341,74 @@ pub struct DiffArgs {
     /// The executable that was captured (default: embedded copy, then the recorded path)
     #[arg(long)]
     pub bin: Option<PathBuf>,
+    /// Instead of goroutines: growth of in-use heap objects and bytes per allocation
+    /// site (the leaf frame's function and line), from the runtime's heap profile,
+    /// largest growth first. JSON: {"objects_growth", "bytes_growth", "sites":
+    /// [{"function", "file", "line", "objects_a", "objects_b", "objects_growth",
+    /// "bytes_a", "bytes_b", "bytes_growth"}], "warnings"}
+    #[arg(long, conflicts_with_all = ["by", "all"])]
+    pub heap_sites: bool,
 }
 
 #[derive(Args, Debug, Clone)]
 pub struct HeapArgs {
-    /// JSON output: {"memstats": {runtime.MemStats fields}, "size_classes", "per_p", "large", ...}
+    /// JSON output: {"memstats": {runtime.MemStats fields}, "size_classes", "per_p", "large", ...};
+    /// with --sites: {"sample", "total", "sites": [{"function", "file", "line" (with --lines),
+    /// "flat", "flat_pct", "cum", "cum_pct"}]}
     #[arg(long)]
     pub json: bool,
     /// List large objects (> 32 KiB), biggest first
-    #[arg(long)]
+    #[arg(long, conflicts_with = "sites")]
     pub large: bool,
+    /// Top allocation sites from the runtime's heap profile, like `go tool pprof -top`:
+    /// flat = samples allocated in the function itself (the leaf frame), cum = samples
+    /// with the function anywhere on the stack (once per sample), sorted by flat
+    #[arg(long)]
+    pub sites: bool,
+    /// With --sites: the value to rank by
+    #[arg(long, value_enum, default_value_t = SampleType::InuseSpace, requires = "sites")]
+    pub sample: SampleType,
+    /// With --sites: sites shown (0: all)
+    #[arg(
+        short = 'n',
+        value_name = "N",
+        default_value_t = 20,
+        requires = "sites"
+    )]
+    pub n: usize,
+    /// With --sites: one site per source line instead of per function
+    #[arg(long, requires = "sites")]
+    pub lines: bool,
+}
+
+/// A heap profile's sample type (values scaled as runtime/pprof scales
+/// them when the profile is sampled).
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SampleType {
+    /// Bytes allocated and not yet freed (as of the last GC)
+    #[value(name = "inuse_space")]
+    InuseSpace,
+    /// Objects allocated and not yet freed (as of the last GC)
+    #[value(name = "inuse_objects")]
+    InuseObjects,
+    /// Bytes allocated since the program started
+    #[value(name = "alloc_space")]
+    AllocSpace,
+    /// Objects allocated since the program started
+    #[value(name = "alloc_objects")]
+    AllocObjects,
+}
+
+impl SampleType {
+    /// The name in the profile (`inuse_space`...).
+    pub fn name(self) -> &'static str {
+        match self {
+            SampleType::InuseSpace => "inuse_space",
+            SampleType::InuseObjects => "inuse_objects",
+            SampleType::AllocSpace => "alloc_space",
+            SampleType::AllocObjects => "alloc_objects",
+        }
+    }
 }
 
 #[derive(Args, Debug, Clone)]
