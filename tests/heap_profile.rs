@@ -18,6 +18,7 @@ mod common;
 
 use common::*;
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -166,28 +167,22 @@ fn differences(want_raw: &str, got_raw: &str) -> Vec<String> {
 /// `heap --sites` (views, issue 13): for every sample type, the total
 /// equals the sum of the oracle's samples, and (with -n 0: every site) the
 /// flat values add up to it. Differences, as text.
-fn sites_totals(snap: &Path, want: &BTreeMap<Sample, usize>) -> Vec<String> {
+/// `heap` is the command up to its options (`analyze FILE heap`, or
+/// `heap --pid N`).
+fn sites_totals(heap: &[&OsStr], want: &BTreeMap<Sample, usize>) -> Vec<String> {
     let mut problems = Vec::new();
-    for (i, sample) in [
+    let types = [
         "alloc_objects",
         "alloc_space",
         "inuse_objects",
         "inuse_space",
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let text = gospy_ok([
-            "analyze".as_ref(),
-            snap.as_os_str(),
-            "heap".as_ref(),
-            "--sites".as_ref(),
-            "--sample".as_ref(),
-            sample.as_ref(),
-            "-n".as_ref(),
-            "0".as_ref(),
-            "--json".as_ref(),
-        ]);
+    ];
+    for (i, sample) in types.into_iter().enumerate() {
+        let mut args = heap.to_vec();
+        for a in ["--sites", "--sample", sample, "-n", "0", "--json"] {
+            args.push(a.as_ref());
+        }
+        let text = gospy_ok(&args);
         let v: serde_json::Value = serde_json::from_str(&text).expect("heap --sites --json");
         let oracle: i64 = want.iter().map(|(s, n)| s.0[i] * *n as i64).sum();
         let total = v["total"].as_i64().unwrap_or(-1);
@@ -247,7 +242,10 @@ fn heap_profile_matches(version: &str, pie: bool, ldflags: &str) {
     }
     drop(fx);
     let want = parse_raw(&raw["heap"].0);
-    let mut problems = sites_totals(&snap, &want);
+    let mut problems = sites_totals(
+        &["analyze".as_ref(), snap.as_os_str(), "heap".as_ref()],
+        &want,
+    );
     assert!(
         sample_types(&raw["allocs"].0).contains("alloc_space/bytes[dflt]"),
         "the oracle's allocs profile has alloc_space as its default: {}",
@@ -390,6 +388,64 @@ fn heap_sites_diff_go1_23() {
 #[test]
 fn heap_sites_diff_go1_27() {
     heap_sites_diff("1.27");
+}
+
+/// Live (`gospy pprof --pid N heap|allocs`, `gospy heap --pid N --sites`):
+/// the same profiles as the fixture's own, and the same site totals.
+fn live_profiles_match(version: &str) {
+    let Some(binary) = try_build_fixture("heapprof", version, false, "") else {
+        return;
+    };
+    let work = tempfile::Builder::new()
+        .prefix("gospy-heapprof-live-")
+        .tempdir()
+        .unwrap();
+    let fx = Fixture::start(&binary);
+    let pid = fx.pid.to_string();
+    let mut problems = Vec::new();
+    for kind in ["heap", "allocs"] {
+        let got_file = work.path().join(format!("{kind}.pb.gz"));
+        gospy_ok([
+            "pprof".as_ref(),
+            "--pid".as_ref(),
+            pid.as_ref(),
+            kind.as_ref(),
+            "-o".as_ref(),
+            got_file.as_os_str(),
+        ]);
+        let want = pprof_raw(&fx.dir.path().join(format!("{kind}.pb.gz")));
+        let got = pprof_raw(&got_file);
+        problems.extend(
+            differences(&want, &got)
+                .into_iter()
+                .map(|p| format!("{kind}: {p}")),
+        );
+    }
+    let want = parse_raw(&pprof_raw(&fx.dir.path().join("heap.pb.gz")));
+    problems.extend(sites_totals(
+        &["heap".as_ref(), "--pid".as_ref(), pid.as_ref()],
+        &want,
+    ));
+    drop(fx);
+    report(&format!(
+        "live pprof heap/allocs, heap --sites go {version}: {} differences",
+        problems.len()
+    ));
+    assert!(
+        problems.is_empty(),
+        "go {version} live:\n{}",
+        problems.join("\n")
+    );
+}
+
+#[test]
+fn live_profiles_go1_21() {
+    live_profiles_match("1.21");
+}
+
+#[test]
+fn live_profiles_go1_27() {
+    live_profiles_match("1.27");
 }
 
 macro_rules! heap_profile_tests {

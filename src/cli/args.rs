@@ -19,6 +19,8 @@ Examples:
   gospy top --pid 1234 --once                    the same, live, one report
   gospy diff before.gss after.gss                goroutine growth and leak candidates
   gospy analyze app.gss pprof -o g.pb.gz         goroutine profile for `go tool pprof`
+  gospy pprof --pid 1234 heap -o heap.pb.gz      the runtime's heap profile, live
+  gospy analyze app.gss heap --sites             top allocation sites, no Go toolchain
   gospy info app.gss                             what a snapshot holds";
 
 #[derive(Parser, Debug)]
@@ -78,8 +80,21 @@ gospy capture --pid 1234 -o app.gss --non-blocking            never stop the tar
     /// Live: capture into memory, then print heap and GC statistics
     #[command(after_help = "Examples:
   gospy heap --pid 1234
-  gospy heap --pid 1234 --large --json")]
+  gospy heap --pid 1234 --large --json
+  gospy heap --pid 1234 --sites -n 10     top allocation sites (in-use bytes)")]
     Heap(LiveArgs<HeapArgs>),
+    /// Live: capture into memory, then write a pprof goroutine, heap or allocs profile
+    #[command(
+        after_help = "The heap and allocs profiles are the runtime's own sampled records
+(runtime.MemProfileRate, 512 KiB by default), read from the process's memory: no
+net/http/pprof, no port, nothing written to the target.
+
+Examples:
+  gospy pprof --pid 1234 -o goroutines.pb.gz
+  gospy pprof --pid 1234 heap -o heap.pb.gz && go tool pprof -top heap.pb.gz
+  gospy pprof --pid 1234 allocs -o allocs.pb.gz"
+    )]
+    Pprof(LiveArgs<PprofArgs>),
     /// Describe a snapshot file: capture facts, build ids, sizes
     #[command(after_help = "Examples:
   gospy info app.gss
