@@ -1,8 +1,10 @@
-//! Acceptance test (issue 13, heap at exact rate): gospy's heap profile
-//! (`analyze FILE pprof heap`), read from the runtime's bucket list in a
-//! snapshot, must equal the profile the process wrote itself with
-//! `pprof.Lookup("heap").WriteTo(f, 0)` (tests/fixtures/heapprof, with
-//! MemProfileRate = 1, quiet after a GC with GC off).
+//! Acceptance test (issue 13, heap at exact rate): gospy's heap and allocs
+//! profiles (`analyze FILE pprof heap|allocs`), read from the runtime's
+//! bucket list in a snapshot, must equal the profiles the process wrote
+//! itself with `pprof.Lookup("heap"|"allocs").WriteTo(f, 0)`
+//! (tests/fixtures/heapprof, with MemProfileRate = 1, quiet after a GC
+//! with GC off). The two differ only by the default sample type, which
+//! pprof -raw shows as `[dflt]` in the sample-type line: compared too.
 //!
 //! Both files are read by pprof (`pprof -raw`, the toolchains' own tool) and
 //! compared as multisets of non-zero samples: the four values, the stack as
@@ -16,6 +18,7 @@ mod common;
 
 use common::*;
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -128,6 +131,74 @@ fn parse_raw(text: &str) -> BTreeMap<Sample, usize> {
     out
 }
 
+/// The sample-type line of a `pprof -raw` listing (the default one is
+/// marked `[dflt]`).
+fn sample_types(text: &str) -> String {
+    let mut it = text.lines().skip_while(|l| *l != "Samples:");
+    it.next();
+    it.next().unwrap_or("").trim().to_string()
+}
+
+/// Differences between two `pprof -raw` listings.
+fn differences(want_raw: &str, got_raw: &str) -> Vec<String> {
+    let (want, got) = (parse_raw(want_raw), parse_raw(got_raw));
+    let mut problems = Vec::new();
+    if sample_types(want_raw) != sample_types(got_raw) {
+        problems.push(format!(
+            "sample types: oracle {:?}, gospy {:?}",
+            sample_types(want_raw),
+            sample_types(got_raw)
+        ));
+    }
+    for (s, n) in &want {
+        let g = got.get(s).copied().unwrap_or(0);
+        if g != *n {
+            problems.push(format!("oracle ×{n}, gospy ×{g}: {}", render(s)));
+        }
+    }
+    for (s, n) in &got {
+        if !want.contains_key(s) {
+            problems.push(format!("oracle ×0, gospy ×{n}: {}", render(s)));
+        }
+    }
+    problems
+}
+
+/// `heap --sites` (views, issue 13): for every sample type, the total
+/// equals the sum of the oracle's samples, and (with -n 0: every site) the
+/// flat values add up to it. Differences, as text.
+/// `heap` is the command up to its options (`analyze FILE heap`, or
+/// `heap --pid N`).
+fn sites_totals(heap: &[&OsStr], want: &BTreeMap<Sample, usize>) -> Vec<String> {
+    let mut problems = Vec::new();
+    let types = [
+        "alloc_objects",
+        "alloc_space",
+        "inuse_objects",
+        "inuse_space",
+    ];
+    for (i, sample) in types.into_iter().enumerate() {
+        let mut args = heap.to_vec();
+        for a in ["--sites", "--sample", sample, "-n", "0", "--json"] {
+            args.push(a.as_ref());
+        }
+        let text = gospy_ok(&args);
+        let v: serde_json::Value = serde_json::from_str(&text).expect("heap --sites --json");
+        let oracle: i64 = want.iter().map(|(s, n)| s.0[i] * *n as i64).sum();
+        let total = v["total"].as_i64().unwrap_or(-1);
+        let flat: i64 = v["sites"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|x| x["flat"].as_i64()).sum())
+            .unwrap_or(-1);
+        if v["sample"] != sample || total != oracle || flat != oracle {
+            problems.push(format!(
+                "heap --sites --sample {sample}: total {total}, sum of flat {flat}, oracle {oracle}"
+            ));
+        }
+    }
+    problems
+}
+
 fn render(s: &Sample) -> String {
     let stack: Vec<String> = s.1.iter().map(|l| l.join(" | ")).collect();
     format!("{:?} {} <- {}", s.0, s.2, stack.join(" <- "))
@@ -155,18 +226,31 @@ fn heap_profile_matches(version: &str, pie: bool, ldflags: &str) {
     let cap: serde_json::Value = serde_json::from_str(&cap).expect("capture --json");
     let buckets = cap["mem_profile"]["buckets"].as_u64().unwrap_or(0);
     assert!(buckets > 10, "capture read {buckets} buckets: {cap}");
-    let got_file = work.path().join("heap.pb.gz");
-    gospy_ok([
-        "analyze".as_ref(),
-        snap.as_os_str(),
-        "pprof".as_ref(),
-        "heap".as_ref(),
-        "-o".as_ref(),
-        got_file.as_os_str(),
-    ]);
-    let want = parse_raw(&pprof_raw(&fx.dir.path().join("heap.pb.gz")));
-    let got = parse_raw(&pprof_raw(&got_file));
+    let mut raw = BTreeMap::new();
+    for kind in ["heap", "allocs"] {
+        let got_file = work.path().join(format!("{kind}.pb.gz"));
+        gospy_ok([
+            "analyze".as_ref(),
+            snap.as_os_str(),
+            "pprof".as_ref(),
+            kind.as_ref(),
+            "-o".as_ref(),
+            got_file.as_os_str(),
+        ]);
+        let want = pprof_raw(&fx.dir.path().join(format!("{kind}.pb.gz")));
+        raw.insert(kind, (want, pprof_raw(&got_file)));
+    }
     drop(fx);
+    let want = parse_raw(&raw["heap"].0);
+    let mut problems = sites_totals(
+        &["analyze".as_ref(), snap.as_os_str(), "heap".as_ref()],
+        &want,
+    );
+    assert!(
+        sample_types(&raw["allocs"].0).contains("alloc_space/bytes[dflt]"),
+        "the oracle's allocs profile has alloc_space as its default: {}",
+        sample_types(&raw["allocs"].0)
+    );
 
     // The fixture's sites are there (the comparison means something).
     let has = |f: &dyn Fn(&Sample) -> bool| want.keys().any(f);
@@ -189,17 +273,12 @@ fn heap_profile_matches(version: &str, pie: bool, ldflags: &str) {
         "oracle lacks allocFreed's 50 freed objects"
     );
 
-    let mut problems = Vec::new();
-    for (s, n) in &want {
-        let g = got.get(s).copied().unwrap_or(0);
-        if g != *n {
-            problems.push(format!("oracle ×{n}, gospy ×{g}: {}", render(s)));
-        }
-    }
-    for (s, n) in &got {
-        if !want.contains_key(s) {
-            problems.push(format!("oracle ×0, gospy ×{n}: {}", render(s)));
-        }
+    for (kind, (w, g)) in &raw {
+        problems.extend(
+            differences(w, g)
+                .into_iter()
+                .map(|p| format!("{kind}: {p}")),
+        );
     }
     report(&format!(
         "heap profile go {version} pie={pie} ldflags={ldflags:?}: {} non-zero samples, {buckets} buckets, {} differences",
@@ -212,6 +291,161 @@ fn heap_profile_matches(version: &str, pie: bool, ldflags: &str) {
         problems.len(),
         problems.join("\n")
     );
+}
+
+/// `diff --heap-sites` (views, issue 13): between a capture after `ready`
+/// and one after the fixture retained `GROW` more objects at main.grow
+/// (GOSPY_HEAPPROF_GROW, SIGUSR1), main.grow grew by exactly GROW objects
+/// of 64 bytes and no other site changed.
+fn heap_sites_diff(version: &str) {
+    const GROW: i64 = 1000;
+    let Some(binary) = try_build_fixture("heapprof", version, false, "") else {
+        return;
+    };
+    let work = tempfile::Builder::new()
+        .prefix("gospy-heapsites-test-")
+        .tempdir()
+        .unwrap();
+    let fx = Fixture::start_with_env(&binary, &[("GOSPY_HEAPPROF_GROW", &GROW.to_string())]);
+    let (a, b) = (work.path().join("a.gss"), work.path().join("b.gss"));
+    capture(fx.pid, &a, &[]);
+    // SAFETY: signals the fixture this test started and still owns.
+    assert_eq!(unsafe { libc::kill(fx.pid as i32, libc::SIGUSR1) }, 0);
+    let ready2 = fx.dir.path().join("ready2");
+    let start = std::time::Instant::now();
+    while !ready2.exists() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "fixture did not write ready2; stderr:\n{}",
+            fx.stderr()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    capture(fx.pid, &b, &[]);
+    drop(fx);
+    let text = gospy_ok([
+        "diff".as_ref(),
+        a.as_os_str(),
+        b.as_os_str(),
+        "--heap-sites".as_ref(),
+        "--json".as_ref(),
+    ]);
+    let d: serde_json::Value = serde_json::from_str(&text).expect("diff --heap-sites --json");
+    let sites = d["sites"].as_array().expect("sites");
+    let mut problems = Vec::new();
+    let mut grow = 0;
+    for s in sites {
+        let (o, b) = (
+            s["objects_growth"].as_i64().unwrap_or(-1),
+            s["bytes_growth"].as_i64().unwrap_or(-1),
+        );
+        let name = format!("{} {}:{}", s["function"], s["file"], s["line"]);
+        if s["function"] == "main.grow" {
+            grow += 1;
+            if (o, b) != (GROW, 64 * GROW) {
+                problems.push(format!("{name}: +{o} objects, +{b} bytes"));
+            }
+        } else if (o, b) != (0, 0) {
+            // The runtime's own objects (no program frame on the stack: a
+            // new thread's g0, a timer) may come and go between captures.
+            let runtime_only = s["function"]
+                .as_str()
+                .is_some_and(|f| f.starts_with("runtime.") || f.starts_with("internal/runtime/"));
+            if runtime_only {
+                report(&format!(
+                    "  runtime's own: {name}: {o:+} objects, {b:+} bytes"
+                ));
+            } else {
+                problems.push(format!("{name}: {o:+} objects, {b:+} bytes"));
+            }
+        }
+    }
+    if grow != 1 {
+        problems.push(format!("{grow} sites at main.grow"));
+    }
+    report(&format!(
+        "diff --heap-sites go {version}: {} sites, {} differences",
+        sites.len(),
+        problems.len()
+    ));
+    assert!(
+        problems.is_empty(),
+        "go {version}: diff --heap-sites:\n{}",
+        problems.join("\n")
+    );
+}
+
+#[test]
+fn heap_sites_diff_go1_19() {
+    heap_sites_diff("1.19");
+}
+
+#[test]
+fn heap_sites_diff_go1_23() {
+    heap_sites_diff("1.23");
+}
+
+#[test]
+fn heap_sites_diff_go1_27() {
+    heap_sites_diff("1.27");
+}
+
+/// Live (`gospy pprof --pid N heap|allocs`, `gospy heap --pid N --sites`):
+/// the same profiles as the fixture's own, and the same site totals.
+fn live_profiles_match(version: &str) {
+    let Some(binary) = try_build_fixture("heapprof", version, false, "") else {
+        return;
+    };
+    let work = tempfile::Builder::new()
+        .prefix("gospy-heapprof-live-")
+        .tempdir()
+        .unwrap();
+    let fx = Fixture::start(&binary);
+    let pid = fx.pid.to_string();
+    let mut problems = Vec::new();
+    for kind in ["heap", "allocs"] {
+        let got_file = work.path().join(format!("{kind}.pb.gz"));
+        gospy_ok([
+            "pprof".as_ref(),
+            "--pid".as_ref(),
+            pid.as_ref(),
+            kind.as_ref(),
+            "-o".as_ref(),
+            got_file.as_os_str(),
+        ]);
+        let want = pprof_raw(&fx.dir.path().join(format!("{kind}.pb.gz")));
+        let got = pprof_raw(&got_file);
+        problems.extend(
+            differences(&want, &got)
+                .into_iter()
+                .map(|p| format!("{kind}: {p}")),
+        );
+    }
+    let want = parse_raw(&pprof_raw(&fx.dir.path().join("heap.pb.gz")));
+    problems.extend(sites_totals(
+        &["heap".as_ref(), "--pid".as_ref(), pid.as_ref()],
+        &want,
+    ));
+    drop(fx);
+    report(&format!(
+        "live pprof heap/allocs, heap --sites go {version}: {} differences",
+        problems.len()
+    ));
+    assert!(
+        problems.is_empty(),
+        "go {version} live:\n{}",
+        problems.join("\n")
+    );
+}
+
+#[test]
+fn live_profiles_go1_21() {
+    live_profiles_match("1.21");
+}
+
+#[test]
+fn live_profiles_go1_27() {
+    live_profiles_match("1.27");
 }
 
 macro_rules! heap_profile_tests {

@@ -98,18 +98,23 @@ pub(super) fn print_vars(s: &Session, a: &VarsArgs) -> Result<()> {
     }
 }
 
-fn write_pprof(s: &Session, a: &PprofArgs) -> Result<()> {
+pub(super) fn write_pprof(s: &Session, a: &PprofArgs) -> Result<()> {
     let data = match a.kind {
         PprofKind::Goroutine => {
             let m = Model::build_lean(s)?;
             report::pprof::profile_gz(s, &m, &report::pprof::ExportOptions { all: a.all })?
         }
-        PprofKind::Heap => {
+        PprofKind::Heap | PprofKind::Allocs => {
             let p = report::heapprof::mem_profile(s)?;
             for w in &p.warnings {
                 eprintln!("warning: {w}");
             }
-            report::heapprof::heap_gz(s, &p)?
+            let kind = if a.kind == PprofKind::Allocs {
+                report::heapprof::MemKind::Allocs
+            } else {
+                report::heapprof::MemKind::Heap
+            };
+            report::heapprof::heap_gz(s, &p, kind)?
         }
     };
     std::fs::write(&a.output, data).with_context(|| format!("writing {}", a.output.display()))?;
@@ -117,11 +122,34 @@ fn write_pprof(s: &Session, a: &PprofArgs) -> Result<()> {
 }
 
 pub(super) fn print_heap(s: &Session, a: &HeapArgs) -> Result<()> {
+    if a.sites {
+        return print_heap_sites(s, a);
+    }
     let h = report::heap::build(s, a.large)?;
     if a.json {
         json_out(&h)
     } else {
         out(&report::heap::to_text(&h))
+    }
+}
+
+/// The heap profile's samples, its warnings printed.
+pub(super) fn heap_samples(s: &Session) -> Result<report::heapprof::HeapSamples> {
+    let p = report::heapprof::mem_profile(s)?;
+    for w in &p.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(report::heapprof::heap_samples(s, &p))
+}
+
+fn print_heap_sites(s: &Session, a: &HeapArgs) -> Result<()> {
+    let hs = heap_samples(s)?;
+    let index = report::sites::sample_index(a.sample.name()).unwrap_or(3);
+    let sites = report::sites::top(&hs, index, a.lines, a.n);
+    if a.json {
+        json_out(&sites)
+    } else {
+        out(&report::sites::top_text(&sites))
     }
 }
 

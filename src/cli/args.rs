@@ -19,6 +19,8 @@ Examples:
   gospy top --pid 1234 --once                    the same, live, one report
   gospy diff before.gss after.gss                goroutine growth and leak candidates
   gospy analyze app.gss pprof -o g.pb.gz         goroutine profile for `go tool pprof`
+  gospy pprof --pid 1234 heap -o heap.pb.gz      the runtime's heap profile, live
+  gospy analyze app.gss heap --sites             top allocation sites, no Go toolchain
   gospy info app.gss                             what a snapshot holds";
 
 #[derive(Parser, Debug)]
@@ -53,6 +55,8 @@ gospy capture --pid 1234 -o app.gss --non-blocking            never stop the tar
   gospy analyze app.gss dump --wait-info
   gospy analyze app.gss dump --json | jq '.[] | select(.state == \"chan receive\")'
   gospy analyze app.gss heap --large
+  gospy analyze app.gss heap --sites -n 10 --sample alloc_space
+  gospy analyze app.gss pprof heap -o heap.pb.gz && go tool pprof -top heap.pb.gz
   gospy analyze app.gss top --by go
   gospy analyze app.gss pprof -o goroutines.pb.gz && go tool pprof -top goroutines.pb.gz
   gospy analyze app.gss folded | flamegraph.pl > goroutines.svg
@@ -76,8 +80,21 @@ gospy capture --pid 1234 -o app.gss --non-blocking            never stop the tar
     /// Live: capture into memory, then print heap and GC statistics
     #[command(after_help = "Examples:
   gospy heap --pid 1234
-  gospy heap --pid 1234 --large --json")]
+  gospy heap --pid 1234 --large --json
+  gospy heap --pid 1234 --sites -n 10     top allocation sites (in-use bytes)")]
     Heap(LiveArgs<HeapArgs>),
+    /// Live: capture into memory, then write a pprof goroutine, heap or allocs profile
+    #[command(
+        after_help = "The heap and allocs profiles are the runtime's own sampled records
+(runtime.MemProfileRate, 512 KiB by default), read from the process's memory: no
+net/http/pprof, no port, nothing written to the target.
+
+Examples:
+  gospy pprof --pid 1234 -o goroutines.pb.gz
+  gospy pprof --pid 1234 heap -o heap.pb.gz && go tool pprof -top heap.pb.gz
+  gospy pprof --pid 1234 allocs -o allocs.pb.gz"
+    )]
+    Pprof(LiveArgs<PprofArgs>),
     /// Describe a snapshot file: capture facts, build ids, sizes
     #[command(after_help = "Examples:
   gospy info app.gss
@@ -95,7 +112,8 @@ gospy capture --pid 1234 -o app.gss --non-blocking            never stop the tar
     /// Compare two snapshots of one process: goroutine growth, leak candidates
     #[command(after_help = "Examples:
   gospy diff before.gss after.gss
-  gospy diff snaps/1234-1.gss snaps/1234-6.gss --by go --json")]
+  gospy diff snaps/1234-1.gss snaps/1234-6.gss --by go --json
+  gospy diff before.gss after.gss --heap-sites    where in-use memory grew (heap profile)")]
     Diff(DiffArgs),
     /// Write a snapshot as an ELF core file (for gdb: `gdb BINARY FILE.core`)
     #[command(after_help = "Examples:
@@ -219,7 +237,7 @@ pub enum Analysis {
     Heap(HeapArgs),
     /// Goroutines grouped by start function (or --by ...), sorted by count
     Top(TopArgs),
-    /// Write a pprof goroutine or heap profile (gzip-compressed profile.proto)
+    /// Write a pprof goroutine, heap or allocs profile (gzip-compressed profile.proto)
     Pprof(PprofArgs),
     /// Folded stacks (`outer;...;inner count`) for flamegraph tools
     Folded(FoldedArgs),
@@ -292,11 +310,14 @@ pub enum PprofKind {
     Goroutine,
     /// Allocation sites, in use and since the start (the runtime's sampled heap profile)
     Heap,
+    /// The same records as heap, shown by default as alloc_space (bytes
+    /// allocated since the start), as `pprof.Lookup("allocs")` writes them
+    Allocs,
 }
 
 #[derive(Args, Debug, Clone)]
 pub struct PprofArgs {
-    /// The profile: goroutine (default) or heap
+    /// The profile: goroutine (default), heap or allocs
     #[arg(value_enum, default_value_t = PprofKind::Goroutine, hide_default_value = true)]
     pub kind: PprofKind,
     /// Output file (gzip-compressed profile.proto)
@@ -335,16 +356,74 @@ pub struct DiffArgs {
     /// The executable that was captured (default: embedded copy, then the recorded path)
     #[arg(long)]
     pub bin: Option<PathBuf>,
+    /// Instead of goroutines: growth of in-use heap objects and bytes per allocation
+    /// site (the leaf frame's function and line), from the runtime's heap profile,
+    /// largest growth first. JSON: {"objects_growth", "bytes_growth", "sites":
+    /// [{"function", "file", "line", "objects_a", "objects_b", "objects_growth",
+    /// "bytes_a", "bytes_b", "bytes_growth"}], "warnings"}
+    #[arg(long, conflicts_with_all = ["by", "all"])]
+    pub heap_sites: bool,
 }
 
 #[derive(Args, Debug, Clone)]
 pub struct HeapArgs {
-    /// JSON output: {"memstats": {runtime.MemStats fields}, "size_classes", "per_p", "large", ...}
+    /// JSON output: {"memstats": {runtime.MemStats fields}, "size_classes", "per_p", "large", ...};
+    /// with --sites: {"sample", "total", "sites": [{"function", "file", "line" (with --lines),
+    /// "flat", "flat_pct", "cum", "cum_pct"}]}
     #[arg(long)]
     pub json: bool,
     /// List large objects (> 32 KiB), biggest first
-    #[arg(long)]
+    #[arg(long, conflicts_with = "sites")]
     pub large: bool,
+    /// Top allocation sites from the runtime's heap profile, like `go tool pprof -top`:
+    /// flat = samples allocated in the function itself (the leaf frame), cum = samples
+    /// with the function anywhere on the stack (once per sample), sorted by flat
+    #[arg(long)]
+    pub sites: bool,
+    /// With --sites: the value to rank by
+    #[arg(long, value_enum, default_value_t = SampleType::InuseSpace, requires = "sites")]
+    pub sample: SampleType,
+    /// With --sites: sites shown (0: all)
+    #[arg(
+        short = 'n',
+        value_name = "N",
+        default_value_t = 20,
+        requires = "sites"
+    )]
+    pub n: usize,
+    /// With --sites: one site per source line instead of per function
+    #[arg(long, requires = "sites")]
+    pub lines: bool,
+}
+
+/// A heap profile's sample type (values scaled as runtime/pprof scales
+/// them when the profile is sampled).
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SampleType {
+    /// Bytes allocated and not yet freed (as of the last GC)
+    #[value(name = "inuse_space")]
+    InuseSpace,
+    /// Objects allocated and not yet freed (as of the last GC)
+    #[value(name = "inuse_objects")]
+    InuseObjects,
+    /// Bytes allocated since the program started
+    #[value(name = "alloc_space")]
+    AllocSpace,
+    /// Objects allocated since the program started
+    #[value(name = "alloc_objects")]
+    AllocObjects,
+}
+
+impl SampleType {
+    /// The name in the profile (`inuse_space`...).
+    pub fn name(self) -> &'static str {
+        match self {
+            SampleType::InuseSpace => "inuse_space",
+            SampleType::InuseObjects => "inuse_objects",
+            SampleType::AllocSpace => "alloc_space",
+            SampleType::AllocObjects => "alloc_objects",
+        }
+    }
 }
 
 #[derive(Args, Debug, Clone)]

@@ -1,6 +1,7 @@
-//! `gospy diff A B`: goroutine growth between two snapshots of one process.
+//! `gospy diff A B`: goroutine growth between two snapshots of one process,
+//! or (`--heap-sites`) in-use heap growth per allocation site.
 
-use super::analyze_cmd::{analysis_memory_mode, open_input};
+use super::analyze_cmd::{analysis_memory_mode, heap_samples, open_input};
 use super::args::DiffArgs;
 use super::output::{json_out, out};
 use crate::analyze::Model;
@@ -27,6 +28,16 @@ pub(super) fn cmd_diff(a: &DiffArgs) -> Result<()> {
         for w in &s.warnings {
             eprintln!("warning: {}: {w}", name.display());
         }
+    }
+    if a.heap_sites {
+        let ha = heap_samples(&sa).with_context(|| a.a.display().to_string())?;
+        let hb = heap_samples(&sb).with_context(|| a.b.display().to_string())?;
+        let d = report::sites::diff(&ha, &hb, warnings);
+        return if a.json {
+            json_out(&d)
+        } else {
+            out(&report::sites::diff_text(&d))
+        };
     }
     let ma = Model::build_lean(&sa)?;
     let mb = Model::build_lean(&sb)?;

@@ -34,10 +34,14 @@ pub enum Preset {
     /// Goroutines and the scheduler (summary, dump, top and its TUI): no
     /// global values, which keeps the pause minimal.
     Goroutines,
-    /// Heap statistics; `large`: every span, for the large-object list.
-    Heap { large: bool },
+    /// Heap statistics; `large`: every span, for the large-object list;
+    /// `sites`: the heap profile's bucket list, for the allocation sites.
+    Heap { large: bool, sites: bool },
     /// One global's full value and nothing else reachable from globals.
     Var(String),
+    /// A pprof profile: goroutines, and the heap profile's bucket list
+    /// when `mem` (heap and allocs).
+    Profile { mem: bool },
 }
 
 impl Preset {
@@ -52,12 +56,20 @@ impl Preset {
         };
         match self {
             Preset::Goroutines => {}
-            Preset::Heap { large } => {
+            Preset::Heap { large, sites } => {
                 o.max_spans = Some(if *large {
                     MAX_SPANS_LIMIT
                 } else {
                     DEFAULT_MAX_SPANS
                 });
+                o.mem_profile = *sites;
+            }
+            Preset::Profile { mem } => {
+                o.mem_profile = *mem;
+                if *mem {
+                    // The heap profile needs the bucket list, not the spans.
+                    o.max_spans = Some(0);
+                }
             }
             Preset::Var(name) => {
                 o.vars = vec![name.clone()];
@@ -71,7 +83,7 @@ impl Preset {
 
     /// Only reports that list goroutines say which ones were unstable.
     fn reports_unstable(&self) -> bool {
-        matches!(self, Preset::Goroutines)
+        matches!(self, Preset::Goroutines | Preset::Profile { mem: false })
     }
 }
 

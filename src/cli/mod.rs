@@ -14,7 +14,7 @@ pub mod progress;
 mod top;
 pub mod tui;
 
-use analyze_cmd::{print_dump, print_heap, print_summary, print_var};
+use analyze_cmd::{print_dump, print_heap, print_summary, print_var, write_pprof};
 use args::{Cli, Command};
 use clap::Parser;
 use live::Preset;
@@ -66,8 +66,19 @@ pub fn main() -> i32 {
                 &(&a).into(),
                 &Preset::Heap {
                     large: a.args.large,
+                    sites: a.args.sites,
                 },
                 |s| print_heap(s, &a.args),
+            ),
+            exit::TARGET,
+        ),
+        Command::Pprof(a) => (
+            live::run(
+                &(&a).into(),
+                &Preset::Profile {
+                    mem: a.args.kind != args::PprofKind::Goroutine,
+                },
+                |s| write_pprof(s, &a.args),
             ),
             exit::TARGET,
         ),

@@ -143,6 +143,17 @@ struct Builder<'a> {
     fn_msgs: Vec<Pb>,
     deck: Deck,
     text: (u64, u64),
+    /// The lines of every location written (index: id - 1), innermost
+    /// first: what the text views aggregate.
+    loc_lines: Vec<Vec<SiteLine>>,
+}
+
+/// One line of a location: a function at a file and line.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SiteLine {
+    pub function: String,
+    pub file: String,
+    pub line: u32,
 }
 
 impl Builder<'_> {
@@ -167,6 +178,16 @@ impl Builder<'_> {
             l.uint(2, 1);
         }
         l.uint(3, deck.frames[0].pc);
+        self.loc_lines.push(
+            deck.frames
+                .iter()
+                .map(|fr| SiteLine {
+                    function: fr.function.clone(),
+                    file: fr.file.clone(),
+                    line: fr.line,
+                })
+                .collect(),
+        );
         for fr in &deck.frames {
             let fid = match self.funcs.get(&fr.function) {
                 Some(&id) => id,
@@ -300,11 +321,26 @@ pub fn mem_profile(s: &Session) -> Result<MemProfile> {
     Ok(p)
 }
 
-/// The uncompressed profile.proto bytes of the heap profile.
-pub fn heap_proto(s: &Session, p: &MemProfile) -> Vec<u8> {
+/// Which of runtime/pprof's two memory profiles: the same records, told
+/// apart only by the default sample type (`writeAlloc` passes
+/// "alloc_space"; `writeHeap` none, so pprof shows the last, inuse_space).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemKind {
+    Heap,
+    Allocs,
+}
+
+/// The four sample types, in the writer's order.
+pub const SAMPLE_TYPES: [(&str, &str); 4] = [
+    ("alloc_objects", "count"),
+    ("alloc_space", "bytes"),
+    ("inuse_objects", "count"),
+    ("inuse_space", "bytes"),
+];
+
+fn builder(s: &Session) -> Builder<'_> {
     let md = &s.target.bin.moduledata;
-    let text = (s.target.rt(md.text), s.target.rt(md.etext));
-    let mut b = Builder {
+    Builder {
         sym: Sym {
             pcln: &s.target.bin.pcln,
             bias: s.target.bias,
@@ -316,13 +352,79 @@ pub fn heap_proto(s: &Session, p: &MemProfile) -> Vec<u8> {
         funcs: HashMap::new(),
         fn_msgs: Vec::new(),
         deck: Deck::default(),
-        text,
-    };
-    let hide: &[&str] = if s.target.bin.go.at_least(1, 24) {
+        text: (s.target.rt(md.text), s.target.rt(md.etext)),
+        loc_lines: Vec::new(),
+    }
+}
+
+/// The leading frames the heap writer hides.
+fn hidden_prefixes(s: &Session) -> &'static [&'static str] {
+    if s.target.bin.go.at_least(1, 24) {
         &["runtime.", "internal/runtime/"]
     } else {
         &["runtime."]
-    };
+    }
+}
+
+/// A record's four values (scaled as the writer scales them) and its
+/// `bytes` label.
+fn sample_values(p: &MemProfile, r: &MemRecord) -> ([i64; 4], Option<i64>) {
+    if p.object_size_writer {
+        let size = r.object_size as i64;
+        let (a0, a1) = scale_by_size(r.alloc_objects, size, p.rate);
+        let (i0, i1) = scale_by_size(r.alloc_objects - r.free_objects, size, p.rate);
+        ([a0, a1, i0, i1], Some(size))
+    } else {
+        let (a0, a1) = scale(r.alloc_objects, r.alloc_bytes, p.rate);
+        let (i0, i1) = scale(
+            r.alloc_objects - r.free_objects,
+            r.alloc_bytes - r.free_bytes,
+            p.rate,
+        );
+        let block = if r.alloc_objects > 0 {
+            r.alloc_bytes / r.alloc_objects
+        } else {
+            0
+        };
+        ([a0, a1, i0, i1], (block != 0).then_some(block))
+    }
+}
+
+/// The profile's samples as the text views read them: each sample's
+/// values and stack as lines, innermost first (the lines of its locations,
+/// in order), exactly as `heap_proto` writes them.
+#[derive(Debug, Clone, Default)]
+pub struct HeapSamples {
+    /// (values in [`SAMPLE_TYPES`] order, location indexes into `locs`).
+    pub samples: Vec<([i64; 4], Vec<usize>)>,
+    /// Each location's lines, innermost first.
+    pub locs: Vec<Vec<SiteLine>>,
+}
+
+/// The samples of the heap profile, symbolized as in the written profile.
+pub fn heap_samples(s: &Session, p: &MemProfile) -> HeapSamples {
+    let mut b = builder(s);
+    let hide = hidden_prefixes(s);
+    let samples = p
+        .records
+        .iter()
+        .map(|r| {
+            let locs = b.sample_locs(r, hide);
+            let ids = locs.iter().map(|&id| id as usize - 1).collect();
+            (sample_values(p, r).0, ids)
+        })
+        .collect();
+    HeapSamples {
+        samples,
+        locs: b.loc_lines,
+    }
+}
+
+/// The uncompressed profile.proto bytes of the heap (or allocs) profile.
+pub fn heap_proto(s: &Session, p: &MemProfile, kind: MemKind) -> Vec<u8> {
+    let mut b = builder(s);
+    let text = b.text;
+    let hide = hidden_prefixes(s);
     let mut prof = Pb::default();
     let vt = |st: &mut Strings, t: &str, u: &str| {
         let mut v = Pb::default();
@@ -331,36 +433,16 @@ pub fn heap_proto(s: &Session, p: &MemProfile) -> Vec<u8> {
         v
     };
     let period_type = vt(&mut b.st, "space", "bytes");
-    for (t, u) in [
-        ("alloc_objects", "count"),
-        ("alloc_space", "bytes"),
-        ("inuse_objects", "count"),
-        ("inuse_space", "bytes"),
-    ] {
+    for (t, u) in SAMPLE_TYPES {
         let m = vt(&mut b.st, t, u);
         prof.msg(1, m);
     }
+    if kind == MemKind::Allocs {
+        prof.int(14, b.st.id("alloc_space"));
+    }
     for r in &p.records {
         let locs = b.sample_locs(r, hide);
-        let (values, label) = if p.object_size_writer {
-            let size = r.object_size as i64;
-            let (a0, a1) = scale_by_size(r.alloc_objects, size, p.rate);
-            let (i0, i1) = scale_by_size(r.alloc_objects - r.free_objects, size, p.rate);
-            ([a0, a1, i0, i1], Some(size))
-        } else {
-            let (a0, a1) = scale(r.alloc_objects, r.alloc_bytes, p.rate);
-            let (i0, i1) = scale(
-                r.alloc_objects - r.free_objects,
-                r.alloc_bytes - r.free_bytes,
-                p.rate,
-            );
-            let block = if r.alloc_objects > 0 {
-                r.alloc_bytes / r.alloc_objects
-            } else {
-                0
-            };
-            ([a0, a1, i0, i1], (block != 0).then_some(block))
-        };
+        let (values, label) = sample_values(p, r);
         let mut sm = Pb::default();
         sm.packed(1, &locs);
         sm.packed(2, &values.map(|v| v as u64));
@@ -403,10 +485,10 @@ pub fn heap_proto(s: &Session, p: &MemProfile) -> Vec<u8> {
     prof.buf
 }
 
-/// The heap profile, gzip-compressed.
-pub fn heap_gz(s: &Session, p: &MemProfile) -> std::io::Result<Vec<u8>> {
+/// The heap (or allocs) profile, gzip-compressed.
+pub fn heap_gz(s: &Session, p: &MemProfile, kind: MemKind) -> std::io::Result<Vec<u8>> {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    enc.write_all(&heap_proto(s, p))?;
+    enc.write_all(&heap_proto(s, p, kind))?;
     enc.finish()
 }
 

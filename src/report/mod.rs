@@ -7,6 +7,7 @@ pub mod dump;
 pub mod heap;
 pub mod heapprof;
 pub mod pprof;
+pub mod sites;
 pub mod summary;
 pub mod top;
 pub mod vars;
