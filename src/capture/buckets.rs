@@ -4,7 +4,7 @@
 //! one round of merged ranges, and the buckets added since (a walk from the
 //! new head to the first known bucket, usually none).
 
-use super::rounds::read_parallel_min;
+use super::rounds::read_parallel;
 use super::stats::CaptureStats;
 use super::walk::PrecopyReader;
 use crate::binary::elf::ImageMemory;
@@ -25,10 +25,6 @@ const MAX_PRE_ROUNDS: usize = 4096;
 /// records, ~330-byte buckets): 10,100 ranges of 1.3 MB took 5-10 ms, 34
 /// merged ranges of 3.4 MB 1-2 ms (one read, fresh destination pages).
 pub(super) const COUNTER_GAP: u64 = 1024;
-
-/// Work (ranges plus pages) per reading thread for the records: the round
-/// is one ~1 ms copy at 10k buckets, which two threads share well.
-const MIN_COST_PER_THREAD: usize = 256;
 
 /// The bucket list as read before the pause.
 pub(super) struct PreBuckets {
@@ -113,9 +109,11 @@ pub(super) fn read_counters(
     let total: usize = ranges.iter().map(|r| r.1).sum();
     let first = asm.regions.len();
     stats.read_calls += ranges.len().div_ceil(1024);
-    // Into the pre-touched pool; two threads from ~2 MB on.
+    // Into the pre-touched pool, on one thread at 10k buckets (a second
+    // thread measured no faster on a loaded 2-core machine: 1.8 ms against
+    // 1.6, medians of 7).
     let mut buf = asm.pool.take(total);
-    let results = read_parallel_min(pid, &ranges, &mut buf, MIN_COST_PER_THREAD);
+    let results = read_parallel(pid, &ranges, &mut buf);
     let buf = buf.freeze();
     let mut off = 0usize;
     for (&(a, len), res) in ranges.iter().zip(results) {

@@ -77,17 +77,6 @@ pub(super) fn read_parallel(
 ) -> Vec<MemResult<()>> {
     /// Below this much work (in range-equivalents) one thread does it.
     const MIN_COST_PER_THREAD: usize = 4096;
-    read_parallel_min(pid, ranges, out, MIN_COST_PER_THREAD)
-}
-
-/// [`read_parallel`], with one thread per `min_cost_per_thread` of work
-/// (ranges, plus pages) at most.
-pub(super) fn read_parallel_min(
-    pid: i32,
-    ranges: &[(u64, usize)],
-    out: &mut [u8],
-    min_cost_per_thread: usize,
-) -> Vec<MemResult<()>> {
     /// Pieces of large ranges, so that threads can share them.
     const PIECE: usize = 256 << 10;
     // A page costs about what a small range costs.
@@ -97,7 +86,7 @@ pub(super) fn read_parallel_min(
         .map(|n| n.get())
         .unwrap_or(1)
         .min(4)
-        .min(total_cost / min_cost_per_thread.max(1))
+        .min(total_cost / MIN_COST_PER_THREAD)
         .max(1);
     let live = process::LiveMemory::new(pid);
     if threads == 1 {
