@@ -24,6 +24,13 @@ target/bench/results.json).
   python3 scripts/bench.py                       # 1k, 10k, 100k goroutines
   python3 scripts/bench.py --sizes 1000,10000 --no-gcore
   python3 scripts/bench.py --only tui-pause      # just the top / TUI pause check
+  python3 scripts/bench.py --only heap-profile   # just the heap profile (issue 13)
+
+The heap-profile part (issue 13) starts the fixture with BENCH_BUCKETS=10000
+(10k memory-profile buckets at MemProfileRate=1) and records the pause the
+bucket list adds (capture's "heap profile buckets" phase, and the pause
+with and without the buckets), then with 50k buckets the time of
+`gospy analyze FILE pprof heap -o X`.
 """
 import argparse
 import json
@@ -119,10 +126,11 @@ def binary_open(gospy, go, work, repeat):
         p.wait()
 
 
-def start_fixture(exe, n, work, map_entries=None):
+def start_fixture(exe, n, work, map_entries=None, buckets=None):
     d = tempfile.mkdtemp(dir=work)
     extra = [str(map_entries)] if map_entries else []
-    p = subprocess.Popen([exe, str(n), d] + extra, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {**os.environ, "BENCH_BUCKETS": str(buckets)} if buckets else None
+    p = subprocess.Popen([exe, str(n), d] + extra, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     deadline = time.monotonic() + 300
     while not os.path.exists(os.path.join(d, "ready")):
         if p.poll() is not None or time.monotonic() > deadline:
@@ -206,6 +214,76 @@ def tui_pause(gospy, exe, work, repeat, goroutines=1000, map_entries=100000):
     return r
 
 
+def median(v):
+    v = sorted(x for x in v if x is not None)
+    return v[len(v) // 2] if v else None
+
+
+def heap_profile(gospy, exe, work, repeat, buckets=10000, big_buckets=50000, goroutines=100):
+    """Issue 13: the pause the bucket list adds at `buckets` buckets (the
+    "heap profile buckets" phase of `capture --json`, and the whole pause
+    with and without the buckets), and the time of `analyze FILE pprof heap`
+    on a snapshot of a program with `big_buckets` buckets. Medians of
+    `repeat`."""
+    def captures(p, name):
+        phases, pauses, mp = [], [], None
+        for _ in range(repeat):
+            rc, out, _, _ = run_measured([gospy, "capture", "--pid", str(p.pid), "-o",
+                                          os.path.join(work, name), "--json"])
+            if rc != 0:
+                continue
+            c = json.loads(out)
+            pauses.append(c["pause_ns"])
+            phases.append(dict(c.get("pause_phases_ns") or []).get("heap profile buckets"))
+            mp = c.get("mem_profile")
+        return phases, pauses, mp
+    r = {"buckets": buckets, "big_buckets": big_buckets, "goroutines": goroutines}
+    p, fx = start_fixture(exe, goroutines, work, buckets=buckets)
+    try:
+        r["fixture_buckets"] = fx.get("mem_buckets")
+        r["bucket_phase_ns"], r["pauses_ns"], r["mem_profile"] = captures(p, "hp.gss")
+    finally:
+        p.kill()
+        p.wait()
+    p, _ = start_fixture(exe, goroutines, work)
+    try:
+        _, r["pauses_without_buckets_ns"], _ = captures(p, "hp0.gss")
+    finally:
+        p.kill()
+        p.wait()
+    r["bucket_phase_median_ns"] = median(r["bucket_phase_ns"])
+    r["pause_median_ns"] = median(r["pauses_ns"])
+    r["pause_without_buckets_median_ns"] = median(r["pauses_without_buckets_ns"])
+    p, fx = start_fixture(exe, goroutines, work, buckets=big_buckets)
+    snap = os.path.join(work, "hp50k.gss")
+    try:
+        r["big_fixture_buckets"] = fx.get("mem_buckets")
+        rc, out, _, _ = run_measured([gospy, "capture", "--pid", str(p.pid), "-o", snap, "--json"])
+        r["big_mem_profile"] = json.loads(out).get("mem_profile") if rc == 0 else None
+    finally:
+        p.kill()
+        p.wait()
+    walls = []
+    for _ in range(repeat):
+        rc, _, wall, _ = run_measured([gospy, "analyze", snap, "pprof", "heap", "-o",
+                                       os.path.join(work, "heap.pb.gz")])
+        if rc == 0:
+            walls.append(wall)
+    r["pprof_heap_s"] = walls
+    r["pprof_heap_median_s"] = median(walls)
+    return r
+
+
+def heap_profile_targets(h):
+    ph, pp = h.get("bucket_phase_median_ns"), h.get("pprof_heap_median_s")
+    return [
+        {"name": f"pause the buckets add at {h['buckets']} buckets <= 1 ms (\"heap profile buckets\" phase, median)",
+         "value": ph, "target": 1e6, "met": ph is not None and ph <= 1e6},
+        {"name": f"analyze pprof heap at {h['big_buckets']} buckets < 0.5 s (median)",
+         "value": pp, "target": 0.5, "met": pp is not None and pp < 0.5},
+    ]
+
+
 def tui_target(t):
     """TUI refresh pause <= top --once pause, medians (pauses of a few ms vary
     between runs: 20% slack, and 1 ms at least)."""
@@ -223,7 +301,7 @@ def main():
     ap.add_argument("--repeat", type=int, default=5,
                     help="captures and analyses per size (best kept, all pauses recorded)")
     ap.add_argument("--out", default=os.path.join(ROOT, "target/bench/results.json"))
-    ap.add_argument("--only", choices=["tui-pause"], help="run one measurement only")
+    ap.add_argument("--only", choices=["tui-pause", "heap-profile"], help="run one measurement only")
     ap.add_argument("--gospy", help="measure this gospy binary instead of building target/release/gospy")
     args = ap.parse_args()
 
@@ -241,6 +319,14 @@ def main():
         finally:
             shutil.rmtree(work, ignore_errors=True)
         results = {"go_version": version, "tui_pause": t, "targets": [tui_target(t)]}
+        write_results(args.out, results)
+        return
+    if args.only == "heap-profile":
+        try:
+            h = heap_profile(gospy, exe, work, args.repeat)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        results = {"go_version": version, "heap_profile": h, "targets": heap_profile_targets(h)}
         write_results(args.out, results)
         return
     have_gcore = shutil.which("gcore") and not args.no_gcore
@@ -304,13 +390,15 @@ def main():
             results["sizes"].append(r)
             print_row(r)
         results["tui_pause"] = tui_pause(gospy, exe, work, args.repeat)
+        results["heap_profile"] = heap_profile(gospy, exe, work, args.repeat)
         results["binary_open"] = binary_open(gospy, go, work, args.repeat)
         b = results["binary_open"]
         print(f"opening a {b['executable_bytes'] / 1e6:.1f} MB executable (runtime layout from DWARF): "
               f"{ms(b['binary_load_ns'] or 0)}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    results["targets"] = check_targets(results) + [tui_target(results["tui_pause"])]
+    results["targets"] = (check_targets(results) + [tui_target(results["tui_pause"])]
+                          + heap_profile_targets(results["heap_profile"]))
     write_results(args.out, results)
 
 
@@ -318,6 +406,11 @@ def write_results(path, results):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as f:
         json.dump(results, f, indent=2)
+    h = results.get("heap_profile")
+    if h:
+        print(f"heap profile: {h.get('fixture_buckets')} buckets, phase {', '.join(ms(x or 0) for x in h['bucket_phase_ns'])}; "
+              f"pause {ms(h['pause_median_ns'] or 0)} (without buckets {ms(h['pause_without_buckets_median_ns'] or 0)}); "
+              f"pprof heap at {h.get('big_fixture_buckets')} buckets: {', '.join(f'{x:.2f}s' for x in h['pprof_heap_s'])}")
     t = results.get("tui_pause")
     if t:
         print(f"top --count 1 pauses: {', '.join(ms(x) for x in t['top_once_pauses_ns'])}; "

@@ -472,8 +472,19 @@ heap_profile_tests! {
     heap_profile_no_dwarf_go1_27: "1.27", pie = false, "-w";
 }
 
+// Stripped (-s -w): mbuckets, MemProfileRate and mProfCycle recovered from
+// code (goruntime/version/globals.rs).
 #[test]
-#[ignore = "stripped binaries (-s -w): runtime.mbuckets, MemProfileRate and mProfCycle are not yet recovered from code (goruntime/version/globals.rs)"]
 fn heap_profile_no_symbols_go1_27() {
     heap_profile_matches("1.27", false, "-s -w");
+}
+
+#[test]
+fn heap_profile_no_symbols_go1_19() {
+    heap_profile_matches("1.19", false, "-s -w");
+}
+
+#[test]
+fn heap_profile_no_symbols_go1_22() {
+    heap_profile_matches("1.22", false, "-s -w");
 }

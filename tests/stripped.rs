@@ -148,6 +148,9 @@ fn globals_match_symtab(version: &str, pie: bool) {
         "runtime.memstats",
         "runtime.gcController",
         "runtime.emptymspan",
+        "runtime.mbuckets",
+        "runtime.MemProfileRate",
+        "runtime.mProfCycle",
     ];
     want.push(if minor >= 25 {
         "runtime.numCPUStartup"

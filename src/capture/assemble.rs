@@ -12,6 +12,10 @@ use bytes::Bytes;
 /// Pre-copied stacks of the goroutines the pause kept (allgs indices
 /// `kept_idx`), and the pre-copied label sets they hold (`kept_labels`).
 pub(super) fn attach_kept(p: &mut Prepared<'_>, kept_idx: &[u32], mut kept_labels: Vec<u64>) {
+    // The heap profile's buckets read before the pause.
+    if let (Some(pt), Some(pre), Some(pb)) = (&p.prof_t, &p.pre_buckets, &p.bucket_pause) {
+        super::buckets::attach(pt, pre, pb, &mut p.asm.regions);
+    }
     let Some(pre) = p.pre.as_ref() else {
         return;
     };

@@ -20,6 +20,7 @@
 //!    (`goruntime::reach`), or with `--full` every writable mapping.
 
 mod assemble;
+mod buckets;
 mod load;
 pub mod nonblocking;
 mod options;

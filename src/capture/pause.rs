@@ -2,6 +2,7 @@
 //! from what is already read which ranges come next. Reads only: every
 //! layout, plan and buffer they use was prepared before the pause.
 
+use super::buckets::read_counters;
 use super::options::CaptureOptions;
 use super::plan::{Loaded, Prepared};
 use super::rounds::{read_round, PausedMem};
@@ -331,7 +332,12 @@ impl<'p, 'a> Rounds<'p, 'a> {
         let Some(pt) = self.p.prof_t.as_ref() else {
             return;
         };
+        let pre = self.p.pre_buckets.as_ref();
         let mut walk = BucketWalk::new(pt, std::mem::take(&mut self.p.readable));
+        if let Some(pre) = pre {
+            // Only the buckets added since the walk before the pause.
+            walk = walk.known(&pre.known.set);
+        }
         let mut reader = PauseReader::new(self.pid, &mut self.p.asm, &self.ld.image, self.stats);
         let mut rounds = 0usize;
         drive(
@@ -348,10 +354,24 @@ impl<'p, 'a> Rounds<'p, 'a> {
                 .warnings
                 .push(format!("heap profile: bucket list not read whole: {why}"));
         }
+        let (mut buckets, mut bytes, mut known) = (walk.buckets, walk.bytes, 0);
+        if let (Some(pre), Some(r)) = (pre, walk.reached) {
+            // The known buckets' records, in one round.
+            let from = pre.known.index(r).unwrap_or(0);
+            let (pb, b) = read_counters(self.pid, pt, pre, from, &mut self.p.asm, self.stats);
+            known = pre.known.list.len() - from;
+            buckets += known;
+            bytes += b;
+            rounds += 1;
+            self.p.bucket_pause = Some(pb);
+        }
         self.stats.mem_profile = Some(MemProfileStats {
-            buckets: walk.buckets,
-            bytes: walk.bytes,
+            buckets,
+            bytes,
             rounds,
+            known,
+            pre_bytes: pre.map_or(0, |p| p.bytes),
+            pre_ns: pre.map_or(0, |p| p.elapsed_ns),
         });
     }
 

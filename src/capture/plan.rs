@@ -3,6 +3,7 @@
 //! layouts, the pre-copy, the pre-touched buffer), so that the pause only
 //! reads.
 
+use super::buckets::{prewalk, PauseBuckets, PreBuckets};
 use super::load::load_target_binary;
 use super::options::CaptureOptions;
 use super::precopy::{estimate_pause_bytes, precopy, PreCopy};
@@ -83,6 +84,10 @@ pub(super) struct Prepared<'a> {
     pub(super) prof_t: Option<ProfTarget>,
     /// Readable mappings, to clip the bucket walk's windows.
     pub(super) readable: Vec<(u64, u64)>,
+    /// The bucket list walked before the pause, and what the pause read of
+    /// it (see `buckets`).
+    pub(super) pre_buckets: Option<PreBuckets>,
+    pub(super) bucket_pause: Option<PauseBuckets>,
     pub(super) max_spans: usize,
     pub(super) wait_layout: Option<WaitLayout>,
     pub(super) pre: Option<PreCopy>,
@@ -155,6 +160,16 @@ pub(super) fn prepare<'a>(
         .filter(|m| m.perms.starts_with('r') && m.end > m.start)
         .map(|m| (m.start, m.end))
         .collect();
+    // The bucket list, walked while the target runs: the pause reads only
+    // the records (the counters) and the buckets added since.
+    let pre_buckets = match &prof_t {
+        Some(pt) if !opts.non_blocking => prewalk(ld.pid, pt, &readable, &ld.image, stats),
+        _ => None,
+    };
+    let bucket_bytes = match (&prof_t, &pre_buckets) {
+        (Some(pt), Some(pb)) => pb.pause_bytes(pt),
+        _ => 0,
+    };
     // DWARF lookups are lazy: decoded now, not in the pause.
     let wait_layout = WaitLayout::new(target);
     // No transparent huge pages for gospy's memory from here on (after the
@@ -179,13 +194,16 @@ pub(super) fn prepare<'a>(
             // goroutines that were running or ran since (guessed).
             const SLACK: u64 = 8 << 20;
             let est = data_bytes
+                + bucket_bytes
                 + pre.stacks.len() as u64 * target.layout.g.size
                 + pre.others as u64 * 4096
                 + pre.stack_bytes / 8
                 + SLACK;
             est.min(1 << 30) as usize
         }
-        (None, false) => estimate_pause_bytes(ld.pid, target, &ld.image, data_bytes, stats),
+        (None, false) => {
+            estimate_pause_bytes(ld.pid, target, &ld.image, data_bytes + bucket_bytes, stats)
+        }
     };
     let mut asm = Assembled {
         regions: Vec::new(),
@@ -200,6 +218,8 @@ pub(super) fn prepare<'a>(
         heap_t,
         prof_t,
         readable,
+        pre_buckets,
+        bucket_pause: None,
         max_spans,
         wait_layout,
         pre,

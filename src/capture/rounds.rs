@@ -55,7 +55,7 @@ impl Pool {
         Pool { buf }
     }
     /// A buffer of `len` bytes: carved from the pool while it lasts.
-    fn take(&mut self, len: usize) -> BytesMut {
+    pub(super) fn take(&mut self, len: usize) -> BytesMut {
         if len <= self.buf.len() {
             self.buf.split_to(len)
         } else {

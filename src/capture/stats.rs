@@ -33,9 +33,15 @@ pub struct CaptureStats {
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct MemProfileStats {
     pub buckets: usize,
-    /// Bytes asked for (windows around the buckets included).
+    /// Bytes asked for in the pause (windows around the buckets, and the
+    /// headers between merged records, included).
     pub bytes: u64,
     pub rounds: usize,
+    /// Buckets walked before the pause (the pause read only their
+    /// records), the bytes that walk read, and its time.
+    pub known: usize,
+    pub pre_bytes: u64,
+    pub pre_ns: u64,
 }
 
 /// What the pre-copy read (before the pause) and what of it the pause kept.

@@ -250,8 +250,18 @@ pub fn read_mem_profile<M: Memory>(pt: &ProfTarget, mem: &M) -> Result<MemProfil
 /// Capture's walk of the bucket list: one bulk read per round, of a window
 /// below the first bucket not yet readable (clipped to the mapping that
 /// holds it). A window that fails to read is retried as the bucket alone.
+///
+/// With [`known`](Self::known) buckets (walked before the pause), the walk
+/// stops at the first of them: only the buckets added since are read.
 pub struct BucketWalk<'a> {
     pt: &'a ProfTarget,
+    /// Buckets already read (their headers and stacks): the walk stops at
+    /// the first one it reaches ([`reached`](Self::reached)).
+    known: Option<&'a std::collections::HashSet<u64>>,
+    /// Every bucket walked, `(address, length)`, in list order.
+    pub found: Vec<(u64, u64)>,
+    /// The known bucket the walk stopped at.
+    pub reached: Option<u64>,
     /// Readable mappings `[start, end)`, sorted (empty: no clipping).
     readable: Vec<(u64, u64)>,
     /// The next bucket to reach; None before the head is read.
@@ -271,6 +281,9 @@ impl<'a> BucketWalk<'a> {
         readable.sort_unstable();
         BucketWalk {
             pt,
+            known: None,
+            found: Vec::new(),
+            reached: None,
             readable,
             at: None,
             window: WINDOW_START,
@@ -279,6 +292,23 @@ impl<'a> BucketWalk<'a> {
             bytes: 0,
             stopped: None,
         }
+    }
+
+    /// Stop at the first bucket of `known` (see [`KnownBuckets`]).
+    pub fn known(mut self, known: &'a std::collections::HashSet<u64>) -> BucketWalk<'a> {
+        self.known = Some(known);
+        self
+    }
+
+    /// Start at the bucket `head` rather than at `runtime.mbuckets`'s.
+    pub fn from_head(mut self, head: u64) -> BucketWalk<'a> {
+        self.at = Some(head);
+        self
+    }
+
+    /// Whether the walk reached the end of the list (or a known bucket).
+    pub fn complete(&self) -> bool {
+        self.stopped.is_none() && (self.at == Some(0) || self.reached.is_some())
     }
 
     /// The mapping holding `addr`, if mappings are known.
@@ -348,6 +378,10 @@ impl BulkWalk for BucketWalk<'_> {
             if at == 0 {
                 return Vec::new();
             }
+            if self.known.is_some_and(|k| k.contains(&at)) {
+                self.reached = Some(at);
+                return Vec::new();
+            }
             if self.buckets >= MAX_BUCKETS {
                 self.stopped = Some(format!("more than {MAX_BUCKETS} buckets"));
                 return Vec::new();
@@ -356,9 +390,10 @@ impl BulkWalk for BucketWalk<'_> {
                 .pt
                 .bucket_len(mem, at)
                 .filter(|&len| mem.read_vec(at, len as usize).is_ok())
-                .and_then(|_| mem.ptr(at + self.pt.layout.allnext).ok());
-            if let Some(next) = next {
+                .and_then(|len| Some((len, mem.ptr(at + self.pt.layout.allnext).ok()?)));
+            if let Some((len, next)) = next {
                 self.buckets += 1;
+                self.found.push((at, len));
                 at = next;
                 continue;
             }
@@ -370,6 +405,65 @@ impl BulkWalk for BucketWalk<'_> {
                 }
             };
         }
+    }
+}
+
+/// The bucket list as walked before the pause, for a pause that reads only
+/// what can have changed since.
+///
+/// Why that is exact (runtime/mprof.go, Go 1.19 to 1.27): `stkbucket`
+/// creates a bucket with `newBucket` (persistentalloc: off-heap, never
+/// freed or moved), fills its header (`typ`, `hash`, `size`, `nstk`) and
+/// stack before publishing it, and links it only at the head of the list
+/// (`mbuckets`/`bbuckets`/`xbuckets`, `b.allnext = head`, then the head is
+/// stored; the hash chain `next` is separate). Nothing ever writes a
+/// bucket's `allnext`, header or stack again, and no bucket is unlinked.
+/// Only the record after the stack changes: `memRecord`'s active and
+/// future cycles (`mProf_Malloc`, `mProf_Free`, `mProf_Flush*`). So a
+/// bucket's header and stack read while the target runs are the bytes it
+/// holds at the pause, the list at the pause is the buckets added since
+/// (a walk from the new head to the first known bucket) followed by the
+/// known list, unchanged, and the pause need only read the known buckets'
+/// records ([`counter_ranges`](Self::counter_ranges)).
+#[derive(Debug, Default)]
+pub struct KnownBuckets {
+    /// `(address, length)` of every bucket, in list order (newest first).
+    pub list: Vec<(u64, u64)>,
+    pub set: std::collections::HashSet<u64>,
+}
+
+impl KnownBuckets {
+    /// From a walk that reached the end of the list.
+    pub fn new(list: Vec<(u64, u64)>) -> KnownBuckets {
+        let set = list.iter().map(|b| b.0).collect();
+        KnownBuckets { list, set }
+    }
+
+    /// Index in [`list`](Self::list) of the bucket at `addr`.
+    pub fn index(&self, addr: u64) -> Option<usize> {
+        self.list.iter().position(|b| b.0 == addr)
+    }
+
+    /// The records (the only bytes that change) of the buckets from list
+    /// index `from` on, sorted by address; ranges closer than `gap` bytes
+    /// merged (one large range costs less than many small ones).
+    pub fn counter_ranges(&self, pt: &ProfTarget, from: usize, gap: u64) -> Vec<(u64, u64)> {
+        let rs = pt.layout.mem_record_size;
+        let mut v: Vec<(u64, u64)> = self.list[from.min(self.list.len())..]
+            .iter()
+            .map(|&(a, len)| (a + len - rs, rs))
+            .collect();
+        v.sort_unstable();
+        let mut out: Vec<(u64, u64)> = Vec::with_capacity(v.len());
+        for (a, len) in v {
+            match out.last_mut() {
+                Some(l) if a <= l.0 + l.1 + gap && a + len - l.0 <= WINDOW_MAX => {
+                    l.1 = (a + len).max(l.0 + l.1) - l.0
+                }
+                _ => out.push((a, len)),
+            }
+        }
+        out
     }
 }
 
@@ -505,5 +599,43 @@ mod tests {
         assert!(w.step(&full).is_empty());
         assert_eq!(w.buckets, 2);
         assert!(w.stopped.is_none());
+    }
+
+    #[test]
+    fn walk_stops_at_known_buckets_and_counters_merge() {
+        let l = layout(false);
+        let pt = target(l.clone());
+        let len = l.bucket_size + 8 + l.mem_record_size;
+        // Three buckets back to back, newest (lowest list index) highest.
+        let (a, b, c) = (0x20000 + 2 * len, 0x20000 + len, 0x20000);
+        let m = mem(
+            [a, 1, 0],
+            vec![
+                (a, bucket(&l, b, [(1, 0); 4])),
+                (b, bucket(&l, c, [(1, 0); 4])),
+                (c, bucket(&l, 0, [(1, 0); 4])),
+            ],
+        );
+        // Before the pause: the whole list, from a head read elsewhere.
+        let mut w = BucketWalk::new(&pt, Vec::new()).from_head(b);
+        assert!(w.step(&m).is_empty());
+        assert!(w.complete());
+        assert_eq!(w.found, vec![(b, len), (c, len)]);
+        let known = KnownBuckets::new(w.found.clone());
+        // In the pause: only the bucket added since.
+        let mut w = BucketWalk::new(&pt, Vec::new()).known(&known.set);
+        assert!(w.step(&m).is_empty());
+        assert_eq!((w.buckets, w.reached), (1, Some(b)));
+        // The known records: one range from c's record to b's end, or two.
+        let rs = l.mem_record_size;
+        assert_eq!(
+            known.counter_ranges(&pt, 0, 1024),
+            vec![(c + len - rs, len + rs)]
+        );
+        assert_eq!(
+            known.counter_ranges(&pt, 0, 0),
+            vec![(c + len - rs, rs), (b + len - rs, rs)]
+        );
+        assert_eq!(known.counter_ranges(&pt, 1, 0), vec![(c + len - rs, rs)]);
     }
 }

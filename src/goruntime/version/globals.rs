@@ -176,6 +176,7 @@ pub fn recover(bin: &Binary) -> Recovered {
     let mut r = Recovered::default();
     scheduler_globals(&mut c, tables.as_ref(), &mut r);
     string_globals(&mut c, &mut r);
+    profile_globals(&mut c, &mut r);
     match &tables {
         Some(t) => struct_globals(&mut c, t, &mut r),
         None => r.missing.push(format!(
@@ -314,6 +315,70 @@ fn scheduler_globals(c: &mut Ctx, tables: Option<&Tables>, rec: &mut Recovered) 
         fing_name,
         fing,
         "not recognised in runtime.isSystemGoroutine",
+    );
+}
+
+/// The heap profile's globals (mbuckets, MemProfileRate, mProfCycle), from
+/// functions every program links (malloc and the GC call them), 1.19-1.27:
+///
+/// ```text
+/// func mProf_FlushLocked(index uint32) {   // its only data reference
+///     head := (*bucket)(mbuckets.Load())   // MOVQ mbuckets
+/// func profilealloc(mp *m, x unsafe.Pointer, size uintptr) {
+///     c := getMCache(mp)                   // MOVQ mcache0
+///     c.nextSample = nextSample()          // MOVQ MemProfileRate (inlined; twice from 1.24)
+/// func mProf_Malloc(mp *m, p unsafe.Pointer, size uintptr) {
+///     nstk := callers(...)                 // 1.23+: MOVL/MOVSXD debug.profstackdepth
+///     index := (mProfCycle.read() + 2) % uint32(len(memRecord{}.future))  // MOVL mProfCycle
+///     b := stkbucket(memProfile, size, stk[:nstk], true)
+///     lock(&profMemFutureLock[index])      // LEAQ profMemFutureLock
+/// ```
+fn profile_globals(c: &mut Ctx, rec: &mut Recovered) {
+    let refs = c.refs("runtime.mProf_FlushLocked");
+    let mbuckets = refs
+        .iter()
+        .find(|r| r.0 == Kind::Load && r.1 == 8)
+        .map(|r| r.2);
+    found(
+        rec,
+        "runtime.mbuckets",
+        mbuckets,
+        "not recognised in runtime.mProf_FlushLocked",
+    );
+    let refs = c.refs("runtime.profilealloc");
+    let rate = refs
+        .iter()
+        .rev()
+        .find(|r| r.0 == Kind::Load && r.1 == 8)
+        .map(|r| r.2)
+        .filter(|_| {
+            refs.iter()
+                .filter(|r| r.0 == Kind::Load && r.1 == 8)
+                .count()
+                >= 2
+        });
+    found(
+        rec,
+        "runtime.MemProfileRate",
+        rate,
+        "not recognised in runtime.profilealloc",
+    );
+    // The last 4-byte load before the first LEA (the future-cycle lock).
+    let refs = c.refs("runtime.mProf_Malloc");
+    let first_lea = refs
+        .iter()
+        .position(|r| r.0 == Kind::Lea)
+        .unwrap_or(refs.len());
+    let cycle = refs[..first_lea]
+        .iter()
+        .rev()
+        .find(|r| r.0 == Kind::Load && r.1 == 4)
+        .map(|r| r.2);
+    found(
+        rec,
+        "runtime.mProfCycle",
+        cycle,
+        "not recognised in runtime.mProf_Malloc",
     );
 }
 
