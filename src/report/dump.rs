@@ -71,7 +71,7 @@ pub fn to_json(s: &Session, m: &Model, opts: &DumpOptions) -> Vec<serde_json::Va
                     .iter()
                     .filter(|f| opts.all || f.shown)
                     .collect(),
-                created_by: g.created_by.as_ref(),
+                created_by: g.created_by.as_ref().filter(|c| opts.all || c.shown),
                 labels: &g.labels,
                 stack_unavailable: g.stack.unavailable.as_deref(),
                 stack_error: g.stack.error.as_deref(),
@@ -160,7 +160,21 @@ pub fn render_goroutine_frames(
         }
         out.push('\n');
     };
-    if n <= 100 || all {
+    if all && !go.at_least(1, 21) {
+        // Go 1.19/1.20 stop after 100 physical frames (at GOTRACEBACK=system
+        // every frame is printed, inlined ones with their physical frame).
+        // The frames of a physical frame are its inlined ones, then itself.
+        let end = frames
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| !f.inlined)
+            .nth(99)
+            .map_or(n, |(i, _)| i + 1);
+        frames[..end].iter().for_each(|f| print(out, f));
+        if end < n {
+            let _ = writeln!(out, "...additional frames elided...");
+        }
+    } else if n <= 100 {
         frames.iter().for_each(|f| print(out, f));
     } else if go.at_least(1, 21) {
         frames[..50].iter().for_each(|f| print(out, f));
@@ -173,7 +187,8 @@ pub fn render_goroutine_frames(
     if let Some(e) = &g.stack.error {
         let _ = writeln!(out, "\t[gospy: stack walk stopped: {e}]");
     }
-    if let Some(c) = &g.created_by {
+    // GOTRACEBACK=system (`--all`) also prints runtime-internal creators.
+    if let Some(c) = g.created_by.as_ref().filter(|c| all || c.shown) {
         let _ = write!(out, "created by {}", c.function);
         if let Some(id) = c.goroutine {
             let _ = write!(out, " in goroutine {id}");
