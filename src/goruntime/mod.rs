@@ -47,6 +47,8 @@ pub struct Globals {
     pub runtime_init_time: Option<u64>,
     pub fing_status: Option<u64>,
     pub fing_running: Option<u64>,
+    /// `runtime.debug.tracebacklabels` (an atomic.Int32, Go 1.26+).
+    pub traceback_labels: Option<u64>,
 }
 
 /// Everything analysis needs that comes from the binary alone; built once per
@@ -100,6 +102,12 @@ impl Target {
             runtime_init_time: opt("runtime.runtimeInitTime"),
             fing_status: opt("runtime.fingStatus"),
             fing_running: opt("runtime.fingRunning"),
+            traceback_labels: version::godebug::has_traceback_labels(bin.go)
+                .then(|| {
+                    version::godebug::dbgvar_atomic_addr(&bin, version::godebug::TRACEBACK_LABELS)
+                })
+                .flatten()
+                .map(|a| a.wrapping_add(bias)),
         };
         let mut wait_reasons = read_string_array(&bin, "runtime.waitReasonStrings");
         if wait_reasons.is_empty() {
@@ -545,6 +553,20 @@ impl<'t, Mem: Memory> Runtime<'t, Mem> {
             .runtime_init_time
             .and_then(|a| self.mem.u64(a).ok())
             .map(|v| v as i64)
+    }
+    /// Whether goroutine headers carry pprof labels, as this runtime
+    /// decides (`debug.tracebacklabels == 1`, Go 1.26+): the value in
+    /// memory, else the binary's default (DefaultGODEBUG, the version's),
+    /// which misses a GODEBUG from the environment.
+    pub fn traceback_labels(&self) -> bool {
+        let go = self.t.bin.go;
+        if !version::godebug::has_traceback_labels(go) {
+            return false;
+        }
+        match self.t.globals.traceback_labels.map(|a| self.mem.u32(a)) {
+            Some(Ok(v)) => v == 1,
+            _ => version::godebug::traceback_labels_default(&self.t.bin) == 1,
+        }
     }
     /// Whether the finalizer goroutine is running a user finalizer.
     pub fn fing_running_user(&self) -> bool {

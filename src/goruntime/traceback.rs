@@ -461,6 +461,12 @@ impl Target {
             sp = fp;
         }
         budget.give_back(reserved);
+        // traceback1: "If that means we print nothing at all, repeat
+        // forcing all frames printed" (an unstarted `go f(x)` is only its
+        // wrapper and runtime.goexit).
+        if !frames.iter().any(|f| f.shown) {
+            frames.iter_mut().for_each(|f| f.shown = true);
+        }
         st.frames = frames.into();
         st
     }

@@ -41,8 +41,9 @@ pub struct DumpOptions {
     /// Add a `[waiting on ...]` line after the header (not in the runtime's
     /// format, so off by default).
     pub wait_info: bool,
-    /// Show pprof labels in goroutine headers even for Go versions whose
-    /// runtime does not (it does by default from Go 1.27).
+    /// Show pprof labels in goroutine headers even where the runtime would
+    /// not (by default they are shown exactly when the target's runtime
+    /// prints them: its `tracebacklabels` setting, Go 1.26+).
     pub labels: bool,
 }
 
@@ -91,14 +92,75 @@ fn needs_quoting(s: &str) -> bool {
 
 fn q(s: &str) -> String {
     if needs_quoting(s) {
-        format!("{s:?}")
+        go_quoted(s)
     } else {
         s.to_string()
     }
 }
 
+/// The runtime's `printquoted` (print.go): printable ASCII as is, `\n \r
+/// \t \\ \"` escaped, other characters as `\xNN`, `\uNNNN` or `\UNNNNNNNN`.
+pub fn go_quoted(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\\' | '"' => {
+                out.push('\\');
+                out.push(c);
+            }
+            ' '..='~' => out.push(c),
+            c if (c as u32) < 127 => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if (c as u32) < 0x1_0000 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => {
+                let _ = write!(out, "\\U{:08x}", c as u32);
+            }
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// How goroutine headers show pprof labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LabelStyle {
+    /// Not at all (the runtime's `tracebacklabels` is 0, or before Go 1.26).
+    Hidden,
+    /// Go 1.27: ` {k: v, "k 2": "v"}` after the brackets, quoted only
+    /// where needed.
+    AfterBrackets,
+    /// Go 1.26: ` labels:{"k": "v"}` inside the brackets, always quoted.
+    InsideBrackets,
+}
+
+impl LabelStyle {
+    /// What the target's runtime prints (`runtime_prints`: its
+    /// `tracebacklabels` setting is 1), or what `--labels` forces.
+    pub fn new(go: GoVersion, runtime_prints: bool, forced: bool) -> LabelStyle {
+        if !runtime_prints && !forced {
+            LabelStyle::Hidden
+        } else if go.at_least(1, 26) && !go.at_least(1, 27) {
+            LabelStyle::InsideBrackets
+        } else {
+            LabelStyle::AfterBrackets
+        }
+    }
+
+    /// The style of `m`'s target with `opts`.
+    pub fn of(s: &Session, m: &Model, opts: &DumpOptions) -> LabelStyle {
+        LabelStyle::new(s.target.bin.go, m.traceback_labels, opts.labels)
+    }
+}
+
 /// `goroutine N [state, M minutes, locked to thread] {labels}:`
-pub fn header(g: &Goroutine, labels: bool) -> String {
+pub fn header(g: &Goroutine, labels: LabelStyle) -> String {
     let mut h = format!("goroutine {} [{}", g.g.goid, g.state);
     if g.g.scan {
         h.push_str(" (scan)");
@@ -109,21 +171,35 @@ pub fn header(g: &Goroutine, labels: bool) -> String {
     if g.locked_to_thread {
         h.push_str(", locked to thread");
     }
-    h.push(']');
-    if labels && !g.labels.is_empty() {
+    let kv = |quote: fn(&str) -> String| -> String {
         let kv: Vec<String> = g
             .labels
             .iter()
-            .map(|(k, v)| format!("{}: {}", q(k), q(v)))
+            .map(|(k, v)| format!("{}: {}", quote(k), quote(v)))
             .collect();
-        let _ = write!(h, " {{{}}}", kv.join(", "));
+        kv.join(", ")
+    };
+    match labels {
+        LabelStyle::InsideBrackets if !g.labels.is_empty() => {
+            let _ = write!(h, " labels:{{{}}}]", kv(go_quoted));
+        }
+        LabelStyle::AfterBrackets if !g.labels.is_empty() => {
+            let _ = write!(h, "] {{{}}}", kv(q));
+        }
+        _ => h.push(']'),
     }
     h.push(':');
     h
 }
 
-pub fn render_goroutine(out: &mut String, g: &Goroutine, opts: &DumpOptions, go: GoVersion) {
-    render_goroutine_frames(out, g, &g.stack.frames, opts, go)
+pub fn render_goroutine(
+    out: &mut String,
+    g: &Goroutine,
+    opts: &DumpOptions,
+    go: GoVersion,
+    labels: LabelStyle,
+) {
+    render_goroutine_frames(out, g, &g.stack.frames, opts, go, labels)
 }
 
 /// [`render_goroutine`] with `frames` in place of the goroutine's own
@@ -134,9 +210,10 @@ pub fn render_goroutine_frames(
     frames: &[Frame],
     opts: &DumpOptions,
     go: GoVersion,
+    labels: LabelStyle,
 ) {
     let all = opts.all;
-    let _ = writeln!(out, "{}", header(g, opts.labels || go.at_least(1, 27)));
+    let _ = writeln!(out, "{}", header(g, labels));
     if let Some(why) = &g.stack.unavailable {
         let _ = writeln!(out, "\t{why}");
     }
@@ -220,6 +297,7 @@ pub fn write_text<W: std::io::Write>(
     use rayon::prelude::*;
     const BATCH: usize = 4096;
     let go = s.target.bin.go;
+    let labels = LabelStyle::of(s, m, opts);
     let gs: Vec<&Goroutine> = visible(m, opts).collect();
     for (bi, batch) in gs.chunks(BATCH).enumerate() {
         let texts: Vec<String> = batch
@@ -227,7 +305,7 @@ pub fn write_text<W: std::io::Write>(
             .map(|g| {
                 let mut one = String::with_capacity(1024);
                 let frames = m.frames_with_args(s, g);
-                render_goroutine_frames(&mut one, g, &frames, opts, go);
+                render_goroutine_frames(&mut one, g, &frames, opts, go, labels);
                 if let (true, Some(wo), Some(nl)) = (opts.wait_info, &g.waiting_on, one.find('\n'))
                 {
                     // Right after the header line.
