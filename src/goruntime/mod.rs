@@ -6,6 +6,7 @@ pub mod bulk;
 pub mod checks;
 pub mod gomap;
 pub mod gotypes;
+pub mod gowrap;
 pub mod heap;
 pub mod labels;
 pub mod pcinfo;
@@ -64,6 +65,8 @@ pub struct Target {
     pub status_strings: Vec<String>,
     /// PC → symbolization cache for unwinding.
     pub pc_cache: pcinfo::PcCache,
+    /// What `go` wrappers call (unstarted goroutines' start functions).
+    pub wrapped: gowrap::WrappedCache,
     /// For the user, once per target: why layouts may be approximate.
     pub warnings: Vec<String>,
 }
@@ -129,6 +132,7 @@ impl Target {
             wait_reasons,
             status_strings,
             pc_cache: Default::default(),
+            wrapped: Default::default(),
             warnings,
         })
     }

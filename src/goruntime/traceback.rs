@@ -167,7 +167,7 @@ pub fn print_name(name: &str) -> String {
 }
 
 /// `isExportedRuntime`: runtime.Foo or runtime.(*Foo).Bar style names.
-fn is_exported_runtime(name: &str) -> bool {
+pub(super) fn is_exported_runtime(name: &str) -> bool {
     let Some(mut rest) = name.strip_prefix("runtime.") else {
         return false;
     };
