@@ -6,11 +6,12 @@
 //! The goroutines fixture is started with GOTRACEBACK=system, captured, then
 //! sent SIGQUIT: it is quiet in between (every goroutine parked but the busy
 //! loop, the GC disabled), so each parked goroutine's block must be
-//! byte-identical once the runtime's addresses are taken out (` gp=0x..
-//! m=N mp=0x..` in headers, ` fp=0x.. sp=0x.. pc=0x..` after locations:
-//! gospy does not print them). Running or runnable goroutines legitimately
-//! differ (the busy loop is wherever the signal caught it); their `created
-//! by` lines must still match.
+//! byte-identical, addresses included (` gp=0x.. m=N mp=0x..` in headers
+//! from Go 1.22, ` fp=0x.. sp=0x.. pc=0x..` after each physical frame).
+//! Running or runnable goroutines legitimately differ (the busy loop is
+//! wherever the signal caught it); their `created by` lines must still
+//! match. The runtime's goroutine 0 (the g0 of the thread the signal landed
+//! on) and its register dump are not goroutines gospy lists.
 
 mod common;
 
@@ -35,29 +36,6 @@ fn blocks(text: &str) -> BTreeMap<u64, String> {
         }
     }
     out
-}
-
-/// The runtime's block without what only GOTRACEBACK=system adds and gospy
-/// does not print: ` gp=0x.. m=N mp=0x..` / ` gp=0x.. m=nil` in the header,
-/// ` fp=0x.. sp=0x.. pc=0x..` after each location.
-fn strip_addresses(block: &str) -> String {
-    let mut out = Vec::new();
-    for (i, line) in block.lines().enumerate() {
-        let mut l = line.to_string();
-        if i == 0 {
-            if let (Some(a), Some(b)) = (l.find(" gp=0x"), l.find(" [")) {
-                if a < b {
-                    l.replace_range(a..b, "");
-                }
-            }
-        } else if l.starts_with('\t') {
-            if let Some(p) = l.find(" fp=0x") {
-                l.truncate(p);
-            }
-        }
-        out.push(l);
-    }
-    out.join("\n")
 }
 
 /// The header's state: "chan receive" in "goroutine 7 [chan receive, 2 minutes]:".
@@ -124,7 +102,6 @@ fn run_once(binary: &Path, work: &Path) -> Vec<String> {
     let mut exact = Vec::new();
     for (&id, w) in want.iter().filter(|(&id, _)| id != 0) {
         let Some(g) = got.get(&id) else { continue };
-        let w = strip_addresses(w);
         let busy = id == meta.busy_goroutine_id
             || matches!(state(&w), "running" | "runnable")
             || w.contains("stack unavailable");
@@ -136,12 +113,12 @@ fn run_once(binary: &Path, work: &Path) -> Vec<String> {
                     created_by(g)
                 ));
             }
-        } else if &w != g {
+        } else if w != g {
             problems.push(format!(
                 "goroutine {id} differs:\n--- runtime (SIGQUIT, GOTRACEBACK=system)\n{w}\n+++ gospy dump --all\n{g}"
             ));
         } else {
-            exact.push(w);
+            exact.push(w.clone());
         }
     }
     // The system goroutines every program has must be among the exact ones,
@@ -164,12 +141,12 @@ fn run_once(binary: &Path, work: &Path) -> Vec<String> {
             ));
         }
     }
-    eprintln!(
-        "{}: {} of {} goroutines matched byte for byte",
+    report(&format!(
+        "sigquit {}: {} of {} goroutines matched byte for byte",
         meta.go_version,
         exact.len(),
         want_ids.len()
-    );
+    ));
     if !problems.is_empty() {
         problems.push(format!(
             "(snapshot {}; {} goroutines matched exactly)",
@@ -180,8 +157,8 @@ fn run_once(binary: &Path, work: &Path) -> Vec<String> {
     problems
 }
 
-fn sigquit_matches(version: &str) {
-    let Some(binary) = try_build_fixture("goroutines", version, false, "") else {
+fn sigquit_matches(version: &str, pie: bool, ldflags: &str) {
+    let Some(binary) = try_build_fixture("goroutines", version, pie, ldflags) else {
         return;
     };
     let work = tempfile::Builder::new()
@@ -195,34 +172,39 @@ fn sigquit_matches(version: &str) {
     // Decoding is deterministic (a gospy bug fails twice); a runtime
     // goroutine that woke up between the capture and the signal does not.
     eprintln!(
-        "note: go {version}: first run differed, trying a fresh fixture:\n{}",
+        "note: go {version} (pie={pie}, ldflags={ldflags:?}): first run differed, trying a fresh fixture:\n{}",
         first.join("\n")
     );
     let second = run_once(&binary, work.path());
     assert!(
         second.is_empty(),
-        "go {version}: gospy dump --all differs from the runtime's SIGQUIT traceback \
+        "go {version} (pie={pie}, ldflags={ldflags:?}): gospy dump --all differs from the runtime's SIGQUIT traceback \
          (twice; second run):\n\n{}",
         second.join("\n\n")
     );
 }
 
 macro_rules! sigquit_tests {
-    ($($name:ident: $version:literal;)*) => {$(
+    ($($name:ident: $version:literal, pie = $pie:literal, ldflags = $ldflags:literal;)*) => {$(
         #[test]
         fn $name() {
-            sigquit_matches($version);
+            sigquit_matches($version, $pie, $ldflags);
         }
     )*};
 }
 
 sigquit_tests! {
-    sigquit_go1_19: "1.19";
-    sigquit_go1_21: "1.21";
-    sigquit_go1_22: "1.22";
-    sigquit_go1_23: "1.23";
-    sigquit_go1_24: "1.24";
-    sigquit_go1_25: "1.25";
-    sigquit_go1_26: "1.26";
-    sigquit_go1_27: "1.27";
+    sigquit_go1_19: "1.19", pie = false, ldflags = "";
+    sigquit_go1_21: "1.21", pie = false, ldflags = "";
+    sigquit_go1_22: "1.22", pie = false, ldflags = "";
+    sigquit_go1_23: "1.23", pie = false, ldflags = "";
+    sigquit_go1_24: "1.24", pie = false, ldflags = "";
+    sigquit_go1_25: "1.25", pie = false, ldflags = "";
+    sigquit_go1_26: "1.26", pie = false, ldflags = "";
+    sigquit_go1_27: "1.27", pie = false, ldflags = "";
+    sigquit_go1_19_pie: "1.19", pie = true, ldflags = "";
+    sigquit_go1_27_pie: "1.27", pie = true, ldflags = "";
+    // No symbols, no DWARF: runtime globals recovered from code.
+    sigquit_go1_27_stripped: "1.27", pie = false, ldflags = "-s -w";
+    sigquit_go1_22_stripped: "1.22", pie = false, ldflags = "-s -w";
 }

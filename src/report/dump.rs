@@ -4,6 +4,7 @@
 use crate::analyze::{Goroutine, Model, Session};
 use crate::goruntime::traceback::{CreatedBy, Frame};
 use crate::goruntime::version::GoVersion;
+use crate::goruntime::Target;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -192,14 +193,49 @@ pub fn header(g: &Goroutine, labels: LabelStyle) -> String {
     h
 }
 
-pub fn render_goroutine(
-    out: &mut String,
-    g: &Goroutine,
-    opts: &DumpOptions,
-    go: GoVersion,
-    labels: LabelStyle,
-) {
-    render_goroutine_frames(out, g, &g.stack.frames, opts, go, labels)
+/// How the goroutines of one target are rendered.
+#[derive(Clone, Copy)]
+pub struct Style<'a> {
+    pub go: GoVersion,
+    pub labels: LabelStyle,
+    /// What GOTRACEBACK=system (`--all`) adds: ` gp=0x.. m=N mp=0x..` in
+    /// headers (Go 1.22+) and ` fp=0x.. sp=0x.. pc=0x..` after each
+    /// physical frame's location (the target gives the outermost frame's
+    /// size).
+    pub addresses: Option<&'a Target>,
+}
+
+impl<'a> Style<'a> {
+    pub fn of(s: &'a Session, m: &Model, opts: &DumpOptions) -> Style<'a> {
+        Style {
+            go: s.target.bin.go,
+            labels: LabelStyle::of(s, m, opts),
+            addresses: opts.all.then_some(&s.target),
+        }
+    }
+}
+
+pub fn render_goroutine(out: &mut String, g: &Goroutine, opts: &DumpOptions, style: &Style) {
+    render_goroutine_frames(out, g, &g.stack.frames, opts, style)
+}
+
+/// Each physical frame's `fp` (the caller's SP: the next physical frame's
+/// sp; for the outermost, sp + frame size + the return address), None for
+/// inlined frames.
+fn frame_pointers(t: &Target, frames: &[&Frame]) -> Vec<Option<u64>> {
+    let mut out = vec![None; frames.len()];
+    let mut caller_sp: Option<u64> = None;
+    for (i, f) in frames.iter().enumerate().rev() {
+        if f.inlined {
+            continue;
+        }
+        out[i] = caller_sp.or_else(|| {
+            let d = t.pc_info(f.pc, false)?.spdelta?;
+            Some(f.sp.wrapping_add(d as u64).wrapping_add(8))
+        });
+        caller_sp = Some(f.sp);
+    }
+    out
 }
 
 /// [`render_goroutine`] with `frames` in place of the goroutine's own
@@ -209,21 +245,41 @@ pub fn render_goroutine_frames(
     g: &Goroutine,
     frames: &[Frame],
     opts: &DumpOptions,
-    go: GoVersion,
-    labels: LabelStyle,
+    style: &Style,
 ) {
     let all = opts.all;
-    let _ = writeln!(out, "{}", header(g, labels));
+    let go = style.go;
+    let mut h = header(g, style.labels);
+    if style.addresses.is_some() && go.at_least(1, 22) {
+        let at = "goroutine ".len() + g.g.goid.to_string().len();
+        let mut a = format!(" gp={:#x}", g.g.addr);
+        match (g.g.m, g.m_id) {
+            (0, _) => a.push_str(" m=nil"),
+            (mp, Some(id)) => {
+                let _ = write!(a, " m={id} mp={mp:#x}");
+            }
+            (mp, None) => {
+                let _ = write!(a, " m=? mp={mp:#x}");
+            }
+        }
+        h.insert_str(at, &a);
+    }
+    let _ = writeln!(out, "{h}");
     if let Some(why) = &g.stack.unavailable {
         let _ = writeln!(out, "\t{why}");
     }
     let frames: Vec<&Frame> = frames.iter().filter(|f| all || f.shown).collect();
+    let fps = match style.addresses {
+        Some(t) => frame_pointers(t, &frames),
+        None => Vec::new(),
+    };
     // The runtime prints at most 100 frames: from Go 1.21 the innermost 50
     // and outermost 50 around an elision line, before that the first 100.
     let n = frames.len();
     // Written piece by piece: the formatting machinery was a fifth of a
     // 100k-goroutine dump.
-    let print = |out: &mut String, f: &Frame| {
+    let print = |out: &mut String, i: usize| {
+        let f = frames[i];
         out.push_str(&f.function);
         out.push('(');
         out.push_str(f.args.as_deref().unwrap_or("..."));
@@ -234,6 +290,14 @@ pub fn render_goroutine_frames(
         if let Some(off) = f.offset {
             out.push_str(" +");
             crate::report::push_hex(out, off);
+        }
+        if let Some(fp) = fps.get(i).copied().flatten() {
+            out.push_str(" fp=");
+            crate::report::push_hex(out, fp);
+            out.push_str(" sp=");
+            crate::report::push_hex(out, f.sp);
+            out.push_str(" pc=");
+            crate::report::push_hex(out, f.pc);
         }
         out.push('\n');
     };
@@ -247,18 +311,18 @@ pub fn render_goroutine_frames(
             .filter(|(_, f)| !f.inlined)
             .nth(99)
             .map_or(n, |(i, _)| i + 1);
-        frames[..end].iter().for_each(|f| print(out, f));
+        (0..end).for_each(|i| print(out, i));
         if end < n {
             let _ = writeln!(out, "...additional frames elided...");
         }
     } else if n <= 100 {
-        frames.iter().for_each(|f| print(out, f));
+        (0..n).for_each(|i| print(out, i));
     } else if go.at_least(1, 21) {
-        frames[..50].iter().for_each(|f| print(out, f));
+        (0..50).for_each(|i| print(out, i));
         let _ = writeln!(out, "...{} frames elided...", n - 100);
-        frames[n - 50..].iter().for_each(|f| print(out, f));
+        (n - 50..n).for_each(|i| print(out, i));
     } else {
-        frames[..100].iter().for_each(|f| print(out, f));
+        (0..100).for_each(|i| print(out, i));
         let _ = writeln!(out, "...additional frames elided...");
     }
     if let Some(e) = &g.stack.error {
@@ -296,8 +360,7 @@ pub fn write_text<W: std::io::Write>(
 ) -> std::io::Result<()> {
     use rayon::prelude::*;
     const BATCH: usize = 4096;
-    let go = s.target.bin.go;
-    let labels = LabelStyle::of(s, m, opts);
+    let style = Style::of(s, m, opts);
     let gs: Vec<&Goroutine> = visible(m, opts).collect();
     for (bi, batch) in gs.chunks(BATCH).enumerate() {
         let texts: Vec<String> = batch
@@ -305,7 +368,7 @@ pub fn write_text<W: std::io::Write>(
             .map(|g| {
                 let mut one = String::with_capacity(1024);
                 let frames = m.frames_with_args(s, g);
-                render_goroutine_frames(&mut one, g, &frames, opts, go, labels);
+                render_goroutine_frames(&mut one, g, &frames, opts, &style);
                 if let (true, Some(wo), Some(nl)) = (opts.wait_info, &g.waiting_on, one.find('\n'))
                 {
                     // Right after the header line.
