@@ -103,13 +103,13 @@ fn run_once(binary: &Path, work: &Path) -> Vec<String> {
     for (&id, w) in want.iter().filter(|(&id, _)| id != 0) {
         let Some(g) = got.get(&id) else { continue };
         let busy = id == meta.busy_goroutine_id
-            || matches!(state(&w), "running" | "runnable")
+            || matches!(state(w), "running" | "runnable")
             || w.contains("stack unavailable");
         if busy {
-            if created_by(&w) != created_by(g) {
+            if created_by(w) != created_by(g) {
                 problems.push(format!(
                     "goroutine {id} (not parked): created by differs:\n  runtime: {:?}\n  gospy:   {:?}",
-                    created_by(&w),
+                    created_by(w),
                     created_by(g)
                 ));
             }

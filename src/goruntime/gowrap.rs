@@ -9,12 +9,7 @@
 use super::traceback::print_name;
 use super::Target;
 use crate::binary::x86::{self, Kind};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
-/// Wrapped function by wrapper entry (runtime address), per target.
-#[derive(Default)]
-pub struct WrappedCache(Mutex<HashMap<u64, Option<Arc<str>>>>);
+use std::sync::Arc;
 
 /// Wrappers are a few dozen instructions; nothing longer is read.
 const MAX_WRAPPER_BYTES: u64 = 4096;
@@ -26,16 +21,9 @@ impl Target {
     pub fn wrapped_function(&self, pc: u64) -> Option<Arc<str>> {
         let f = self.find_func(pc)?;
         let entry = f.entry;
-        if let Ok(c) = self.wrapped.0.lock() {
-            if let Some(v) = c.get(&entry) {
-                return v.clone();
-            }
-        }
-        let v = self.resolve_wrapped(&f).map(|n| Arc::from(print_name(&n)));
-        if let Ok(mut c) = self.wrapped.0.lock() {
-            c.insert(entry, v.clone());
-        }
-        v
+        self.wrapped.get_or(entry, || {
+            self.resolve_wrapped(&f).map(|n| Arc::from(print_name(&n)))
+        })
     }
 
     fn resolve_wrapped(&self, f: &crate::binary::pclntab::FuncInfo) -> Option<String> {

@@ -66,7 +66,7 @@ pub struct Target {
     /// PC → symbolization cache for unwinding.
     pub pc_cache: pcinfo::PcCache,
     /// What `go` wrappers call (unstarted goroutines' start functions).
-    pub wrapped: gowrap::WrappedCache,
+    pub wrapped: pcinfo::WrappedCache,
     /// For the user, once per target: why layouts may be approximate.
     pub warnings: Vec<String>,
 }

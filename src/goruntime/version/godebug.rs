@@ -35,8 +35,7 @@ pub fn default_godebug(build_info: Option<&str>, name: &str) -> Option<String> {
     // Later entries win, as in the runtime's parsegodebug.
     line.split(',')
         .filter_map(|kv| kv.split_once('='))
-        .filter(|(k, _)| *k == name)
-        .last()
+        .rfind(|(k, _)| *k == name)
         .map(|(_, v)| v.to_string())
 }
 
