@@ -414,3 +414,53 @@ fn unstarted_goroutine_start_function() {
         );
     }
 }
+
+/// The setting's address found without symbols (through runtime.dbgvars)
+/// is inside `runtime.debug` per the symbol table, on every version that
+/// has the setting, PIE or not; older versions have no such entry.
+#[test]
+fn tracebacklabels_address_without_symbols() {
+    use gospy::binary::Binary;
+    use gospy::goruntime::version::godebug;
+    for (version, pie) in [
+        ("1.26", false),
+        ("1.27", false),
+        ("1.27", true),
+        ("1.25", false),
+    ] {
+        let Some(path) = try_build_fixture("goroutines", version, pie, "") else {
+            continue;
+        };
+        let bin = Binary::from_path(&path).expect("load fixture");
+        let found = godebug::dbgvar_atomic_addr(&bin, godebug::TRACEBACK_LABELS);
+        if !godebug::has_traceback_labels(bin.go) {
+            assert_eq!(found, None, "go {version}: no tracebacklabels before 1.26");
+            continue;
+        }
+        let (debug, size) = bin.elf.symbol("runtime.debug").expect("runtime.debug");
+        let a = found.unwrap_or_else(|| panic!("go {version} pie={pie}: not found"));
+        assert!(
+            a >= debug && a + 4 <= debug + size,
+            "go {version} pie={pie}: {a:#x} outside runtime.debug [{debug:#x}, +{size:#x})"
+        );
+        // Other settings are found the same way (and are elsewhere).
+        let panicnil = godebug::dbgvar_atomic_addr(&bin, "panicnil").expect("panicnil");
+        assert!(panicnil != a && panicnil >= debug && panicnil < debug + size);
+    }
+}
+
+/// Live commands read the setting from memory too: GODEBUG turns labels on
+/// for a module whose DefaultGODEBUG turns them off.
+#[test]
+fn live_dump_reads_the_setting() {
+    let Some(bin) = build_labels("1.27", "1.19", false, "") else {
+        return;
+    };
+    let r = start(&bin, "tracebacklabels=1");
+    let live = gospy_ok(["dump", "--pid", &r.fx.pid.to_string()]);
+    assert!(
+        live.contains(" [chan receive] {worker: plain}:"),
+        "live dump without the labels the runtime prints:\n{live}"
+    );
+    assert!(r.oracle.contains(" [chan receive] {worker: plain}:"));
+}
