@@ -54,6 +54,9 @@ pub struct Model {
     pub warnings: Vec<String>,
     /// Built with frame arguments ([`BuildOptions::args`]).
     pub has_args: bool,
+    /// Whether the runtime prints pprof labels in goroutine headers (its
+    /// `tracebacklabels` setting, read from memory; Go 1.26+).
+    pub traceback_labels: bool,
 }
 
 /// Per-worker caches of [`Model::build_with`] (rayon `map_init`: no locks,
@@ -354,6 +357,7 @@ impl Model {
             uptime_ns,
             warnings,
             has_args: opts.args,
+            traceback_labels: rt.traceback_labels(),
         })
     }
 

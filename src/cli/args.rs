@@ -441,13 +441,15 @@ pub struct DumpArgs {
     /// JSON output: a list of goroutines with frames
     #[arg(long)]
     pub json: bool,
-    /// Show system goroutines and runtime-internal frames too
+    /// GOTRACEBACK=system: system goroutines, runtime-internal frames and
+    /// creators, g/m addresses and each frame's fp/sp/pc (as a SIGQUIT dump)
     #[arg(long)]
     pub all: bool,
     /// Add a `[waiting on ...]` line (channel, semaphore, Cond) after headers
     #[arg(long)]
     pub wait_info: bool,
-    /// Show pprof labels in goroutine headers (the runtime itself does from Go 1.27)
+    /// Show pprof labels in goroutine headers even where the target's runtime
+    /// would not (by default they follow its tracebacklabels setting, Go 1.26+)
     #[arg(long)]
     pub labels: bool,
 }

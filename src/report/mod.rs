@@ -37,6 +37,11 @@ pub fn start_function(s: &Session, g: &Goroutine) -> String {
                 return frames[pos - 1].function.to_string();
             }
         }
+        // Not started yet (only the wrapper on its stack): what the
+        // wrapper's code calls.
+        if let Some(w) = t.wrapped_function(g.g.startpc) {
+            return w.to_string();
+        }
     }
     crate::goruntime::traceback::print_name(name)
 }
