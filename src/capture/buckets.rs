@@ -5,15 +5,21 @@
 //! new head to the first known bucket, usually none).
 
 use super::rounds::read_parallel;
-use super::stats::CaptureStats;
-use super::walk::PrecopyReader;
+use super::plan::Prepared;
+use super::stats::{BlockProfilesStats, BucketListStats, CaptureStats};
+use super::walk::{PauseReader, PrecopyReader};
 use crate::binary::elf::ImageMemory;
-use crate::goruntime::bulk::drive;
+use crate::goruntime::bulk::{drive, BulkWalk};
+use crate::goruntime::heap::blockprof::BlockKind;
+use crate::goruntime::version::mprof::BLOCK_RECORD_SIZE;
 use crate::goruntime::heap::profile::{BucketWalk, KnownBuckets, ProfTarget};
 use crate::memory::{Memory, SparseMemory};
 use crate::model::RegionKind;
 use bytes::Bytes;
 use std::time::Instant;
+
+/// Read rounds at most for each block or mutex bucket list in the pause.
+const MAX_BLOCK_ROUNDS: usize = 4096;
 
 /// Read rounds at most for the bucket walk before the pause.
 const MAX_PRE_ROUNDS: usize = 4096;
@@ -169,4 +175,70 @@ pub(super) fn attach(
             regions.push((a, d, RegionKind::Other));
         }
     }
+}
+
+/// A walk that counts its read rounds.
+struct Counted<'w, W> {
+    walk: &'w mut W,
+    rounds: usize,
+}
+
+impl<W: BulkWalk> BulkWalk for Counted<'_, W> {
+    fn step<M: Memory>(&mut self, mem: &M) -> Vec<(u64, u64)> {
+        let v = self.walk.step(mem);
+        self.rounds += usize::from(!v.is_empty());
+        v
+    }
+}
+
+/// In the pause: the block and mutex profiles' bucket lists
+/// (`runtime.bbuckets`, `runtime.xbuckets`), walked whole. They are short
+/// (one bucket per distinct contention stack, none until the program turns
+/// the profiles on) and their records change in place with every event, so
+/// nothing of them is read before the pause. The heads were read with the
+/// data segments.
+pub(super) fn block_lists(
+    pid: i32,
+    p: &mut Prepared<'_>,
+    image: &ImageMemory,
+    stats: &mut CaptureStats,
+) {
+    let Some(pt) = p.prof_t.as_ref() else {
+        return;
+    };
+    let mut out = BlockProfilesStats::default();
+    for kind in [BlockKind::Block, BlockKind::Mutex] {
+        let Some(head) = kind.head(pt) else {
+            continue;
+        };
+        let mut walk = BucketWalk::new(pt, p.readable.clone()).list(head, BLOCK_RECORD_SIZE);
+        let mut counted = Counted {
+            walk: &mut walk,
+            rounds: 0,
+        };
+        let mut reader = PauseReader::new(pid, &mut p.asm, image, stats);
+        drive(
+            &mut counted,
+            &mut reader,
+            MAX_BLOCK_ROUNDS,
+            crate::memory::MAX_READ as u64,
+        );
+        let rounds = counted.rounds;
+        if let Some(why) = walk.stopped.take() {
+            p.warnings.push(format!(
+                "{} profile: bucket list not read whole: {why}",
+                kind.name()
+            ));
+        }
+        let s = BucketListStats {
+            buckets: walk.buckets,
+            bytes: walk.bytes,
+            rounds,
+        };
+        match kind {
+            BlockKind::Block => out.block = s,
+            BlockKind::Mutex => out.mutex = s,
+        }
+    }
+    stats.block_profiles = Some(out);
 }

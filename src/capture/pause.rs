@@ -136,6 +136,7 @@ impl<'p, 'a> Rounds<'p, 'a> {
         }
         self.blocked_on(&gaddrs);
         self.phase("blocked-on objects");
+        super::buckets::block_lists(self.pid, self.p, &self.ld.image, self.stats);
         self.mem_profile();
         self.phase("heap profile buckets");
         self.globals();

@@ -313,11 +313,19 @@ pub enum PprofKind {
     /// The same records as heap, shown by default as alloc_space (bytes
     /// allocated since the start), as `pprof.Lookup("allocs")` writes them
     Allocs,
+    /// Where goroutines waited (channels, select, sync.Cond, sync.Mutex
+    /// waits): contentions and delay per stack, recorded by the runtime once
+    /// the program called runtime.SetBlockProfileRate
+    Block,
+    /// Holders of contended mutexes (the Unlock that made others wait):
+    /// contentions and delay per stack, recorded by the runtime once the
+    /// program called runtime.SetMutexProfileFraction
+    Mutex,
 }
 
 #[derive(Args, Debug, Clone)]
 pub struct PprofArgs {
-    /// The profile: goroutine (default), heap or allocs
+    /// The profile: goroutine (default), heap, allocs, block or mutex
     #[arg(value_enum, default_value_t = PprofKind::Goroutine, hide_default_value = true)]
     pub kind: PprofKind,
     /// Output file (gzip-compressed profile.proto)

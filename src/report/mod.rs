@@ -5,6 +5,7 @@ pub mod color;
 pub mod diff;
 pub mod dump;
 pub mod heap;
+pub mod blockprof;
 pub mod heapprof;
 pub mod pprof;
 pub mod sites;

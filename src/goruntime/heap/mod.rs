@@ -29,6 +29,7 @@ pub mod layout;
 pub mod model;
 mod mstats;
 mod pacer;
+pub mod blockprof;
 pub mod profile;
 mod sizeclass;
 mod spans;
