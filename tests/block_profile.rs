@@ -38,12 +38,20 @@ fn check_oracle(kind: &str, want: &BTreeMap<prof::Sample, usize>) {
             "block oracle lacks recvOne inlined into chanWaiter"
         );
         assert!(
-            has_frame(want, &|s| s.1.iter().flatten().any(|x| x.starts_with("main.selectWaiter "))),
+            has_frame(want, &|s| s
+                .1
+                .iter()
+                .flatten()
+                .any(|x| x.starts_with("main.selectWaiter "))),
             "block oracle lacks selectWaiter"
         );
     } else {
         assert!(
-            has_frame(want, &|s| s.1.iter().flatten().any(|x| x.starts_with("main.holdMutex "))),
+            has_frame(want, &|s| s
+                .1
+                .iter()
+                .flatten()
+                .any(|x| x.starts_with("main.holdMutex "))),
             "mutex oracle lacks holdMutex"
         );
     }
@@ -68,7 +76,9 @@ fn program_differences(kind: &str, want: &str, got: &str) -> Vec<String> {
     let mut out = Vec::new();
     for p in differences(want, got, 2) {
         if kind == "mutex" && runtime_only(&p) {
-            report(&format!("  runtime's own lock contention since the oracle: {p}"));
+            report(&format!(
+                "  runtime's own lock contention since the oracle: {p}"
+            ));
         } else {
             out.push(format!("{kind}: {p}"));
         }

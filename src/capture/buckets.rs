@@ -4,15 +4,15 @@
 //! one round of merged ranges, and the buckets added since (a walk from the
 //! new head to the first known bucket, usually none).
 
-use super::rounds::read_parallel;
 use super::plan::Prepared;
+use super::rounds::read_parallel;
 use super::stats::{BlockProfilesStats, BucketListStats, CaptureStats};
 use super::walk::{PauseReader, PrecopyReader};
 use crate::binary::elf::ImageMemory;
 use crate::goruntime::bulk::{drive, BulkWalk};
 use crate::goruntime::heap::blockprof::BlockKind;
-use crate::goruntime::version::mprof::BLOCK_RECORD_SIZE;
 use crate::goruntime::heap::profile::{BucketWalk, KnownBuckets, ProfTarget};
+use crate::goruntime::version::mprof::BLOCK_RECORD_SIZE;
 use crate::memory::{Memory, SparseMemory};
 use crate::model::RegionKind;
 use bytes::Bytes;

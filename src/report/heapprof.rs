@@ -283,7 +283,10 @@ impl Builder<'_> {
         mp.uint(1, 1);
         mp.uint(2, self.text.0);
         mp.uint(3, self.text.1);
-        mp.int(5, self.st.id(s.meta.exe_path.trim_end_matches(" (deleted)")));
+        mp.int(
+            5,
+            self.st.id(s.meta.exe_path.trim_end_matches(" (deleted)")),
+        );
         let build_id = s
             .meta
             .go_build_id

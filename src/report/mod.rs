@@ -1,11 +1,11 @@
 //! Reports built from the model: plain data (serde::Serialize) first, text
 //! rendering separate.
 
+pub mod blockprof;
 pub mod color;
 pub mod diff;
 pub mod dump;
 pub mod heap;
-pub mod blockprof;
 pub mod heapprof;
 pub mod pprof;
 pub mod sites;

@@ -249,9 +249,18 @@ mod tests {
             (0x1000, Arc::from(g)),
             (
                 0x20000,
-                Arc::from(bucket(BLOCK_PROFILE, 0x21000, &[0x401000, 0x402000], 2.75, 900)),
+                Arc::from(bucket(
+                    BLOCK_PROFILE,
+                    0x21000,
+                    &[0x401000, 0x402000],
+                    2.75,
+                    900,
+                )),
             ),
-            (0x21000, Arc::from(bucket(BLOCK_PROFILE, 0, &[0x403000], 0.0, 5))),
+            (
+                0x21000,
+                Arc::from(bucket(BLOCK_PROFILE, 0, &[0x403000], 0.0, 5)),
+            ),
             (
                 0x30000,
                 Arc::from(bucket(MUTEX_PROFILE, 0, &[u64::MAX, 0x404000], 0.0, 7)),

@@ -24,12 +24,12 @@
 //! `target` holds what comes from the binary, `mstats` the MemStats
 //! arithmetic, `spans` the allspans walk, `model` the returned data.
 
+pub mod blockprof;
 mod bytes;
 pub mod layout;
 pub mod model;
 mod mstats;
 mod pacer;
-pub mod blockprof;
 pub mod profile;
 mod sizeclass;
 mod spans;

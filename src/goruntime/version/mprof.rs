@@ -3,8 +3,8 @@
 //! version has the same 48-byte header; `memRecordCycle` lost its byte
 //! counters in Go 1.27 (bytes = count × the bucket's size).
 
-use super::source::{LayoutCtx, LayoutSource};
 use super::go::GoVersion;
+use super::source::{LayoutCtx, LayoutSource};
 use anyhow::{anyhow, Result};
 
 /// Offsets of `runtime.bucket`, `runtime.memRecord` and
