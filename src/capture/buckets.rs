@@ -4,7 +4,6 @@
 //! one round of merged ranges, and the buckets added since (a walk from the
 //! new head to the first known bucket, usually none).
 
-use super::plan::Prepared;
 use super::rounds::read_parallel;
 use super::stats::{BlockProfilesStats, BucketListStats, CaptureStats};
 use super::walk::{PauseReader, PrecopyReader};
@@ -199,11 +198,14 @@ impl<W: BulkWalk> BulkWalk for Counted<'_, W> {
 /// data segments.
 pub(super) fn block_lists(
     pid: i32,
-    p: &mut Prepared<'_>,
+    pt: Option<&ProfTarget>,
+    readable: &[(u64, u64)],
+    asm: &mut super::rounds::Assembled,
     image: &ImageMemory,
     stats: &mut CaptureStats,
+    warnings: &mut Vec<String>,
 ) {
-    let Some(pt) = p.prof_t.as_ref() else {
+    let Some(pt) = pt else {
         return;
     };
     let mut out = BlockProfilesStats::default();
@@ -211,12 +213,12 @@ pub(super) fn block_lists(
         let Some(head) = kind.head(pt) else {
             continue;
         };
-        let mut walk = BucketWalk::new(pt, p.readable.clone()).list(head, BLOCK_RECORD_SIZE);
+        let mut walk = BucketWalk::new(pt, readable.to_vec()).list(head, BLOCK_RECORD_SIZE);
         let mut counted = Counted {
             walk: &mut walk,
             rounds: 0,
         };
-        let mut reader = PauseReader::new(pid, &mut p.asm, image, stats);
+        let mut reader = PauseReader::new(pid, asm, image, stats);
         drive(
             &mut counted,
             &mut reader,
@@ -225,7 +227,7 @@ pub(super) fn block_lists(
         );
         let rounds = counted.rounds;
         if let Some(why) = walk.stopped.take() {
-            p.warnings.push(format!(
+            warnings.push(format!(
                 "{} profile: bucket list not read whole: {why}",
                 kind.name()
             ));
