@@ -39,6 +39,16 @@ pub fn block_profile(s: &Session, kind: BlockKind) -> Result<BlockProfile> {
             p.warnings.join("; ")
         ));
     }
+    if p.records.is_empty() {
+        let (what, call) = match kind {
+            BlockKind::Block => ("blocking events", "runtime.SetBlockProfileRate"),
+            BlockKind::Mutex => ("mutex contention", "runtime.SetMutexProfileFraction"),
+        };
+        return Err(anyhow!(
+            "no {} profile: the program recorded no {what} (it never turned the profile on with {call}, or nothing was recorded since)",
+            kind.name()
+        ));
+    }
     Ok(p)
 }
 
