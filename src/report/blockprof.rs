@@ -24,6 +24,8 @@ use super::pprof::{Pb, Strings};
 use crate::analyze::Session;
 use crate::goruntime::heap::blockprof::{read_block_profile, BlockKind, BlockProfile, BlockRecord};
 use crate::goruntime::heap::profile::ProfTarget;
+use crate::goruntime::version::mprof::ticks_val_offset;
+use crate::goruntime::version::Layouts;
 use anyhow::{anyhow, Result};
 use std::io::Write;
 
@@ -31,7 +33,11 @@ use std::io::Write;
 /// read.
 pub fn block_profile(s: &Session, kind: BlockKind) -> Result<BlockProfile> {
     let pt = ProfTarget::new(&s.target)?;
-    let p = read_block_profile(&pt, &s.mem, kind)?;
+    let ticks_val = ticks_val_offset(
+        Layouts::for_binary(&s.target.bin)?.source(),
+        s.target.bin.go,
+    );
+    let p = read_block_profile(&pt, &s.mem, kind, ticks_val)?;
     if p.buckets == 0 && !p.warnings.is_empty() {
         return Err(anyhow!(
             "no {} profile in this input: {} (a snapshot taken by a gospy without block and mutex profiles holds no bucket memory)",

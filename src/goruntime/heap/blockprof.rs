@@ -133,10 +133,14 @@ fn read_bucket<M: Memory>(
 
 /// The block or mutex profile the runtime's reader would return now, from
 /// the bytes in `mem` (nothing is written anywhere).
+///
+/// `ticks_val` is the offset of `val` in `runtime.ticks`
+/// (`mprof::ticks_val_offset`).
 pub fn read_block_profile<M: Memory>(
     pt: &ProfTarget,
     mem: &M,
     kind: BlockKind,
+    ticks_val: u64,
 ) -> Result<BlockProfile> {
     let head_global = kind.head(pt).ok_or_else(|| {
         anyhow!(
@@ -149,8 +153,8 @@ pub fn read_block_profile<M: Memory>(
         .ptr(head_global)
         .with_context(|| format!("reading {}", kind.global()))?;
     let ticks_per_second = pt
-        .ticks_val
-        .and_then(|a| mem.u64(a).ok())
+        .ticks
+        .and_then(|a| mem.u64(a + ticks_val).ok())
         .map_or(0, |v| v as i64);
     let mutex_rate = pt
         .mutex_rate
@@ -221,7 +225,7 @@ mod tests {
             mprof_cycle: 0x1010,
             bbuckets: Some(0x1018),
             xbuckets: Some(0x1020),
-            ticks_val: Some(0x1028),
+            ticks: Some(0x1020),
             mutex_rate: Some(0x1030),
         }
     }
@@ -267,21 +271,21 @@ mod tests {
             ),
         ]);
         let pt = target();
-        let b = read_block_profile(&pt, &m, BlockKind::Block).unwrap();
+        let b = read_block_profile(&pt, &m, BlockKind::Block, 8).unwrap();
         assert_eq!(b.buckets, 2);
         assert_eq!(b.ticks_per_second, 2_000_000_000);
         assert_eq!(b.records[0].stack, vec![0x401000, 0x402000]);
         assert_eq!((b.records[0].count, b.records[0].cycles), (2, 900));
         // Block counts of 0 read as 1, mutex counts do not.
         assert_eq!(b.records[1].count, 1);
-        let x = read_block_profile(&pt, &m, BlockKind::Mutex).unwrap();
+        let x = read_block_profile(&pt, &m, BlockKind::Mutex, 8).unwrap();
         assert_eq!(x.records[0].count, 0);
         assert_eq!(x.records[0].stack[0], u64::MAX);
         assert_eq!(x.mutex_rate, Some(1));
         // A bucket of the wrong type ends the list with a warning.
         let mut pt2 = pt.clone();
         pt2.bbuckets = pt.xbuckets;
-        let w = read_block_profile(&pt2, &m, BlockKind::Block).unwrap();
+        let w = read_block_profile(&pt2, &m, BlockKind::Block, 8).unwrap();
         assert_eq!(w.buckets, 0);
         assert_eq!(w.warnings.len(), 1);
     }

@@ -16,7 +16,7 @@
 
 use crate::goruntime::bulk::BulkWalk;
 use crate::goruntime::version::globals::global_addr;
-use crate::goruntime::version::mprof::{ticks_val_offset, ProfLayout, MEM_PROFILE};
+use crate::goruntime::version::mprof::{ProfLayout, MEM_PROFILE};
 use crate::goruntime::version::Layouts;
 use crate::goruntime::Target;
 use crate::memory::Memory;
@@ -42,9 +42,9 @@ pub struct ProfTarget {
     /// profiles), when found.
     pub bbuckets: Option<u64>,
     pub xbuckets: Option<u64>,
-    /// `runtime.ticks.val`: the cputicks per second the profile writers
-    /// divide cycles by, when found.
-    pub ticks_val: Option<u64>,
+    /// `runtime.ticks`, whose `val` is the cputicks per second the profile
+    /// writers divide cycles by (see `mprof::ticks_val_offset`), when found.
+    pub ticks: Option<u64>,
     /// `runtime.mutexprofilerate` (Go 1.19's writer scales by it).
     pub mutex_rate: Option<u64>,
 }
@@ -55,7 +55,6 @@ impl ProfTarget {
         let layouts = Layouts::for_binary(bin)?;
         let layout = ProfLayout::from_source(layouts.source())?;
         let opt = |name: &str| global_addr(bin, name).map(|a| t.rt(a));
-        let ticks_off = ticks_val_offset(layouts.source(), bin.go);
         let need = |name: &str| -> Result<u64> {
             global_addr(bin, name)
                 .map(|a| t.rt(a))
@@ -68,7 +67,7 @@ impl ProfTarget {
             mprof_cycle: need("runtime.mProfCycle")?,
             bbuckets: opt("runtime.bbuckets"),
             xbuckets: opt("runtime.xbuckets"),
-            ticks_val: opt("runtime.ticks").map(|a| a + ticks_off),
+            ticks: opt("runtime.ticks"),
             mutex_rate: opt("runtime.mutexprofilerate"),
         })
     }
@@ -557,7 +556,7 @@ mod tests {
             mprof_cycle: 0x1010,
             bbuckets: None,
             xbuckets: None,
-            ticks_val: None,
+            ticks: None,
             mutex_rate: None,
         }
     }
