@@ -83,7 +83,7 @@ gospy capture --pid 1234 -o app.gss --non-blocking            never stop the tar
   gospy heap --pid 1234 --large --json
   gospy heap --pid 1234 --sites -n 10     top allocation sites (in-use bytes)")]
     Heap(LiveArgs<HeapArgs>),
-    /// Live: capture into memory, then write a pprof goroutine, heap or allocs profile
+    /// Live: capture into memory, then write a pprof goroutine, heap, allocs, block or mutex profile
     #[command(
         after_help = "The heap and allocs profiles are the runtime's own sampled records
 (runtime.MemProfileRate, 512 KiB by default), read from the process's memory: no
@@ -237,7 +237,7 @@ pub enum Analysis {
     Heap(HeapArgs),
     /// Goroutines grouped by start function (or --by ...), sorted by count
     Top(TopArgs),
-    /// Write a pprof goroutine, heap or allocs profile (gzip-compressed profile.proto)
+    /// Write a pprof goroutine, heap, allocs, block or mutex profile (gzip-compressed profile.proto)
     Pprof(PprofArgs),
     /// Folded stacks (`outer;...;inner count`) for flamegraph tools
     Folded(FoldedArgs),
