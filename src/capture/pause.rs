@@ -140,6 +140,7 @@ impl<'p, 'a> Rounds<'p, 'a> {
         super::buckets::block_lists(
             self.pid,
             p.prof_t.as_ref(),
+            p.pre_buckets.as_ref(),
             &p.readable,
             &mut p.asm,
             &self.ld.image,
