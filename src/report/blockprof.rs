@@ -40,7 +40,7 @@ pub fn block_profile(s: &Session, kind: BlockKind) -> Result<BlockProfile> {
     let p = read_block_profile(&pt, &s.mem, kind, ticks_val)?;
     if p.buckets == 0 && !p.warnings.is_empty() {
         return Err(anyhow!(
-            "no {} profile in this input: {} (a snapshot taken by a gospy without block and mutex profiles holds no bucket memory)",
+            "no {} profile in this input: {} (snapshots taken with --redact, or by a gospy without block and mutex profiles, hold no bucket memory)",
             kind.name(),
             p.warnings.join("; ")
         ));
