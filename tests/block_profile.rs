@@ -267,3 +267,76 @@ fn contention_globals_from_code() {
         contention_globals_match_symtab(&v, true);
     }
 }
+
+/// A gcore core of the fixture gives its block and mutex profiles too.
+fn gcore_block_profiles_match(version: &str, pie: bool, ldflags: &str) {
+    let gcore = std::process::Command::new("gcore")
+        .arg("-h")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok();
+    if !gcore {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "gcore (gdb) is not installed"
+        );
+        println!("SKIP: gcore (gdb) not installed");
+        return;
+    }
+    let Some(binary) = try_build_fixture("contend", version, pie, ldflags) else {
+        return;
+    };
+    let work = tempfile::Builder::new()
+        .prefix("gospy-contend-core-")
+        .tempdir()
+        .unwrap();
+    let mut fx = Fixture::start(&binary);
+    let out = std::process::Command::new("gcore")
+        .arg("-o")
+        .arg(work.path().join("core"))
+        .arg(fx.pid.to_string())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("running gcore");
+    let core = work.path().join(format!("core.{}", fx.pid));
+    fx.kill();
+    assert!(
+        core.is_file(),
+        "gcore wrote no core: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut problems = Vec::new();
+    for kind in ["block", "mutex"] {
+        let got_file = work.path().join(format!("{kind}.pb.gz"));
+        gospy_ok([
+            "analyze".as_ref(),
+            core.as_os_str(),
+            "pprof".as_ref(),
+            kind.as_ref(),
+            "-o".as_ref(),
+            got_file.as_os_str(),
+        ]);
+        let want = pprof_raw(&fx.dir.path().join(format!("{kind}.pb.gz")));
+        problems.extend(program_differences(kind, &want, &pprof_raw(&got_file)));
+    }
+    report(&format!(
+        "block/mutex profiles from a gcore core, go {version} pie={pie} ldflags={ldflags:?}: {} differences",
+        problems.len()
+    ));
+    assert!(
+        problems.is_empty(),
+        "go {version} gcore core:\n{}",
+        problems.join("\n")
+    );
+}
+
+#[test]
+fn gcore_block_profiles_go1_19() {
+    gcore_block_profiles_match("1.19", false, "");
+}
+
+#[test]
+fn gcore_block_profiles_go1_27_pie_stripped() {
+    gcore_block_profiles_match("1.27", true, "-s -w");
+}
