@@ -8,6 +8,7 @@ use super::output::{exit_soon, json_out, out};
 use super::progress::Progress;
 use super::top::print_top;
 use crate::analyze::{Model, Session};
+use crate::goruntime::heap::blockprof::BlockKind;
 use crate::report::{self, dump::DumpOptions};
 use anyhow::{Context, Result};
 use std::io::Write;
@@ -97,8 +98,6 @@ pub(super) fn print_vars(s: &Session, a: &VarsArgs) -> Result<()> {
         out(&report::vars::globals_text(&gs))
     }
 }
-
-use crate::goruntime::heap::blockprof::BlockKind;
 
 pub(super) fn write_pprof(s: &Session, a: &PprofArgs) -> Result<()> {
     let data = match a.kind {

@@ -87,12 +87,15 @@ gospy capture --pid 1234 -o app.gss --non-blocking            never stop the tar
     #[command(
         after_help = "The heap and allocs profiles are the runtime's own sampled records
 (runtime.MemProfileRate, 512 KiB by default), read from the process's memory: no
-net/http/pprof, no port, nothing written to the target.
+net/http/pprof, no port, nothing written to the target. So are the block and
+mutex profiles, once the program turned them on (runtime.SetBlockProfileRate,
+runtime.SetMutexProfileFraction).
 
 Examples:
   gospy pprof --pid 1234 -o goroutines.pb.gz
   gospy pprof --pid 1234 heap -o heap.pb.gz && go tool pprof -top heap.pb.gz
-  gospy pprof --pid 1234 allocs -o allocs.pb.gz"
+  gospy pprof --pid 1234 allocs -o allocs.pb.gz
+  gospy pprof --pid 1234 mutex -o mutex.pb.gz && go tool pprof -top mutex.pb.gz"
     )]
     Pprof(LiveArgs<PprofArgs>),
     /// Describe a snapshot file: capture facts, build ids, sizes
