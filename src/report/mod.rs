@@ -1,6 +1,7 @@
 //! Reports built from the model: plain data (serde::Serialize) first, text
 //! rendering separate.
 
+pub mod blockprof;
 pub mod color;
 pub mod diff;
 pub mod dump;
