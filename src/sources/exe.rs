@@ -224,3 +224,35 @@ fn verify_core_notes(
     }
     Ok(())
 }
+
+/// Why live process `pid`'s executable cannot be opened, from this machine,
+/// at the path its `/proc/PID/exe` link names; None when that path is the
+/// very file the process runs (same device and inode), or when the link
+/// cannot be read at all (the capture itself then fails with the reason).
+/// The path may be missing (the target runs in another mount namespace: a
+/// container), another file (a container's path that also exists on the
+/// host, or a binary replaced on disk) or deleted. Such a snapshot can only
+/// be analyzed with its executable embedded, or with `--bin`.
+pub fn exe_not_here(pid: i32) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let link = format!("/proc/{pid}/exe");
+    let shown = std::fs::read_link(&link).ok()?;
+    let shown = shown.to_string_lossy().into_owned();
+    let running = std::fs::metadata(&link).ok()?;
+    let path = shown.strip_suffix(" (deleted)").unwrap_or(&shown);
+    match std::fs::metadata(path) {
+        Ok(m) if m.dev() == running.dev() && m.ino() == running.ino() => None,
+        Ok(_) if shown.ends_with(" (deleted)") => {
+            Some(format!("{path} was replaced after the process started"))
+        }
+        Ok(_) => Some(format!(
+            "{path} is another file here (the target runs in another mount namespace: a container?)"
+        )),
+        Err(_) if shown.ends_with(" (deleted)") => {
+            Some(format!("{path} was deleted after the process started"))
+        }
+        Err(_) => Some(format!(
+            "{path} does not exist here (the target runs in another mount namespace: a container?)"
+        )),
+    }
+}
