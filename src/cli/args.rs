@@ -127,7 +127,33 @@ Examples:
     Completions(CompletionsArgs),
     /// Generate packaging files: man pages or completion scripts
     #[command(hide = true)]
-    Generate(crate::cli::generate::GenerateArgs),
+    Generate(GenerateArgs),
+}
+
+/// `gospy generate` (hidden): files for packages.
+#[derive(Args, Debug)]
+pub struct GenerateArgs {
+    #[command(subcommand)]
+    pub what: GenerateWhat,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum GenerateWhat {
+    /// Man pages: gospy.1 and one gospy-COMMAND.1 per command, in DIR
+    Man {
+        /// Directory to write the pages into (created if missing)
+        #[arg(long, short, value_name = "DIR")]
+        output: PathBuf,
+    },
+    /// A completion script on stdout, or in --output DIR under the name the
+    /// shell expects (gospy, _gospy, gospy.fish)
+    Completions {
+        /// Shell to generate completions for
+        shell: clap_complete::Shell,
+        /// Directory to write the script into instead of stdout
+        #[arg(long, short, value_name = "DIR")]
+        output: Option<PathBuf>,
+    },
 }
 
 #[derive(Args, Debug)]

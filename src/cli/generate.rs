@@ -2,35 +2,10 @@
 //! the command-line definition itself so they never drift from `--help`:
 //! man pages (clap_mangen) and shell completion scripts (clap_complete).
 
-use super::args::Cli;
+use super::args::{Cli, GenerateArgs, GenerateWhat};
 use anyhow::{Context, Result};
-use clap::{Args, CommandFactory, Subcommand};
-use std::path::{Path, PathBuf};
-
-#[derive(Args, Debug)]
-pub struct GenerateArgs {
-    #[command(subcommand)]
-    pub what: GenerateWhat,
-}
-
-#[derive(Subcommand, Debug)]
-pub enum GenerateWhat {
-    /// Man pages: gospy.1 and one gospy-COMMAND.1 per command, in DIR
-    Man {
-        /// Directory to write the pages into (created if missing)
-        #[arg(long, short, value_name = "DIR")]
-        output: PathBuf,
-    },
-    /// A completion script on stdout, or in --output DIR under the name the
-    /// shell expects (gospy, _gospy, gospy.fish)
-    Completions {
-        /// Shell to generate completions for
-        shell: clap_complete::Shell,
-        /// Directory to write the script into instead of stdout
-        #[arg(long, short, value_name = "DIR")]
-        output: Option<PathBuf>,
-    },
-}
+use clap::CommandFactory;
+use std::path::Path;
 
 pub(super) fn cmd_generate(a: &GenerateArgs) -> Result<()> {
     match &a.what {
