@@ -244,7 +244,7 @@ fn contained_capture_analyzes_elsewhere(version: &str, hide: Hide) {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let err = text(&out.stderr);
     assert!(err.contains("(pid 1 in its PID namespace)"), "{err}");
-    assert!(err.contains("binary embedded ("), "{err}");
+    assert!(err.contains("binary embedded because "), "{err}");
     // A live command reads the executable through /proc/PID/exe too.
     let live = gospy_ok(["summary", "--pid", &pid]);
     assert!(

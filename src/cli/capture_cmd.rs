@@ -62,7 +62,9 @@ fn capture_to(a: &CaptureArgs, output: &std::path::Path) -> Result<()> {
         eprintln!("warning: {w}");
     }
     let embed_note = match (&not_here, embed) {
-        (Some(why), true) => format!(", binary embedded ({why}; --no-embed-binary leaves it out)"),
+        (Some(why), true) => {
+            format!(", binary embedded because {why} (--no-embed-binary leaves it out)")
+        }
         (Some(why), false) => {
             eprintln!(
                 "warning: binary not embedded (--no-embed-binary) although {why}: analyze with --bin PATH"

@@ -246,13 +246,13 @@ pub fn exe_not_here(pid: i32) -> Option<String> {
             Some(format!("{path} was replaced after the process started"))
         }
         Ok(_) => Some(format!(
-            "{path} is another file here (the target runs in another mount namespace: a container?)"
+            "{path} here is another file: the target runs in another mount namespace"
         )),
         Err(_) if shown.ends_with(" (deleted)") => {
             Some(format!("{path} was deleted after the process started"))
         }
         Err(_) => Some(format!(
-            "{path} does not exist here (the target runs in another mount namespace: a container?)"
+            "{path} does not exist here: the target runs in another mount namespace"
         )),
     }
 }
