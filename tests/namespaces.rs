@@ -271,6 +271,12 @@ fn contained_capture_analyzes_elsewhere(version: &str, hide: Hide) {
         "{}",
         text(&out.stderr)
     );
+    // While the target runs, a snapshot without its executable finds it
+    // through /proc/PID/exe (build ids checked).
+    let info = gospy_ok(["info".as_ref(), bare.as_os_str()]);
+    assert!(!info.contains("binary:      embedded"), "{info}");
+    let live_exe = gospy_ok(["analyze".as_ref(), bare.as_os_str(), "summary".as_ref()]);
+    assert!(live_exe.contains("main.busyLoop"), "{live_exe}");
     let host_pid = c.pid;
     drop(c);
 

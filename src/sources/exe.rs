@@ -151,15 +151,44 @@ fn find_recorded(
     }
     let orig = meta.exe_path.trim_end_matches(" (deleted)").to_string();
     let p = Path::new(&orig);
-    if orig.is_empty() || !p.exists() {
-        return Err(anyhow!(
-            "cannot find the executable for this snapshot: {orig:?} does not exist here (build id {}); pass --bin PATH to the same executable, or capture with --embed-binary",
-            crate::binary::elf::build_id_string(meta.go_build_id.as_deref(), meta.gnu_build_id.as_deref())
-        ));
+    if !orig.is_empty() && p.exists() {
+        let b = Binary::from_path(p)?;
+        return match check(&b) {
+            Ok(()) => Ok((b, orig)),
+            Err(e) => from_live_process(meta, &orig, &check)
+                .ok_or_else(|| e.context(format!("{orig} has changed since the capture"))),
+        };
     }
-    let b = Binary::from_path(p)?;
-    check(&b).with_context(|| format!("{orig} has changed since the capture"))?;
-    Ok((b, orig))
+    if let Some(found) = from_live_process(meta, &orig, &check) {
+        return Ok(found);
+    }
+    Err(anyhow!(
+        "cannot find the executable for this snapshot: {orig:?} does not exist here (build id {}); pass --bin PATH to the same executable, or capture with --embed-binary",
+        crate::binary::elf::build_id_string(meta.go_build_id.as_deref(), meta.gnu_build_id.as_deref())
+    ))
+}
+
+/// The captured process, when it still runs here (a container's, whose
+/// path means nothing in our mount namespace, or a deleted executable):
+/// its executable through /proc/PID/exe or /proc/PID/root, accepted only
+/// with the recorded build ids (the pid may have been reused).
+fn from_live_process(
+    meta: &CaptureMeta,
+    orig: &str,
+    check: &dyn Fn(&Binary) -> Result<()>,
+) -> Option<(Binary, String)> {
+    if meta.pid <= 0 {
+        return None;
+    }
+    let mut candidates = vec![format!("/proc/{}/exe", meta.pid)];
+    if orig.starts_with('/') {
+        candidates.push(format!("/proc/{}/root{orig}", meta.pid));
+    }
+    candidates.into_iter().find_map(|c| {
+        let b = Binary::from_path(Path::new(&c)).ok()?;
+        check(&b).ok()?;
+        Some((b, c))
+    })
 }
 
 /// A core's load bias: from AT_ENTRY, else (non-PIE) zero, else the lowest
