@@ -20,5 +20,18 @@ for shell in bash zsh fish; do
   ./dist/gospy-static generate completions "$shell" -o "$assets/completions"
 done
 mkdir -p dist
-cargo deb --no-build --no-strip --output dist/
-ls -1 dist/*.deb
+version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+deb="dist/gospy_${version}-1_amd64.deb"
+rm -f "$deb"
+cargo deb --no-build --no-strip --output "$deb"
+# cargo-deb writes an empty "Depends:" for a binary that needs no shared
+# library; Debian policy forbids empty fields. Repack without it (dpkg-deb
+# --build also validates the control file).
+if dpkg-deb -f "$deb" Depends >/dev/null 2>&1 && [ -z "$(dpkg-deb -f "$deb" Depends)" ]; then
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  dpkg-deb -R "$deb" "$tmp/pkg"
+  sed -i '/^Depends: *$/d' "$tmp/pkg/DEBIAN/control"
+  dpkg-deb --root-owner-group -Zxz --build "$tmp/pkg" "$deb" >/dev/null
+fi
+echo "$deb"

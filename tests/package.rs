@@ -24,9 +24,15 @@ fn ci() -> bool {
     std::env::var("CI").as_deref() == Ok("true")
 }
 
+fn which(tool: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(tool))
+        .find(|p| p.is_file())
+}
+
 fn have(tool: &str) -> bool {
-    let found = std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()));
+    let found = which(tool).is_some();
     if !found {
         assert!(!ci(), "{tool} is missing; CI requires it");
         report(&format!("SKIP: {tool} is missing"));
@@ -131,8 +137,10 @@ fn static_binary_runs_in_an_empty_root() {
         .unwrap();
     std::fs::copy(&bin, root.path().join("gospy")).unwrap();
     std::fs::copy(sample(), root.path().join("sample.gss")).unwrap();
+    // The environment is cleared: nothing from the host leaks in.
+    let chroot_bin = which("chroot").unwrap();
     let chroot = |args: &[&str]| -> Output {
-        Command::new("chroot")
+        Command::new(&chroot_bin)
             .arg(root.path())
             .arg("/gospy")
             .args(args)
