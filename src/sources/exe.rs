@@ -285,3 +285,13 @@ pub fn exe_not_here(pid: i32) -> Option<String> {
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn own_executable_is_here() {
+        assert_eq!(super::exe_not_here(std::process::id() as i32), None);
+        // No such process: nothing to say (the capture reports it).
+        assert_eq!(super::exe_not_here(i32::MAX), None);
+    }
+}
