@@ -418,6 +418,47 @@ fn plain_target_has_no_ns_pid_and_no_embedding() {
     assert!(sj.get("ns_pid").is_none(), "{sj}");
 }
 
+/// gospy under a seccomp filter refusing ptrace and process_vm_readv
+/// (tests/fixtures/seccomp, as a restrictive container profile): one line
+/// naming seccomp, exit 3; --non-blocking, which needs no ptrace, works.
+#[test]
+fn seccomp_filter_one_line_names_it() {
+    let Some(wrapper) = try_build_fixture("seccomp", "1.27", false, "") else {
+        return;
+    };
+    let Some(built) = try_build_fixture("goroutines", "1.27", false, "") else {
+        return;
+    };
+    let fx = Fixture::start(&built);
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("s.gss");
+    let pid = fx.pid.to_string();
+    let run = |extra: &[&str]| {
+        Command::new(&wrapper)
+            .arg(gospy_bin())
+            .args(["capture", "--pid", &pid, "-o", out.to_str().unwrap()])
+            .args(extra)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let res = run(&[]);
+    let err = text(&res.stderr);
+    assert_eq!(res.status.code(), Some(3), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("a seccomp filter on gospy refuses ptrace"),
+        "{err}"
+    );
+    assert!(!out.exists());
+    let status = std::fs::read_to_string(format!("/proc/{}/status", fx.pid)).unwrap();
+    assert!(status.lines().any(|l| l == "TracerPid:\t0"));
+    let res = run(&["--non-blocking"]);
+    assert!(res.status.success(), "{}", text(&res.stderr));
+    assert!(out.is_file());
+    report(&format!("namespaces: seccomp: {}", err.trim()));
+}
+
 /// Runs gospy (a copy anyone may execute) under `setpriv ARGS`, expects
 /// exit 3 and one `gospy: error:` line, and returns it. The target keeps
 /// running, untraced.

@@ -181,7 +181,8 @@ pub fn denied_hint(pid: i32, attach: bool) -> String {
         if field(&me, "Seccomp").is_some_and(|v| v != "0") {
             return "a seccomp filter on gospy refuses ptrace or process_vm_readv (Seccomp in \
                     /proc/self/status is not 0): run it with a profile that allows them \
-                    (docker --security-opt seccomp=unconfined, or Kubernetes seccompProfile: Unconfined)"
+                    (docker --security-opt seccomp=unconfined, or Kubernetes seccompProfile: Unconfined), \
+                    or capture with --non-blocking, which needs no ptrace"
                 .into();
         }
     }
