@@ -1,11 +1,19 @@
 #!/bin/sh
 # System packages the integration tests need besides the Go toolchains
 # (scripts/install-go-toolchains.sh): tmux drives `gospy top`'s terminal view
-# in tests/live_tui.rs. Debian/Ubuntu; run as root (CI) or via sudo.
+# in tests/live_tui.rs; unshare, setpriv (util-linux), readelf, strip
+# (binutils), dpkg-deb and cargo-deb build and check packages and
+# containers in tests/namespaces.rs and tests/package.rs. Debian/Ubuntu; run
+# as root (CI) or via sudo.
 set -eu
+# cargo-deb (tests/package.rs, scripts/build-deb.sh): once, into ~/.cargo/bin.
+if ! cargo deb --version >/dev/null 2>&1; then
+    cargo install cargo-deb --locked
+fi
 missing=""
-for p in tmux; do
-    command -v "$p" >/dev/null 2>&1 || missing="$missing $p"
+for p in tmux unshare:util-linux setpriv:util-linux readelf:binutils strip:binutils dpkg-deb:dpkg; do
+    cmd=${p%%:*}
+    command -v "$cmd" >/dev/null 2>&1 || missing="$missing ${p#*:}"
 done
 [ -z "$missing" ] && exit 0
 SUDO=""
