@@ -83,7 +83,7 @@ impl Contained {
         cmd.args(["--pid", "--mount", "--fork", "--mount-proc"]);
         match hide {
             Hide::Deleted => {
-                std::fs::copy(built, &copy).unwrap();
+                copy_exe(built, &copy);
                 cmd.arg(&copy).arg(oracle.path());
             }
             Hide::PrivateMount => {
@@ -174,6 +174,14 @@ fn child_of(parent: u32) -> Option<u32> {
         }
     }
     None
+}
+
+/// Copy an executable with cp(1): a copy written by this process would hold
+/// a writable descriptor that a concurrent test's fork can inherit, and
+/// exec'ing the copy then fails with ETXTBSY.
+fn copy_exe(from: &Path, to: &Path) {
+    let st = Command::new("cp").arg(from).arg(to).status().unwrap();
+    assert!(st.success(), "cp {} {}", from.display(), to.display());
 }
 
 fn text(b: &[u8]) -> String {
@@ -467,7 +475,7 @@ fn refused(fx: &Fixture, setpriv: &[&str], what: &str) -> Vec<String> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     let exe = work.path().join("gospy");
-    std::fs::copy(gospy_bin(), &exe).unwrap();
+    copy_exe(&gospy_bin(), &exe);
     std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
     let out = work.path().join("snap.gss");
     let pid = fx.pid.to_string();

@@ -135,7 +135,14 @@ fn static_binary_runs_in_an_empty_root() {
         .prefix("gospy-empty-root-")
         .tempdir()
         .unwrap();
-    std::fs::copy(&bin, root.path().join("gospy")).unwrap();
+    // cp(1), not fs::copy: a writable descriptor of ours inherited by a
+    // concurrent test's fork would make exec fail with ETXTBSY.
+    let st = std::process::Command::new("cp")
+        .arg(&bin)
+        .arg(root.path().join("gospy"))
+        .status()
+        .unwrap();
+    assert!(st.success());
     std::fs::copy(sample(), root.path().join("sample.gss")).unwrap();
     // The environment is cleared: nothing from the host leaks in.
     let chroot_bin = which("chroot").unwrap();
