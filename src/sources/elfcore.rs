@@ -6,7 +6,7 @@
 
 use super::source::{ExeHint, Source, SourceMemory};
 use crate::memory::{MemError, MemResult, Memory};
-use crate::model::{CaptureMeta, MapEntry, Regs, ThreadInfo};
+use crate::model::{Aarch64Regs, Arch, CaptureMeta, MapEntry, Regs, ThreadInfo};
 use anyhow::{anyhow, Context, Result};
 use std::path::Path;
 
@@ -124,6 +124,8 @@ pub struct MappedFile {
 
 /// Everything read from a core file.
 pub struct Core {
+    /// The machine the core is for (ELF `e_machine`).
+    pub arch: Arch,
     pub memory: CoreMemory,
     pub threads: Vec<ThreadInfo>,
     pub auxv: Vec<(u64, u64)>,
@@ -208,9 +210,13 @@ impl Core {
         if u16_at(b, 16) != Some(ET_CORE) {
             return Err(anyhow!("not an ELF core file (e_type is not ET_CORE)"));
         }
-        if u16_at(b, 18) != Some(62) {
-            return Err(anyhow!("core file is not for x86-64"));
-        }
+        let machine = u16_at(b, 18).unwrap_or(0);
+        let Some(arch) = Arch::from_e_machine(machine) else {
+            return Err(anyhow!(
+                "core file is for {}; gospy supports x86-64 and arm64",
+                crate::model::machine_name(machine)
+            ));
+        };
         let phoff = u64_at(b, 32).unwrap_or(0) as usize;
         let phentsize = u16_at(b, 54).unwrap_or(0) as usize;
         let phnum = u16_at(b, 56).unwrap_or(0) as usize;
@@ -288,12 +294,15 @@ impl Core {
                     continue;
                 }
                 match ty {
-                    NT_PRSTATUS if desc.len() >= 112 + 27 * 8 && threads.len() < MAX_THREADS => {
+                    NT_PRSTATUS
+                        if desc.len() >= 112 + regs_words(arch) * 8
+                            && threads.len() < MAX_THREADS =>
+                    {
                         let tid = u32_at(desc, 32).unwrap_or(0) as i32;
                         if signal == 0 {
                             signal = i32::from(u16_at(desc, 12).unwrap_or(0));
                         }
-                        let r: Vec<u64> = (0..27)
+                        let r: Vec<u64> = (0..regs_words(arch))
                             .map(|i| u64_at(desc, 112 + i * 8).unwrap_or(0))
                             .collect();
                         threads.push(ThreadInfo {
@@ -301,7 +310,10 @@ impl Core {
                             name: String::new(),
                             // Every thread of a core is stopped.
                             state: 't',
-                            regs: Some(regs_from(&r)),
+                            regs: Some(match arch {
+                                Arch::X86_64 => regs_from(&r),
+                                Arch::Aarch64 => aarch64_regs_from(&r),
+                            }),
                         });
                     }
                     NT_PRPSINFO if desc.len() >= 136 => {
@@ -333,6 +345,7 @@ impl Core {
             warnings.push("the core file has no thread (NT_PRSTATUS) notes".into());
         }
         Ok(Core {
+            arch,
             memory: CoreMemory { data, segs },
             threads,
             auxv,
@@ -343,6 +356,24 @@ impl Core {
             signal,
             warnings,
         })
+    }
+}
+
+/// Words of NT_PRSTATUS `pr_reg` (x86-64 `user_regs_struct`, AArch64
+/// `user_pt_regs`).
+fn regs_words(arch: Arch) -> usize {
+    match arch {
+        Arch::X86_64 => 27,
+        Arch::Aarch64 => Aarch64Regs::WORDS,
+    }
+}
+
+fn aarch64_regs_from(r: &[u64]) -> Regs {
+    let mut w = [0u64; Aarch64Regs::WORDS];
+    w.copy_from_slice(&r[..Aarch64Regs::WORDS]);
+    Regs {
+        aarch64: Some(Aarch64Regs::from_words(&w)),
+        ..Regs::default()
     }
 }
 
@@ -375,6 +406,7 @@ fn regs_from(r: &[u64]) -> Regs {
         es: r[24],
         fs: r[25],
         gs: r[26],
+        aarch64: None,
     }
 }
 
@@ -458,6 +490,7 @@ pub fn open(path: &Path) -> Result<Source> {
         maps,
         auxv: core.auxv.clone(),
         threads: core.threads.clone(),
+        arch: core.arch,
         ..Default::default()
     };
     Ok(Source {

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::SnapshotError;
 use crate::model::{
-    Arch, CaptureFlags, CaptureMeta, MapEntry, RegionKind, Regs, ThreadInfo, UnstableG,
+    Aarch64Regs, Arch, CaptureFlags, CaptureMeta, MapEntry, RegionKind, Regs, ThreadInfo, UnstableG,
     NON_BLOCKING_NOTE, REDACTED_NOTE, REDACTED_PREFIX, UNSTABLE_PREFIX,
 };
 
@@ -654,6 +654,7 @@ impl RegsWire {
             es,
             fs,
             gs,
+            aarch64: _,
         } = *r;
         RegsWire([
             r15, r14, r13, r12, rbp, rbx, r11, r10, r9, r8, rax, rcx, rdx, rsi, rdi, orig_rax, rip,
@@ -691,6 +692,7 @@ impl RegsWire {
             es,
             fs,
             gs,
+            aarch64: None,
         }
     }
 }
@@ -934,6 +936,10 @@ pub const EXT_MAGIC: &[u8; 4] = b"GSX1";
 pub const EXT_ARCH: u32 = 1;
 /// Tag of the target's `NSpid` chain (`Vec<i32>`, outermost first).
 pub const EXT_NS_PID: u32 = 2;
+/// Tag of arm64 thread registers (`Vec<(i32, [u64; 34])>`: tid and
+/// `user_pt_regs`, for the threads whose registers are arm64 ones; their
+/// x86-64 registers in the structure are zero).
+pub const EXT_AARCH64_REGS: u32 = 3;
 
 #[derive(Serialize, Deserialize)]
 struct ExtWire<'a> {
@@ -950,6 +956,17 @@ fn encode_extensions(
         out.push((
             EXT_ARCH,
             bincode::serde::encode_to_vec(meta.arch.e_machine(), bincode_config())?,
+        ));
+    }
+    let a64: Vec<(i32, Vec<u64>)> = meta
+        .threads
+        .iter()
+        .filter_map(|t| Some((t.tid, t.regs?.aarch64?.to_words().to_vec())))
+        .collect();
+    if !a64.is_empty() {
+        out.push((
+            EXT_AARCH64_REGS,
+            bincode::serde::encode_to_vec(&a64, bincode_config())?,
         ));
     }
     if !meta.ns_pid.is_empty() {
@@ -982,6 +999,18 @@ fn decode_extensions(records: &[ExtWire<'_>], meta: &mut CaptureMeta) -> Result<
                 })?;
             }
             EXT_NS_PID => meta.ns_pid = value(r.tag, r.value)?,
+            EXT_AARCH64_REGS => {
+                let regs: Vec<(i32, Vec<u64>)> = value(r.tag, r.value)?;
+                for (tid, words) in regs {
+                    let words: [u64; Aarch64Regs::WORDS] = words.try_into().map_err(|_| {
+                        corrupt(format!("arm64 registers of thread {tid} have a bad size"))
+                    })?;
+                    if let Some(t) = meta.threads.iter_mut().find(|t| t.tid == tid) {
+                        t.regs.get_or_insert_with(Regs::default).aarch64 =
+                            Some(Aarch64Regs::from_words(&words));
+                    }
+                }
+            }
             _ => {}
         }
     }
