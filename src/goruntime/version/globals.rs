@@ -38,6 +38,10 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     /// Decoded instructions of a runtime function; None when absent.
     fn insns(&mut self, name: &'static str) -> Option<&[Insn]> {
+        if self.bin.elf.arch != crate::model::Arch::X86_64 {
+            // Only x86-64 code is decoded (see `recover`).
+            return None;
+        }
         if !self.cache.contains_key(name) {
             let v = (|| {
                 let pcln = &self.bin.pcln;
@@ -183,6 +187,18 @@ pub fn recover(bin: &Binary) -> Recovered {
             "struct globals: no layout tables for {}",
             bin.go_version
         )),
+    }
+    if bin.elf.arch != crate::model::Arch::X86_64 {
+        // Nothing was decoded: say why, once per global.
+        for m in &mut r.missing {
+            if let Some((name, _)) = m.split_once(": ") {
+                *m = format!(
+                    "{name}: stripped {} executables are not supported (runtime globals are \
+                     recovered from x86-64 code only)",
+                    bin.elf.arch.goarch()
+                );
+            }
+        }
     }
     r
 }
