@@ -1,0 +1,553 @@
+//! linux/arm64 cores analyzed on this (x86-64) machine.
+//!
+//! The fixtures are cross-compiled with GOARCH=arm64 (CGO off) and run under
+//! qemu-user (`qemu-aarch64-static`, Debian's qemu-user-static; PIE builds
+//! get their dynamic linker from libc6-arm64-cross through `-L`), with
+//! GOTRACEBACK=crash and an unlimited core size. Once a fixture has written
+//! its oracle it gets SIGABRT: the Go runtime prints its crash traceback on
+//! stderr (every goroutine, system goroutines and runtime frames included)
+//! and dies of the signal, and qemu writes the guest's ELF core
+//! (`qemu_NAME_DATE_PID.core`, AArch64, NT_PRSTATUS in the `user_pt_regs`
+//! layout) in the working directory. Then, for Go 1.19 and 1.21–1.27, plain
+//! and PIE builds:
+//! - `dump --all --json` lists exactly the goroutines of the crash traceback;
+//!   every one that is parked there is identical (state, frames with
+//!   offsets and arguments, creator); the default dump lists the ones
+//!   runtime.Stack listed, and `--all` marks the others as system;
+//! - `summary --json` agrees with the runtime's counts, `top --json` counts
+//!   every goroutine, `var` reads globals (DWARF);
+//! - with the heap fixture: `heap --json` MemStats equal what
+//!   runtime.ReadMemStats returned before the abort (HeapReleased may only
+//!   have grown, the scavenger runs on);
+//! - `-s -w` builds fail with one line naming what is missing (runtime
+//!   globals are recovered from x86-64 code only);
+//! - a core of another architecture (an x86-64 core relabelled riscv64) is
+//!   refused in one line naming the supported architectures.
+//!
+//! The goroutine the signal interrupted (main.busyLoop's, the only one not
+//! parked) is checked for identity and state only, as in tests/kernel_core.rs.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::dumpcmp::*;
+use common::*;
+use serde_json::Value;
+
+const QEMU: &str = "qemu-aarch64-static";
+/// The arm64 dynamic linker and libc of libc6-arm64-cross (PIE builds).
+const SYSROOT: &str = "/usr/aarch64-linux-gnu";
+const ARM64: &[(&str, &str)] = &[("GOARCH", "arm64")];
+
+fn ci() -> bool {
+    std::env::var("CI").as_deref() == Ok("true")
+}
+
+/// Skips (prints why) or, with CI=true, fails.
+fn cannot(why: &str) {
+    if ci() {
+        panic!("arm64 cores cannot be made here (CI=true): {why}");
+    }
+    println!("SKIP: arm64 cores cannot be made here: {why}");
+}
+
+fn qemu_missing() -> Option<String> {
+    let found = Command::new(QEMU)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    (!found).then(|| format!("{QEMU} is not installed (scripts/install-test-deps.sh)"))
+}
+
+/// An arm64 fixture run under qemu until its oracle, then aborted.
+struct QemuCore {
+    /// The fixture's working directory (the core is written there).
+    work: tempfile::TempDir,
+    /// ORACLE_DIR.
+    dir: PathBuf,
+    core: PathBuf,
+    stderr: String,
+}
+
+/// Runs `bin` under qemu with GOTRACEBACK=crash until it writes ORACLE_DIR/ready,
+/// sends SIGABRT and waits for the guest's core. Err: why there is none.
+fn run_to_core(bin: &Path, env: &[(&str, &str)]) -> Result<QemuCore, String> {
+    let work = tempfile::Builder::new()
+        .prefix("gospy-arm64-test-")
+        .tempdir()
+        .unwrap();
+    let dir = work.path().join("oracle");
+    std::fs::create_dir(&dir).unwrap();
+    let log = |n: &str| std::fs::File::create(work.path().join(n)).unwrap();
+    let mut cmd = Command::new(QEMU);
+    cmd.arg("-L")
+        .arg(SYSROOT)
+        .arg(bin)
+        .arg(&dir)
+        .current_dir(work.path())
+        .stdin(Stdio::null())
+        .stdout(log("stdout.log"))
+        .stderr(log("stderr.log"))
+        .env("GOTRACEBACK", "crash")
+        .env("GOSPY_FIXTURE_PDEATHSIG", "1");
+    for var in ["GODEBUG", "GOGC", "GOMEMLIMIT"] {
+        cmd.env_remove(var);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    // SAFETY: setrlimit is async-signal-safe; nothing else runs here.
+    unsafe {
+        cmd.pre_exec(|| {
+            let mut cur = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            libc::getrlimit(libc::RLIMIT_CORE, &mut cur);
+            cur.rlim_cur = cur.rlim_max;
+            libc::setrlimit(libc::RLIMIT_CORE, &cur);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().map_err(|e| format!("starting {QEMU}: {e}"))?;
+    let stderr = |w: &Path| std::fs::read_to_string(w.join("stderr.log")).unwrap_or_default();
+    // qemu runs the fixture several times slower than native.
+    let start = Instant::now();
+    while !dir.join("ready").exists() {
+        if let Ok(Some(st)) = child.try_wait() {
+            panic!(
+                "{} exited ({st}) before its oracle; stderr:\n{}",
+                bin.display(),
+                stderr(work.path())
+            );
+        }
+        if start.elapsed() > Duration::from_secs(180) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{} not ready after 180s under qemu", bin.display());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The child is ours and not reaped yet: its pid cannot have been reused.
+    assert_eq!(
+        unsafe { libc::kill(child.id() as i32, libc::SIGABRT) },
+        0
+    );
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break st,
+            _ if start.elapsed() > Duration::from_secs(300) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{} did not die of SIGABRT", bin.display());
+            }
+            _ => std::thread::sleep(Duration::from_millis(50)),
+        }
+    };
+    let err = stderr(work.path());
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGABRT),
+        "{}: {status}; stderr:\n{err}",
+        bin.display()
+    );
+    assert!(err.contains("SIGABRT: abort"), "no crash traceback:\n{err}");
+    // qemu dies of the signal too: the host may have dumped qemu itself
+    // (core_pattern "core"); only the guest's core matters.
+    let mut core = None;
+    for e in std::fs::read_dir(work.path()).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with("qemu_") && name.ends_with(".core") {
+            core = Some(e.path());
+        } else if name == "core" || name.starts_with("core.") {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+    let core = core.ok_or_else(|| {
+        format!(
+            "qemu wrote no guest core in {} (core size limit?)",
+            work.path().display()
+        )
+    })?;
+    Ok(QemuCore {
+        work,
+        dir,
+        core,
+        stderr: err,
+    })
+}
+
+fn analyze(core: &Path, bin: &Path, what: &[&str]) -> String {
+    let mut args: Vec<&std::ffi::OsStr> = vec![
+        "analyze".as_ref(),
+        core.as_os_str(),
+        "--bin".as_ref(),
+        bin.as_os_str(),
+    ];
+    args.extend(what.iter().map(std::ffi::OsStr::new));
+    gospy_ok(&args)
+}
+
+/// The crash traceback's goroutines: from the first goroutine header to the
+/// signal's register dump; each goroutine once (first listing), the
+/// signalled thread's g0 ("goroutine 0") left out.
+fn crash_goroutines(stderr: &str) -> Result<(String, Vec<OracleGoroutine>), String> {
+    let start = stderr
+        .find("\ngoroutine ")
+        .ok_or("no goroutine in the crash output")?
+        + 1;
+    let mut section = String::new();
+    for line in stderr[start..].lines() {
+        let word = line.split_whitespace().next().unwrap_or("");
+        let is_reg = line.contains("0x")
+            && (matches!(word, "lr" | "sp" | "pc" | "fault" | "pstate")
+                || (word.starts_with('r') && word[1..].parse::<u32>().is_ok()));
+        if is_reg || line.starts_with("SIGQUIT") || line.starts_with("-----") {
+            break;
+        }
+        section.push_str(line);
+        section.push('\n');
+    }
+    let parsed = parse_oracle(&section)?;
+    let mut seen = BTreeSet::new();
+    let gs = parsed
+        .into_iter()
+        .filter(|g| g.id != 0 && seen.insert(g.id))
+        .collect();
+    Ok((section, gs))
+}
+
+fn dump_goroutines(version: &str, pie: bool) {
+    if let Some(why) = qemu_missing() {
+        return cannot(&why);
+    }
+    let Some(bin) = try_build_fixture_env("goroutines", version, pie, "", ARM64) else {
+        return;
+    };
+    let what = format!("arm64 go {version} pie={pie}");
+    let run = match run_to_core(&bin, &[]) {
+        Ok(r) => r,
+        Err(why) => return cannot(&why),
+    };
+    let stack = Oracle::read(&run.dir).unwrap_or_else(|e| panic!("{what}: {e}"));
+    let meta = stack.meta.clone();
+    let (section, crash) =
+        crash_goroutines(&run.stderr).unwrap_or_else(|e| panic!("{what}: crash traceback: {e}"));
+    let crash_oracle = Oracle {
+        text: section,
+        goroutines: crash.clone(),
+        meta: meta.clone(),
+    };
+    let core = &run.core;
+    let default: Vec<DumpGoroutine> =
+        serde_json::from_str(&analyze(core, &bin, &["dump", "--json"])).unwrap();
+    let all: Vec<DumpGoroutine> =
+        serde_json::from_str(&analyze(core, &bin, &["dump", "--json", "--all"])).unwrap();
+
+    let mut problems = Vec::new();
+    let by_id: BTreeMap<u64, &DumpGoroutine> = all.iter().map(|g| (g.id, g)).collect();
+    let want_ids: BTreeSet<u64> = crash.iter().map(|g| g.id).collect();
+    let got_ids: BTreeSet<u64> = by_id.keys().copied().collect();
+    if want_ids != got_ids {
+        problems.push(format!(
+            "goroutine ids differ: only in the crash traceback {:?}, only in gospy's dump --all {:?}",
+            want_ids.difference(&got_ids).collect::<Vec<_>>(),
+            got_ids.difference(&want_ids).collect::<Vec<_>>()
+        ));
+    }
+    // runtime.Stack lists the user goroutines: exactly the default dump.
+    let user: BTreeSet<u64> = stack.goroutines.iter().map(|g| g.id).collect();
+    let shown: BTreeSet<u64> = default.iter().map(|g| g.id).collect();
+    if user != shown {
+        problems.push(format!(
+            "default dump {shown:?}, runtime.Stack listed {user:?}"
+        ));
+    }
+    check_all(&default, &all, &mut problems);
+    let mut parked = 0;
+    let mut system = 0;
+    let mut hidden_creators = 0;
+    for want in &crash {
+        let Some(g) = by_id.get(&want.id) else {
+            continue;
+        };
+        let is_system = !user.contains(&want.id);
+        if g.system != is_system {
+            problems.push(format!(
+                "goroutine {}: system {}, want {is_system}",
+                want.id, g.system
+            ));
+        }
+        if want.id == meta.busy_goroutine_id {
+            if !matches!(g.status.as_str(), "running" | "runnable") {
+                problems.push(format!(
+                    "busy goroutine {}: status {:?}, want running or runnable",
+                    g.id, g.status
+                ));
+            }
+            continue;
+        }
+        if want.unavailable || want.state == "running" || want.state == "runnable" {
+            continue;
+        }
+        parked += 1;
+        system += usize::from(is_system);
+        let mut diffs = compare_blocked(want, g, meta.go_minor());
+        diffs.retain(|d| d != "marked system");
+        // GOTRACEBACK=crash prints runtime creators too; gospy's --all does
+        // not (yet): tolerated, and counted, only when gospy shows none.
+        let runtime_creator = want
+            .created_by
+            .as_ref()
+            .is_some_and(|c| c.function.starts_with("runtime."));
+        if runtime_creator && g.created_by.is_none() {
+            let before = diffs.len();
+            diffs.retain(|d| !d.starts_with("created_by None"));
+            hidden_creators += before - diffs.len();
+        }
+        if !diffs.is_empty() {
+            problems.push(render_diff(&crash_oracle, want, g, &diffs));
+        }
+    }
+
+    // summary, top, var.
+    let summary: Value =
+        serde_json::from_str(&analyze(core, &bin, &["summary", "--json"])).unwrap();
+    for (k, want) in [
+        ("goroutine_count", serde_json::json!(meta.num_goroutine)),
+        ("gomaxprocs", serde_json::json!(meta.gomaxprocs)),
+        ("go_version", serde_json::json!(meta.go_version)),
+    ] {
+        if summary[k] != want {
+            problems.push(format!("summary {k}: {}, want {want}", summary[k]));
+        }
+    }
+    let top: Value = serde_json::from_str(&analyze(core, &bin, &["top", "--json"])).unwrap();
+    let counted: u64 = top
+        .as_array()
+        .map(|a| a.iter().filter_map(|r| r["count"].as_u64()).sum())
+        .unwrap_or(0);
+    if counted != meta.num_goroutine as u64 {
+        problems.push(format!(
+            "top counts {counted} goroutines, want {}",
+            meta.num_goroutine
+        ));
+    }
+    let tag: Value =
+        serde_json::from_str(&analyze(core, &bin, &["var", "main.buildTag", "--json"])).unwrap();
+    if tag["value"] != serde_json::json!(meta.build_tag) {
+        problems.push(format!(
+            "var main.buildTag: {}, want {:?}",
+            tag["value"], meta.build_tag
+        ));
+    }
+    let workers: Value =
+        serde_json::from_str(&analyze(core, &bin, &["var", "main.workCh", "--json"])).unwrap();
+    if workers["type"] != "chan int" {
+        problems.push(format!("var main.workCh: {workers}"));
+    }
+
+    if !problems.is_empty() {
+        panic!(
+            "{what}: qemu core {}: {} problems:\n\n{}",
+            run.core.display(),
+            problems.len(),
+            problems.join("\n")
+        );
+    }
+    assert!(parked > 30, "{what}: only {parked} parked goroutines");
+    assert!(system > 2, "{what}: only {system} parked system goroutines");
+    report(&format!(
+        "{what}: qemu core: {parked} parked goroutines ({system} system) identical to the \
+         runtime's crash traceback, {} listed; {hidden_creators} runtime creators not shown by \
+         gospy",
+        all.len()
+    ));
+    drop(run.work);
+}
+
+/// MemStats of the heap fixture (quiet mode) against gospy's `heap --json`.
+fn heap_memstats(version: &str, pie: bool) {
+    if let Some(why) = qemu_missing() {
+        return cannot(&why);
+    }
+    let Some(bin) = try_build_fixture_env("heap", version, pie, "", ARM64) else {
+        return;
+    };
+    let what = format!("arm64 go {version} pie={pie} heap");
+    let run = match run_to_core(&bin, &[("GOSPY_HEAP_MODE", "quiet")]) {
+        Ok(r) => r,
+        Err(why) => return cannot(&why),
+    };
+    let oracle: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.dir.join("memstats.json")).unwrap())
+            .unwrap();
+    let heap: Value =
+        serde_json::from_str(&analyze(&run.core, &bin, &["heap", "--json"])).unwrap();
+    let got = &heap["memstats"];
+    let mut problems = Vec::new();
+    for f in [
+        "NumGC",
+        "NumForcedGC",
+        "PauseTotalNs",
+        "LastGC",
+        "NextGC",
+        "Mallocs",
+        "Frees",
+        "HeapObjects",
+        "HeapAlloc",
+        "Alloc",
+        "TotalAlloc",
+        "HeapSys",
+        "HeapInuse",
+        "HeapIdle",
+        "StackInuse",
+        "StackSys",
+        "MSpanInuse",
+        "MCacheInuse",
+        "BuckHashSys",
+        "Sys",
+        "GCSys",
+        "OtherSys",
+        "PauseNs",
+        "BySize",
+    ] {
+        if got[f] != oracle[f] {
+            problems.push(format!("{f}: want {} got {}", oracle[f], got[f]));
+        }
+    }
+    let released = got["HeapReleased"].as_u64().unwrap_or(0);
+    if released < oracle["HeapReleased"].as_u64().unwrap_or(0)
+        || released > got["HeapIdle"].as_u64().unwrap_or(0)
+    {
+        problems.push(format!(
+            "HeapReleased {released}: want >= {} and <= HeapIdle",
+            oracle["HeapReleased"]
+        ));
+    }
+    let summary: Value =
+        serde_json::from_str(&analyze(&run.core, &bin, &["summary", "--json"])).unwrap();
+    if summary.to_string().is_empty() {
+        problems.push("empty summary".into());
+    }
+    assert!(
+        problems.is_empty(),
+        "{what}: {} problems:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+    report(&format!(
+        "{what}: MemStats of the qemu core equal runtime.ReadMemStats ({} objects)",
+        got["HeapObjects"]
+    ));
+}
+
+/// `-s -w` arm64 builds: one clear line, non-zero exit.
+fn stripped(version: &str) {
+    if let Some(why) = qemu_missing() {
+        return cannot(&why);
+    }
+    let Some(bin) = try_build_fixture_env("goroutines", version, false, "-s -w", ARM64) else {
+        return;
+    };
+    let run = match run_to_core(&bin, &[]) {
+        Ok(r) => r,
+        Err(why) => return cannot(&why),
+    };
+    let out = gospy([
+        "analyze".as_ref(),
+        run.core.as_os_str(),
+        "--bin".as_ref(),
+        bin.as_os_str(),
+        "dump".as_ref(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| !l.starts_with("warning:"))
+        .collect();
+    assert!(!out.status.success(), "go {version} -s -w: {err}");
+    assert_eq!(lines.len(), 1, "go {version} -s -w: {err}");
+    assert!(
+        lines[0].contains("stripped arm64 executables are not supported"),
+        "go {version} -s -w: {err}"
+    );
+}
+
+macro_rules! arm64_tests {
+    ($($name:ident: $v:literal;)*) => {$(
+        mod $name {
+            #[test]
+            fn dump() {
+                super::dump_goroutines($v, false);
+            }
+            #[test]
+            fn dump_pie() {
+                super::dump_goroutines($v, true);
+            }
+            #[test]
+            fn heap() {
+                super::heap_memstats($v, false);
+            }
+            #[test]
+            fn stripped() {
+                super::stripped($v);
+            }
+        }
+    )*};
+}
+
+arm64_tests! {
+    go1_19: "1.19";
+    go1_21: "1.21";
+    go1_22: "1.22";
+    go1_23: "1.23";
+    go1_24: "1.24";
+    go1_25: "1.25";
+    go1_26: "1.26";
+    go1_27: "1.27";
+}
+
+/// An x86-64 core relabelled as riscv64 (e_machine 243): refused in one line.
+#[test]
+fn other_architecture_is_refused() {
+    let Some(bin) = try_build_fixture("goroutines", "1.27", false, "") else {
+        return;
+    };
+    let mut fx = Fixture::start(&bin);
+    let work = tempfile::tempdir().unwrap();
+    let snap = work.path().join("x.gss");
+    capture(fx.pid, &snap, &[]);
+    fx.kill();
+    let core = work.path().join("x.core");
+    gospy_ok([
+        "convert".as_ref(),
+        snap.as_os_str(),
+        "-o".as_ref(),
+        core.as_os_str(),
+    ]);
+    let mut bytes = std::fs::read(&core).unwrap();
+    bytes[18..20].copy_from_slice(&243u16.to_le_bytes());
+    std::fs::write(&core, &bytes).unwrap();
+    for what in [&["dump"][..], &["summary"][..]] {
+        let mut args: Vec<&std::ffi::OsStr> = vec!["analyze".as_ref(), core.as_os_str()];
+        args.extend(what.iter().map(std::ffi::OsStr::new));
+        let out = gospy(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.contains("core file is for riscv64; gospy supports x86-64 and arm64"),
+            "{err}"
+        );
+    }
+    let out = gospy(["info".as_ref(), core.as_os_str()]);
+    assert!(!out.status.success());
+}
