@@ -224,14 +224,16 @@ fn crash_goroutines(stderr: &str) -> Result<(String, Vec<OracleGoroutine>), Stri
     Ok((section, gs))
 }
 
-fn dump_goroutines(version: &str, pie: bool) {
+/// `ldflags` "-w": no DWARF (layouts from gospy's tables, globals from the
+/// symbol table).
+fn dump_goroutines(version: &str, pie: bool, ldflags: &str) {
     if let Some(why) = qemu_missing() {
         return cannot(&why);
     }
-    let Some(bin) = try_build_fixture_env("goroutines", version, pie, "", ARM64) else {
+    let Some(bin) = try_build_fixture_env("goroutines", version, pie, ldflags, ARM64) else {
         return;
     };
-    let what = format!("arm64 go {version} pie={pie}");
+    let what = format!("arm64 go {version} pie={pie} ldflags={ldflags:?}");
     let run = match run_to_core(&bin, &[]) {
         Ok(r) => r,
         Err(why) => return cannot(&why),
@@ -340,18 +342,22 @@ fn dump_goroutines(version: &str, pie: bool) {
             meta.num_goroutine
         ));
     }
-    let tag: Value =
-        serde_json::from_str(&analyze(core, &bin, &["var", "main.buildTag", "--json"])).unwrap();
-    if tag["value"] != serde_json::json!(meta.build_tag) {
-        problems.push(format!(
-            "var main.buildTag: {}, want {:?}",
-            tag["value"], meta.build_tag
-        ));
-    }
-    let workers: Value =
-        serde_json::from_str(&analyze(core, &bin, &["var", "main.workCh", "--json"])).unwrap();
-    if workers["type"] != "chan int" {
-        problems.push(format!("var main.workCh: {workers}"));
+    if ldflags.is_empty() {
+        let tag: Value =
+            serde_json::from_str(&analyze(core, &bin, &["var", "main.buildTag", "--json"]))
+                .unwrap();
+        if tag["value"] != serde_json::json!(meta.build_tag) {
+            problems.push(format!(
+                "var main.buildTag: {}, want {:?}",
+                tag["value"], meta.build_tag
+            ));
+        }
+        let workers: Value =
+            serde_json::from_str(&analyze(core, &bin, &["var", "main.workCh", "--json"]))
+                .unwrap();
+        if workers["type"] != "chan int" {
+            problems.push(format!("var main.workCh: {workers}"));
+        }
     }
 
     if !problems.is_empty() {
@@ -486,11 +492,15 @@ macro_rules! arm64_tests {
         mod $name {
             #[test]
             fn dump() {
-                super::dump_goroutines($v, false);
+                super::dump_goroutines($v, false, "");
             }
             #[test]
             fn dump_pie() {
-                super::dump_goroutines($v, true);
+                super::dump_goroutines($v, true, "");
+            }
+            #[test]
+            fn dump_no_dwarf() {
+                super::dump_goroutines($v, false, "-w");
             }
             #[test]
             fn heap() {
