@@ -1129,4 +1129,49 @@ mod flag_tests {
         let cut = &bytes[..bytes.len() - 3];
         assert!(decode_meta(cut).is_err());
     }
+
+    #[test]
+    fn arm64_thread_registers_round_trip() {
+        let mut words = [0u64; Aarch64Regs::WORDS];
+        for (i, w) in words.iter_mut().enumerate() {
+            *w = 0x1000 + i as u64;
+        }
+        let a64 = Regs {
+            aarch64: Some(Aarch64Regs::from_words(&words)),
+            ..Regs::default()
+        };
+        assert_eq!(a64.pc(), 0x1000 + 32);
+        assert_eq!(a64.sp(), 0x1000 + 31);
+        assert_eq!(a64.lr(), Some(0x1000 + 30));
+        assert_eq!(a64.g(), Some(0x1000 + 28));
+        let thread = |tid, regs| ThreadInfo {
+            tid,
+            name: "t".into(),
+            state: 't',
+            regs,
+        };
+        let meta = CaptureMeta {
+            arch: Arch::Aarch64,
+            threads: vec![thread(7, Some(a64)), thread(8, None)],
+            ..Default::default()
+        };
+        assert_eq!(decode_meta(&encode_meta(&meta).unwrap()).unwrap(), meta);
+        // x86-64 registers add no record: such files stay byte-identical.
+        let x86 = CaptureMeta {
+            threads: vec![thread(
+                7,
+                Some(Regs {
+                    rip: 1,
+                    rsp: 2,
+                    ..Regs::default()
+                }),
+            )],
+            ..Default::default()
+        };
+        let bytes = encode_meta(&x86).unwrap();
+        let (_, used): (MetaWire<'_>, usize) =
+            bincode::serde::borrow_decode_from_slice(&bytes, bincode_config()).unwrap();
+        assert_eq!(used, bytes.len());
+        assert_eq!(decode_meta(&bytes).unwrap(), x86);
+    }
 }
