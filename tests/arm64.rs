@@ -19,8 +19,9 @@
 //! - with the heap fixture: `heap --json` MemStats equal what
 //!   runtime.ReadMemStats returned before the abort (HeapReleased may only
 //!   have grown, the scavenger runs on);
-//! - `-s -w` builds fail with one line naming what is missing (runtime
-//!   globals are recovered from x86-64 code only);
+//! - `-w` and `-s -w` builds dump the same (layouts from gospy's tables;
+//!   with `-s -w` the runtime globals recovered from arm64 code, which
+//!   `globals_from_code_*` check against the symbol table);
 //! - a core of another architecture (an x86-64 core relabelled riscv64) is
 //!   refused in one line naming the supported architectures.
 //!
@@ -225,7 +226,8 @@ fn crash_goroutines(stderr: &str) -> Result<(String, Vec<OracleGoroutine>), Stri
 }
 
 /// `ldflags` "-w": no DWARF (layouts from gospy's tables, globals from the
-/// symbol table).
+/// symbol table); "-s -w": no symbol table either (globals recovered from
+/// the runtime's arm64 code).
 fn dump_goroutines(version: &str, pie: bool, ldflags: &str) {
     if let Some(why) = qemu_missing() {
         return cannot(&why);
@@ -380,14 +382,14 @@ fn dump_goroutines(version: &str, pie: bool, ldflags: &str) {
 }
 
 /// MemStats of the heap fixture (quiet mode) against gospy's `heap --json`.
-fn heap_memstats(version: &str, pie: bool) {
+fn heap_memstats(version: &str, pie: bool, ldflags: &str) {
     if let Some(why) = qemu_missing() {
         return cannot(&why);
     }
-    let Some(bin) = try_build_fixture_env("heap", version, pie, "", ARM64) else {
+    let Some(bin) = try_build_fixture_env("heap", version, pie, ldflags, ARM64) else {
         return;
     };
-    let what = format!("arm64 go {version} pie={pie} heap");
+    let what = format!("arm64 go {version} pie={pie} ldflags={ldflags:?} heap");
     let run = match run_to_core(&bin, &[("GOSPY_HEAP_MODE", "quiet")]) {
         Ok(r) => r,
         Err(why) => return cannot(&why),
@@ -455,37 +457,6 @@ fn heap_memstats(version: &str, pie: bool) {
     ));
 }
 
-/// `-s -w` arm64 builds: one clear line, non-zero exit.
-fn stripped(version: &str) {
-    if let Some(why) = qemu_missing() {
-        return cannot(&why);
-    }
-    let Some(bin) = try_build_fixture_env("goroutines", version, false, "-s -w", ARM64) else {
-        return;
-    };
-    let run = match run_to_core(&bin, &[]) {
-        Ok(r) => r,
-        Err(why) => return cannot(&why),
-    };
-    let out = gospy([
-        "analyze".as_ref(),
-        run.core.as_os_str(),
-        "--bin".as_ref(),
-        bin.as_os_str(),
-        "dump".as_ref(),
-    ]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    let lines: Vec<&str> = err
-        .lines()
-        .filter(|l| !l.starts_with("warning:"))
-        .collect();
-    assert!(!out.status.success(), "go {version} -s -w: {err}");
-    assert_eq!(lines.len(), 1, "go {version} -s -w: {err}");
-    assert!(
-        lines[0].contains("stripped arm64 executables are not supported"),
-        "go {version} -s -w: {err}"
-    );
-}
 
 macro_rules! arm64_tests {
     ($($name:ident: $v:literal;)*) => {$(
@@ -504,11 +475,19 @@ macro_rules! arm64_tests {
             }
             #[test]
             fn heap() {
-                super::heap_memstats($v, false);
+                super::heap_memstats($v, false, "");
             }
             #[test]
-            fn stripped() {
-                super::stripped($v);
+            fn heap_stripped() {
+                super::heap_memstats($v, false, "-s -w");
+            }
+            #[test]
+            fn dump_stripped() {
+                super::dump_goroutines($v, false, "-s -w");
+            }
+            #[test]
+            fn dump_stripped_pie() {
+                super::dump_goroutines($v, true, "-s -w");
             }
         }
     )*};
@@ -560,4 +539,83 @@ fn other_architecture_is_refused() {
     }
     let out = gospy(["info".as_ref(), core.as_os_str()]);
     assert!(!out.status.success());
+}
+
+/// The runtime globals recovered from arm64 code (as for a `-s -w` build)
+/// are exactly where the symbol table says, PIE and not.
+fn globals_from_code(version: &str, pie: bool) {
+    let Some(path) = try_build_fixture_env("goroutines", version, pie, "", ARM64) else {
+        return;
+    };
+    let bin = gospy::binary::Binary::from_path(&path).unwrap();
+    let rec = gospy::goruntime::version::globals::recover(&bin);
+    let mut problems: Vec<String> = rec.missing.iter().map(|m| format!("missing {m}")).collect();
+    let minor = bin.go.minor();
+    let mut want = vec![
+        "runtime.allgs",
+        "runtime.allglen",
+        "runtime.allgptr",
+        "runtime.allm",
+        "runtime.allp",
+        "runtime.gomaxprocs",
+        "runtime.sched",
+        "runtime.runtimeInitTime",
+        "runtime.waitReasonStrings",
+        "runtime.gStatusStrings",
+        "runtime.buildVersion",
+        "runtime.mheap_",
+        "runtime.memstats",
+        "runtime.gcController",
+        "runtime.emptymspan",
+        "runtime.mbuckets",
+        "runtime.MemProfileRate",
+        "runtime.mProfCycle",
+    ];
+    want.push(if minor >= 25 {
+        "runtime.numCPUStartup"
+    } else {
+        "runtime.ncpu"
+    });
+    want.push(if minor >= 21 {
+        "runtime.fingStatus"
+    } else {
+        "runtime.fingRunning"
+    });
+    for name in &want {
+        let sym = bin.elf.symbol(name).map(|s| s.0);
+        let got = rec.addrs.get(*name).copied();
+        if got != sym {
+            problems.push(format!(
+                "{name}: recovered {:?}, symbol table {:?}",
+                got.map(|a| format!("{a:#x}")),
+                sym.map(|a| format!("{a:#x}"))
+            ));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "arm64 go {version} pie={pie}: {}",
+        problems.join("\n")
+    );
+}
+
+macro_rules! arm64_globals_tests {
+    ($($name:ident: $v:literal;)*) => {$(
+        #[test]
+        fn $name() {
+            globals_from_code($v, false);
+            globals_from_code($v, true);
+        }
+    )*};
+}
+
+arm64_globals_tests! {
+    globals_from_code_go1_19: "1.19";
+    globals_from_code_go1_21: "1.21";
+    globals_from_code_go1_22: "1.22";
+    globals_from_code_go1_23: "1.23";
+    globals_from_code_go1_24: "1.24";
+    globals_from_code_go1_25: "1.25";
+    globals_from_code_go1_26: "1.26";
+    globals_from_code_go1_27: "1.27";
 }

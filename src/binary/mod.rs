@@ -6,6 +6,7 @@ pub mod goversion;
 pub mod moduledata;
 pub mod pclntab;
 pub mod twin;
+pub mod arm64;
 pub mod x86;
 
 use anyhow::{anyhow, Context, Result};

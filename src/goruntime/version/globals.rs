@@ -21,6 +21,7 @@
 
 use super::fallback::Tables;
 use super::source::LayoutSource;
+use crate::binary::arm64;
 use crate::binary::x86::{self, Insn, Kind};
 use crate::binary::{Binary, Recovered};
 use std::collections::{BTreeSet, HashMap};
@@ -38,10 +39,6 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     /// Decoded instructions of a runtime function; None when absent.
     fn insns(&mut self, name: &'static str) -> Option<&[Insn]> {
-        if self.bin.elf.arch != crate::model::Arch::X86_64 {
-            // Only x86-64 code is decoded (see `recover`).
-            return None;
-        }
         if !self.cache.contains_key(name) {
             let v = (|| {
                 let pcln = &self.bin.pcln;
@@ -50,7 +47,10 @@ impl Ctx<'_> {
                 let len = end.checked_sub(f.entry)?.min(MAX_FUNC);
                 let code = self.bin.elf.vaddr_tail(f.entry)?;
                 let code = code.get(..len as usize).unwrap_or(code);
-                Some(x86::decode(code, f.entry))
+                Some(match self.bin.elf.arch {
+                    crate::model::Arch::X86_64 => x86::decode(code, f.entry),
+                    crate::model::Arch::Aarch64 => arm64::decode(code, f.entry),
+                })
             })();
             self.cache.insert(name, v);
         }
@@ -187,18 +187,6 @@ pub fn recover(bin: &Binary) -> Recovered {
             "struct globals: no layout tables for {}",
             bin.go_version
         )),
-    }
-    if bin.elf.arch != crate::model::Arch::X86_64 {
-        // Nothing was decoded: say why, once per global.
-        for m in &mut r.missing {
-            if let Some((name, _)) = m.split_once(": ") {
-                *m = format!(
-                    "{name}: stripped {} executables are not supported (runtime globals are \
-                     recovered from x86-64 code only)",
-                    bin.elf.arch.goarch()
-                );
-            }
-        }
     }
     r
 }
