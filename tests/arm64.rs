@@ -137,10 +137,7 @@ fn run_to_core(bin: &Path, env: &[(&str, &str)]) -> Result<QemuCore, String> {
         std::thread::sleep(Duration::from_millis(50));
     }
     // The child is ours and not reaped yet: its pid cannot have been reused.
-    assert_eq!(
-        unsafe { libc::kill(child.id() as i32, libc::SIGABRT) },
-        0
-    );
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGABRT) }, 0);
     let status = loop {
         match child.try_wait() {
             Ok(Some(st)) => break st,
@@ -355,8 +352,7 @@ fn dump_goroutines(version: &str, pie: bool, ldflags: &str) {
             ));
         }
         let workers: Value =
-            serde_json::from_str(&analyze(core, &bin, &["var", "main.workCh", "--json"]))
-                .unwrap();
+            serde_json::from_str(&analyze(core, &bin, &["var", "main.workCh", "--json"])).unwrap();
         if workers["type"] != "chan int" {
             problems.push(format!("var main.workCh: {workers}"));
         }
@@ -397,8 +393,7 @@ fn heap_memstats(version: &str, pie: bool, ldflags: &str) {
     let oracle: Value =
         serde_json::from_str(&std::fs::read_to_string(run.dir.join("memstats.json")).unwrap())
             .unwrap();
-    let heap: Value =
-        serde_json::from_str(&analyze(&run.core, &bin, &["heap", "--json"])).unwrap();
+    let heap: Value = serde_json::from_str(&analyze(&run.core, &bin, &["heap", "--json"])).unwrap();
     let got = &heap["memstats"];
     let mut problems = Vec::new();
     for f in [
@@ -456,7 +451,6 @@ fn heap_memstats(version: &str, pie: bool, ldflags: &str) {
         got["HeapObjects"]
     ));
 }
-
 
 macro_rules! arm64_tests {
     ($($name:ident: $v:literal;)*) => {$(
@@ -618,4 +612,173 @@ arm64_globals_tests! {
     globals_from_code_go1_25: "1.25";
     globals_from_code_go1_26: "1.26";
     globals_from_code_go1_27: "1.27";
+}
+
+/// gospy's runtime layout tables (measured on amd64) against the DWARF of
+/// arm64 builds: the layouts gospy derives from either must be the same.
+fn tables_match_dwarf(version: &str) {
+    use gospy::goruntime::heap::HeapLayout;
+    use gospy::goruntime::version::{Layout, LayoutSource, Tables};
+    let Some(path) = try_build_fixture_env("goroutines", version, false, "", ARM64) else {
+        return;
+    };
+    let bin = gospy::binary::Binary::from_path(&path).unwrap();
+    let dwarf = bin.dwarf().expect("DWARF");
+    let tables = Tables::for_target(bin.go, bin.elf.arch).expect("tables");
+    let mut problems = Vec::new();
+    for ty in Tables::type_names() {
+        if ty.matches('.').count() > 1 || dwarf.size_of(ty).is_none() {
+            continue;
+        }
+        if let (Some(want), got) = (tables.size_of(ty), dwarf.size_of(ty)) {
+            if got != Some(want) {
+                problems.push(format!("sizeof({ty}): tables {want}, DWARF {got:?}"));
+            }
+        }
+        for (field, _) in tables.fields(ty) {
+            let got = dwarf.offset_of(ty, field);
+            let want = LayoutSource::offset_of(&tables, ty, field);
+            if got != want {
+                problems.push(format!("{ty}.{field}: tables {want:?}, DWARF {got:?}"));
+            }
+        }
+    }
+    let from_dwarf = Layout::from_source(&bin, dwarf).unwrap();
+    let from_tables = Layout::from_source(&bin, &tables).unwrap();
+    if from_dwarf != from_tables {
+        problems.push(format!(
+            "layouts differ:\n  DWARF:  {from_dwarf:?}\n  tables: {from_tables:?}"
+        ));
+    }
+    let heap_dwarf = HeapLayout::from_source(&bin, dwarf).unwrap();
+    let heap_tables = HeapLayout::from_source(&bin, &tables).unwrap();
+    if heap_dwarf != heap_tables {
+        problems.push(format!(
+            "heap layouts differ:\n  DWARF:  {heap_dwarf:?}\n  tables: {heap_tables:?}"
+        ));
+    }
+    assert!(
+        problems.is_empty(),
+        "arm64 go {version}:\n{}",
+        problems.join("\n")
+    );
+}
+
+macro_rules! arm64_tables_tests {
+    ($($name:ident: $v:literal;)*) => {$(
+        #[test]
+        fn $name() {
+            tables_match_dwarf($v);
+        }
+    )*};
+}
+
+arm64_tables_tests! {
+    tables_match_dwarf_go1_19: "1.19";
+    tables_match_dwarf_go1_21: "1.21";
+    tables_match_dwarf_go1_22: "1.22";
+    tables_match_dwarf_go1_23: "1.23";
+    tables_match_dwarf_go1_24: "1.24";
+    tables_match_dwarf_go1_25: "1.25";
+    tables_match_dwarf_go1_26: "1.26";
+    tables_match_dwarf_go1_27: "1.27";
+}
+
+/// Writes src/goruntime/version/tables_arm64.rs: the runtime layouts that
+/// differ on arm64 from gospy's tables, from the DWARF of arm64 builds of
+/// every tested version (`cargo test --test arm64 gen_arm64_tables --
+/// --ignored`; tables_match_dwarf_* check the result).
+#[test]
+#[ignore]
+fn gen_arm64_tables() {
+    use gospy::goruntime::version::tables::{STRUCTS, VERSIONS};
+    use gospy::goruntime::version::LayoutSource;
+    let bins: Vec<gospy::binary::Binary> = VERSIONS
+        .iter()
+        .map(|m| {
+            let v = format!("1.{m}");
+            let p = try_build_fixture_env("goroutines", &v, false, "", ARM64)
+                .unwrap_or_else(|| panic!("go {v} is needed"));
+            gospy::binary::Binary::from_path(&p).unwrap()
+        })
+        .collect();
+    let (mut fields, mut sizes, mut elems) = (String::new(), String::new(), String::new());
+    let names: Vec<&str> = STRUCTS.iter().map(|s| s.name).collect();
+    let cols = |a: &[i32; 8]| {
+        a.iter()
+            .map(|v| v.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for s in STRUCTS {
+        let (dty, prefix) = match s.name.rsplit_once('.') {
+            Some((parent, field)) if names.contains(&parent) && !field.contains('/') => {
+                (parent.to_string(), format!("{field}."))
+            }
+            _ => (s.name.to_string(), String::new()),
+        };
+        if prefix.is_empty() {
+            let mut size = s.size;
+            for (c, b) in bins.iter().enumerate() {
+                if let Some(n) = b.dwarf().unwrap().size_of(&dty) {
+                    size[c] = n as i32;
+                }
+            }
+            if size != s.size {
+                sizes += &format!("    ({:?}, [{}]),\n", s.name, cols(&size));
+            }
+        }
+        for f in s.fields {
+            let path = format!("{prefix}{}", f.name);
+            let (mut off, mut stride) = (f.off, f.elem.map(|e| e.1));
+            for (c, b) in bins.iter().enumerate() {
+                let d = b.dwarf().unwrap();
+                if d.size_of(&dty).is_none() {
+                    continue; // not in this binary: keep amd64's
+                }
+                // Pseudo-types' members are relative to their field.
+                let base = match prefix.strip_suffix('.') {
+                    Some(field) => d.offset_of(&dty, field),
+                    None => Some(0),
+                };
+                off[c] = d
+                    .offset_of(&dty, &path)
+                    .zip(base)
+                    .map_or(-1, |(o, b)| (o - b) as i32);
+                if let Some(st) = stride.as_mut().filter(|st| st[c] >= 0) {
+                    if let (Some(sz), Some(n)) = (
+                        LayoutSource::field_size(d, &dty, &path),
+                        LayoutSource::array_len(d, &dty, &path, 0),
+                    ) {
+                        st[c] = (sz / n.max(1)) as i32;
+                    }
+                }
+            }
+            if off != f.off {
+                fields += &format!("    ({:?}, {:?}, [{}]),\n", s.name, f.name, cols(&off));
+            }
+            if let (Some(st), Some(e)) = (stride, f.elem) {
+                if st != e.1 {
+                    elems += &format!("    ({:?}, {:?}, [{}]),\n", s.name, f.name, cols(&st));
+                }
+            }
+        }
+    }
+    let out = format!(
+        "//! GENERATED by tests/arm64.rs (`cargo test --test arm64 gen_arm64_tables\n\
+         //! -- --ignored`) from the DWARF of arm64 builds of every tested version:\n\
+         //! the runtime layouts that differ from [`super::tables`] on arm64 (structs\n\
+         //! holding `cpu.CacheLinePad`, 128 bytes there). Do not edit.\n\n\
+         /// (type, field, offset per version column; -1: no such field).\n\
+         pub static FIELDS: &[(&str, &str, [i32; 8])] = &[\n{fields}];\n\n\
+         /// (type, size per version column).\n\
+         pub static SIZES: &[(&str, [i32; 8])] = &[\n{sizes}];\n\n\
+         /// (type, array field, element size per version column).\n\
+         pub static ELEMS: &[(&str, &str, [i32; 8])] = &[\n{elems}];\n"
+    );
+    std::fs::write(
+        crate_root().join("src/goruntime/version/tables_arm64.rs"),
+        out,
+    )
+    .unwrap();
 }

@@ -87,7 +87,8 @@ impl ElfFile {
             return Err(ElfError::NotElf("not ELF".into()));
         }
         let machine = u16::from_le_bytes([data[18], data[19]]);
-        let Some(arch) = Arch::from_e_machine(machine).filter(|_| file.is_64() && file.is_little_endian())
+        let Some(arch) =
+            Arch::from_e_machine(machine).filter(|_| file.is_64() && file.is_little_endian())
         else {
             return Err(ElfError::WrongArch(crate::model::machine_name(machine)));
         };

@@ -1,12 +1,12 @@
 //! The target executable: ELF facts, pclntab, moduledata and (lazily) DWARF.
 
+pub mod arm64;
 pub mod dwarf;
 pub mod elf;
 pub mod goversion;
 pub mod moduledata;
 pub mod pclntab;
 pub mod twin;
-pub mod arm64;
 pub mod x86;
 
 use anyhow::{anyhow, Context, Result};

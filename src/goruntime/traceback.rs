@@ -1,10 +1,10 @@
 //! Goroutine stack unwinding with the pclntab, and the runtime's own rules
 //! for which frames and goroutines a traceback shows (runtime/traceback.go).
 
+use super::arch;
 use super::pcinfo::{
     PcInfo, ARG_INFO_MAX, FUNCDATA_ARG_INFO, FUNCDATA_ARG_LIVE_INFO, PCDATA_ARG_LIVE_INDEX,
 };
-use super::arch;
 use super::stackstart::StackState;
 use super::{Target, G, G_RUNNING, M};
 use crate::binary::pclntab::{FuncInfo, SpecialFunc};

@@ -72,7 +72,9 @@ fn notes(meta: &CaptureMeta) -> Vec<u8> {
     for t in &meta.threads {
         let regs = t.regs.unwrap_or_default();
         let words: Vec<u64> = match (meta.arch, regs.aarch64) {
-            (crate::model::Arch::Aarch64, a) => a.map(|a| a.to_words().to_vec()).unwrap_or(vec![0; 34]),
+            (crate::model::Arch::Aarch64, a) => {
+                a.map(|a| a.to_words().to_vec()).unwrap_or(vec![0; 34])
+            }
             (crate::model::Arch::X86_64, _) => regs_words(&regs).to_vec(),
         };
         let mut st = vec![0u8; 112 + words.len() * 8 + 8];

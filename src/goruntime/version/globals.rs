@@ -176,7 +176,7 @@ pub fn recover(bin: &Binary) -> Recovered {
         data,
         cache: HashMap::new(),
     };
-    let tables = Tables::for_version(bin.go);
+    let tables = Tables::for_target(bin.go, bin.elf.arch);
     let mut r = Recovered::default();
     scheduler_globals(&mut c, tables.as_ref(), &mut r);
     string_globals(&mut c, &mut r);

@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use super::error::SnapshotError;
 use crate::model::{
-    Aarch64Regs, Arch, CaptureFlags, CaptureMeta, MapEntry, RegionKind, Regs, ThreadInfo, UnstableG,
-    NON_BLOCKING_NOTE, REDACTED_NOTE, REDACTED_PREFIX, UNSTABLE_PREFIX,
+    Aarch64Regs, Arch, CaptureFlags, CaptureMeta, MapEntry, RegionKind, Regs, ThreadInfo,
+    UnstableG, NON_BLOCKING_NOTE, REDACTED_NOTE, REDACTED_PREFIX, UNSTABLE_PREFIX,
 };
 
 /// First eight bytes of every snapshot.
