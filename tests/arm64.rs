@@ -377,6 +377,71 @@ fn dump_goroutines(version: &str, pie: bool, ldflags: &str) {
     drop(run.work);
 }
 
+/// Goroutines parked in a panic raised by a nil dereference: their stacks go
+/// through runtime.sigpanic, the call arm64's signal handler injects after
+/// saving LR on the stack (tests/fixtures/sigpanic: a frameless leaf and a
+/// function with a frame fault).
+fn sigpanic_frames(version: &str, ldflags: &str) {
+    if let Some(why) = qemu_missing() {
+        return cannot(&why);
+    }
+    let Some(bin) = try_build_fixture_env("sigpanic", version, false, ldflags, ARM64) else {
+        return;
+    };
+    let what = format!("arm64 go {version} ldflags={ldflags:?} sigpanic");
+    let run = match run_to_core(&bin, &[]) {
+        Ok(r) => r,
+        Err(why) => return cannot(&why),
+    };
+    let (_, crash) =
+        crash_goroutines(&run.stderr).unwrap_or_else(|e| panic!("{what}: crash traceback: {e}"));
+    let all: Vec<DumpGoroutine> =
+        serde_json::from_str(&analyze(&run.core, &bin, &["dump", "--json", "--all"])).unwrap();
+    let by_id: BTreeMap<u64, &DumpGoroutine> = all.iter().map(|g| (g.id, g)).collect();
+    let go = go_minor(&format!("go{version}"));
+    let mut problems = Vec::new();
+    let mut through_sigpanic = 0;
+    for want in &crash {
+        let Some(g) = by_id.get(&want.id) else {
+            problems.push(format!("goroutine {} missing", want.id));
+            continue;
+        };
+        if want.unavailable || want.state == "running" || want.state == "runnable" {
+            continue;
+        }
+        let mut diffs = compare_blocked(want, g, go);
+        diffs.retain(|d| d != "marked system");
+        let runtime_creator = want
+            .created_by
+            .as_ref()
+            .is_some_and(|c| c.function.starts_with("runtime."));
+        if runtime_creator && g.created_by.is_none() {
+            diffs.retain(|d| !d.starts_with("created_by None"));
+        }
+        if !diffs.is_empty() {
+            problems.push(format!(
+                "goroutine {}: {}\n  got:\n{}",
+                want.id,
+                diffs.join("\n  "),
+                render_dump_goroutine(g)
+            ));
+        }
+        if want.frames.iter().any(|f| f.function == "runtime.sigpanic") {
+            through_sigpanic += 1;
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{what}: {} problems:\n\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+    assert_eq!(through_sigpanic, 2, "{what}: goroutines through sigpanic");
+    report(&format!(
+        "{what}: {through_sigpanic} goroutines unwound through runtime.sigpanic as the runtime did"
+    ));
+}
+
 /// MemStats of the heap fixture (quiet mode) against gospy's `heap --json`.
 fn heap_memstats(version: &str, pie: bool, ldflags: &str) {
     if let Some(why) = qemu_missing() {
@@ -474,6 +539,14 @@ macro_rules! arm64_tests {
             #[test]
             fn heap_stripped() {
                 super::heap_memstats($v, false, "-s -w");
+            }
+            #[test]
+            fn sigpanic() {
+                super::sigpanic_frames($v, "");
+            }
+            #[test]
+            fn sigpanic_stripped() {
+                super::sigpanic_frames($v, "-s -w");
             }
             #[test]
             fn dump_stripped() {
