@@ -275,6 +275,7 @@ fn dump_goroutines(version: &str, pie: bool, ldflags: &str) {
     let mut parked = 0;
     let mut system = 0;
     let mut hidden_creators = 0;
+    let mut preempted = 0;
     for want in &crash {
         let Some(g) = by_id.get(&want.id) else {
             continue;
@@ -292,6 +293,17 @@ fn dump_goroutines(version: &str, pie: bool, ldflags: &str) {
                     "busy goroutine {}: status {:?}, want running or runnable",
                     g.id, g.status
                 ));
+            }
+            // Preempted (asynchronously: through runtime.asyncPreempt, the
+            // call the signal handler injects) by the crash's stop: its
+            // frames are in g.sched, as the runtime printed them.
+            if want.state == "runnable" && !want.unavailable && g.status == "runnable" {
+                let mut d = Vec::new();
+                compare_frames(want, &g.frames, meta.go_minor(), &mut d);
+                if !d.is_empty() {
+                    problems.push(render_diff(&crash_oracle, want, g, &d));
+                }
+                preempted += 1;
             }
             continue;
         }
@@ -370,8 +382,8 @@ fn dump_goroutines(version: &str, pie: bool, ldflags: &str) {
     assert!(system > 2, "{what}: only {system} parked system goroutines");
     report(&format!(
         "{what}: qemu core: {parked} parked goroutines ({system} system) identical to the \
-         runtime's crash traceback, {} listed; {hidden_creators} runtime creators not shown by \
-         gospy",
+         runtime's crash traceback, {} listed ({preempted} preempted busy goroutine compared); \
+         {hidden_creators} runtime creators not shown by gospy",
         all.len()
     ));
     drop(run.work);

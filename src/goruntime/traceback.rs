@@ -462,14 +462,19 @@ impl Target {
             if ret == 0 {
                 break;
             }
-            trap = matches!(
+            // A call injected by a signal handler: the caller's pc is the
+            // interrupted instruction. Go 1.19's gentraceback symbolizes it
+            // so only below sigpanic (`waspanic`); from 1.21 the unwinder
+            // does below every injected call.
+            let injected = matches!(
                 name,
                 "runtime.sigpanic" | "runtime.asyncPreempt" | "runtime.debugCallV2"
             );
+            trap = name == "runtime.sigpanic" || (injected && self.bin.go.at_least(1, 21));
             pc = ret;
             sp = fp;
             link = 0;
-            if let Some((saved_at, below)) = trap
+            if let Some((saved_at, below)) = injected
                 .then(|| arch::injected_lr_slot(self.arch(), sp))
                 .flatten()
             {
