@@ -354,6 +354,23 @@ fn dump_goroutines(version: &str, pie: bool, ldflags: &str) {
         ));
     }
     if ldflags.is_empty() {
+        // The amd64 build of the same source: refused in one line.
+        if let Some(amd64) = try_build_fixture("goroutines", version, pie, "") {
+            let out = gospy([
+                "analyze".as_ref(),
+                core.as_os_str(),
+                "--bin".as_ref(),
+                amd64.as_os_str(),
+                "summary".as_ref(),
+            ]);
+            let err = String::from_utf8_lossy(&out.stderr);
+            if out.status.success()
+                || err.lines().count() != 1
+                || !err.contains("is for amd64 but the core file is for arm64")
+            {
+                problems.push(format!("the amd64 executable for the arm64 core: {err}"));
+            }
+        }
         let tag: Value =
             serde_json::from_str(&analyze(core, &bin, &["var", "main.buildTag", "--json"]))
                 .unwrap();
