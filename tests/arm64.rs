@@ -353,6 +353,17 @@ fn dump_goroutines(version: &str, pie: bool, ldflags: &str) {
             meta.num_goroutine
         ));
     }
+    let info: Value = serde_json::from_str(&gospy_ok([
+        "info".as_ref(),
+        core.as_os_str(),
+        "--bin".as_ref(),
+        bin.as_os_str(),
+        "--json".as_ref(),
+    ]))
+    .unwrap();
+    if info["arch"] != "arm64" || info["go_version"] != serde_json::json!(meta.go_version) {
+        problems.push(format!("info --json: {info}"));
+    }
     if ldflags.is_empty() {
         // The amd64 build of the same source: refused in one line.
         if let Some(amd64) = try_build_fixture("goroutines", version, pie, "") {

@@ -574,6 +574,8 @@ pub struct CoreInfo {
     pub file_size: u64,
     /// zstd-compressed (systemd-coredump).
     pub compressed: bool,
+    /// The machine (GOARCH name: amd64, arm64).
+    pub arch: String,
     /// NT_PRPSINFO.
     pub pid: i32,
     pub comm: String,
@@ -623,6 +625,7 @@ pub fn core_info(path: &Path) -> Result<CoreInfo> {
         file: path.display().to_string(),
         file_size,
         compressed,
+        arch: core.arch.goarch().to_string(),
         pid: core.pid,
         comm: core.comm.clone(),
         cmdline: core.args.clone(),
