@@ -22,8 +22,16 @@
 //! - `-w` and `-s -w` builds dump the same (layouts from gospy's tables;
 //!   with `-s -w` the runtime globals recovered from arm64 code, which
 //!   `globals_from_code_*` check against the symbol table);
-//! - a core of another architecture (an x86-64 core relabelled riscv64) is
-//!   refused in one line naming the supported architectures.
+//! - goroutines parked in a panic raised by a nil dereference unwind
+//!   through runtime.sigpanic as the runtime did (tests/fixtures/sigpanic);
+//!   so does the busy goroutine when the crash preempted it (asyncPreempt);
+//! - a core of another architecture (a real riscv64 core from
+//!   qemu-riscv64-static, and an x86-64 core relabelled riscv64) is refused
+//!   in one line naming the supported architectures, and so is the amd64
+//!   build of the fixture offered with the arm64 core;
+//! - gospy's layout tables give arm64's layouts (tables_match_dwarf_*), and
+//!   the globals recovered from arm64 code are the symbol table's
+//!   (globals_from_code_*).
 //!
 //! The goroutine the signal interrupted (main.busyLoop's, the only one not
 //! parked) is checked for identity and state only, as in tests/kernel_core.rs.
@@ -80,6 +88,11 @@ struct QemuCore {
 /// Runs `bin` under qemu with GOTRACEBACK=crash until it writes ORACLE_DIR/ready,
 /// sends SIGABRT and waits for the guest's core. Err: why there is none.
 fn run_to_core(bin: &Path, env: &[(&str, &str)]) -> Result<QemuCore, String> {
+    run_to_core_with(QEMU, bin, env)
+}
+
+/// [`run_to_core`] under another qemu-user emulator.
+fn run_to_core_with(qemu: &str, bin: &Path, env: &[(&str, &str)]) -> Result<QemuCore, String> {
     let work = tempfile::Builder::new()
         .prefix("gospy-arm64-test-")
         .tempdir()
@@ -87,7 +100,7 @@ fn run_to_core(bin: &Path, env: &[(&str, &str)]) -> Result<QemuCore, String> {
     let dir = work.path().join("oracle");
     std::fs::create_dir(&dir).unwrap();
     let log = |n: &str| std::fs::File::create(work.path().join(n)).unwrap();
-    let mut cmd = Command::new(QEMU);
+    let mut cmd = Command::new(qemu);
     cmd.arg("-L")
         .arg(SYSROOT)
         .arg(bin)
@@ -117,7 +130,7 @@ fn run_to_core(bin: &Path, env: &[(&str, &str)]) -> Result<QemuCore, String> {
             Ok(())
         });
     }
-    let mut child = cmd.spawn().map_err(|e| format!("starting {QEMU}: {e}"))?;
+    let mut child = cmd.spawn().map_err(|e| format!("starting {qemu}: {e}"))?;
     let stderr = |w: &Path| std::fs::read_to_string(w.join("stderr.log")).unwrap_or_default();
     // qemu runs the fixture several times slower than native.
     let start = Instant::now();
@@ -609,6 +622,56 @@ arm64_tests! {
     go1_25: "1.25";
     go1_26: "1.26";
     go1_27: "1.27";
+}
+
+/// A real riscv64 core (the goroutines fixture built with GOARCH=riscv64,
+/// aborted under qemu-riscv64-static): refused in one line.
+#[test]
+fn riscv64_core_is_refused() {
+    if Command::new("qemu-riscv64-static")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_err()
+    {
+        return cannot("qemu-riscv64-static is not installed");
+    }
+    let Some(bin) =
+        try_build_fixture_env("goroutines", "1.27", false, "", &[("GOARCH", "riscv64")])
+    else {
+        return;
+    };
+    let run = match run_to_core_with("qemu-riscv64-static", &bin, &[]) {
+        Ok(r) => r,
+        Err(why) => return cannot(&why),
+    };
+    for args in [
+        vec!["analyze".as_ref(), run.core.as_os_str(), "dump".as_ref()],
+        vec![
+            "analyze".as_ref(),
+            run.core.as_os_str(),
+            "--bin".as_ref(),
+            bin.as_os_str(),
+            "summary".as_ref(),
+        ],
+        vec!["info".as_ref(), run.core.as_os_str()],
+    ] {
+        let out = gospy(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.contains("core file is for riscv64; gospy supports x86-64 and arm64"),
+            "{args:?}: {err}"
+        );
+    }
+    // The riscv64 executable itself.
+    let b = gospy::binary::Binary::from_path(&bin);
+    let msg = b.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        msg.contains("the executable is for riscv64; gospy supports x86-64 and arm64"),
+        "{msg}"
+    );
 }
 
 /// An x86-64 core relabelled as riscv64 (e_machine 243): refused in one line.
