@@ -624,8 +624,8 @@ arm64_tests! {
     go1_27: "1.27";
 }
 
-/// A real riscv64 core (the goroutines fixture built with GOARCH=riscv64,
-/// aborted under qemu-riscv64-static): refused in one line.
+/// A real riscv64 core (the small sigpanic fixture built with
+/// GOARCH=riscv64, aborted under qemu-riscv64-static): refused in one line.
 #[test]
 fn riscv64_core_is_refused() {
     if Command::new("qemu-riscv64-static")
@@ -637,7 +637,7 @@ fn riscv64_core_is_refused() {
         return cannot("qemu-riscv64-static is not installed");
     }
     let Some(bin) =
-        try_build_fixture_env("goroutines", "1.27", false, "", &[("GOARCH", "riscv64")])
+        try_build_fixture_env("sigpanic", "1.27", false, "", &[("GOARCH", "riscv64")])
     else {
         return;
     };
