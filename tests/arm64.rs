@@ -636,8 +636,7 @@ fn riscv64_core_is_refused() {
     {
         return cannot("qemu-riscv64-static is not installed");
     }
-    let Some(bin) =
-        try_build_fixture_env("sigpanic", "1.27", false, "", &[("GOARCH", "riscv64")])
+    let Some(bin) = try_build_fixture_env("sigpanic", "1.27", false, "", &[("GOARCH", "riscv64")])
     else {
         return;
     };

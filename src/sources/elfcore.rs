@@ -544,6 +544,72 @@ mod tests {
     use super::coredump_name_time_ns;
     use std::path::Path;
 
+    /// An ELF core header for `machine` with one PT_NOTE holding one
+    /// NT_PRSTATUS of `desc_len` bytes, registers numbered from 1.
+    fn core_with_prstatus(machine: u16, desc_len: usize) -> Vec<u8> {
+        let mut b = vec![0u8; 64 + 56];
+        b[..4].copy_from_slice(b"\x7fELF");
+        b[4] = 2;
+        b[5] = 1;
+        b[16..18].copy_from_slice(&super::ET_CORE.to_le_bytes());
+        b[18..20].copy_from_slice(&machine.to_le_bytes());
+        b[32..40].copy_from_slice(&64u64.to_le_bytes()); // e_phoff
+        b[54..56].copy_from_slice(&56u16.to_le_bytes());
+        b[56..58].copy_from_slice(&1u16.to_le_bytes());
+        let mut note = Vec::new();
+        note.extend_from_slice(&5u32.to_le_bytes());
+        note.extend_from_slice(&(desc_len as u32).to_le_bytes());
+        note.extend_from_slice(&super::NT_PRSTATUS.to_le_bytes());
+        note.extend_from_slice(b"CORE\0\0\0\0");
+        let mut desc = vec![0u8; desc_len];
+        desc[32..36].copy_from_slice(&77u32.to_le_bytes()); // pr_pid
+        for i in 0..(desc_len - 112) / 8 {
+            desc[112 + 8 * i..120 + 8 * i].copy_from_slice(&(i as u64 + 1).to_le_bytes());
+        }
+        note.extend_from_slice(&desc);
+        let ph = 64;
+        b[ph..ph + 4].copy_from_slice(&4u32.to_le_bytes()); // PT_NOTE
+        b[ph + 8..ph + 16].copy_from_slice(&120u64.to_le_bytes());
+        b[ph + 32..ph + 40].copy_from_slice(&(note.len() as u64).to_le_bytes());
+        b.extend_from_slice(&note);
+        b
+    }
+
+    #[test]
+    fn aarch64_prstatus_registers() {
+        let core = super::Core::from_bytes(core_with_prstatus(183, 392)).unwrap();
+        assert_eq!(core.arch, crate::model::Arch::Aarch64);
+        assert_eq!(core.threads.len(), 1);
+        assert_eq!(core.threads[0].tid, 77);
+        let r = core.threads[0].regs.unwrap();
+        // x0 = 1 ... x30 = 31, sp = 32, pc = 33, pstate = 34.
+        assert_eq!((r.g(), r.fp(), r.lr()), (Some(29), 30, Some(31)));
+        assert_eq!((r.sp(), r.pc()), (32, 33));
+        assert_eq!(r.aarch64.unwrap().pstate, 34);
+        assert_eq!(r.rip, 0);
+        let x86 = super::Core::from_bytes(core_with_prstatus(62, 336)).unwrap();
+        let r = x86.threads[0].regs.unwrap();
+        assert_eq!((r.rip, r.rsp, r.aarch64), (17, 20, None));
+    }
+
+    #[test]
+    fn other_machines_are_named() {
+        let err = |m| {
+            super::Core::from_bytes(core_with_prstatus(m, 392))
+                .err()
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(
+            err(243),
+            "core file is for riscv64; gospy supports x86-64 and arm64"
+        );
+        assert_eq!(
+            err(9999),
+            "core file is for ELF machine 9999; gospy supports x86-64 and arm64"
+        );
+    }
+
     #[test]
     fn systemd_coredump_names() {
         let t = |n: &str, pid| coredump_name_time_ns(Path::new(n), pid);
