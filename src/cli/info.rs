@@ -148,6 +148,9 @@ fn cmd_info_core(a: &InfoArgs) -> Result<()> {
     if !i.cmdline.is_empty() {
         let _ = writeln!(o, "cmdline:     {}", i.cmdline);
     }
+    if i.arch != "amd64" {
+        let _ = writeln!(o, "machine:     {}", i.arch);
+    }
     if i.signal != 0 {
         let name = match i.signal {
             libc::SIGQUIT => " (SIGQUIT)",

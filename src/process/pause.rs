@@ -600,5 +600,6 @@ fn regs_from(r: &libc::user_regs_struct) -> Regs {
         es: r.es,
         fs: r.fs,
         gs: r.gs,
+        aarch64: None,
     }
 }

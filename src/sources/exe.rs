@@ -105,6 +105,13 @@ pub fn find(
                     (Binary::from_path(p)?, orig)
                 }
             };
+            if b.elf.arch != meta.arch {
+                return Err(anyhow!(
+                    "{source} is for {} but the core file is for {}; pass --bin with the executable that crashed",
+                    b.elf.arch.goarch(),
+                    meta.arch.goarch()
+                ));
+            }
             let bias = core_load_bias(&b, &meta.auxv, has_entry, lowest_map, warnings);
             if let SourceMemory::Ready(m) = memory {
                 verify_core_notes(&b, m.as_ref(), bias, warnings)?;
