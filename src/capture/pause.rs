@@ -72,7 +72,7 @@ impl<'p, 'a> Rounds<'p, 'a> {
             pid: ld.pid,
             ld,
             opts,
-            next: std::mem::take(&mut p.data_plan),
+            next: Vec::new(),
             p,
             stats,
             threads,
@@ -102,8 +102,11 @@ impl<'p, 'a> Rounds<'p, 'a> {
 
     /// Every round in order; the number of live goroutines.
     pub(super) fn run(&mut self) -> Result<usize> {
-        // Round 1: the data segments (runtime globals).
-        self.read(true);
+        // Round 1: the data segments (runtime globals), their pages touched
+        // by now (pagemap).
+        let data = self.p.data.read(self.pid, self.stats, &mut self.p.warnings);
+        self.p.asm.regions.extend(data);
+        self.p.asm.rebuild();
         self.phase("data segments");
         let ms = self.allgs_ms_ps()?;
         self.read(true);

@@ -4,6 +4,7 @@
 //! reads.
 
 use super::buckets::{prewalk, PauseBuckets, PreBuckets};
+use super::data::{runtime_ranges, DataPlan};
 use super::load::load_target_binary;
 use super::options::CaptureOptions;
 use super::precopy::{estimate_pause_bytes, precopy, PreCopy};
@@ -37,6 +38,14 @@ pub(super) struct Loaded {
     pub(super) auxv: Vec<(u64, u64)>,
     pub(super) exe_path: String,
     pub(super) cmdline: Vec<String>,
+}
+
+impl Loaded {
+    /// The executable the process runs (its file bytes back untouched
+    /// data pages).
+    pub(super) fn running_elf(&self) -> &ElfFile {
+        self.running_exe.as_ref().unwrap_or(&self.bin.elf)
+    }
 }
 
 /// Open the process and load its executable and runtime layout.
@@ -73,8 +82,8 @@ pub(super) fn load(pid: i32, opts: &CaptureOptions, stats: &mut CaptureStats) ->
 
 /// Everything decided before the pause.
 pub(super) struct Prepared<'a> {
-    /// Round 1: the executable's writable segments.
-    pub(super) data_plan: Vec<(u64, u64, RegionKind)>,
+    /// Round 1: the executable's data and BSS (their touched pages).
+    pub(super) data: DataPlan,
     /// What globals point to (None with `--full` or nothing to walk).
     pub(super) walker: Option<Walker<'a>>,
     /// `--full`: every writable mapping.
@@ -105,14 +114,13 @@ pub(super) fn prepare<'a>(
     opts: &CaptureOptions,
     stats: &mut CaptureStats,
 ) -> Result<Prepared<'a>> {
-    let (target, bin, bias) = (&ld.target, &ld.bin, ld.bias);
-    let data_plan: Vec<(u64, u64, RegionKind)> = bin
-        .elf
-        .segments
-        .iter()
-        .filter(|s| s.writable && s.memsz > 0)
-        .map(|s| (s.vaddr + bias, s.memsz, RegionKind::Data))
-        .collect();
+    let (target, bias) = (&ld.target, ld.bias);
+    let only = if opts.runtime_data_only {
+        runtime_ranges(target, &opts.vars)
+    } else {
+        None
+    };
+    let data = DataPlan::new(ld.pid, ld.running_elf(), bias, only, !opts.non_blocking);
     // The globals walk's plan (globals and their types).
     let reach_plan = if opts.full {
         None
@@ -122,7 +130,7 @@ pub(super) fn prepare<'a>(
             .unwrap_or(crate::goruntime::reach::DEFAULT_BUDGET);
         Some(ReachPlan::new(target, &opts.vars, budget)?)
     };
-    let mut warnings: Vec<String> = Vec::new();
+    let mut warnings: Vec<String> = data.warnings.clone();
     let walker = reach_plan.and_then(|p| {
         warnings.extend(p.warnings.iter().cloned());
         (!p.is_empty()).then(|| Walker::new(target, p)).flatten()
@@ -136,7 +144,8 @@ pub(super) fn prepare<'a>(
     } else {
         Vec::new()
     };
-    let data_bytes: u64 = data_plan.iter().map(|p| p.1).sum();
+    // Data pages are read into their own buffers, not the pool.
+    let data_bytes: u64 = 0;
     // Heap analysis layouts (mcaches, spans).
     let heap_t = match HeapTarget::new(target) {
         Ok(h) => Some(h),
@@ -212,7 +221,7 @@ pub(super) fn prepare<'a>(
     };
     add_twin_image(ld, &mut asm);
     Ok(Prepared {
-        data_plan,
+        data,
         walker,
         full_plan,
         heap_t,
