@@ -19,7 +19,8 @@ use crate::goruntime::Target;
 use crate::model::RegionKind;
 use crate::process::PageMap;
 use bytes::Bytes;
-use std::sync::{mpsc, Arc};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
 
 /// Touched runs closer than this many pages are read as one (the pages
 /// between are read too, live: still exact).
@@ -38,9 +39,30 @@ struct Part {
 /// The pagemap read again once the target is stopped, on a thread of its
 /// own started before the pause: the pages untouched before the pause may
 /// have been touched since, and this finds them while the pause reads.
+/// Whichever comes first does it: the thread once woken, or the pause
+/// itself when the thread has not started by then (a loaded machine).
 struct Recheck {
     go: mpsc::Sender<()>,
-    done: mpsc::Receiver<std::io::Result<Vec<(u64, u64)>>>,
+    shared: Arc<RecheckState>,
+}
+
+#[derive(Default)]
+struct RecheckState {
+    /// [`IDLE`], [`CLAIMED`] or [`DONE`].
+    state: AtomicU8,
+    result: Mutex<Option<std::io::Result<Vec<(u64, u64)>>>>,
+}
+
+const IDLE: u8 = 0;
+const CLAIMED: u8 = 1;
+const DONE: u8 = 2;
+
+impl RecheckState {
+    fn claim(&self) -> bool {
+        self.state
+            .compare_exchange(IDLE, CLAIMED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
 }
 
 /// What of data/BSS to capture and how (see the module doc).
@@ -165,15 +187,33 @@ impl DataPlan {
         }
         let live = crate::process::LiveMemory::new(pid);
         self.read_runs(&live, stats, |p| std::mem::take(&mut p.read));
-        let late = match self.recheck.take() {
-            Some(r) => r
-                .done
-                .recv()
-                .unwrap_or_else(|_| Err(std::io::Error::other("pagemap recheck thread failed"))),
-            None => match &self.pagemap {
-                Some(pm) if !self.skipped.is_empty() => pm.touched(&self.skipped),
-                _ => Ok(Vec::new()),
-            },
+        let late = match (self.recheck.take(), &self.pagemap) {
+            (Some(r), Some(pm)) => {
+                if r.shared.claim() {
+                    // The thread has not started: do it here.
+                    pm.touched(&self.skipped)
+                } else {
+                    // It runs (a pagemap read takes well under a
+                    // millisecond): wait without sleeping.
+                    let mut spins = 0u32;
+                    while r.shared.state.load(Ordering::Acquire) != DONE {
+                        spins += 1;
+                        if spins % 64 == 0 {
+                            std::thread::yield_now();
+                        } else {
+                            std::hint::spin_loop();
+                        }
+                    }
+                    r.shared
+                        .result
+                        .lock()
+                        .ok()
+                        .and_then(|mut g| g.take())
+                        .unwrap_or_else(|| Err(std::io::Error::other("pagemap recheck failed")))
+                }
+            }
+            (None, Some(pm)) if !self.skipped.is_empty() => pm.touched(&self.skipped),
+            _ => Ok(Vec::new()),
         };
         let late = match late {
             Ok(l) => l,
@@ -262,17 +302,23 @@ fn part_of(parts: &mut [Part], a: u64) -> Option<&mut Part> {
 
 fn spawn_recheck(pm: Arc<PageMap>, skipped: Vec<(u64, u64)>) -> Option<Recheck> {
     let (go, go_rx) = mpsc::channel::<()>();
-    let (done_tx, done) = mpsc::channel();
+    let shared = Arc::new(RecheckState::default());
+    let st = shared.clone();
     std::thread::Builder::new()
         .name("gospy-pagemap".into())
         .spawn(move || {
-            // Dropped without a signal (the capture failed): nothing to do.
-            if go_rx.recv().is_ok() {
-                let _ = done_tx.send(pm.touched(&skipped));
+            // Dropped without a signal (the capture failed), or the pause
+            // did it first: nothing to do.
+            if go_rx.recv().is_ok() && st.claim() {
+                let r = pm.touched(&skipped);
+                if let Ok(mut g) = st.result.lock() {
+                    *g = Some(r);
+                }
+                st.state.store(DONE, Ordering::Release);
             }
         })
         .ok()?;
-    Some(Recheck { go, done })
+    Some(Recheck { go, shared })
 }
 
 /// Sorted runs merged when at most `gap` bytes apart.

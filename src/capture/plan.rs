@@ -115,6 +115,13 @@ pub(super) fn prepare<'a>(
     stats: &mut CaptureStats,
 ) -> Result<Prepared<'a>> {
     let (target, bias) = (&ld.target, ld.bias);
+    // No transparent huge pages for gospy's memory from here on (after the
+    // executable is loaded, which they speed up; before the data buffers): a fresh allocation inside
+    // the pause would otherwise fault in, and zero, 2 MiB at a time.
+    // SAFETY: prctl with integer arguments only changes this process's flag.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
     let only = if opts.runtime_data_only {
         runtime_ranges(target, &opts.vars)
     } else {
@@ -181,13 +188,6 @@ pub(super) fn prepare<'a>(
     };
     // DWARF lookups are lazy: decoded now, not in the pause.
     let wait_layout = WaitLayout::new(target);
-    // No transparent huge pages for gospy's memory from here on (after the
-    // executable is loaded, which they speed up): a fresh allocation inside
-    // the pause would otherwise fault in, and zero, 2 MiB at a time.
-    // SAFETY: prctl with integer arguments only changes this process's flag.
-    unsafe {
-        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
-    }
     // Last before the pause, so that few goroutines run in between.
     // Parked goroutines' stacks, read now while the target runs; the pause
     // keeps those whose goroutine did not run since (see GKey).
