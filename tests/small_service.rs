@@ -13,6 +13,11 @@
 //!   when page frame numbers are visible (CAP_SYS_ADMIN), as root here.
 //! - Live `var`, `summary`, `dump` and `top` give the same answers.
 //!
+//! - What globals point to is walked before the pause and kept when the
+//!   pause finds every byte it saw unchanged; with a global's object
+//!   changing all the time (SMALLSVC_BUSY=1) the pause walks again, and
+//!   `var` is still right.
+//!
 //! The pause itself is timed by `scripts/bench.py --only small-service`,
 //! not here.
 
@@ -176,6 +181,75 @@ fn small_service(version: &str, pie: bool) {
     );
     report(&format!(
         "{what}: smallsvc capture read {read} bytes ({again} after --full), vars right"
+    ));
+}
+
+/// The phase names of a `capture --json`.
+fn phases(c: &Value) -> Vec<String> {
+    c["pause_phases_ns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p[0].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn small_service_globals_walk_before_the_pause() {
+    let Some(bin) = try_build_fixture("smallsvc", "1.27", false, "") else {
+        return;
+    };
+    let work = tempfile::Builder::new()
+        .prefix("gospy-smallsvc-walk-")
+        .tempdir()
+        .unwrap();
+    let snap = work.path().join("s.gss");
+    let config = |snap: &std::path::Path| -> Value {
+        let v: Value = serde_json::from_str(&gospy_ok([
+            "analyze",
+            snap.to_str().unwrap(),
+            "var",
+            "main.Config",
+            "--json",
+        ]))
+        .unwrap();
+        v["value"].clone()
+    };
+    let want = serde_json::json!({"Port": 8080, "Tags": ["small", "svc"]});
+    // Quiet: the walk done before the pause is kept.
+    let fx = Fixture::start(&bin);
+    let c = capture_json(fx.pid, &snap, &[]);
+    assert!(
+        phases(&c)
+            .iter()
+            .any(|p| p.contains("walked before the pause")),
+        "quiet target: pre-walk not kept: {c}"
+    );
+    assert_eq!(config(&snap), want);
+    drop(fx);
+    // Busy: main.Busy.N changes all the time; a capture whose pause finds
+    // it changed walks again (all of them, nearly always).
+    let fx = Fixture::start_with_env(&bin, &[("SMALLSVC_BUSY", "1")]);
+    let mut walked = 0;
+    for _ in 0..5 {
+        let c = capture_json(fx.pid, &snap, &[]);
+        if phases(&c).iter().any(|p| p == "globals") {
+            walked += 1;
+        }
+        assert_eq!(config(&snap), want);
+        let busy: Value = serde_json::from_str(&gospy_ok([
+            "analyze",
+            snap.to_str().unwrap(),
+            "var",
+            "main.Busy",
+            "--json",
+        ]))
+        .unwrap();
+        assert_eq!(busy["value"]["Name"], "busy", "{busy}");
+    }
+    assert!(walked > 0, "busy target: the pause never walked again");
+    report(&format!(
+        "smallsvc: pre-walk kept on a quiet target; busy target walked again in {walked}/5 pauses"
     ));
 }
 

@@ -141,8 +141,12 @@ impl<'p, 'a> Rounds<'p, 'a> {
         self.phase("blocked-on objects");
         self.mem_profile();
         self.phase("heap profile buckets");
-        self.globals();
-        self.phase("globals");
+        let kept = self.globals();
+        self.phase(if kept {
+            "globals (walked before the pause, unchanged)"
+        } else {
+            "globals"
+        });
         Ok(live)
     }
 
@@ -380,8 +384,16 @@ impl<'p, 'a> Rounds<'p, 'a> {
 
     /// Then what globals point to, one read per level of the walk; with
     /// `--full` every writable mapping instead.
-    fn globals(&mut self) {
-        if let Some(w) = self.p.walker.as_mut() {
+    /// Whether the walk done before the pause was kept.
+    fn globals(&mut self) -> bool {
+        let mut kept = false;
+        if let Some(pw) = self.p.prewalk.take() {
+            if pw.still(self.pid, &self.p.asm, self.stats) {
+                self.p.walker = Some(pw.walker);
+                kept = true;
+            }
+        }
+        if let Some(w) = self.p.walker.as_mut().filter(|_| !kept) {
             let mut reader =
                 GlobalsReader::new(self.pid, &mut self.p.asm, &self.ld.image, self.stats);
             drive(w, &mut reader, usize::MAX, u64::MAX);
@@ -391,5 +403,6 @@ impl<'p, 'a> Rounds<'p, 'a> {
             self.next.extend(self.p.full_plan.iter().copied());
             self.read(false);
         }
+        kept
     }
 }

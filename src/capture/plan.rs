@@ -86,6 +86,8 @@ pub(super) struct Prepared<'a> {
     pub(super) data: DataPlan,
     /// What globals point to (None with `--full` or nothing to walk).
     pub(super) walker: Option<Walker<'a>>,
+    /// The same walk done before the pause.
+    pub(super) prewalk: Option<super::walk::PreWalk<'a>>,
     /// `--full`: every writable mapping.
     pub(super) full_plan: Vec<(u64, u64, RegionKind)>,
     pub(super) heap_t: Option<HeapTarget>,
@@ -115,19 +117,6 @@ pub(super) fn prepare<'a>(
     stats: &mut CaptureStats,
 ) -> Result<Prepared<'a>> {
     let (target, bias) = (&ld.target, ld.bias);
-    // No transparent huge pages for gospy's memory from here on (after the
-    // executable is loaded, which they speed up; before the data buffers): a fresh allocation inside
-    // the pause would otherwise fault in, and zero, 2 MiB at a time.
-    // SAFETY: prctl with integer arguments only changes this process's flag.
-    unsafe {
-        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
-    }
-    let only = if opts.runtime_data_only {
-        runtime_ranges(target, &opts.vars)
-    } else {
-        None
-    };
-    let data = DataPlan::new(ld.pid, ld.running_elf(), bias, only, !opts.non_blocking);
     // The globals walk's plan (globals and their types).
     let reach_plan = if opts.full {
         None
@@ -137,7 +126,13 @@ pub(super) fn prepare<'a>(
             .unwrap_or(crate::goruntime::reach::DEFAULT_BUDGET);
         Some(ReachPlan::new(target, &opts.vars, budget)?)
     };
-    let mut warnings: Vec<String> = data.warnings.clone();
+    let mut warnings: Vec<String> = Vec::new();
+    // A second walk of the same plan, done before the pause (see PreWalk).
+    let spare = reach_plan.as_ref().map(|p| ReachPlan {
+        groups: p.groups.clone(),
+        budget: p.budget,
+        warnings: Vec::new(),
+    });
     let walker = reach_plan.and_then(|p| {
         warnings.extend(p.warnings.iter().cloned());
         (!p.is_empty()).then(|| Walker::new(target, p)).flatten()
@@ -188,6 +183,29 @@ pub(super) fn prepare<'a>(
     };
     // DWARF lookups are lazy: decoded now, not in the pause.
     let wait_layout = WaitLayout::new(target);
+    // No transparent huge pages for gospy's memory from here on (after the
+    // executable is loaded, which they speed up): a fresh allocation inside
+    // the pause would otherwise fault in, and zero, 2 MiB at a time.
+    // SAFETY: prctl with integer arguments only changes this process's flag.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
+    // Data/BSS: which pages were touched; their buffers.
+    let only = if opts.runtime_data_only {
+        runtime_ranges(target, &opts.vars)
+    } else {
+        None
+    };
+    let data = DataPlan::new(ld.pid, ld.running_elf(), bias, only, !opts.non_blocking);
+    warnings.extend(data.warnings.iter().cloned());
+    // What globals point to, walked while the target runs; the pause keeps
+    // it when every byte it saw is unchanged.
+    let prewalk = match (&walker, spare, opts.non_blocking) {
+        (Some(_), Some(plan), false) => {
+            Walker::new(target, plan).map(|w| super::walk::prewalk(ld.pid, w, &ld.image))
+        }
+        _ => None,
+    };
     // Last before the pause, so that few goroutines run in between.
     // Parked goroutines' stacks, read now while the target runs; the pause
     // keeps those whose goroutine did not run since (see GKey).
@@ -223,6 +241,7 @@ pub(super) fn prepare<'a>(
     Ok(Prepared {
         data,
         walker,
+        prewalk,
         full_plan,
         heap_t,
         prof_t,
