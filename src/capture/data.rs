@@ -46,11 +46,14 @@ struct Recheck {
     shared: Arc<RecheckState>,
 }
 
+/// Pages found touched since the plan, or why the pagemap failed.
+type Touched = std::io::Result<Vec<(u64, u64)>>;
+
 #[derive(Default)]
 struct RecheckState {
     /// [`IDLE`], [`CLAIMED`] or [`DONE`].
     state: AtomicU8,
-    result: Mutex<Option<std::io::Result<Vec<(u64, u64)>>>>,
+    result: Mutex<Option<Touched>>,
 }
 
 const IDLE: u8 = 0;

@@ -261,7 +261,7 @@ pub(super) fn prewalk<'a>(
     };
     crate::goruntime::bulk::drive(&mut walker, &mut reader, usize::MAX, u64::MAX);
     let mut seen = reader.mem.log.into_inner().unwrap_or_default();
-    seen.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    seen.sort_by_key(|a| (a.0, a.1));
     seen.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
     PreWalk { walker, seen }
 }
