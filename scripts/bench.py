@@ -25,12 +25,19 @@ target/bench/results.json).
   python3 scripts/bench.py --sizes 1000,10000 --no-gcore
   python3 scripts/bench.py --only tui-pause      # just the top / TUI pause check
   python3 scripts/bench.py --only heap-profile   # just the heap profile (issue 13)
+  python3 scripts/bench.py --only small-service  # just the small service (issue 16)
 
 The heap-profile part (issue 13) starts the fixture with BENCH_BUCKETS=10000
 (10k memory-profile buckets at MemProfileRate=1) and records the pause the
 bucket list adds (capture's "heap profile buckets" phase, and the pause
 with and without the buckets), then with 50k buckets the time of
 `gospy analyze FILE pprof heap -o X`.
+
+The small-service part (issue 16) starts tests/fixtures/smallsvc (a 32 MiB
+zero-initialised global array touched in a few places, ~20 parked
+goroutines) and records the pause and bytes read of `capture --json`, and
+the pause of live `summary --json` and `top --count 1` (dump uses the same
+capture as summary): medians of --repeat, targets 1 ms and 4 MiB.
 """
 import argparse
 import json
@@ -274,6 +281,64 @@ def heap_profile(gospy, exe, work, repeat, buckets=10000, big_buckets=50000, gor
     return r
 
 
+def small_service(gospy, go, work, repeat):
+    """Issue 16: the pause of capture and of live summary/top on a small
+    service with 32 MiB of mostly untouched BSS (tests/fixtures/smallsvc),
+    and the bytes capture reads. Medians of `repeat`."""
+    exe = os.path.join(work, "smallsvc")
+    env = {**os.environ, "GOTOOLCHAIN": "local", "GOFLAGS": "-buildvcs=false", "CGO_ENABLED": "0",
+           "GOCACHE": os.path.expanduser("~/.cache/gospy/gocache")}
+    subprocess.run([go, "build", "-trimpath", "-o", exe, "main.go"], check=True, env=env,
+                   cwd=os.path.join(ROOT, "tests/fixtures/smallsvc"))
+    d = tempfile.mkdtemp(dir=work)
+    p = subprocess.Popen([exe, d], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    r = {"capture_pauses_ns": [], "capture_bytes_read": [], "capture_phases_ns": [],
+         "summary_pauses_ns": [], "top_pauses_ns": []}
+    try:
+        deadline = time.monotonic() + 60
+        while not os.path.exists(os.path.join(d, "ready")):
+            if p.poll() is not None or time.monotonic() > deadline:
+                sys.exit("the smallsvc fixture did not get ready")
+            time.sleep(0.05)
+        with open(os.path.join(d, "expected.json")) as f:
+            r["goroutines"] = json.load(f)["goroutines"]
+        pid = str(p.pid)
+        for _ in range(repeat):
+            rc, out, _, _ = run_measured([gospy, "capture", "--pid", pid, "-o",
+                                          os.path.join(work, "small.gss"), "--json"])
+            if rc == 0:
+                c = json.loads(out)
+                r["capture_pauses_ns"].append(c["pause_ns"])
+                r["capture_bytes_read"].append(c["bytes_read"])
+                r["capture_phases_ns"].append(dict(c.get("pause_phases_ns") or []))
+            rc, out, _, _ = run_measured([gospy, "summary", "--pid", pid, "--json"])
+            if rc == 0:
+                r["summary_pauses_ns"].append(json.loads(out)["pause_ns"])
+            rc, out, _, _ = run_measured([gospy, "top", "--pid", pid, "--count", "1"])
+            m = re.search(rb"capture pause (\S+)", out)
+            if rc == 0 and m:
+                r["top_pauses_ns"].append(parse_duration_ns(m.group(1).decode()))
+    finally:
+        p.kill()
+        p.wait()
+    for k in ("capture_pauses_ns", "capture_bytes_read", "summary_pauses_ns", "top_pauses_ns"):
+        r[k.replace("_ns", "").replace("pauses", "pause") + "_median" + ("_ns" if k.endswith("_ns") else "")] = median(r[k])
+    return r
+
+
+def small_service_targets(s):
+    out = []
+    for key, what in (("capture_pause_median_ns", "capture"), ("summary_pause_median_ns", "live summary/dump"),
+                      ("top_pause_median_ns", "live top")):
+        v = s.get(key)
+        out.append({"name": f"small service ({s.get('goroutines')} goroutines, 32 MiB BSS): {what} pause <= 1 ms (median)",
+                    "value": v, "target": 1e6, "met": v is not None and v <= 1e6})
+    b = s.get("capture_bytes_read_median")
+    out.append({"name": "small service: capture reads <= 4 MiB (median)", "value": b, "target": 4 << 20,
+                "met": b is not None and b <= 4 << 20})
+    return out
+
+
 def heap_profile_targets(h):
     ph, pp = h.get("bucket_phase_median_ns"), h.get("pprof_heap_median_s")
     return [
@@ -301,7 +366,7 @@ def main():
     ap.add_argument("--repeat", type=int, default=5,
                     help="captures and analyses per size (best kept, all pauses recorded)")
     ap.add_argument("--out", default=os.path.join(ROOT, "target/bench/results.json"))
-    ap.add_argument("--only", choices=["tui-pause", "heap-profile"], help="run one measurement only")
+    ap.add_argument("--only", choices=["tui-pause", "heap-profile", "small-service"], help="run one measurement only")
     ap.add_argument("--gospy", help="measure this gospy binary instead of building target/release/gospy")
     args = ap.parse_args()
 
@@ -327,6 +392,14 @@ def main():
         finally:
             shutil.rmtree(work, ignore_errors=True)
         results = {"go_version": version, "heap_profile": h, "targets": heap_profile_targets(h)}
+        write_results(args.out, results)
+        return
+    if args.only == "small-service":
+        try:
+            sm = small_service(gospy, go, work, args.repeat)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        results = {"go_version": version, "small_service": sm, "targets": small_service_targets(sm)}
         write_results(args.out, results)
         return
     have_gcore = shutil.which("gcore") and not args.no_gcore
@@ -391,6 +464,7 @@ def main():
             print_row(r)
         results["tui_pause"] = tui_pause(gospy, exe, work, args.repeat)
         results["heap_profile"] = heap_profile(gospy, exe, work, args.repeat)
+        results["small_service"] = small_service(gospy, go, work, args.repeat)
         results["binary_open"] = binary_open(gospy, go, work, args.repeat)
         b = results["binary_open"]
         print(f"opening a {b['executable_bytes'] / 1e6:.1f} MB executable (runtime layout from DWARF): "
@@ -398,7 +472,8 @@ def main():
     finally:
         shutil.rmtree(work, ignore_errors=True)
     results["targets"] = (check_targets(results) + [tui_target(results["tui_pause"])]
-                          + heap_profile_targets(results["heap_profile"]))
+                          + heap_profile_targets(results["heap_profile"])
+                          + small_service_targets(results["small_service"]))
     write_results(args.out, results)
 
 
@@ -416,6 +491,12 @@ def write_results(path, results):
         print(f"top --count 1 pauses: {', '.join(ms(x) for x in t['top_once_pauses_ns'])}; "
               f"TUI refreshes: {', '.join(ms(x) for x in t['tui_refresh_pauses_ns'] or [])}; "
               f"capture walking globals: {ms(t['capture_with_globals_pause_ns'] or 0)}")
+    sm = results.get("small_service")
+    if sm:
+        print(f"small service: capture pauses {', '.join(ms(x) for x in sm['capture_pauses_ns'])}, "
+              f"read {', '.join(f'{x / 1e6:.2f} MB' for x in sm['capture_bytes_read'])}; "
+              f"summary pauses {', '.join(ms(x) for x in sm['summary_pauses_ns'])}; "
+              f"top pauses {', '.join(ms(x) for x in sm['top_pauses_ns'])}")
     print()
     for t in results["targets"]:
         print(f"{'MET ' if t['met'] else 'GAP '} {t['name']}: {t['value']} (target {t['target']})")

@@ -73,6 +73,9 @@ pub(super) fn finish(
                 .push((addr, Bytes::from_owner(d), RegionKind::Other));
         }
     }
+    // The pause's index shares the regions' bytes: dropped, so that the
+    // big data regions move into the capture without a copy.
+    p.asm.sparse = Default::default();
     if !p.full_plan.is_empty() {
         drop_covered(&mut p.asm.regions, &p.full_plan);
     }
@@ -121,7 +124,8 @@ pub(super) fn finish(
         .map(|(addr, d, kind)| Region {
             addr,
             kind,
-            data: d.to_vec(),
+            // No copy when the region owns its buffer (filled data).
+            data: Vec::from(d),
         })
         .collect();
     let mut cap = Capture {

@@ -25,4 +25,8 @@ pub struct CaptureOptions {
     /// a few ms of pause per 10k buckets). Snapshots want it; live
     /// goroutine and heap reports do not, and skip it.
     pub mem_profile: bool,
+    /// Capture of the executable's data and BSS only the runtime's globals
+    /// (and the `vars`): live reports analyze nothing else. Default: all of
+    /// it (either way only pages the target touched are read, see `data`).
+    pub runtime_data_only: bool,
 }

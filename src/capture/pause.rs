@@ -72,7 +72,7 @@ impl<'p, 'a> Rounds<'p, 'a> {
             pid: ld.pid,
             ld,
             opts,
-            next: std::mem::take(&mut p.data_plan),
+            next: Vec::new(),
             p,
             stats,
             threads,
@@ -102,8 +102,11 @@ impl<'p, 'a> Rounds<'p, 'a> {
 
     /// Every round in order; the number of live goroutines.
     pub(super) fn run(&mut self) -> Result<usize> {
-        // Round 1: the data segments (runtime globals).
-        self.read(true);
+        // Round 1: the data segments (runtime globals), their pages touched
+        // by now (pagemap).
+        let data = self.p.data.read(self.pid, self.stats, &mut self.p.warnings);
+        self.p.asm.regions.extend(data);
+        self.p.asm.rebuild();
         self.phase("data segments");
         let ms = self.allgs_ms_ps()?;
         self.read(true);
@@ -149,8 +152,12 @@ impl<'p, 'a> Rounds<'p, 'a> {
         );
         self.mem_profile();
         self.phase("heap profile buckets");
-        self.globals();
-        self.phase("globals");
+        let kept = self.globals();
+        self.phase(if kept {
+            "globals (walked before the pause, unchanged)"
+        } else {
+            "globals"
+        });
         Ok(live)
     }
 
@@ -388,8 +395,16 @@ impl<'p, 'a> Rounds<'p, 'a> {
 
     /// Then what globals point to, one read per level of the walk; with
     /// `--full` every writable mapping instead.
-    fn globals(&mut self) {
-        if let Some(w) = self.p.walker.as_mut() {
+    /// Whether the walk done before the pause was kept.
+    fn globals(&mut self) -> bool {
+        let mut kept = false;
+        if let Some(pw) = self.p.prewalk.take() {
+            if pw.still(self.pid, &self.p.asm, self.stats) {
+                self.p.walker = Some(pw.walker);
+                kept = true;
+            }
+        }
+        if let Some(w) = self.p.walker.as_mut().filter(|_| !kept) {
             let mut reader =
                 GlobalsReader::new(self.pid, &mut self.p.asm, &self.ld.image, self.stats);
             drive(w, &mut reader, usize::MAX, u64::MAX);
@@ -399,5 +414,6 @@ impl<'p, 'a> Rounds<'p, 'a> {
             self.next.extend(self.p.full_plan.iter().copied());
             self.read(false);
         }
+        kept
     }
 }

@@ -4,6 +4,7 @@
 //! reads.
 
 use super::buckets::{prewalk, PauseBuckets, PreBuckets};
+use super::data::{runtime_ranges, DataPlan};
 use super::load::load_target_binary;
 use super::options::CaptureOptions;
 use super::precopy::{estimate_pause_bytes, precopy, PreCopy};
@@ -41,6 +42,14 @@ pub(super) struct Loaded {
     pub(super) ns: crate::process::NsIds,
 }
 
+impl Loaded {
+    /// The executable the process runs (its file bytes back untouched
+    /// data pages).
+    pub(super) fn running_elf(&self) -> &ElfFile {
+        self.running_exe.as_ref().unwrap_or(&self.bin.elf)
+    }
+}
+
 /// Open the process and load its executable and runtime layout.
 pub(super) fn load(pid: i32, opts: &CaptureOptions, stats: &mut CaptureStats) -> Result<Loaded> {
     let proc_ = Process::open(pid)?;
@@ -76,10 +85,12 @@ pub(super) fn load(pid: i32, opts: &CaptureOptions, stats: &mut CaptureStats) ->
 
 /// Everything decided before the pause.
 pub(super) struct Prepared<'a> {
-    /// Round 1: the executable's writable segments.
-    pub(super) data_plan: Vec<(u64, u64, RegionKind)>,
+    /// Round 1: the executable's data and BSS (their touched pages).
+    pub(super) data: DataPlan,
     /// What globals point to (None with `--full` or nothing to walk).
     pub(super) walker: Option<Walker<'a>>,
+    /// The same walk done before the pause.
+    pub(super) prewalk: Option<super::walk::PreWalk<'a>>,
     /// `--full`: every writable mapping.
     pub(super) full_plan: Vec<(u64, u64, RegionKind)>,
     pub(super) heap_t: Option<HeapTarget>,
@@ -108,14 +119,7 @@ pub(super) fn prepare<'a>(
     opts: &CaptureOptions,
     stats: &mut CaptureStats,
 ) -> Result<Prepared<'a>> {
-    let (target, bin, bias) = (&ld.target, &ld.bin, ld.bias);
-    let data_plan: Vec<(u64, u64, RegionKind)> = bin
-        .elf
-        .segments
-        .iter()
-        .filter(|s| s.writable && s.memsz > 0)
-        .map(|s| (s.vaddr + bias, s.memsz, RegionKind::Data))
-        .collect();
+    let (target, bias) = (&ld.target, ld.bias);
     // The globals walk's plan (globals and their types).
     let reach_plan = if opts.full {
         None
@@ -126,6 +130,12 @@ pub(super) fn prepare<'a>(
         Some(ReachPlan::new(target, &opts.vars, budget)?)
     };
     let mut warnings: Vec<String> = Vec::new();
+    // A second walk of the same plan, done before the pause (see PreWalk).
+    let spare = reach_plan.as_ref().map(|p| ReachPlan {
+        groups: p.groups.clone(),
+        budget: p.budget,
+        warnings: Vec::new(),
+    });
     let walker = reach_plan.and_then(|p| {
         warnings.extend(p.warnings.iter().cloned());
         (!p.is_empty()).then(|| Walker::new(target, p)).flatten()
@@ -139,7 +149,8 @@ pub(super) fn prepare<'a>(
     } else {
         Vec::new()
     };
-    let data_bytes: u64 = data_plan.iter().map(|p| p.1).sum();
+    // Data pages are read into their own buffers, not the pool.
+    let data_bytes: u64 = 0;
     // Heap analysis layouts (mcaches, spans).
     let heap_t = match HeapTarget::new(target) {
         Ok(h) => Some(h),
@@ -182,6 +193,22 @@ pub(super) fn prepare<'a>(
     unsafe {
         libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
     }
+    // Data/BSS: which pages were touched; their buffers.
+    let only = if opts.runtime_data_only {
+        runtime_ranges(target, &opts.vars)
+    } else {
+        None
+    };
+    let data = DataPlan::new(ld.pid, ld.running_elf(), bias, only, !opts.non_blocking);
+    warnings.extend(data.warnings.iter().cloned());
+    // What globals point to, walked while the target runs; the pause keeps
+    // it when every byte it saw is unchanged.
+    let prewalk = match (&walker, spare, opts.non_blocking) {
+        (Some(_), Some(plan), false) => {
+            Walker::new(target, plan).map(|w| super::walk::prewalk(ld.pid, w, &ld.image))
+        }
+        _ => None,
+    };
     // Last before the pause, so that few goroutines run in between.
     // Parked goroutines' stacks, read now while the target runs; the pause
     // keeps those whose goroutine did not run since (see GKey).
@@ -215,8 +242,9 @@ pub(super) fn prepare<'a>(
     };
     add_twin_image(ld, &mut asm);
     Ok(Prepared {
-        data_plan,
+        data,
         walker,
+        prewalk,
         full_plan,
         heap_t,
         prof_t,

@@ -104,7 +104,7 @@ fn keep_only(addr: u64, data: &mut [u8], keep: &Ranges) -> u64 {
 }
 
 /// Byte ranges of the runtime's global variables (runtime addresses).
-fn runtime_globals(t: &Target) -> Vec<(u64, u64)> {
+pub(super) fn runtime_globals(t: &Target) -> Vec<(u64, u64)> {
     let is_runtime = |n: &str| RUNTIME_PREFIXES.iter().any(|p| n.starts_with(p));
     let mut out: Vec<(u64, u64)> = t
         .bin

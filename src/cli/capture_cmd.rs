@@ -53,6 +53,7 @@ fn capture_to(a: &CaptureArgs, output: &std::path::Path) -> Result<()> {
         non_blocking: a.non_blocking,
         redact: a.redact,
         mem_profile: true,
+        ..Default::default()
     };
     let (cap, _bin, stats) = capture(a.pid, &opts)?;
     let ws = crate::sources::snapshot::write_file(output, &cap, &Default::default())

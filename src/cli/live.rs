@@ -52,6 +52,9 @@ impl Preset {
             // No report here shows global values except `var`'s own.
             var_budget: Some(0),
             non_blocking: t.non_blocking,
+            // Reports analyze the runtime's globals (and `var` its own),
+            // nothing else of data/BSS.
+            runtime_data_only: true,
             ..Default::default()
         };
         match self {

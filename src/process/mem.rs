@@ -143,6 +143,20 @@ impl LiveMemory {
         results
     }
 
+    /// Like [`read_ranges_into`](Self::read_ranges_into), each range into
+    /// its own buffer (as long as the range): scattered destinations, still
+    /// [`IOV_MAX`] ranges per call.
+    pub fn read_scatter(&self, reads: Vec<(u64, &mut [u8])>) -> Vec<MemResult<()>> {
+        let ranges: Vec<(u64, usize)> = reads.iter().map(|(a, b)| (*a, b.len())).collect();
+        let mut results = Vec::with_capacity(ranges.len());
+        let mut jobs = Vec::with_capacity(ranges.len());
+        for (idx, (addr, buf)) in reads.into_iter().enumerate() {
+            results.push(push_jobs(&mut jobs, idx, addr, buf));
+        }
+        self.run_jobs(jobs, &ranges, &mut results);
+        results
+    }
+
     /// Read the jobs' pieces; `results[idx]` becomes an error when any piece
     /// of range `idx` fails.
     fn run_jobs(

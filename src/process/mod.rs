@@ -66,6 +66,7 @@
 mod error;
 mod handle;
 mod mem;
+mod pagemap;
 mod pause;
 mod procfs;
 #[cfg(test)]
@@ -74,4 +75,5 @@ mod tests;
 pub use error::{permission_hint, ProcessError, Result};
 pub use handle::{read_monotonic_ns, NsIds, Process};
 pub use mem::{read_ranges, LiveMemory, IOV_MAX};
+pub use pagemap::{page_size, touched_runs, PageMap};
 pub use pause::{PauseGuard, PauseOptions};
