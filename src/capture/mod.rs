@@ -21,6 +21,7 @@
 
 mod assemble;
 mod buckets;
+mod heapspans;
 mod load;
 pub mod nonblocking;
 mod options;

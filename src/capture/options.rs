@@ -25,4 +25,7 @@ pub struct CaptureOptions {
     /// a few ms of pause per 10k buckets). Snapshots want it; live
     /// goroutine and heap reports do not, and skip it.
     pub mem_profile: bool,
+    /// Heap-complete capture (`--heap`): every in-use heap span's memory and
+    /// allocation bits, for `analyze FILE objects` (see [`super::heapspans`]).
+    pub heap: bool,
 }

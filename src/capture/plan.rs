@@ -75,7 +75,7 @@ pub(super) fn load(pid: i32, opts: &CaptureOptions, stats: &mut CaptureStats) ->
 pub(super) struct Prepared<'a> {
     /// Round 1: the executable's writable segments.
     pub(super) data_plan: Vec<(u64, u64, RegionKind)>,
-    /// What globals point to (None with `--full` or nothing to walk).
+    /// What globals point to (None with `--full`, `--heap` or nothing to walk).
     pub(super) walker: Option<Walker<'a>>,
     /// `--full`: every writable mapping.
     pub(super) full_plan: Vec<(u64, u64, RegionKind)>,
@@ -114,7 +114,7 @@ pub(super) fn prepare<'a>(
         .map(|s| (s.vaddr + bias, s.memsz, RegionKind::Data))
         .collect();
     // The globals walk's plan (globals and their types).
-    let reach_plan = if opts.full {
+    let reach_plan = if opts.full || opts.heap {
         None
     } else {
         let budget = opts
@@ -145,9 +145,13 @@ pub(super) fn prepare<'a>(
             None
         }
     };
-    let max_spans = opts
-        .max_spans
-        .unwrap_or(crate::goruntime::heap::DEFAULT_MAX_SPANS);
+    // --heap: every span struct (see heapspans).
+    let max_spans = match opts.heap {
+        true => crate::goruntime::heap::MAX_SPANS_LIMIT,
+        false => opts
+            .max_spans
+            .unwrap_or(crate::goruntime::heap::DEFAULT_MAX_SPANS),
+    };
     // The heap profile's buckets: a missing global only means no profile.
     let prof_t = if opts.mem_profile {
         ProfTarget::new(target).ok()

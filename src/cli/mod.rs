@@ -8,6 +8,7 @@ pub mod args;
 mod capture_cmd;
 mod diff_cmd;
 mod info;
+mod objects_cmd;
 pub mod live;
 mod output;
 pub mod progress;

@@ -4,6 +4,7 @@
 pub mod color;
 pub mod diff;
 pub mod dump;
+pub mod objects;
 pub mod heap;
 pub mod heapprof;
 pub mod pprof;

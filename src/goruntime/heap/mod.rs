@@ -27,12 +27,14 @@
 mod bytes;
 pub mod layout;
 pub mod model;
+pub mod objects;
 mod mstats;
 mod pacer;
 pub mod profile;
 mod sizeclass;
 mod spans;
 pub mod target;
+pub mod typing;
 
 pub use layout::HeapLayout;
 pub use model::{

@@ -1,0 +1,42 @@
+//! `--heap`: a heap-complete capture. After the span structs of
+//! `mheap_.allspans` are read (every one of them: `--heap` lifts the
+//! `--max-spans` cap, see `plan.rs`), one more read round copies each
+//! in-use span's memory and its allocation bits (`allocBits`, off-heap), so
+//! that every allocated object can be listed and typed offline
+//! (`goruntime::heap::objects`). The roots (data and BSS, stacks, runtime
+//! structures) are what every capture reads anyway.
+//!
+//! The pause grows with the heap at memory-copy speed: the round is
+//! reported as its own phase ("heap spans") in `pause_phases_ns`.
+
+use crate::goruntime::heap::HeapTarget;
+use crate::goruntime::Target;
+use crate::memory::Memory;
+use crate::model::RegionKind;
+
+/// The ranges of the heap round: span memory and allocation bits, sorted
+/// and merged where they touch.
+pub(super) fn plan(
+    ht: Option<&HeapTarget>,
+    t: &Target,
+    mem: &impl Memory,
+) -> Vec<(u64, u64, RegionKind)> {
+    let Some(ht) = ht else {
+        return Vec::new();
+    };
+    let mut r = ht.heap_span_ranges(t, mem);
+    r.retain(|&(a, l)| a != 0 && l > 0);
+    r.sort_unstable();
+    let mut out: Vec<(u64, u64, RegionKind)> = Vec::with_capacity(r.len());
+    for (a, l) in r {
+        if let Some(last) = out.last_mut() {
+            let end = last.0 + last.1;
+            if a <= end {
+                last.1 = last.1.max(a + l - last.0);
+                continue;
+            }
+        }
+        out.push((a, l, RegionKind::Heap));
+    }
+    out
+}

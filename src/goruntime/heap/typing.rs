@@ -1,0 +1,242 @@
+//! The type of each heap object, as far as it can be known.
+//!
+//! 1. The runtime's own record (Go 1.22+): an allocation header or
+//!    `span.largeType` gives a `*_type`; its name comes from DWARF, else
+//!    from the descriptor itself (stripped builds). An object holding
+//!    several values of it (a slice's backing array) is `[]T`.
+//! 2. With DWARF: propagation from typed roots (every global, and every
+//!    header-typed object) through typed pointers, with the one value
+//!    walker ([`crate::goruntime::walk`]): an edge that lands exactly on an
+//!    untyped object's start gives it the edge's type.
+//!
+//! Objects left untyped are grouped by the caller by size class.
+//! Bounded: the propagation visits at most a fixed multiple of the objects.
+
+use super::objects::{HeapObjects, MIN_SIZE_FOR_HEADER};
+use crate::goruntime::gotypes::{FxHashMap, FxHashSet, MapImpl, MapLayout, Ty, Types};
+use crate::goruntime::walk::{Obj, ValueWalker};
+use crate::goruntime::Target;
+use crate::memory::Memory;
+use std::collections::VecDeque;
+
+/// No type known.
+pub const UNKNOWN: u32 = u32::MAX;
+/// Bytes of an allocation header.
+const HEADER: u64 = 8;
+
+/// The type of every object of a [`HeapObjects`], by index.
+#[derive(Debug, Clone, Default)]
+pub struct ObjectTypes {
+    /// Distinct type names.
+    pub names: Vec<String>,
+    /// `of[i]`: index into `names` of object `i`'s type, or [`UNKNOWN`].
+    pub of: Vec<u32>,
+    /// Objects typed by the runtime's record, and by propagation.
+    pub from_runtime: u64,
+    pub from_dwarf: u64,
+    /// Allocation headers / largeType values that are not type descriptors.
+    pub bad_headers: u64,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Default)]
+struct Interner {
+    names: Vec<String>,
+    ids: FxHashMap<String, u32>,
+}
+
+impl Interner {
+    fn id(&mut self, s: String) -> u32 {
+        if let Some(&i) = self.ids.get(&s) {
+            return i;
+        }
+        let i = self.names.len() as u32;
+        self.names.push(s.clone());
+        self.ids.insert(s, i);
+        i
+    }
+}
+
+/// Where an object's data starts (after its allocation header, if any).
+pub fn data_start(objs: &HeapObjects, i: usize) -> u64 {
+    let o = &objs.objects[i];
+    if has_header(objs, i) {
+        o.addr + HEADER
+    } else {
+        o.addr
+    }
+}
+
+fn has_header(objs: &HeapObjects, i: usize) -> bool {
+    let o = &objs.objects[i];
+    objs.headers && !o.noscan() && o.size_class() != 0 && o.size > MIN_SIZE_FOR_HEADER
+}
+
+/// Index of the object holding `addr`.
+pub fn find(objs: &HeapObjects, addr: u64) -> Option<usize> {
+    let i = objs.objects.partition_point(|o| o.addr <= addr);
+    let o = objs.objects.get(i.checked_sub(1)?)?;
+    (addr < o.addr.saturating_add(o.size)).then(|| i - 1)
+}
+
+/// Name and size of the runtime type descriptor at `rtype`.
+fn rt_name<M: Memory>(t: &Target, mem: &M, rtype: u64) -> Option<(String, Option<u64>)> {
+    if let Some(d) = t.bin.dwarf() {
+        if let Some(r) = d.type_by_runtime_addr(rtype.wrapping_sub(t.bias)) {
+            if let Some(name) = d.type_name(r).filter(|n| !n.is_empty()) {
+                return Some((name, d.resolve(r).map(|ty| ty.size)));
+            }
+        }
+    }
+    crate::goruntime::descriptor_name(t, mem, rtype)
+}
+
+/// Types of every object: the runtime's records, then DWARF propagation.
+pub fn object_types<M: Memory>(t: &Target, mem: &M, objs: &HeapObjects) -> ObjectTypes {
+    let mut names = Interner::default();
+    let mut out = ObjectTypes {
+        of: vec![UNKNOWN; objs.objects.len()],
+        ..Default::default()
+    };
+    // The runtime's records, one descriptor lookup per distinct type.
+    let mut cache: FxHashMap<u64, Option<(String, Option<u64>)>> = FxHashMap::default();
+    for (i, o) in objs.objects.iter().enumerate() {
+        if o.rtype == 0 {
+            continue;
+        }
+        let hit = cache
+            .entry(o.rtype)
+            .or_insert_with(|| rt_name(t, mem, o.rtype))
+            .clone();
+        let Some((name, size)) = hit else {
+            out.bad_headers += 1;
+            continue;
+        };
+        let payload = o.size - (data_start(objs, i) - o.addr);
+        let name = match size {
+            Some(s) if s > 0 && payload >= 2 * s => format!("[]{name}"),
+            _ => name,
+        };
+        out.of[i] = names.id(name);
+        out.from_runtime += 1;
+    }
+    if out.bad_headers > 0 {
+        out.warnings.push(format!(
+            "{} objects' recorded types (allocation header or span.largeType) are not type \
+             descriptors: left untyped",
+            out.bad_headers
+        ));
+    }
+    if let Some(d) = t.bin.dwarf() {
+        let mut p = Propagation {
+            w: ValueWalker::new(Types::new(t, d)),
+            objs,
+            queue: VecDeque::new(),
+            visited: FxHashSet::default(),
+        };
+        p.roots(t, d, mem, &out);
+        p.run(mem, &mut out, &mut names);
+    }
+    out.names = names.names;
+    out
+}
+
+/// The DWARF propagation's state.
+struct Propagation<'a, 'o> {
+    w: ValueWalker<'a>,
+    objs: &'o HeapObjects,
+    queue: VecDeque<(u64, Obj)>,
+    visited: FxHashSet<(u64, u8, Ty)>,
+}
+
+impl Propagation<'_, '_> {
+    fn push(&mut self, addr: u64, obj: Obj) {
+        let (tag, ty) = obj.tag();
+        if self.visited.insert((addr, tag, ty)) {
+            self.queue.push_back((addr, obj));
+        }
+    }
+
+    /// Every global with a type, and every object the runtime typed.
+    fn roots<M: Memory>(
+        &mut self,
+        t: &Target,
+        d: &crate::binary::dwarf::Dwarf,
+        mem: &M,
+        types: &ObjectTypes,
+    ) {
+        for name in d.globals() {
+            if let Some(g) = d.global(&name) {
+                if let Some(ty) = g.ty {
+                    self.push(t.rt(g.addr), Obj::Value(Ty::Dwarf(ty)));
+                }
+            }
+        }
+        let objs = self.objs;
+        for (i, o) in objs.objects.iter().enumerate() {
+            if o.rtype == 0 || types.of[i] == UNKNOWN {
+                continue;
+            }
+            let ty = self.w.types.from_runtime(o.rtype);
+            let start = data_start(objs, i);
+            let payload = o.size - (start - o.addr);
+            let obj = match self.w.types.size_of(mem, ty) {
+                Some(s) if s > 0 && payload >= 2 * s => Obj::Elems(ty, payload / s),
+                _ => Obj::Value(ty),
+            };
+            self.push(start, obj);
+        }
+    }
+
+    fn run<M: Memory>(&mut self, mem: &M, out: &mut ObjectTypes, names: &mut Interner) {
+        let max_visits = self.objs.objects.len().saturating_mul(4) + (1 << 20);
+        let mut visits = 0usize;
+        let mut edges = Vec::new();
+        while let Some((addr, obj)) = self.queue.pop_front() {
+            visits += 1;
+            if visits > max_visits {
+                out.warnings.push(format!(
+                    "type propagation stopped after {max_visits} values; some objects stay untyped"
+                ));
+                break;
+            }
+            edges.clear();
+            self.w.edges(mem, addr, &obj, &mut |e| edges.push(e));
+            for e in edges.drain(..) {
+                let Some(i) = find(self.objs, e.addr) else {
+                    continue;
+                };
+                if out.of[i] == UNKNOWN && e.addr == data_start(self.objs, i) {
+                    if let Some(name) = self.name_of(mem, &e.obj) {
+                        out.of[i] = names.id(name);
+                        out.from_dwarf += 1;
+                    }
+                }
+                self.push(e.addr, e.obj);
+            }
+        }
+    }
+
+    /// The runtime's spelling of what an edge points to.
+    fn name_of<M: Memory>(&mut self, mem: &M, obj: &Obj) -> Option<String> {
+        let types = &mut self.w.types;
+        let kv = |types: &mut Types, l: &MapLayout| {
+            format!("[{}]{}", types.name(mem, l.key), types.name(mem, l.elem))
+        };
+        let name = match obj {
+            Obj::Value(ty) => types.name(mem, *ty),
+            Obj::Elems(ty, _) | Obj::ChanBuf(ty, ..) => format!("[]{}", types.name(mem, *ty)),
+            Obj::Bytes => "string".to_string(),
+            Obj::MapHdr(l) => match l.imp {
+                MapImpl::Hmap { .. } => format!("map.hdr{}", kv(types, l)),
+                _ => "internal/runtime/maps.Map".to_string(),
+            },
+            Obj::Buckets(l, _) => format!("map.bucket{}", kv(types, l)),
+            Obj::SwissDir(..) => "[]*internal/runtime/maps.table".to_string(),
+            Obj::SwissTable(_) => "internal/runtime/maps.table".to_string(),
+            Obj::SwissGroups(l, _) => format!("map.group{}", kv(types, l)),
+            Obj::ChanHdr(_) => "runtime.hchan".to_string(),
+        };
+        (!name.is_empty() && !name.starts_with("[]") || name.len() > 2).then_some(name)
+    }
+}
