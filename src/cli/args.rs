@@ -252,7 +252,8 @@ pub enum Analysis {
     Vars(VarsArgs),
     /// Heap objects by type (or size class): count and bytes, plus totals.
     /// Needs a heap-complete snapshot (`capture --heap`, `--full`, or a core)
-    #[command(after_help = "Types come from the runtime's own records (Go 1.22+: allocation
+    #[command(
+        after_help = "Types come from the runtime's own records (Go 1.22+: allocation
 headers of objects over 512 B with pointers, span.largeType of large objects), then, with
 DWARF, from every global and typed object through typed pointers. Objects whose type is
 unknown are grouped as \"unknown, SIZE B\" by size class.
@@ -261,7 +262,8 @@ Examples:
   gospy capture --pid 1234 --heap -o app.gss
   gospy analyze app.gss objects
   gospy analyze app.gss objects --by size-class
-  gospy analyze app.gss objects --json -n 0")]
+  gospy analyze app.gss objects --json -n 0"
+    )]
     Objects(ObjectsArgs),
 }
 

@@ -4,9 +4,9 @@
 pub mod color;
 pub mod diff;
 pub mod dump;
-pub mod objects;
 pub mod heap;
 pub mod heapprof;
+pub mod objects;
 pub mod pprof;
 pub mod sites;
 pub mod summary;

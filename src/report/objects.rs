@@ -79,7 +79,14 @@ pub fn to_text(r: &ObjectsReport) -> String {
         r.typed_by_runtime,
         r.typed_by_dwarf
     );
-    let _ = writeln!(s, "{:>10} {:>12} {:>6}  {}", "COUNT", "BYTES", "%", r.by.to_uppercase());
+    let _ = writeln!(
+        s,
+        "{:>10} {:>12} {:>6}  {}",
+        "COUNT",
+        "BYTES",
+        "%",
+        r.by.to_uppercase()
+    );
     for t in &r.types {
         let pct = if r.total_bytes > 0 {
             t.bytes as f64 * 100.0 / r.total_bytes as f64

@@ -27,8 +27,8 @@
 mod bytes;
 pub mod layout;
 pub mod model;
-pub mod objects;
 mod mstats;
+pub mod objects;
 mod pacer;
 pub mod profile;
 mod sizeclass;

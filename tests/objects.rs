@@ -1,0 +1,182 @@
+//! Acceptance test for `gospy analyze FILE objects` (issue 14, first
+//! milestone): the owners fixture (tests/fixtures/owners) builds a heap with
+//! known owners, collects it, goes quiet and writes its expectations
+//! (counts per type, runtime.MemStats.HeapAlloc after its last GC). A
+//! heap-complete capture (`capture --heap`) must give:
+//! - a total of live bytes equal to HeapAlloc within 1% (objects within 1%
+//!   of HeapObjects);
+//! - with DWARF, the exact counts of the typed owners: main.Node (global
+//!   linked list), main.Item and its []*main.Item array (global slice of
+//!   pointers to structs holding []byte), and on Go 1.22+ main.Payload and
+//!   []*main.Payload (held only by a parked goroutine's local, reached from
+//!   the array's allocation header: gospy does not decode stack frames'
+//!   locals yet); every []uint8 value at least;
+//! - without DWARF (`-s -w`), on Go 1.22+, the header-typed arrays by
+//!   name ([]*main.Item, []*main.Payload) and the rest by size class;
+//! - a snapshot without --heap: one line saying it lacks the heap, exit
+//!   non-zero.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::path::Path;
+
+fn objects_json(snap: &Path, extra: &[&str]) -> Value {
+    let mut a: Vec<&std::ffi::OsStr> =
+        vec!["analyze".as_ref(), snap.as_os_str(), "objects".as_ref()];
+    a.push("--json".as_ref());
+    a.extend(extra.iter().map(std::ffi::OsStr::new));
+    let out = gospy_ok(&a);
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("objects --json: {e}\n{out}"))
+}
+
+fn counts(v: &Value) -> HashMap<String, (u64, u64)> {
+    v["types"]
+        .as_array()
+        .expect("types")
+        .iter()
+        .map(|t| {
+            (
+                t["type"].as_str().unwrap().to_string(),
+                (t["count"].as_u64().unwrap(), t["bytes"].as_u64().unwrap()),
+            )
+        })
+        .collect()
+}
+
+fn owners(version: &str, pie: bool, ldflags: &str) {
+    let Some(bin) = try_build_fixture("owners", version, pie, ldflags) else {
+        return;
+    };
+    let what = format!("go {version} pie={pie} ldflags={ldflags:?}");
+    let work = tempfile::Builder::new()
+        .prefix("gospy-objects-test-")
+        .tempdir()
+        .unwrap();
+    let snap = work.path().join("heap.gss");
+    let plain = work.path().join("plain.gss");
+    let mut fx = Fixture::start(&bin);
+    let expect: Value = serde_json::from_slice(
+        &std::fs::read(fx.dir.path().join("expect.json")).expect("expect.json"),
+    )
+    .expect("expect.json is JSON");
+    capture(fx.pid, &snap, &["--heap"]);
+    capture(fx.pid, &plain, &[]);
+    fx.kill();
+    let e = |k: &str| {
+        expect[k]
+            .as_u64()
+            .unwrap_or_else(|| panic!("expect.json: {k}"))
+    };
+    let minor = go_minor(expect["go_version"].as_str().unwrap()).1;
+
+    let got = objects_json(&snap, &[]);
+    let c = counts(&got);
+    let total = got["total_bytes"].as_u64().unwrap();
+    let objects = got["total_objects"].as_u64().unwrap();
+    let heap_alloc = e("HeapAlloc");
+    let diff = (total as f64 - heap_alloc as f64).abs() / heap_alloc as f64;
+    report(&format!(
+        "{what}: objects {objects} (HeapObjects {}), bytes {total} (HeapAlloc {heap_alloc}, {:.3}%)",
+        e("HeapObjects"),
+        diff * 100.0
+    ));
+    assert!(
+        diff <= 0.01,
+        "{what}: total bytes {total} vs HeapAlloc {heap_alloc}"
+    );
+    let od = (objects as f64 - e("HeapObjects") as f64).abs() / e("HeapObjects") as f64;
+    assert!(
+        od <= 0.01,
+        "{what}: objects {objects} vs HeapObjects {}",
+        e("HeapObjects")
+    );
+    assert_eq!(
+        got["warnings"].as_array().map(Vec::len),
+        Some(0),
+        "{what}: warnings {}",
+        got["warnings"]
+    );
+    let count = |t: &str| c.get(t).map_or(0, |x| x.0);
+    let dwarf = !ldflags.contains("-w");
+    let headers = minor >= 22;
+    let mut want: Vec<(&str, u64)> = Vec::new();
+    if dwarf {
+        want.push(("main.Node", e("nodes")));
+        want.push(("main.Item", e("items")));
+        want.push(("[]*main.Item", 1));
+        if headers {
+            want.push(("main.Payload", e("payloads")));
+        }
+        let mut bytes_values = e("entries") + e("items");
+        if headers {
+            bytes_values += e("payloads");
+        }
+        assert!(
+            count("[]uint8") >= bytes_values,
+            "{what}: []uint8 {} < {bytes_values}",
+            count("[]uint8")
+        );
+    }
+    if headers {
+        want.push(("[]*main.Payload", 1));
+        want.push(("[]*main.Item", 1));
+    }
+    for (t, n) in want {
+        assert_eq!(count(t), n, "{what}: count of {t}; types: {c:?}");
+    }
+    // The same objects by size class.
+    let by_class = objects_json(&snap, &["--by", "size-class"]);
+    assert_eq!(by_class["total_bytes"].as_u64(), Some(total), "{what}");
+    assert_eq!(by_class["total_objects"].as_u64(), Some(objects), "{what}");
+    // Without the heap: one clear line, non-zero exit.
+    let out =
+        gospy(["analyze".as_ref(), plain.as_os_str(), "objects".as_ref()] as [&std::ffi::OsStr; 3]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "{what}: objects on a snapshot without the heap succeeded"
+    );
+    assert!(
+        err.contains("lacks the heap") && err.contains("--heap"),
+        "{what}: {err}"
+    );
+}
+
+macro_rules! objects_tests {
+    ($($name:ident: $version:literal, pie = $pie:literal, $flags:literal;)*) => {$(
+        #[test]
+        fn $name() {
+            owners($version, $pie, $flags);
+        }
+    )*};
+}
+
+objects_tests! {
+    objects_go1_19: "1.19", pie = false, "";
+    objects_go1_21: "1.21", pie = false, "";
+    objects_go1_22: "1.22", pie = false, "";
+    objects_go1_23: "1.23", pie = false, "";
+    objects_go1_24: "1.24", pie = false, "";
+    objects_go1_25: "1.25", pie = false, "";
+    objects_go1_26: "1.26", pie = false, "";
+    objects_go1_27: "1.27", pie = false, "";
+    objects_go1_19_pie: "1.19", pie = true, "";
+    objects_go1_21_pie: "1.21", pie = true, "";
+    objects_go1_22_pie: "1.22", pie = true, "";
+    objects_go1_23_pie: "1.23", pie = true, "";
+    objects_go1_24_pie: "1.24", pie = true, "";
+    objects_go1_25_pie: "1.25", pie = true, "";
+    objects_go1_26_pie: "1.26", pie = true, "";
+    objects_go1_27_pie: "1.27", pie = true, "";
+    objects_go1_19_stripped: "1.19", pie = false, "-s -w";
+    objects_go1_21_stripped: "1.21", pie = false, "-s -w";
+    objects_go1_22_stripped: "1.22", pie = false, "-s -w";
+    objects_go1_23_stripped: "1.23", pie = false, "-s -w";
+    objects_go1_24_stripped: "1.24", pie = false, "-s -w";
+    objects_go1_25_stripped: "1.25", pie = false, "-s -w";
+    objects_go1_26_stripped: "1.26", pie = false, "-s -w";
+    objects_go1_27_stripped: "1.27", pie = false, "-s -w";
+}
