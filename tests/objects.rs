@@ -180,3 +180,118 @@ objects_tests! {
     objects_go1_26_stripped: "1.26", pie = false, "-s -w";
     objects_go1_27_stripped: "1.27", pie = false, "-s -w";
 }
+
+/// xorshift64*: deterministic mutations.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// Heap-complete snapshots whose heap memory (span structs, span bodies and
+/// allocation headers, allocation bits, the allspans array) is scribbled
+/// over: `objects` never panics, never takes over 10 s, and counts what it
+/// skipped in its warnings.
+fn hostile_heap(version: &str) {
+    use gospy::analyze::objects::GroupBy;
+    use gospy::analyze::Session;
+    use gospy::binary::Binary;
+    use gospy::model::RegionKind;
+    use gospy::snapshot::SnapshotFile;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    let Some(bin_path) = try_build_fixture("owners", version, false, "") else {
+        return;
+    };
+    let work = tempfile::Builder::new()
+        .prefix("gospy-objects-hostile-")
+        .tempdir()
+        .unwrap();
+    let snap_path = work.path().join("heap.gss");
+    let mut fx = Fixture::start(&bin_path);
+    capture(fx.pid, &snap_path, &["--heap"]);
+    fx.kill();
+    let bin = Arc::new(Binary::from_bytes(Arc::from(std::fs::read(&bin_path).unwrap())).unwrap());
+    let base = SnapshotFile::from_bytes(std::fs::read(&snap_path).unwrap())
+        .unwrap()
+        .capture()
+        .unwrap();
+    let heap_regions: Vec<usize> = base
+        .regions
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.kind == RegionKind::Heap && r.data.len() >= 8)
+        .map(|(i, _)| i)
+        .collect();
+    assert!(!heap_regions.is_empty(), "go {version}: no heap regions");
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let mut rng = Rng(0x0b1e_c75_u64 ^ version.len() as u64);
+    let (mut failures, mut errors, mut warned) = (Vec::new(), 0, 0);
+    let rounds = 80;
+    for round in 0..rounds {
+        let mut cap = base.clone();
+        cap.binary = None;
+        for _ in 0..1 + rng.below(40) {
+            let r = &mut cap.regions[heap_regions[rng.below(heap_regions.len() as u64) as usize]];
+            let at = (rng.below(r.data.len() as u64 / 8) * 8) as usize;
+            let v = match rng.below(5) {
+                0 => 0,
+                1 => u64::MAX,
+                2 => rng.next(),
+                3 => r.addr + rng.below(r.data.len() as u64),
+                _ => {
+                    u64::from_le_bytes(r.data[at..at + 8].try_into().unwrap())
+                        ^ (1 << rng.below(64))
+                }
+            };
+            r.data[at..at + 8].copy_from_slice(&v.to_le_bytes());
+        }
+        let start = Instant::now();
+        let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let s = Session::open(gospy::sources::from_capture(cap, bin.clone()), None).unwrap();
+            let a = gospy::report::objects::build(&s, GroupBy::Type, None);
+            let b = gospy::report::objects::build(&s, GroupBy::SizeClass, Some(5));
+            match (a, b) {
+                (Ok(a), Ok(_)) => {
+                    let _ = gospy::report::objects::to_text(&a);
+                    Ok(a.warnings.len())
+                }
+                (Err(e), _) | (_, Err(e)) => Err(e.to_string()),
+            }
+        }));
+        let took = start.elapsed();
+        match res {
+            Ok(Ok(w)) => warned += usize::from(w > 0),
+            Ok(Err(_)) => errors += 1,
+            Err(_) => failures.push(format!("round {round}: panicked")),
+        }
+        if took > Duration::from_secs(10) {
+            failures.push(format!("round {round}: took {took:?}"));
+        }
+    }
+    std::panic::set_hook(hook);
+    report(&format!(
+        "go {version}: {rounds} mutated heap snapshots: {errors} errors, {warned} with warnings, {} failures",
+        failures.len()
+    ));
+    assert!(failures.is_empty(), "go {version}: {failures:?}");
+}
+
+#[test]
+fn hostile_heap_go1_21() {
+    hostile_heap("1.21");
+}
+
+#[test]
+fn hostile_heap_go1_27() {
+    hostile_heap("1.27");
+}
