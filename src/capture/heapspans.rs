@@ -40,3 +40,24 @@ pub(super) fn plan(
     }
     out
 }
+
+/// Bytes the heap round will read, estimated while the target runs (the
+/// span structs read live), so that the pause's destination buffer is
+/// allocated and touched before the pause: about 1/8 more than the spans'
+/// memory now, plus slack; capped at 64 GiB.
+pub(super) fn estimate(
+    pid: i32,
+    ht: Option<&HeapTarget>,
+    t: &Target,
+    image: &crate::binary::elf::ImageMemory,
+) -> usize {
+    let Some(ht) = ht else {
+        return 0;
+    };
+    let mem = crate::memory::Layered {
+        first: crate::process::LiveMemory::new(pid),
+        second: image,
+    };
+    let bytes: u64 = ht.heap_span_ranges(t, &mem).iter().map(|r| r.1).sum();
+    (bytes + bytes / 8 + (8 << 20)).min(64 << 30) as usize
+}

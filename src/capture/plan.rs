@@ -152,6 +152,11 @@ pub(super) fn prepare<'a>(
             .max_spans
             .unwrap_or(crate::goruntime::heap::DEFAULT_MAX_SPANS),
     };
+    // --heap: the heap round's buffer, sized while the target runs.
+    let heap_bytes = match opts.heap {
+        true => super::heapspans::estimate(ld.pid, heap_t.as_ref(), target, &ld.image),
+        false => 0,
+    };
     // The heap profile's buckets: a missing global only means no profile.
     let prof_t = if opts.mem_profile {
         ProfTarget::new(target).ok()
@@ -212,7 +217,7 @@ pub(super) fn prepare<'a>(
     let mut asm = Assembled {
         regions: Vec::new(),
         sparse: SparseMemory::default(),
-        pool: Pool::new(pool_bytes),
+        pool: Pool::new(pool_bytes + heap_bytes),
     };
     add_twin_image(ld, &mut asm);
     Ok(Prepared {
