@@ -295,3 +295,69 @@ fn hostile_heap_go1_21() {
 fn hostile_heap_go1_27() {
     hostile_heap("1.27");
 }
+
+/// A gcore core of the quiet fixture gives the same objects as a `--heap`
+/// capture of it (cores are heap-complete: every mapping is in them).
+fn core_same_objects(version: &str) {
+    let gcore_ok = std::process::Command::new("gcore")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !gcore_ok {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "gcore (gdb) is not installed"
+        );
+        println!("SKIP: gcore (gdb) not installed");
+        return;
+    }
+    let Some(bin) = try_build_fixture("owners", version, false, "") else {
+        return;
+    };
+    let work = tempfile::Builder::new()
+        .prefix("gospy-objects-core-")
+        .tempdir()
+        .unwrap();
+    let snap = work.path().join("heap.gss");
+    let mut fx = Fixture::start(&bin);
+    capture(fx.pid, &snap, &["--heap"]);
+    let out = std::process::Command::new("gcore")
+        .arg("-o")
+        .arg(work.path().join("core"))
+        .arg(fx.pid.to_string())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("running gcore");
+    let core = work.path().join(format!("core.{}", fx.pid));
+    fx.kill();
+    assert!(
+        core.is_file(),
+        "gcore wrote no core: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let a = objects_json(&snap, &[]);
+    let b = objects_json(&core, &[]);
+    let _ = std::fs::remove_file(&core);
+    for k in ["total_objects", "total_bytes", "typed_objects"] {
+        assert_eq!(a[k], b[k], "go {version}: {k}: --heap capture vs core");
+    }
+    assert_eq!(
+        counts(&a),
+        counts(&b),
+        "go {version}: types: --heap capture vs core"
+    );
+    report(&format!(
+        "go {version}: core and --heap capture: {} objects, {} bytes, same types",
+        b["total_objects"], b["total_bytes"]
+    ));
+}
+
+#[test]
+fn core_go1_21() {
+    core_same_objects("1.21");
+}
+
+#[test]
+fn core_go1_27() {
+    core_same_objects("1.27");
+}
