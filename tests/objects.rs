@@ -234,7 +234,7 @@ fn hostile_heap(version: &str) {
     assert!(!heap_regions.is_empty(), "go {version}: no heap regions");
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
-    let mut rng = Rng(0x0b1e_c75_u64 ^ version.len() as u64);
+    let mut rng = Rng(0x00b1_ec75_u64 ^ version.len() as u64);
     let (mut failures, mut errors, mut warned) = (Vec::new(), 0, 0);
     let rounds = 80;
     for round in 0..rounds {
