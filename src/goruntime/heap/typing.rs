@@ -133,6 +133,8 @@ pub fn object_types<M: Memory>(t: &Target, mem: &M, objs: &HeapObjects) -> Objec
             objs,
             queue: VecDeque::new(),
             visited: FxHashSet::default(),
+            walked: vec![None; objs.objects.len()],
+            name_ids: FxHashMap::default(),
         };
         p.roots(t, d, mem, &out);
         p.run(mem, &mut out, &mut names);
@@ -146,7 +148,13 @@ struct Propagation<'a, 'o> {
     w: ValueWalker<'a>,
     objs: &'o HeapObjects,
     queue: VecDeque<(u64, Obj)>,
+    /// Values walked that do not start a heap object.
     visited: FxHashSet<(u64, u8, Ty)>,
+    /// The first type each heap object was walked as, from its start (the
+    /// one it is named by).
+    walked: Vec<Option<(u8, Ty)>>,
+    /// Name id of each edge kind (tag, type, map layout).
+    name_ids: FxHashMap<(u8, Ty, usize), Option<u32>>,
 }
 
 impl Propagation<'_, '_> {
@@ -155,6 +163,40 @@ impl Propagation<'_, '_> {
         if self.visited.insert((addr, tag, ty)) {
             self.queue.push_back((addr, obj));
         }
+    }
+
+    /// Walk a heap object from its start, once.
+    /// Another type reaching an object walked already (an outer struct and
+    /// its first field) is walked too, deduplicated by the visited set.
+    fn push_object(&mut self, i: usize, addr: u64, obj: Obj) {
+        let key = obj.tag();
+        match self.walked[i] {
+            None => {
+                self.walked[i] = Some(key);
+                self.queue.push_back((addr, obj));
+            }
+            Some(k) if k == key => {}
+            Some(_) => self.push(addr, obj),
+        }
+    }
+
+    /// The name id of what `obj` is, computed once per kind of edge.
+    fn name_id<M: Memory>(&mut self, mem: &M, obj: &Obj, names: &mut Interner) -> Option<u32> {
+        let (tag, ty) = obj.tag();
+        let layout = match obj {
+            Obj::MapHdr(l)
+            | Obj::Buckets(l, _)
+            | Obj::SwissDir(l, _)
+            | Obj::SwissTable(l)
+            | Obj::SwissGroups(l, _) => std::sync::Arc::as_ptr(l) as usize,
+            _ => 0,
+        };
+        if let Some(&id) = self.name_ids.get(&(tag, ty, layout)) {
+            return id;
+        }
+        let id = self.name_of(mem, obj).map(|n| names.id(n));
+        self.name_ids.insert((tag, ty, layout), id);
+        id
     }
 
     /// Every global with a type, and every object the runtime typed.
@@ -184,7 +226,7 @@ impl Propagation<'_, '_> {
                 Some(s) if s > 0 && payload >= 2 * s => Obj::Elems(ty, payload / s),
                 _ => Obj::Value(ty),
             };
-            self.push(start, obj);
+            self.push_object(i, start, obj);
         }
     }
 
@@ -206,13 +248,17 @@ impl Propagation<'_, '_> {
                 let Some(i) = find(self.objs, e.addr) else {
                     continue;
                 };
-                if out.of[i] == UNKNOWN && e.addr == data_start(self.objs, i) {
-                    if let Some(name) = self.name_of(mem, &e.obj) {
-                        out.of[i] = names.id(name);
+                if e.addr != data_start(self.objs, i) {
+                    self.push(e.addr, e.obj);
+                    continue;
+                }
+                if out.of[i] == UNKNOWN {
+                    if let Some(id) = self.name_id(mem, &e.obj, names) {
+                        out.of[i] = id;
                         out.from_dwarf += 1;
                     }
                 }
-                self.push(e.addr, e.obj);
+                self.push_object(i, e.addr, e.obj);
             }
         }
     }
