@@ -32,6 +32,16 @@ fn objects_json(snap: &Path, extra: &[&str]) -> Value {
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("objects --json: {e}\n{out}"))
 }
 
+/// `capture --json` with extra arguments: its report.
+fn capture_json(pid: u32, out: &Path, extra: &[&str]) -> Value {
+    let pid = pid.to_string();
+    let mut a: Vec<&std::ffi::OsStr> = vec!["capture".as_ref(), "--pid".as_ref(), pid.as_ref()];
+    a.extend(["-o".as_ref(), out.as_os_str(), "--json".as_ref()]);
+    a.extend(extra.iter().map(std::ffi::OsStr::new));
+    let text = gospy_ok(&a);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("capture --json: {e}\n{text}"))
+}
+
 fn counts(v: &Value) -> HashMap<String, (u64, u64)> {
     v["types"]
         .as_array()
@@ -62,9 +72,21 @@ fn owners(version: &str, pie: bool, ldflags: &str) {
         &std::fs::read(fx.dir.path().join("expect.json")).expect("expect.json"),
     )
     .expect("expect.json is JSON");
-    capture(fx.pid, &snap, &["--heap"]);
+    let cap_json = capture_json(fx.pid, &snap, &["--heap"]);
     capture(fx.pid, &plain, &[]);
     fx.kill();
+    let phase = |name: &str| {
+        cap_json["pause_phases_ns"]
+            .as_array()
+            .and_then(|a| a.iter().find(|p| p[0] == name))
+            .and_then(|p| p[1].as_u64())
+    };
+    report(&format!(
+        "go {version} pie={pie} ldflags={ldflags:?}: --heap pause {:.1} ms (heap spans round {:.1} ms), {} bytes read",
+        cap_json["pause_ns"].as_u64().unwrap_or(0) as f64 / 1e6,
+        phase("heap spans").expect("a heap spans phase") as f64 / 1e6,
+        cap_json["bytes_read"]
+    ));
     let e = |k: &str| {
         expect[k]
             .as_u64()

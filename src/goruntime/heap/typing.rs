@@ -286,3 +286,54 @@ impl Propagation<'_, '_> {
         (!name.is_empty() && !name.starts_with("[]") || name.len() > 2).then_some(name)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::goruntime::heap::objects::HeapObject;
+
+    fn objs(headers: bool) -> HeapObjects {
+        let o = |addr, size, spanclass| HeapObject {
+            addr,
+            size,
+            spanclass,
+            rtype: 0,
+        };
+        HeapObjects {
+            // 32 B scan, 640 B scan (header from 1.22), 640 B noscan, large.
+            objects: vec![
+                o(0x1000, 32, 4 << 1),
+                o(0x2000, 640, 40 << 1),
+                o(0x3000, 640, (40 << 1) | 1),
+                o(0x10000, 40960, 0),
+            ],
+            headers,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn find_is_bounded_by_object_ends() {
+        let h = objs(true);
+        assert_eq!(find(&h, 0xfff), None);
+        assert_eq!(find(&h, 0x1000), Some(0));
+        assert_eq!(find(&h, 0x101f), Some(0));
+        assert_eq!(find(&h, 0x1020), None);
+        assert_eq!(find(&h, 0x2000 + 639), Some(1));
+        assert_eq!(find(&h, 0x10000 + 40959), Some(3));
+        assert_eq!(find(&h, 0x10000 + 40960), None);
+        assert_eq!(find(&h, u64::MAX), None);
+        assert_eq!(find(&HeapObjects::default(), 0x1000), None);
+    }
+
+    #[test]
+    fn data_starts_after_an_allocation_header_only_where_one_exists() {
+        let h = objs(true);
+        assert_eq!(data_start(&h, 0), 0x1000);
+        assert_eq!(data_start(&h, 1), 0x2008);
+        assert_eq!(data_start(&h, 2), 0x3000, "noscan: no header");
+        assert_eq!(data_start(&h, 3), 0x10000, "large: span.largeType");
+        let old = objs(false);
+        assert_eq!(data_start(&old, 1), 0x2000, "before Go 1.22: no headers");
+    }
+}
