@@ -12,7 +12,9 @@
 //!   the array's allocation header: gospy does not decode stack frames'
 //!   locals yet); every []uint8 value at least;
 //! - without DWARF (`-s -w`), on Go 1.22+, the header-typed arrays by
-//!   name ([]*main.Item, []*main.Payload) and the rest by size class;
+//!   name ([]*main.Item, []*main.Payload) and the rest by size class (the
+//!   nodes as "unknown, 32 B, 1 pointer" from the span's pointer bitmap on
+//!   Go 1.22+);
 //! - a snapshot without --heap: one line saying it lacks the heap, exit
 //!   non-zero.
 
@@ -145,6 +147,21 @@ fn owners(version: &str, pie: bool, ldflags: &str) {
     if headers {
         want.push(("[]*main.Payload", 1));
         want.push(("[]*main.Item", 1));
+    }
+    if !dwarf {
+        // The linked list's nodes (32 B, one pointer word), by size class
+        // and, from Go 1.22, the span's pointer bitmap.
+        let node = if headers {
+            "unknown, 32 B, 1 pointer"
+        } else {
+            "unknown, 32 B"
+        };
+        assert!(
+            count(node) >= e("nodes"),
+            "{what}: {node}: {} < {}; types: {c:?}",
+            count(node),
+            e("nodes")
+        );
     }
     for (t, n) in want {
         assert_eq!(count(t), n, "{what}: count of {t}; types: {c:?}");

@@ -298,6 +298,7 @@ mod tests {
             size,
             spanclass,
             rtype: 0,
+            ptrs: 0,
         };
         HeapObjects {
             // 32 B scan, 640 B scan (header from 1.22), 640 B noscan, large.
