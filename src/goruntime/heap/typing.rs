@@ -79,8 +79,14 @@ pub fn find(objs: &HeapObjects, addr: u64) -> Option<usize> {
     (addr < o.addr.saturating_add(o.size)).then(|| i - 1)
 }
 
-/// Name and size of the runtime type descriptor at `rtype`.
+/// Name and size of the runtime type descriptor at `rtype`: the
+/// descriptor's own name (the runtime's spelling, the same with or without
+/// DWARF: `map.group[K]V` where DWARF says `noalg.map.group[K]V`), else
+/// DWARF's.
 fn rt_name<M: Memory>(t: &Target, mem: &M, rtype: u64) -> Option<(String, Option<u64>)> {
+    if let Some(x) = crate::goruntime::descriptor_name(t, mem, rtype) {
+        return Some(x);
+    }
     if let Some(d) = t.bin.dwarf() {
         if let Some(r) = d.type_by_runtime_addr(rtype.wrapping_sub(t.bias)) {
             if let Some(name) = d.type_name(r).filter(|n| !n.is_empty()) {
@@ -88,7 +94,7 @@ fn rt_name<M: Memory>(t: &Target, mem: &M, rtype: u64) -> Option<(String, Option
             }
         }
     }
-    crate::goruntime::descriptor_name(t, mem, rtype)
+    None
 }
 
 /// Types of every object: the runtime's records, then DWARF propagation.
