@@ -14,13 +14,17 @@ use crate::goruntime::Target;
 use crate::memory::Memory;
 use crate::model::RegionKind;
 
-/// The ranges of the heap round: span memory and allocation bits, sorted
-/// and merged where they touch.
+/// Bytes per read round of the heap (a single round of several GiB fails
+/// as a whole in the bulk reader; rounds of this size were measured fine).
+pub(super) const ROUND_BYTES: u64 = 256 << 20;
+
+/// The ranges of the heap rounds: span memory and allocation bits, sorted
+/// and merged where they touch, cut into rounds of at most [`ROUND_BYTES`].
 pub(super) fn plan(
     ht: Option<&HeapTarget>,
     t: &Target,
     mem: &impl Memory,
-) -> Vec<(u64, u64, RegionKind)> {
+) -> Vec<Vec<(u64, u64, RegionKind)>> {
     let Some(ht) = ht else {
         return Vec::new();
     };
@@ -38,7 +42,19 @@ pub(super) fn plan(
         }
         out.push((a, l, RegionKind::Heap));
     }
-    out
+    let mut rounds: Vec<Vec<(u64, u64, RegionKind)>> = Vec::new();
+    let mut bytes = u64::MAX;
+    for r in out {
+        if bytes.saturating_add(r.1) > ROUND_BYTES {
+            rounds.push(Vec::new());
+            bytes = 0;
+        }
+        bytes += r.1;
+        if let Some(last) = rounds.last_mut() {
+            last.push(r);
+        }
+    }
+    rounds
 }
 
 /// Bytes the heap round will read, estimated while the target runs (the
