@@ -218,4 +218,8 @@ pub fn other_reports(s: &Session, m: &Model) {
         let _ = crate::report::heap::to_text(&h);
     }
     let _ = crate::report::heap::summary_line(s);
+    let by = crate::analyze::objects::GroupBy::Type;
+    if let Ok(r) = crate::report::objects::build(s, by, None) {
+        let _ = crate::report::objects::to_text(&r);
+    }
 }

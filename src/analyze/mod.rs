@@ -3,6 +3,7 @@
 
 mod goroutines;
 mod info;
+pub mod objects;
 mod session;
 
 pub use crate::sources::SessionMemory;

@@ -29,4 +29,7 @@ pub struct CaptureOptions {
     /// (and the `vars`): live reports analyze nothing else. Default: all of
     /// it (either way only pages the target touched are read, see `data`).
     pub runtime_data_only: bool,
+    /// Heap-complete capture (`--heap`): every in-use heap span's memory and
+    /// allocation bits, for `analyze FILE objects` (see [`super::heapspans`]).
+    pub heap: bool,
 }

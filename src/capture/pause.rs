@@ -118,6 +118,10 @@ impl<'p, 'a> Rounds<'p, 'a> {
         self.phase("plan stacks and labels");
         self.read(false);
         self.phase("stacks");
+        if self.opts.heap {
+            self.heap_spans();
+            self.phase("heap spans");
+        }
         // Labels: every object of every distinct label set, one bulk read
         // per level (label object, list or map and buckets, strings).
         if !label_ptrs.is_empty() {
@@ -290,6 +294,22 @@ impl<'p, 'a> Rounds<'p, 'a> {
             p.kept_bytes = planned.kept_bytes;
         }
         (planned.live, label_ptrs, planned.before)
+    }
+
+    /// `--heap`: every in-use span's memory and allocation bits (see
+    /// `heapspans`), once the span structs are read.
+    fn heap_spans(&mut self) {
+        self.p.asm.rebuild();
+        let view = Layered {
+            first: &self.p.asm.sparse,
+            second: &self.ld.image,
+        };
+        let rounds = super::heapspans::plan(self.p.heap_t.as_ref(), &self.ld.target, &view);
+        for plan in rounds {
+            self.next.extend(plan);
+            self.read(false);
+        }
+        self.p.asm.rebuild();
     }
 
     /// --non-blocking: read every g again, after its stack: unchanged ones

@@ -87,7 +87,7 @@ pub(super) fn load(pid: i32, opts: &CaptureOptions, stats: &mut CaptureStats) ->
 pub(super) struct Prepared<'a> {
     /// Round 1: the executable's data and BSS (their touched pages).
     pub(super) data: DataPlan,
-    /// What globals point to (None with `--full` or nothing to walk).
+    /// What globals point to (None with `--full`, `--heap` or nothing to walk).
     pub(super) walker: Option<Walker<'a>>,
     /// The same walk done before the pause.
     pub(super) prewalk: Option<super::walk::PreWalk<'a>>,
@@ -121,7 +121,7 @@ pub(super) fn prepare<'a>(
 ) -> Result<Prepared<'a>> {
     let (target, bias) = (&ld.target, ld.bias);
     // The globals walk's plan (globals and their types).
-    let reach_plan = if opts.full {
+    let reach_plan = if opts.full || opts.heap {
         None
     } else {
         let budget = opts
@@ -159,9 +159,18 @@ pub(super) fn prepare<'a>(
             None
         }
     };
-    let max_spans = opts
-        .max_spans
-        .unwrap_or(crate::goruntime::heap::DEFAULT_MAX_SPANS);
+    // --heap: every span struct (see heapspans).
+    let max_spans = match opts.heap {
+        true => crate::goruntime::heap::MAX_SPANS_LIMIT,
+        false => opts
+            .max_spans
+            .unwrap_or(crate::goruntime::heap::DEFAULT_MAX_SPANS),
+    };
+    // --heap: the heap round's buffer, sized while the target runs.
+    let heap_bytes = match opts.heap {
+        true => super::heapspans::estimate(ld.pid, heap_t.as_ref(), target, &ld.image),
+        false => 0,
+    };
     // The heap profile's buckets: a missing global only means no profile.
     let prof_t = if opts.mem_profile {
         ProfTarget::new(target).ok()
@@ -238,7 +247,7 @@ pub(super) fn prepare<'a>(
     let mut asm = Assembled {
         regions: Vec::new(),
         sparse: SparseMemory::default(),
-        pool: Pool::new(pool_bytes),
+        pool: Pool::new(pool_bytes + heap_bytes),
     };
     add_twin_image(ld, &mut asm);
     Ok(Prepared {

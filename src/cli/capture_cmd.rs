@@ -50,6 +50,7 @@ fn capture_to(a: &CaptureArgs, output: &std::path::Path) -> Result<()> {
         vars: a.vars.clone(),
         var_budget: a.var_budget,
         full: a.full,
+        heap: a.heap,
         non_blocking: a.non_blocking,
         redact: a.redact,
         mem_profile: true,

@@ -10,6 +10,7 @@ mod diff_cmd;
 pub mod generate;
 mod info;
 pub mod live;
+mod objects_cmd;
 mod output;
 pub mod progress;
 mod top;

@@ -29,11 +29,13 @@ mod bytes;
 pub mod layout;
 pub mod model;
 mod mstats;
+pub mod objects;
 mod pacer;
 pub mod profile;
 mod sizeclass;
 mod spans;
 pub mod target;
+pub mod typing;
 
 pub use layout::HeapLayout;
 pub use model::{

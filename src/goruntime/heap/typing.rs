@@ -1,0 +1,346 @@
+//! The type of each heap object, as far as it can be known.
+//!
+//! 1. The runtime's own record (Go 1.22+): an allocation header or
+//!    `span.largeType` gives a `*_type`; its name comes from DWARF, else
+//!    from the descriptor itself (stripped builds). An object holding
+//!    several values of it (a slice's backing array) is `[]T`.
+//! 2. With DWARF: propagation from typed roots (every global, and every
+//!    header-typed object) through typed pointers, with the one value
+//!    walker ([`crate::goruntime::walk`]): an edge that lands exactly on an
+//!    untyped object's start gives it the edge's type.
+//!
+//! Objects left untyped are grouped by the caller by size class.
+//! Bounded: the propagation visits at most a fixed multiple of the objects.
+
+use super::objects::{HeapObjects, MIN_SIZE_FOR_HEADER};
+use crate::goruntime::gotypes::{FxHashMap, FxHashSet, MapImpl, MapLayout, Ty, Types};
+use crate::goruntime::walk::{Obj, ValueWalker};
+use crate::goruntime::Target;
+use crate::memory::Memory;
+use std::collections::VecDeque;
+
+/// No type known.
+pub const UNKNOWN: u32 = u32::MAX;
+/// Bytes of an allocation header.
+const HEADER: u64 = 8;
+
+/// The type of every object of a [`HeapObjects`], by index.
+#[derive(Debug, Clone, Default)]
+pub struct ObjectTypes {
+    /// Distinct type names.
+    pub names: Vec<String>,
+    /// `of[i]`: index into `names` of object `i`'s type, or [`UNKNOWN`].
+    pub of: Vec<u32>,
+    /// Objects typed by the runtime's record, and by propagation.
+    pub from_runtime: u64,
+    pub from_dwarf: u64,
+    /// Allocation headers / largeType values that are not type descriptors.
+    pub bad_headers: u64,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Default)]
+struct Interner {
+    names: Vec<String>,
+    ids: FxHashMap<String, u32>,
+}
+
+impl Interner {
+    fn id(&mut self, s: String) -> u32 {
+        if let Some(&i) = self.ids.get(&s) {
+            return i;
+        }
+        let i = self.names.len() as u32;
+        self.names.push(s.clone());
+        self.ids.insert(s, i);
+        i
+    }
+}
+
+/// Where an object's data starts (after its allocation header, if any).
+pub fn data_start(objs: &HeapObjects, i: usize) -> u64 {
+    let o = &objs.objects[i];
+    if has_header(objs, i) {
+        o.addr + HEADER
+    } else {
+        o.addr
+    }
+}
+
+fn has_header(objs: &HeapObjects, i: usize) -> bool {
+    let o = &objs.objects[i];
+    objs.headers && !o.noscan() && o.size_class() != 0 && o.size > MIN_SIZE_FOR_HEADER
+}
+
+/// Index of the object holding `addr`.
+pub fn find(objs: &HeapObjects, addr: u64) -> Option<usize> {
+    let i = objs.objects.partition_point(|o| o.addr <= addr);
+    let o = objs.objects.get(i.checked_sub(1)?)?;
+    (addr < o.addr.saturating_add(o.size)).then(|| i - 1)
+}
+
+/// Name and size of the runtime type descriptor at `rtype`: the
+/// descriptor's own name (the runtime's spelling, the same with or without
+/// DWARF: `map.group[K]V` where DWARF says `noalg.map.group[K]V`), else
+/// DWARF's.
+fn rt_name<M: Memory>(t: &Target, mem: &M, rtype: u64) -> Option<(String, Option<u64>)> {
+    if let Some(x) = crate::goruntime::descriptor_name(t, mem, rtype) {
+        return Some(x);
+    }
+    if let Some(d) = t.bin.dwarf() {
+        if let Some(r) = d.type_by_runtime_addr(rtype.wrapping_sub(t.bias)) {
+            if let Some(name) = d.type_name(r).filter(|n| !n.is_empty()) {
+                return Some((name, d.resolve(r).map(|ty| ty.size)));
+            }
+        }
+    }
+    None
+}
+
+/// Types of every object: the runtime's records, then DWARF propagation.
+pub fn object_types<M: Memory>(t: &Target, mem: &M, objs: &HeapObjects) -> ObjectTypes {
+    let mut names = Interner::default();
+    let mut out = ObjectTypes {
+        of: vec![UNKNOWN; objs.objects.len()],
+        ..Default::default()
+    };
+    // The runtime's records, one descriptor lookup per distinct type.
+    let mut cache: FxHashMap<u64, Option<(String, Option<u64>)>> = FxHashMap::default();
+    for (i, o) in objs.objects.iter().enumerate() {
+        if o.rtype == 0 {
+            continue;
+        }
+        let hit = cache
+            .entry(o.rtype)
+            .or_insert_with(|| rt_name(t, mem, o.rtype))
+            .clone();
+        let Some((name, size)) = hit else {
+            out.bad_headers += 1;
+            continue;
+        };
+        let payload = o.size - (data_start(objs, i) - o.addr);
+        let name = match size {
+            Some(s) if s > 0 && payload >= 2 * s => format!("[]{name}"),
+            _ => name,
+        };
+        out.of[i] = names.id(name);
+        out.from_runtime += 1;
+    }
+    if out.bad_headers > 0 {
+        out.warnings.push(format!(
+            "{} objects' recorded types (allocation header or span.largeType) are not type \
+             descriptors: left untyped",
+            out.bad_headers
+        ));
+    }
+    if let Some(d) = t.bin.dwarf() {
+        let mut p = Propagation {
+            w: ValueWalker::new(Types::new(t, d)),
+            objs,
+            queue: VecDeque::new(),
+            visited: FxHashSet::default(),
+            walked: vec![None; objs.objects.len()],
+            name_ids: FxHashMap::default(),
+        };
+        p.roots(t, d, mem, &out);
+        p.run(mem, &mut out, &mut names);
+    }
+    out.names = names.names;
+    out
+}
+
+/// The DWARF propagation's state.
+struct Propagation<'a, 'o> {
+    w: ValueWalker<'a>,
+    objs: &'o HeapObjects,
+    queue: VecDeque<(u64, Obj)>,
+    /// Values walked that do not start a heap object.
+    visited: FxHashSet<(u64, u8, Ty)>,
+    /// The first type each heap object was walked as, from its start (the
+    /// one it is named by).
+    walked: Vec<Option<(u8, Ty)>>,
+    /// Name id of each edge kind (tag, type, map layout).
+    name_ids: FxHashMap<(u8, Ty, usize), Option<u32>>,
+}
+
+impl Propagation<'_, '_> {
+    fn push(&mut self, addr: u64, obj: Obj) {
+        let (tag, ty) = obj.tag();
+        if self.visited.insert((addr, tag, ty)) {
+            self.queue.push_back((addr, obj));
+        }
+    }
+
+    /// Walk a heap object from its start, once.
+    /// Another type reaching an object walked already (an outer struct and
+    /// its first field) is walked too, deduplicated by the visited set.
+    fn push_object(&mut self, i: usize, addr: u64, obj: Obj) {
+        let key = obj.tag();
+        match self.walked[i] {
+            None => {
+                self.walked[i] = Some(key);
+                self.queue.push_back((addr, obj));
+            }
+            Some(k) if k == key => {}
+            Some(_) => self.push(addr, obj),
+        }
+    }
+
+    /// The name id of what `obj` is, computed once per kind of edge.
+    fn name_id<M: Memory>(&mut self, mem: &M, obj: &Obj, names: &mut Interner) -> Option<u32> {
+        let (tag, ty) = obj.tag();
+        let layout = match obj {
+            Obj::MapHdr(l)
+            | Obj::Buckets(l, _)
+            | Obj::SwissDir(l, _)
+            | Obj::SwissTable(l)
+            | Obj::SwissGroups(l, _) => std::sync::Arc::as_ptr(l) as usize,
+            _ => 0,
+        };
+        if let Some(&id) = self.name_ids.get(&(tag, ty, layout)) {
+            return id;
+        }
+        let id = self.name_of(mem, obj).map(|n| names.id(n));
+        self.name_ids.insert((tag, ty, layout), id);
+        id
+    }
+
+    /// Every global with a type, and every object the runtime typed.
+    fn roots<M: Memory>(
+        &mut self,
+        t: &Target,
+        d: &crate::binary::dwarf::Dwarf,
+        mem: &M,
+        types: &ObjectTypes,
+    ) {
+        for name in d.globals() {
+            if let Some(g) = d.global(&name) {
+                if let Some(ty) = g.ty {
+                    self.push(t.rt(g.addr), Obj::Value(Ty::Dwarf(ty)));
+                }
+            }
+        }
+        let objs = self.objs;
+        for (i, o) in objs.objects.iter().enumerate() {
+            if o.rtype == 0 || types.of[i] == UNKNOWN {
+                continue;
+            }
+            let ty = self.w.types.from_runtime(o.rtype);
+            let start = data_start(objs, i);
+            let payload = o.size - (start - o.addr);
+            let obj = match self.w.types.size_of(mem, ty) {
+                Some(s) if s > 0 && payload >= 2 * s => Obj::Elems(ty, payload / s),
+                _ => Obj::Value(ty),
+            };
+            self.push_object(i, start, obj);
+        }
+    }
+
+    fn run<M: Memory>(&mut self, mem: &M, out: &mut ObjectTypes, names: &mut Interner) {
+        let max_visits = self.objs.objects.len().saturating_mul(4) + (1 << 20);
+        let mut visits = 0usize;
+        let mut edges = Vec::new();
+        while let Some((addr, obj)) = self.queue.pop_front() {
+            visits += 1;
+            if visits > max_visits {
+                out.warnings.push(format!(
+                    "type propagation stopped after {max_visits} values; some objects stay untyped"
+                ));
+                break;
+            }
+            edges.clear();
+            self.w.edges(mem, addr, &obj, &mut |e| edges.push(e));
+            for e in edges.drain(..) {
+                let Some(i) = find(self.objs, e.addr) else {
+                    continue;
+                };
+                if e.addr != data_start(self.objs, i) {
+                    self.push(e.addr, e.obj);
+                    continue;
+                }
+                if out.of[i] == UNKNOWN {
+                    if let Some(id) = self.name_id(mem, &e.obj, names) {
+                        out.of[i] = id;
+                        out.from_dwarf += 1;
+                    }
+                }
+                self.push_object(i, e.addr, e.obj);
+            }
+        }
+    }
+
+    /// The runtime's spelling of what an edge points to.
+    fn name_of<M: Memory>(&mut self, mem: &M, obj: &Obj) -> Option<String> {
+        let types = &mut self.w.types;
+        let kv = |types: &mut Types, l: &MapLayout| {
+            format!("[{}]{}", types.name(mem, l.key), types.name(mem, l.elem))
+        };
+        let name = match obj {
+            Obj::Value(ty) => types.name(mem, *ty),
+            Obj::Elems(ty, _) | Obj::ChanBuf(ty, ..) => format!("[]{}", types.name(mem, *ty)),
+            Obj::Bytes => "string".to_string(),
+            Obj::MapHdr(l) => match l.imp {
+                MapImpl::Hmap { .. } => format!("map.hdr{}", kv(types, l)),
+                _ => "internal/runtime/maps.Map".to_string(),
+            },
+            Obj::Buckets(l, _) => format!("map.bucket{}", kv(types, l)),
+            Obj::SwissDir(..) => "[]*internal/runtime/maps.table".to_string(),
+            Obj::SwissTable(_) => "internal/runtime/maps.table".to_string(),
+            Obj::SwissGroups(l, _) => format!("map.group{}", kv(types, l)),
+            Obj::ChanHdr(_) => "runtime.hchan".to_string(),
+        };
+        (!name.is_empty() && !name.starts_with("[]") || name.len() > 2).then_some(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::goruntime::heap::objects::HeapObject;
+
+    fn objs(headers: bool) -> HeapObjects {
+        let o = |addr, size, spanclass| HeapObject {
+            addr,
+            size,
+            spanclass,
+            rtype: 0,
+            ptrs: 0,
+        };
+        HeapObjects {
+            // 32 B scan, 640 B scan (header from 1.22), 640 B noscan, large.
+            objects: vec![
+                o(0x1000, 32, 4 << 1),
+                o(0x2000, 640, 40 << 1),
+                o(0x3000, 640, (40 << 1) | 1),
+                o(0x10000, 40960, 0),
+            ],
+            headers,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn find_is_bounded_by_object_ends() {
+        let h = objs(true);
+        assert_eq!(find(&h, 0xfff), None);
+        assert_eq!(find(&h, 0x1000), Some(0));
+        assert_eq!(find(&h, 0x101f), Some(0));
+        assert_eq!(find(&h, 0x1020), None);
+        assert_eq!(find(&h, 0x2000 + 639), Some(1));
+        assert_eq!(find(&h, 0x10000 + 40959), Some(3));
+        assert_eq!(find(&h, 0x10000 + 40960), None);
+        assert_eq!(find(&h, u64::MAX), None);
+        assert_eq!(find(&HeapObjects::default(), 0x1000), None);
+    }
+
+    #[test]
+    fn data_starts_after_an_allocation_header_only_where_one_exists() {
+        let h = objs(true);
+        assert_eq!(data_start(&h, 0), 0x1000);
+        assert_eq!(data_start(&h, 1), 0x2008);
+        assert_eq!(data_start(&h, 2), 0x3000, "noscan: no header");
+        assert_eq!(data_start(&h, 3), 0x10000, "large: span.largeType");
+        let old = objs(false);
+        assert_eq!(data_start(&old, 1), 0x2000, "before Go 1.22: no headers");
+    }
+}
