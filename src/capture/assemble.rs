@@ -65,6 +65,13 @@ pub(super) fn finish(
                 crate::text::fmt_bytes(w.stats.skipped_bytes)
             ));
         }
+        if w.stats.depth_skipped > 0 {
+            p.warnings.push(format!(
+                "globals: the walk stopped after {} levels (a long linked list?): {} objects deeper were not captured; capture with --full for everything",
+                crate::goruntime::reach::MAX_ROUNDS,
+                w.stats.depth_skipped
+            ));
+        }
         stats.bytes_read += w.stats.bytes;
         stats.var_walk = Some(w.stats.clone());
         for (addr, d) in w.into_regions() {

@@ -33,8 +33,11 @@ use std::sync::Arc;
 pub const DEFAULT_BUDGET: u64 = 16 << 20;
 /// Hard cap on what `--var` globals may pull in.
 pub const FULL_CAP: u64 = 4 << 30;
-/// Most read rounds (levels of the breadth-first walk).
-const MAX_ROUNDS: usize = 100_000;
+/// Most read rounds (levels of the breadth-first walk). Every level of a
+/// linked list is a round: a global list of 700k nodes took minutes of walk
+/// (and of pause, when the walk ran in it). Deeper values are left out,
+/// counted in [`WalkStats::depth_skipped`].
+pub const MAX_ROUNDS: usize = 1024;
 /// Most nodes expanded in one capture.
 const MAX_NODES: usize = 20_000_000;
 /// Most types whose layouts are computed before the target stops.
@@ -217,13 +220,28 @@ impl Heap {
         if self.incoming.is_empty() {
             return;
         }
-        let mut all: Vec<(u8, u64, Vec<u8>)> = std::mem::take(&mut self.ranges)
-            .into_iter()
-            .map(|(a, d)| (1, a, d))
-            .chain(self.incoming.drain(..))
-            .collect();
-        all.sort_unstable_by_key(|e| (e.1, e.0));
-        all.dedup_by_key(|e| e.1);
+        // Sort only what is new, then one linear merge with the sorted
+        // ranges (a round of a deep walk adds a few ranges to many).
+        let mut new = std::mem::take(&mut self.incoming);
+        new.sort_unstable_by_key(|e| (e.1, e.0));
+        let old = std::mem::take(&mut self.ranges);
+        let mut all: Vec<(u8, u64, Vec<u8>)> = Vec::with_capacity(old.len() + new.len());
+        let mut old = old.into_iter().map(|(a, d)| (1u8, a, d)).peekable();
+        let mut new = new.into_iter().peekable();
+        loop {
+            let take_old = match (old.peek(), new.peek()) {
+                (Some(o), Some(n)) => (o.1, o.0) <= (n.1, n.0),
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => break,
+            };
+            let e = if take_old { old.next() } else { new.next() };
+            let e = e.expect("peeked");
+            // Equal addresses: the lower rank came first and stays.
+            if all.last().is_none_or(|l| l.1 != e.1) {
+                all.push(e);
+            }
+        }
         self.ranges = all.into_iter().map(|(_, a, d)| (a, d)).collect();
         let mut hi = 0u64;
         self.max_end = self
@@ -277,6 +295,8 @@ pub struct WalkStats {
     /// Objects left out because the budget was exhausted.
     pub skipped: usize,
     pub skipped_bytes: u64,
+    /// Objects left out because the walk reached [`MAX_ROUNDS`] levels.
+    pub depth_skipped: usize,
     /// Time spent deciding what to read (expanding objects).
     pub expand_ns: u64,
     /// Time spent reading (set by the caller).
@@ -362,6 +382,8 @@ impl<'a> Walker<'a> {
     /// captured so far (data segments, executable image...).
     pub fn step<M: Memory>(&mut self, mem: &M) -> Vec<(u64, usize)> {
         if self.stats.rounds >= MAX_ROUNDS {
+            self.stats.depth_skipped += self.pending.len();
+            self.pending.clear();
             return Vec::new();
         }
         self.stats.rounds += 1;
@@ -532,5 +554,24 @@ mod tests {
             merge(vec![(1000, 10), (0, 8), (8, 8), (1100, 50), (5000, 1)]),
             vec![(0, 16), (1000, 150), (5000, 1)]
         );
+    }
+
+    #[test]
+    fn heap_settles_rounds_by_rank_and_address() {
+        let mut h = Heap::default();
+        h.insert(0x200, vec![1; 8], false);
+        h.insert(0x100, vec![2; 8], false);
+        h.settle();
+        // A later round: a replacement, a yielding duplicate, a new range.
+        h.insert(0x200, vec![3; 8], true);
+        h.insert(0x100, vec![4; 8], false);
+        h.insert(0x180, vec![5; 8], false);
+        h.settle();
+        let got: Vec<(u64, u8)> = h.ranges.iter().map(|(a, d)| (*a, d[0])).collect();
+        assert_eq!(got, vec![(0x100, 2), (0x180, 5), (0x200, 3)]);
+        let mut b = [0u8; 4];
+        h.read_exact(0x184, &mut b).unwrap();
+        assert_eq!(b, [5; 4]);
+        assert!(h.read_exact(0x1fe, &mut b).is_err());
     }
 }
