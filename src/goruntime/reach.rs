@@ -238,7 +238,7 @@ impl Heap {
             let e = if take_old { old.next() } else { new.next() };
             let e = e.expect("peeked");
             // Equal addresses: the lower rank came first and stays.
-            if all.last().is_none_or(|l| l.1 != e.1) {
+            if all.last().map_or(true, |l| l.1 != e.1) {
                 all.push(e);
             }
         }
