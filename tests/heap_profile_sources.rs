@@ -63,15 +63,9 @@ fn default_rate_matches(version: &str, pie: bool, ldflags: &str) {
     let (problems, n) = compare_heap(&snap, None, fx.dir.path(), &work.path().join("heap.pb.gz"));
     let want = parse_raw(&pprof_raw(&fx.dir.path().join("heap.pb.gz")), 4);
     drop(fx);
-    // Scaled: the 1 MiB object is always sampled, and its count scales to
-    // 1 (bytes > rate), the 100000-byte one (if sampled) to more than one.
-    assert!(
-        want.keys().any(|s| s
-            .1
-            .first()
-            .is_some_and(|l| l[0].starts_with("main.allocLarge "))),
-        "go {version}: the oracle lacks main.allocLarge"
-    );
+    // The 1 MiB object is sampled only when the sampler's next point
+    // (exponential, mean 512 KiB) falls within it: 86% of runs (once seen
+    // missing). The many small objects always give scaled samples.
     // Many small objects: a few samples, each scaled by ~4096.
     assert!(
         want.keys().any(|s| s.0[2] > 4000
