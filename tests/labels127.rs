@@ -49,7 +49,13 @@ fn build_labels(version: &str, gomod: &str, pie: bool, ldflags: &str) -> Option<
         format!("module fixture\n\ngo {gomod}\n"),
     )
     .unwrap();
-    let tmp = dir.join(format!(".labels.tmp.{}", std::process::id()));
+    // Unique per call: tests of one process build the same fixture at once.
+    static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let tmp = dir.join(format!(
+        ".labels.tmp.{}.{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
     let cache = cache_dir();
     let mut cmd = Command::new(&go);
     cmd.arg("build").arg("-trimpath");
