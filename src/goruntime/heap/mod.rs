@@ -25,12 +25,15 @@
 //! arithmetic, `spans` the allspans walk, `model` the returned data.
 
 mod bytes;
+pub mod dominators;
+pub mod graph;
 pub mod layout;
 pub mod model;
 mod mstats;
 pub mod objects;
 mod pacer;
 pub mod profile;
+pub mod roots;
 mod sizeclass;
 mod spans;
 pub mod target;

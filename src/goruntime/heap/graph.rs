@@ -1,0 +1,272 @@
+//! The heap's pointer graph: object index → the objects it points to, and
+//! root → the objects it points to, as two compact CSR tables.
+//!
+//! Nodes are the objects of [`HeapObjects`] (sorted by address, indexed as
+//! there) and the named roots of [`super::roots`]. An edge `a → b` means a
+//! word of `a` holds an address inside `b` (interior pointers count, as the
+//! GC's `findObject` does).
+//!
+//! Which words are pointers: objects of `noscan` spans have none (exact:
+//! the allocator puts pointer-free objects there, every version). The
+//! words of the other objects are scanned **conservatively**: every aligned
+//! word that points into an allocated object is an edge, skipping the
+//! allocation header (Go 1.22+). The runtime's per-object pointer masks
+//! (span heap bits, type GCData, 1.19–1.21 arena bitmaps) are not decoded
+//! yet: a scalar word that happens to hold a heap address adds a false
+//! edge, which can only make retention less precise (an object then looks
+//! shared), never drop a live object. [`HeapGraph::conservative`] says so.
+//!
+//! Bounded: at most [`MAX_EDGES`] edges in all; objects whose memory is not
+//! readable are counted in `unreadable`, never followed.
+//!
+//! For other analyses (issue 15, goroutine leaks): [`HeapGraph::mark`]
+//! marks what a subset of the roots reaches; roots carry the goroutine
+//! whose stack they come from ([`super::roots::Root::goroutine`]).
+
+use super::objects::{HeapObjects, MIN_SIZE_FOR_HEADER};
+use super::roots::{Root, RootScan};
+use crate::memory::Memory;
+
+/// Most edges kept (objects and roots together).
+pub const MAX_EDGES: usize = 1 << 31;
+/// Largest object scanned whole (larger ones: their first bytes only).
+const MAX_SCAN_OBJECT: u64 = 1 << 30;
+/// Bytes of an allocation header (Go 1.22+).
+const HEADER: u64 = 8;
+
+/// Compressed sparse rows: the targets of node `i` are
+/// `targets[off[i]..off[i + 1]]`.
+#[derive(Debug, Clone, Default)]
+pub struct Csr {
+    pub off: Vec<u32>,
+    pub targets: Vec<u32>,
+}
+
+impl Csr {
+    fn new() -> Csr {
+        Csr {
+            off: vec![0],
+            targets: Vec::new(),
+        }
+    }
+    /// Closes the current row.
+    fn end_row(&mut self) {
+        self.off.push(self.targets.len() as u32);
+    }
+    pub fn rows(&self) -> usize {
+        self.off.len() - 1
+    }
+    pub fn row(&self, i: usize) -> &[u32] {
+        match (self.off.get(i), self.off.get(i + 1)) {
+            (Some(&a), Some(&b)) => &self.targets[a as usize..b as usize],
+            _ => &[],
+        }
+    }
+    pub fn edges(&self) -> usize {
+        self.targets.len()
+    }
+}
+
+/// The object graph of one heap-complete snapshot.
+#[derive(Debug, Clone, Default)]
+pub struct HeapGraph {
+    /// Number of heap objects (same indices as [`HeapObjects::objects`]).
+    pub objects: usize,
+    /// Object → objects it points to.
+    pub out: Csr,
+    /// The roots, and root → objects it points to.
+    pub roots: Vec<Root>,
+    pub root_out: Csr,
+    /// Pointer words found by conservative scanning rather than exact
+    /// pointer masks (true for every object today).
+    pub conservative: bool,
+    /// Objects whose memory could not be read (not followed).
+    pub unreadable: u64,
+    /// Edges dropped at [`MAX_EDGES`].
+    pub dropped_edges: u64,
+    pub warnings: Vec<String>,
+}
+
+/// Index of the object holding `addr`, in objects sorted by address.
+pub fn find_object(objs: &HeapObjects, addr: u64) -> Option<u32> {
+    let v = &objs.objects;
+    if v.is_empty() || addr < v[0].addr {
+        return None;
+    }
+    let i = v.partition_point(|o| o.addr <= addr);
+    let o = v.get(i.checked_sub(1)?)?;
+    (addr < o.addr.saturating_add(o.size)).then_some((i - 1) as u32)
+}
+
+/// Appends to `row` the objects that the little-endian words of `bytes`
+/// point into (deduplicated within the row, order kept).
+pub(super) fn scan_words(objs: &HeapObjects, bytes: &[u8], row: &mut Vec<u32>) {
+    let start = row.len();
+    for w in bytes.chunks_exact(8) {
+        let p = u64::from_le_bytes(w.try_into().unwrap_or([0; 8]));
+        if p < 4096 {
+            continue;
+        }
+        if let Some(j) = find_object(objs, p) {
+            if !row[start..].contains(&j) || row.len() - start > 64 {
+                row.push(j);
+            }
+        }
+    }
+    // Large rows: deduplicate once (the `contains` above stops at 64).
+    if row.len() - start > 64 {
+        let mut tail: Vec<u32> = row.drain(start..).collect();
+        tail.sort_unstable();
+        tail.dedup();
+        row.extend(tail);
+    }
+}
+
+impl HeapGraph {
+    /// The graph of `objs` (read from `mem`) and of the roots `scan` found.
+    pub fn build<M: Memory>(mem: &M, objs: &HeapObjects, scan: RootScan) -> HeapGraph {
+        let mut g = HeapGraph {
+            objects: objs.objects.len(),
+            out: Csr::new(),
+            conservative: true,
+            ..Default::default()
+        };
+        g.out.off.reserve(objs.objects.len());
+        let mut buf: Vec<u8> = Vec::new();
+        let mut row: Vec<u32> = Vec::new();
+        for (i, o) in objs.objects.iter().enumerate() {
+            row.clear();
+            if !o.noscan() {
+                let skip = if objs.headers && o.size_class() != 0 && o.size > MIN_SIZE_FOR_HEADER {
+                    HEADER
+                } else {
+                    0
+                };
+                let len = o.size.saturating_sub(skip).min(MAX_SCAN_OBJECT) as usize;
+                let at = o.addr + skip;
+                let ok = match mem.bytes_at(at, len) {
+                    Some(b) => {
+                        scan_words(objs, b, &mut row);
+                        true
+                    }
+                    None => {
+                        buf.resize(len, 0);
+                        let ok = mem.read_exact(at, &mut buf).is_ok();
+                        if ok {
+                            scan_words(objs, &buf, &mut row);
+                        }
+                        ok
+                    }
+                };
+                if !ok {
+                    g.unreadable += 1;
+                }
+                row.retain(|&j| j as usize != i);
+            }
+            g.push_row(&row, false);
+        }
+        g.roots = scan.roots;
+        g.root_out = Csr::new();
+        for r in &scan.targets {
+            let row = r.clone();
+            g.push_row(&row, true);
+        }
+        g.warnings = scan.warnings;
+        if g.unreadable > 0 {
+            g.warnings.push(format!(
+                "{} heap objects unreadable: their pointers are not followed",
+                g.unreadable
+            ));
+        }
+        if g.dropped_edges > 0 {
+            g.warnings.push(format!(
+                "{} pointers dropped past {MAX_EDGES} edges: retention is partial",
+                g.dropped_edges
+            ));
+        }
+        g
+    }
+
+    fn push_row(&mut self, row: &[u32], root: bool) {
+        let total = self.out.edges() + self.root_out.edges();
+        let room = MAX_EDGES.saturating_sub(total);
+        let take = row.len().min(room);
+        self.dropped_edges += (row.len() - take) as u64;
+        let csr = if root {
+            &mut self.root_out
+        } else {
+            &mut self.out
+        };
+        csr.targets.extend_from_slice(&row[..take]);
+        csr.end_row();
+    }
+
+    /// Objects reachable from the roots for which `keep(root index)` holds.
+    pub fn mark(&self, keep: impl Fn(usize) -> bool) -> Vec<bool> {
+        let mut seen = vec![false; self.objects];
+        let mut stack: Vec<u32> = Vec::new();
+        for r in 0..self.root_out.rows() {
+            if !keep(r) {
+                continue;
+            }
+            for &j in self.root_out.row(r) {
+                if !seen[j as usize] {
+                    seen[j as usize] = true;
+                    stack.push(j);
+                }
+            }
+        }
+        while let Some(i) = stack.pop() {
+            for &j in self.out.row(i as usize) {
+                if !seen[j as usize] {
+                    seen[j as usize] = true;
+                    stack.push(j);
+                }
+            }
+        }
+        seen
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::goruntime::heap::objects::HeapObject;
+
+    fn objs(v: &[(u64, u64)]) -> HeapObjects {
+        HeapObjects {
+            objects: v
+                .iter()
+                .map(|&(addr, size)| HeapObject {
+                    addr,
+                    size,
+                    spanclass: 2,
+                    rtype: 0,
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn find_interior() {
+        let o = objs(&[(0x1000, 16), (0x1010, 16), (0x2000, 32)]);
+        assert_eq!(find_object(&o, 0x1000), Some(0));
+        assert_eq!(find_object(&o, 0x101f), Some(1));
+        assert_eq!(find_object(&o, 0x1020), None);
+        assert_eq!(find_object(&o, 0xfff), None);
+        assert_eq!(find_object(&o, 0x201f), Some(2));
+    }
+
+    #[test]
+    fn scan_dedups() {
+        let o = objs(&[(0x1000, 16), (0x2000, 16)]);
+        let mut b = Vec::new();
+        for p in [0x1000u64, 0x1008, 7, 0x2000, 0x3000] {
+            b.extend_from_slice(&p.to_le_bytes());
+        }
+        let mut row = Vec::new();
+        scan_words(&o, &b, &mut row);
+        assert_eq!(row, vec![0, 1]);
+    }
+}
