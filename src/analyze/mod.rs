@@ -4,6 +4,7 @@
 mod goroutines;
 mod info;
 pub mod objects;
+pub mod retain;
 mod session;
 
 pub use crate::sources::SessionMemory;

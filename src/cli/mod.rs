@@ -12,6 +12,7 @@ pub mod live;
 mod objects_cmd;
 mod output;
 pub mod progress;
+mod retain_cmd;
 mod top;
 pub mod tui;
 

@@ -8,6 +8,7 @@ pub mod heap;
 pub mod heapprof;
 pub mod objects;
 pub mod pprof;
+pub mod retain;
 pub mod sites;
 pub mod summary;
 pub mod top;
