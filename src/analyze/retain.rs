@@ -52,7 +52,7 @@ pub struct Step {
 pub fn retention(s: &Session) -> Result<Retention> {
     let census = census(s)?;
     let scan = scan_roots(&s.target, &s.mem, &census.objects);
-    let graph = HeapGraph::build(&s.mem, &census.objects, scan);
+    let graph = HeapGraph::build(&s.target, &s.mem, &census.objects, scan);
     let dom = dominators(&graph);
     let sizes = &census.objects.objects;
     let retained = retained(&dom, |i| sizes[i].size);

@@ -6,15 +6,17 @@
 //! word of `a` holds an address inside `b` (interior pointers count, as the
 //! GC's `findObject` does).
 //!
-//! Which words are pointers: objects of `noscan` spans have none (exact:
-//! the allocator puts pointer-free objects there, every version). The
-//! words of the other objects are scanned **conservatively**: every aligned
-//! word that points into an allocated object is an edge, skipping the
-//! allocation header (Go 1.22+). The runtime's per-object pointer masks
-//! (span heap bits, type GCData, 1.19–1.21 arena bitmaps) are not decoded
-//! yet: a scalar word that happens to hold a heap address adds a false
-//! edge, which can only make retention less precise (an object then looks
-//! shared), never drop a live object. [`HeapGraph::conservative`] says so.
+//! Which words are pointers (`ptrmask`): objects of `noscan` spans have
+//! none. Go 1.22+: small objects (<= 512 B) by the span's heap bits, objects
+//! with an allocation header or a large span by their type's GCData mask,
+//! repeated over the object (an array of the type), as the GC's
+//! `typePointers` does. Where no exact mask exists (Go 1.19–1.21, whose
+//! heap arena bitmaps are not decoded; GC programs; masks built on demand)
+//! the object is scanned **conservatively**: every aligned word that points
+//! into an allocated object is an edge (the allocation header skipped). A
+//! scalar that happens to hold a heap address then adds a false edge, which
+//! can only make retention less precise (an object looks shared), never drop
+//! a live object. [`HeapGraph::conservative`] and the counts say so.
 //!
 //! Bounded: at most [`MAX_EDGES`] edges in all; objects whose memory is not
 //! readable are counted in `unreadable`, never followed.
@@ -23,8 +25,10 @@
 //! marks what a subset of the roots reaches; roots carry the goroutine
 //! whose stack they come from ([`super::roots::Root::goroutine`]).
 
-use super::objects::{HeapObjects, MIN_SIZE_FOR_HEADER};
+use super::objects::{HeapObject, HeapObjects, MIN_SIZE_FOR_HEADER};
+use super::ptrmask::{HeapMasks, ObjectMask};
 use super::roots::{Root, RootScan};
+use crate::goruntime::Target;
 use crate::memory::Memory;
 
 /// Most edges kept (objects and roots together).
@@ -77,9 +81,14 @@ pub struct HeapGraph {
     /// The roots, and root → objects it points to.
     pub roots: Vec<Root>,
     pub root_out: Csr,
-    /// Pointer words found by conservative scanning rather than exact
-    /// pointer masks (true for every object today).
+    /// Some pointer words were found by conservative scanning rather than
+    /// exact pointer masks (see the counts below).
     pub conservative: bool,
+    /// Objects scanned with their exact mask, and conservatively.
+    pub exact_objects: u64,
+    pub conservative_objects: u64,
+    /// Root sections and stack frames scanned conservatively.
+    pub conservative_roots: u64,
     /// Objects whose memory could not be read (not followed).
     pub unreadable: u64,
     /// Edges dropped at [`MAX_EDGES`].
@@ -124,42 +133,37 @@ pub(super) fn scan_words(objs: &HeapObjects, bytes: &[u8], row: &mut Vec<u32>) {
 
 impl HeapGraph {
     /// The graph of `objs` (read from `mem`) and of the roots `scan` found.
-    pub fn build<M: Memory>(mem: &M, objs: &HeapObjects, scan: RootScan) -> HeapGraph {
+    pub fn build<M: Memory>(t: &Target, mem: &M, objs: &HeapObjects, scan: RootScan) -> HeapGraph {
         let mut g = HeapGraph {
             objects: objs.objects.len(),
             out: Csr::new(),
-            conservative: true,
             ..Default::default()
         };
         g.out.off.reserve(objs.objects.len());
         let mut buf: Vec<u8> = Vec::new();
+        g.conservative_roots = scan.conservative_sections + scan.conservative_frames;
         let mut row: Vec<u32> = Vec::new();
+        let mut masks = HeapMasks::new(t);
         for (i, o) in objs.objects.iter().enumerate() {
             row.clear();
             if !o.noscan() {
-                let skip = if objs.headers && o.size_class() != 0 && o.size > MIN_SIZE_FOR_HEADER {
-                    HEADER
-                } else {
-                    0
-                };
-                let len = o.size.saturating_sub(skip).min(MAX_SCAN_OBJECT) as usize;
-                let at = o.addr + skip;
-                let ok = match mem.bytes_at(at, len) {
-                    Some(b) => {
-                        scan_words(objs, b, &mut row);
-                        true
-                    }
-                    None => {
-                        buf.resize(len, 0);
-                        let ok = mem.read_exact(at, &mut buf).is_ok();
-                        if ok {
-                            scan_words(objs, &buf, &mut row);
+                match masks.object(mem, o) {
+                    ObjectMask::Exact(offs) => {
+                        g.exact_objects += 1;
+                        for off in offs {
+                            if let Ok(p) = mem.u64(o.addr + off) {
+                                scan_words(objs, &p.to_le_bytes(), &mut row);
+                            }
                         }
-                        ok
+                        row.sort_unstable();
+                        row.dedup();
                     }
-                };
-                if !ok {
-                    g.unreadable += 1;
+                    ObjectMask::Unknown => {
+                        g.conservative_objects += 1;
+                        if !g.scan_whole(mem, objs, o, &mut buf, &mut row) {
+                            g.unreadable += 1;
+                        }
+                    }
                 }
                 row.retain(|&j| j as usize != i);
             }
@@ -172,6 +176,18 @@ impl HeapGraph {
             g.push_row(&row, true);
         }
         g.warnings = scan.warnings;
+        g.conservative = g.conservative_objects > 0 || g.conservative_roots > 0;
+        if g.conservative_objects > 0 {
+            g.warnings.push(format!(
+                "{} heap objects scanned conservatively (no exact pointer mask{})",
+                g.conservative_objects,
+                if masks.exact {
+                    ""
+                } else {
+                    ": Go < 1.22 heap arena bitmaps are not decoded"
+                }
+            ));
+        }
         if g.unreadable > 0 {
             g.warnings.push(format!(
                 "{} heap objects unreadable: their pointers are not followed",
@@ -185,6 +201,35 @@ impl HeapGraph {
             ));
         }
         g
+    }
+
+    /// Every word of `o` (past its allocation header) that points into an
+    /// object; false when its memory is unreadable.
+    fn scan_whole<M: Memory>(
+        &self,
+        mem: &M,
+        objs: &HeapObjects,
+        o: &HeapObject,
+        buf: &mut Vec<u8>,
+        row: &mut Vec<u32>,
+    ) -> bool {
+        let skip = if objs.headers && o.size_class() != 0 && o.size > MIN_SIZE_FOR_HEADER {
+            HEADER
+        } else {
+            0
+        };
+        let len = o.size.saturating_sub(skip).min(MAX_SCAN_OBJECT) as usize;
+        let at = o.addr + skip;
+        if let Some(b) = mem.bytes_at(at, len) {
+            scan_words(objs, b, row);
+            return true;
+        }
+        buf.resize(len, 0);
+        if mem.read_exact(at, buf).is_err() {
+            return false;
+        }
+        scan_words(objs, buf, row);
+        true
     }
 
     fn push_row(&mut self, row: &[u32], root: bool) {

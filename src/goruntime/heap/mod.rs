@@ -33,6 +33,7 @@ mod mstats;
 pub mod objects;
 mod pacer;
 pub mod profile;
+pub mod ptrmask;
 pub mod roots;
 mod sizeclass;
 mod spans;

@@ -3,16 +3,13 @@
 //! `.noptrdata`/`.noptrbss`), runtime globals (named `runtime: NAME`), and
 //! every goroutine's stack, frame by frame (`goroutine N: FUNCTION`).
 //!
-//! Scanning is **conservative** for now: every aligned word of `.data`,
-//! `.bss` and of a goroutine's used stack (from its innermost frame's SP to
-//! `stack.hi`) that points into an allocated object is an edge. The exact
-//! masks the GC uses (moduledata gcdata/gcbss, stack maps from funcdata
-//! `LocalsPointerMaps`/`ArgsPointerMaps` and pcdata `StackMapIndex`, stack
-//! objects) are not decoded yet: a dead slot of a live frame or a scalar
-//! that looks like an address can add a false edge (the object then looks
-//! shared and is retained by the super-root), never hide a live one.
-//! Finalizer and cleanup specials are not roots yet (objects they alone
-//! keep are unreachable: reported as such).
+//! Which words are pointers: `.data`/`.bss` by the module's GC programs
+//! (`gcdata`/`gcbss`), goroutine frames by their stack maps (see
+//! `ptrmask`), as the GC does. Sections whose program cannot be read,
+//! frames without a safe point (running goroutines) or without maps are
+//! scanned **conservatively** (every word pointing into an allocated object)
+//! and counted. Finalizer and cleanup specials are not roots yet (objects
+//! they alone keep show as reached by no root).
 //!
 //! A global word is named by the ELF symbol that contains it; without a
 //! symbol table (`-s`), by `data+0xOFF` / `bss+0xOFF`. A stack word is
@@ -57,6 +54,10 @@ pub struct RootScan {
     pub roots: Vec<Root>,
     pub targets: Vec<Vec<u32>>,
     pub warnings: Vec<String>,
+    /// Sections and frames scanned conservatively (no exact mask).
+    pub conservative_sections: u64,
+    pub conservative_frames: u64,
+    pub exact_frames: u64,
 }
 
 impl RootScan {
@@ -135,8 +136,21 @@ fn scan_section<M: Memory>(
         ));
         return;
     };
+    let mask = super::ptrmask::section_mask(t, mem, sect == "bss");
+    if mask.is_none() {
+        out.conservative_sections += 1;
+        out.warnings.push(format!(
+            "module .{sect} pointer mask (GC program) unreadable: scanned conservatively"
+        ));
+    }
     let mut row = Vec::new();
     for (k, w) in bytes.chunks_exact(8).enumerate() {
+        if mask
+            .as_ref()
+            .is_some_and(|m| !m.get(k).copied().unwrap_or(false))
+        {
+            continue;
+        }
         row.clear();
         scan_words(objs, w, &mut row);
         let Some(&j) = row.first() else { continue };
@@ -151,10 +165,15 @@ fn scan_section<M: Memory>(
     }
 }
 
-/// Physical frames of one goroutine: (sp, function), innermost first.
-fn frames_of<M: Memory>(t: &Target, mem: &M, g: &crate::goruntime::G) -> Vec<(u64, String)> {
+/// Physical frames of one goroutine: (sp, pc, function), innermost first,
+/// and whether the walk reached the top of the stack.
+fn frames_of<M: Memory>(
+    t: &Target,
+    mem: &M,
+    g: &crate::goruntime::G,
+) -> (Vec<(u64, u64, String)>, bool) {
     let st = t.unwind(mem, g, None, None);
-    let mut v: Vec<(u64, String)> = Vec::new();
+    let mut v: Vec<(u64, u64, String)> = Vec::new();
     for f in st.frames.iter() {
         if f.inlined {
             continue;
@@ -162,9 +181,9 @@ fn frames_of<M: Memory>(t: &Target, mem: &M, g: &crate::goruntime::G) -> Vec<(u6
         if v.last().is_some_and(|l| l.0 == f.sp) {
             continue;
         }
-        v.push((f.sp, f.function.to_string()));
+        v.push((f.sp, f.pc, f.function.to_string()));
     }
-    v
+    (v, st.reached_top && st.error.is_none())
 }
 
 fn scan_stacks<M: Memory>(
@@ -192,38 +211,88 @@ fn scan_stacks<M: Memory>(
         if g.is_dead() {
             continue;
         }
-        let frames = frames_of(t, mem, &g);
+        let (frames, whole) = frames_of(t, mem, &g);
         let lo = frames.first().map_or(g.sched_sp, |f| f.0);
         let hi = g.stack_hi;
         if lo == 0 || lo >= hi || hi - lo > MAX_STACK || lo < g.stack_lo {
             skipped += 1;
             continue;
         }
-        let Ok(bytes) = mem.read_vec(lo & !7, ((hi - (lo & !7)) & !7) as usize) else {
+        let base = lo & !7;
+        let Ok(bytes) = mem.read_vec(base, ((hi - base) & !7) as usize) else {
             skipped += 1;
             continue;
         };
-        let base = lo & !7;
-        for (k, w) in bytes.chunks_exact(8).enumerate() {
-            row.clear();
-            scan_words(objs, w, &mut row);
-            let Some(&j) = row.first() else { continue };
-            let at = base + k as u64 * 8;
-            let fi = frames.partition_point(|f| f.0 <= at);
-            let function = fi
-                .checked_sub(1)
-                .map_or("?".to_string(), |i| frames[i].1.clone());
+        let word = |a: u64| -> Option<&[u8]> {
+            let o = a.checked_sub(base)? as usize;
+            bytes.get(o..o.checked_add(8)?)
+        };
+        // A goroutine that is running or in a system call has no safe
+        // point in its innermost frame: every frame is scanned whole.
+        let exact_ok = whole && g.status != 2 && g.status != 3;
+        for (k, (sp, pc, function)) in frames.iter().enumerate() {
+            let end = frames.get(k + 1).map_or(hi, |f| f.0);
             let r = out.root(
                 ids,
                 Root {
                     name: format!("goroutine {}: {function}", g.goid),
                     kind: RootKind::Stack,
                     goroutine: Some(g.goid),
-                    function: Some(function),
+                    function: Some(function.clone()),
                 },
             );
-            out.targets[r].push(j);
+            let slots = exact_ok
+                .then(|| super::ptrmask::frame_slots(t, mem, *pc, *sp))
+                .flatten();
+            row.clear();
+            match slots {
+                Some(fs) => {
+                    out.exact_frames += 1;
+                    for &a in &fs.pointers {
+                        if let Some(w) = word(a) {
+                            scan_words(objs, w, &mut row);
+                        }
+                    }
+                    for (a, n) in fs.objects {
+                        let o = a.wrapping_sub(base) as usize;
+                        if let Some(b) = bytes.get(o..o.saturating_add(n as usize)) {
+                            scan_words(objs, b, &mut row);
+                        }
+                    }
+                }
+                None => {
+                    out.conservative_frames += 1;
+                    let o = sp.saturating_sub(base) as usize;
+                    let e = end.saturating_sub(base) as usize;
+                    if let Some(b) = bytes.get(o..e.max(o)) {
+                        scan_words(objs, b, &mut row);
+                    }
+                }
+            }
+            out.targets[r].extend_from_slice(&row);
         }
+        if frames.is_empty() {
+            out.conservative_frames += 1;
+            row.clear();
+            scan_words(objs, &bytes, &mut row);
+            let name = format!("goroutine {}", g.goid);
+            let r = out.root(
+                ids,
+                Root {
+                    name,
+                    kind: RootKind::Stack,
+                    goroutine: Some(g.goid),
+                    function: None,
+                },
+            );
+            out.targets[r].extend_from_slice(&row);
+        }
+    }
+    if out.conservative_frames > 0 {
+        out.warnings.push(format!(
+            "{} stack frames scanned conservatively (no safe point or stack map)",
+            out.conservative_frames
+        ));
     }
     if skipped > 0 {
         out.warnings.push(format!(
