@@ -124,6 +124,53 @@ pub struct CaptureMeta {
     /// from which the reader derives it.
     #[serde(default)]
     pub flags: CaptureFlags,
+    /// The target's instruction set (an extension record of the file; absent
+    /// in files written before it existed, which are all x86-64).
+    #[serde(default)]
+    pub arch: Arch,
+    /// The target's pid in each PID namespace it belongs to, outermost (the
+    /// capturing side's) first, as /proc/PID/status `NSpid` lists it. Empty
+    /// when unknown (cores, older files) or when it has a single namespace.
+    #[serde(default)]
+    pub ns_pid: Vec<i32>,
+}
+
+/// Instruction set of a target, by its ELF `e_machine` number.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Arch {
+    #[default]
+    X86_64,
+    Aarch64,
+}
+
+impl Arch {
+    /// ELF `e_machine` of x86-64.
+    pub const EM_X86_64: u16 = 62;
+    /// ELF `e_machine` of AArch64.
+    pub const EM_AARCH64: u16 = 183;
+
+    pub fn from_e_machine(m: u16) -> Option<Arch> {
+        match m {
+            Self::EM_X86_64 => Some(Arch::X86_64),
+            Self::EM_AARCH64 => Some(Arch::Aarch64),
+            _ => None,
+        }
+    }
+
+    pub fn e_machine(self) -> u16 {
+        match self {
+            Arch::X86_64 => Self::EM_X86_64,
+            Arch::Aarch64 => Self::EM_AARCH64,
+        }
+    }
+
+    /// The name Go uses (GOARCH).
+    pub fn goarch(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "amd64",
+            Arch::Aarch64 => "arm64",
+        }
+    }
 }
 
 /// How a capture was taken, for the code that must treat it differently.

@@ -162,6 +162,16 @@ fn globals_match_symtab(version: &str, pie: bool) {
     } else {
         "runtime.fingRunning"
     });
+    // The block and mutex profiles' (issue 13); ticks only where the code
+    // reading it is linked (tests/block_profile.rs checks it where it is).
+    want.extend([
+        "runtime.bbuckets",
+        "runtime.xbuckets",
+        "runtime.mutexprofilerate",
+    ]);
+    if rec.addrs.contains_key("runtime.ticks") {
+        want.push("runtime.ticks");
+    }
     for name in &want {
         let sym = bin.elf.symbol(name).map(|s| s.0);
         let got = rec.addrs.get(*name).copied();

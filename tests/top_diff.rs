@@ -574,18 +574,29 @@ fn grow_fixture(version: &str) {
         .iter()
         .map(|l| l["id"].as_u64().unwrap())
         .collect();
+    // The leak candidates are the group that grew and stayed blocked (the
+    // 100 new leakers); the 20 parked goroutines waited through the whole
+    // interval but their group did not grow: long-lived, never listed.
     let parked: BTreeSet<u64> = m1.parked_ids.iter().copied().collect();
     let leakers: BTreeSet<u64> = m2.leaker_ids.iter().copied().collect();
-    if !parked.is_subset(&leaks) {
+    if leaks != leakers {
         problems.push(format!(
-            "parked goroutines missing from leak candidates: {:?}",
-            parked.difference(&leaks).collect::<Vec<_>>()
+            "leak candidates {} (want the {} leakers); parked among them: {:?}",
+            leaks.len(),
+            leakers.len(),
+            leaks.intersection(&parked).collect::<Vec<_>>()
         ));
     }
-    if !leaks.is_disjoint(&leakers) {
-        problems.push("new goroutines listed as leak candidates".into());
+    let lg = d["leak_groups"].as_array().unwrap();
+    if lg.len() != 1
+        || lg[0]["key"] != "main.leaker"
+        || lg[0]["delta"] != 100
+        || lg[0]["blocked_through"] != 0
+    {
+        problems.push(format!("leak groups: {lg:?}"));
     }
     for l in d["leak_candidates"].as_array().unwrap() {
+        // The fixture ran a GC after the leakers blocked: waitsince is set.
         if l["wait_ns"].as_u64().unwrap_or(0) == 0 {
             problems.push(format!("leak candidate without wait duration: {l}"));
         }

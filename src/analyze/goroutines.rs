@@ -3,6 +3,7 @@
 
 use super::session::Session;
 use crate::goruntime::traceback::{CreatedBy, Frame, Stack};
+use crate::goruntime::version::status::G_LEAKED;
 use crate::goruntime::{labels, Sched, Target, G, G_SYSCALL, G_WAITING, M, P};
 use crate::memory::Memory;
 use crate::model::Regs;
@@ -53,6 +54,9 @@ pub struct Model {
     pub warnings: Vec<String>,
     /// Built with frame arguments ([`BuildOptions::args`]).
     pub has_args: bool,
+    /// Whether the runtime prints pprof labels in goroutine headers (its
+    /// `tracebacklabels` setting, read from memory; Go 1.26+).
+    pub traceback_labels: bool,
 }
 
 /// Per-worker caches of [`Model::build_with`] (rayon `map_init`: no locks,
@@ -109,9 +113,16 @@ impl LocalCaches {
             .entry((g.status, g.waitreason))
             .or_insert_with(|| {
                 let status: Arc<str> = Arc::from(t.status_string(g.status));
-                let wait_reason: Option<Arc<str>> = (g.status == G_WAITING && g.waitreason != 0)
+                // A goroutine the runtime found leaked (Go 1.26+) keeps its
+                // wait reason; the traceback header adds " (leaked)".
+                let leaked = g.status == G_LEAKED;
+                let wait_reason: Option<Arc<str>> = ((g.status == G_WAITING || leaked)
+                    && g.waitreason != 0)
                     .then(|| Arc::from(t.wait_reason_string(g.waitreason)));
-                let state = wait_reason.clone().unwrap_or_else(|| status.clone());
+                let mut state = wait_reason.clone().unwrap_or_else(|| status.clone());
+                if leaked {
+                    state = Arc::from(format!("{state} (leaked)"));
+                }
                 (status, wait_reason, state)
             })
             .clone()
@@ -346,6 +357,7 @@ impl Model {
             uptime_ns,
             warnings,
             has_args: opts.args,
+            traceback_labels: rt.traceback_labels(),
         })
     }
 

@@ -868,6 +868,27 @@ impl Pclntab {
         })
     }
 
+    /// The pcs of the inline unwinder's frames at `pc`, innermost first:
+    /// `pc` itself, then each enclosing frame's `entry + parentPc` (the
+    /// "virtual" pcs `runtime.Callers` and `CallersFrames` use), with
+    /// each frame's funcID; one element when `pc` is not inlined.
+    pub fn inline_pcs(&self, f: &FuncInfo, pc: u64) -> Vec<(u64, u8)> {
+        let mut out = Vec::new();
+        let mut pc = pc;
+        if let Some(tree) = self.funcdata_off(f, FUNCDATA_INL_TREE) {
+            for _ in 0..MAX_INLINE_DEPTH {
+                let ix = self.pcdata(f, PCDATA_INL_TREE_INDEX, pc).unwrap_or(-1);
+                let Some(call) = (ix >= 0).then(|| self.inlined_call(tree, ix)).flatten() else {
+                    break;
+                };
+                out.push((pc, call.func_id));
+                pc = f.entry.wrapping_add(i64::from(call.parent_pc) as u64);
+            }
+        }
+        out.push((pc, self.func_id(f)));
+        out
+    }
+
     /// Source-level frames at `pc` (pass pc-1 for return addresses), innermost
     /// first, expanding the inline tree like the runtime's inline unwinder:
     /// each inlined frame is named by its inline-tree record and takes the

@@ -109,6 +109,9 @@ pub(super) fn finish(
             non_blocking: opts.non_blocking,
             unstable: p.unstable,
         },
+        // Capture runs on x86-64 only (see README, "Architectures").
+        arch: crate::model::Arch::X86_64,
+        ns_pid: Vec::new(),
     };
     // Embed what analysis needs: the --bin build when given, else the executable.
     let regions = p

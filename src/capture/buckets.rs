@@ -5,15 +5,20 @@
 //! new head to the first known bucket, usually none).
 
 use super::rounds::read_parallel;
-use super::stats::CaptureStats;
-use super::walk::PrecopyReader;
+use super::stats::{BlockProfilesStats, BucketListStats, CaptureStats};
+use super::walk::{PauseReader, PrecopyReader};
 use crate::binary::elf::ImageMemory;
-use crate::goruntime::bulk::drive;
+use crate::goruntime::bulk::{drive, BulkWalk};
+use crate::goruntime::heap::blockprof::BlockKind;
 use crate::goruntime::heap::profile::{BucketWalk, KnownBuckets, ProfTarget};
+use crate::goruntime::version::mprof::BLOCK_RECORD_SIZE;
 use crate::memory::{Memory, SparseMemory};
 use crate::model::RegionKind;
 use bytes::Bytes;
 use std::time::Instant;
+
+/// Read rounds at most for each block or mutex bucket list in the pause.
+const MAX_BLOCK_ROUNDS: usize = 4096;
 
 /// Read rounds at most for the bucket walk before the pause.
 const MAX_PRE_ROUNDS: usize = 4096;
@@ -34,17 +39,81 @@ pub(super) struct PreBuckets {
     /// Bytes read, and how long the walk took.
     pub(super) bytes: u64,
     pub(super) elapsed_ns: u64,
+    /// The block and mutex lists ([`BLOCK_KINDS`] order) as walked before
+    /// the pause; None: not walked to the end (the pause walks it all).
+    pub(super) block: [Option<KnownBuckets>; 2],
 }
 
+/// The block and mutex lists, in [`PreBuckets::block`]'s order.
+const BLOCK_KINDS: [BlockKind; 2] = [BlockKind::Block, BlockKind::Mutex];
+
 impl PreBuckets {
-    /// Bytes the pause reads at most for the known buckets' records.
+    /// Bytes the pause reads at most for the known buckets' records (and
+    /// the known block and mutex buckets, read whole).
     pub(super) fn pause_bytes(&self, pt: &ProfTarget) -> u64 {
+        let block: u64 = self
+            .block
+            .iter()
+            .flatten()
+            .flat_map(|k| whole_ranges(k, 0))
+            .map(|r| r.1)
+            .sum();
         self.known
             .counter_ranges(pt, 0, COUNTER_GAP)
             .iter()
             .map(|r| r.1)
-            .sum()
+            .sum::<u64>()
+            + block
     }
+}
+
+/// The buckets of `k` from list index `from` on, whole (header, stack and
+/// record), sorted; neighbours closer than [`COUNTER_GAP`] merged.
+fn whole_ranges(k: &KnownBuckets, from: usize) -> Vec<(u64, u64)> {
+    let mut v: Vec<(u64, u64)> = k.list[from.min(k.list.len())..].to_vec();
+    v.sort_unstable();
+    let mut out: Vec<(u64, u64)> = Vec::with_capacity(v.len());
+    for (a, len) in v {
+        match out.last_mut() {
+            Some(l)
+                if a <= l.0 + l.1 + COUNTER_GAP
+                    && a + len - l.0 <= crate::memory::MAX_READ as u64 =>
+            {
+                l.1 = (a + len).max(l.0 + l.1) - l.0
+            }
+            _ => out.push((a, len)),
+        }
+    }
+    out
+}
+
+/// The block and mutex lists walked while the target runs (their headers
+/// and stacks never change either; their records do, and are read in the
+/// pause with the rest of each bucket).
+fn prewalk_block_lists(
+    pid: i32,
+    pt: &ProfTarget,
+    readable: &[(u64, u64)],
+    image: &ImageMemory,
+    stats: &mut CaptureStats,
+) -> [Option<KnownBuckets>; 2] {
+    BLOCK_KINDS.map(|kind| {
+        let head_global = kind.head(pt)?;
+        let head = crate::process::LiveMemory::new(pid).ptr(head_global).ok()?;
+        stats.read_calls += 1;
+        let mut walk = BucketWalk::new(pt, readable.to_vec())
+            .list(head_global, BLOCK_RECORD_SIZE)
+            .from_head(head);
+        let mut reader = PrecopyReader::new(pid, image, stats);
+        drive(
+            &mut walk,
+            &mut reader,
+            MAX_PRE_ROUNDS,
+            crate::memory::MAX_READ as u64,
+        );
+        walk.complete()
+            .then(|| KnownBuckets::new(std::mem::take(&mut walk.found)))
+    })
 }
 
 /// Walk the whole list while the target runs. None when the walk did not
@@ -73,7 +142,9 @@ pub(super) fn prewalk(
         return None;
     }
     let mem = reader.into_memory();
+    let block = prewalk_block_lists(pid, pt, readable, image, stats);
     Some(PreBuckets {
+        block,
         known: KnownBuckets::new(std::mem::take(&mut walk.found)),
         mem,
         bytes: walk.bytes,
@@ -99,12 +170,23 @@ pub(super) fn read_counters(
     asm: &mut super::rounds::Assembled,
     stats: &mut CaptureStats,
 ) -> (PauseBuckets, u64) {
-    let ranges: Vec<(u64, usize)> = pre
-        .known
-        .counter_ranges(pt, from, COUNTER_GAP)
-        .into_iter()
+    let ranges = pre.known.counter_ranges(pt, from, COUNTER_GAP);
+    let (regions, bytes) = read_ranges(pid, &ranges, asm, stats);
+    (PauseBuckets { from, regions }, bytes)
+}
+
+/// One round of `ranges` into the pause's pool; the regions they became,
+/// and the bytes asked for.
+fn read_ranges(
+    pid: i32,
+    ranges: &[(u64, u64)],
+    asm: &mut super::rounds::Assembled,
+    stats: &mut CaptureStats,
+) -> (std::ops::Range<usize>, u64) {
+    let ranges: Vec<(u64, usize)> = ranges
+        .iter()
         .filter(|r| r.1 > 0 && r.1 as usize <= crate::memory::MAX_READ)
-        .map(|(a, l)| (a, l as usize))
+        .map(|&(a, l)| (a, l as usize))
         .collect();
     let total: usize = ranges.iter().map(|r| r.1).sum();
     let first = asm.regions.len();
@@ -127,14 +209,7 @@ pub(super) fn read_counters(
         }
         off += len;
     }
-    let bytes = total as u64;
-    (
-        PauseBuckets {
-            from,
-            regions: first..asm.regions.len(),
-        },
-        bytes,
-    )
+    (first..asm.regions.len(), total as u64)
 }
 
 /// After the resume: the headers and stacks of the known buckets still in
@@ -168,5 +243,113 @@ pub(super) fn attach(
         if let Some(d) = d {
             regions.push((a, d, RegionKind::Other));
         }
+    }
+}
+
+/// A walk that counts its read rounds.
+struct Counted<'w, W> {
+    walk: &'w mut W,
+    rounds: usize,
+}
+
+impl<W: BulkWalk> BulkWalk for Counted<'_, W> {
+    fn step<M: Memory>(&mut self, mem: &M) -> Vec<(u64, u64)> {
+        let v = self.walk.step(mem);
+        self.rounds += usize::from(!v.is_empty());
+        v
+    }
+}
+
+/// In the pause: the block and mutex profiles' bucket lists
+/// (`runtime.bbuckets`, `runtime.xbuckets`), walked whole. They are short
+/// (one bucket per distinct contention stack, none until the program turns
+/// the profiles on) and their records change in place with every event, so
+/// nothing of them is read before the pause. The heads were read with the
+/// data segments.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn block_lists(
+    pid: i32,
+    pt: Option<&ProfTarget>,
+    pre: Option<&PreBuckets>,
+    readable: &[(u64, u64)],
+    asm: &mut super::rounds::Assembled,
+    image: &ImageMemory,
+    stats: &mut CaptureStats,
+    warnings: &mut Vec<String>,
+) {
+    let Some(pt) = pt else {
+        return;
+    };
+    let mut out = BlockProfilesStats::default();
+    for (i, kind) in BLOCK_KINDS.into_iter().enumerate() {
+        let Some(head) = kind.head(pt) else {
+            continue;
+        };
+        let known = pre.and_then(|p| p.block[i].as_ref());
+        let mut walk = BucketWalk::new(pt, readable.to_vec()).list(head, BLOCK_RECORD_SIZE);
+        if let Some(k) = known {
+            // Only the buckets added since the walk before the pause.
+            walk = walk.known(&k.set);
+        }
+        let mut counted = Counted {
+            walk: &mut walk,
+            rounds: 0,
+        };
+        let mut reader = PauseReader::new(pid, asm, image, stats);
+        drive(
+            &mut counted,
+            &mut reader,
+            MAX_BLOCK_ROUNDS,
+            crate::memory::MAX_READ as u64,
+        );
+        let mut rounds = counted.rounds;
+        let (mut buckets, mut bytes) = (walk.buckets, walk.bytes);
+        if let (Some(k), Some(r)) = (known, walk.reached) {
+            // The known buckets still in the list, whole, in one round.
+            let from = k.index(r).unwrap_or(0);
+            let (_, b) = read_ranges(pid, &whole_ranges(k, from), asm, stats);
+            buckets += k.list.len() - from;
+            bytes += b;
+            rounds += 1;
+        }
+        if let Some(why) = walk.stopped.take() {
+            warnings.push(format!(
+                "{} profile: bucket list not read whole: {why}",
+                kind.name()
+            ));
+        }
+        let s = BucketListStats {
+            buckets,
+            bytes,
+            rounds,
+        };
+        match kind {
+            BlockKind::Block => out.block = s,
+            BlockKind::Mutex => out.mutex = s,
+        }
+    }
+    stats.block_profiles = Some(out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whole_ranges_merge_neighbours_from_an_index() {
+        // List order (newest first): c, far, b, a; b and a back to back.
+        let k = KnownBuckets::new(vec![
+            (0x3000, 100),
+            (0x90000, 80),
+            (0x1070, 80),
+            (0x1000, 112),
+        ]);
+        assert_eq!(
+            whole_ranges(&k, 0),
+            vec![(0x1000, 0xc0), (0x3000, 100), (0x90000, 80)]
+        );
+        // From index 2: only b and a.
+        assert_eq!(whole_ranges(&k, 2), vec![(0x1000, 0xc0)]);
+        assert!(whole_ranges(&k, 9).is_empty());
     }
 }

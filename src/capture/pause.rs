@@ -140,6 +140,17 @@ impl<'p, 'a> Rounds<'p, 'a> {
         }
         self.blocked_on(&gaddrs);
         self.phase("blocked-on objects");
+        let p = &mut *self.p;
+        super::buckets::block_lists(
+            self.pid,
+            p.prof_t.as_ref(),
+            p.pre_buckets.as_ref(),
+            &p.readable,
+            &mut p.asm,
+            &self.ld.image,
+            self.stats,
+            &mut p.warnings,
+        );
         self.mem_profile();
         self.phase("heap profile buckets");
         self.globals();

@@ -27,6 +27,25 @@ pub struct CaptureStats {
     pub load_warnings: Vec<String>,
     /// The memory-profile buckets read (heap profile), if the walk ran.
     pub mem_profile: Option<MemProfileStats>,
+    /// The block and mutex profiles' bucket lists read in the pause (with
+    /// the heap profile's).
+    pub block_profiles: Option<BlockProfilesStats>,
+}
+
+/// What the pause read of the block and mutex profiles' bucket lists.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct BlockProfilesStats {
+    pub block: BucketListStats,
+    pub mutex: BucketListStats,
+}
+
+/// One bucket list: buckets walked, bytes asked for (windows included),
+/// read rounds.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct BucketListStats {
+    pub buckets: usize,
+    pub bytes: u64,
+    pub rounds: usize,
 }
 
 /// What the walk of the memory-profile bucket list read in the pause.

@@ -8,6 +8,7 @@ use super::output::{exit_soon, json_out, out};
 use super::progress::Progress;
 use super::top::print_top;
 use crate::analyze::{Model, Session};
+use crate::goruntime::heap::blockprof::BlockKind;
 use crate::report::{self, dump::DumpOptions};
 use anyhow::{Context, Result};
 use std::io::Write;
@@ -118,6 +119,20 @@ pub(super) fn write_pprof(s: &Session, a: &PprofArgs) -> Result<()> {
                 report::heapprof::MemKind::Heap
             };
             report::heapprof::heap_gz(s, &p, kind)?
+        }
+        PprofKind::Block | PprofKind::Mutex => {
+            let kind = if a.kind == PprofKind::Block {
+                BlockKind::Block
+            } else {
+                BlockKind::Mutex
+            };
+            let p = report::blockprof::block_profile(s, kind)?;
+            let mut warnings = p.warnings.clone();
+            let ticks = report::blockprof::ticks_per_second(&p, &mut warnings);
+            for w in &warnings {
+                eprintln!("warning: {w}");
+            }
+            report::blockprof::block_gz(s, &p, ticks)?
         }
     };
     std::fs::write(&a.output, data).with_context(|| format!("writing {}", a.output.display()))?;

@@ -83,16 +83,19 @@ gospy capture --pid 1234 -o app.gss --non-blocking            never stop the tar
   gospy heap --pid 1234 --large --json
   gospy heap --pid 1234 --sites -n 10     top allocation sites (in-use bytes)")]
     Heap(LiveArgs<HeapArgs>),
-    /// Live: capture into memory, then write a pprof goroutine, heap or allocs profile
+    /// Live: capture into memory, then write a pprof goroutine, heap, allocs, block or mutex profile
     #[command(
         after_help = "The heap and allocs profiles are the runtime's own sampled records
 (runtime.MemProfileRate, 512 KiB by default), read from the process's memory: no
-net/http/pprof, no port, nothing written to the target.
+net/http/pprof, no port, nothing written to the target. So are the block and
+mutex profiles, once the program turned them on (runtime.SetBlockProfileRate,
+runtime.SetMutexProfileFraction).
 
 Examples:
   gospy pprof --pid 1234 -o goroutines.pb.gz
   gospy pprof --pid 1234 heap -o heap.pb.gz && go tool pprof -top heap.pb.gz
-  gospy pprof --pid 1234 allocs -o allocs.pb.gz"
+  gospy pprof --pid 1234 allocs -o allocs.pb.gz
+  gospy pprof --pid 1234 mutex -o mutex.pb.gz && go tool pprof -top mutex.pb.gz"
     )]
     Pprof(LiveArgs<PprofArgs>),
     /// Describe a snapshot file: capture facts, build ids, sizes
@@ -242,7 +245,7 @@ pub enum Analysis {
     Heap(HeapArgs),
     /// Goroutines grouped by start function (or --by ...), sorted by count
     Top(TopArgs),
-    /// Write a pprof goroutine, heap or allocs profile (gzip-compressed profile.proto)
+    /// Write a pprof goroutine, heap, allocs, block or mutex profile (gzip-compressed profile.proto)
     Pprof(PprofArgs),
     /// Folded stacks (`outer;...;inner count`) for flamegraph tools
     Folded(FoldedArgs),
@@ -419,11 +422,19 @@ pub enum PprofKind {
     /// The same records as heap, shown by default as alloc_space (bytes
     /// allocated since the start), as `pprof.Lookup("allocs")` writes them
     Allocs,
+    /// Where goroutines waited (channels, select, sync.Cond, sync.Mutex
+    /// waits): contentions and delay per stack, recorded by the runtime once
+    /// the program called runtime.SetBlockProfileRate
+    Block,
+    /// Holders of contended mutexes (the Unlock that made others wait):
+    /// contentions and delay per stack, recorded by the runtime once the
+    /// program called runtime.SetMutexProfileFraction
+    Mutex,
 }
 
 #[derive(Args, Debug, Clone)]
 pub struct PprofArgs {
-    /// The profile: goroutine (default), heap or allocs
+    /// The profile: goroutine (default), heap, allocs, block or mutex
     #[arg(value_enum, default_value_t = PprofKind::Goroutine, hide_default_value = true)]
     pub kind: PprofKind,
     /// Output file (gzip-compressed profile.proto)
@@ -547,13 +558,15 @@ pub struct DumpArgs {
     /// JSON output: a list of goroutines with frames
     #[arg(long)]
     pub json: bool,
-    /// Show system goroutines and runtime-internal frames too
+    /// GOTRACEBACK=system: system goroutines, runtime-internal frames and
+    /// creators, g/m addresses and each frame's fp/sp/pc (as a SIGQUIT dump)
     #[arg(long)]
     pub all: bool,
     /// Add a `[waiting on ...]` line (channel, semaphore, Cond) after headers
     #[arg(long)]
     pub wait_info: bool,
-    /// Show pprof labels in goroutine headers (the runtime itself does from Go 1.27)
+    /// Show pprof labels in goroutine headers even where the target's runtime
+    /// would not (by default they follow its tracebacklabels setting, Go 1.26+)
     #[arg(long)]
     pub labels: bool,
 }

@@ -72,6 +72,7 @@ fn capture_to(a: &CaptureArgs, output: &std::path::Path) -> Result<()> {
             "warnings": cap.meta.warnings,
             "var_walk": stats.var_walk,
             "mem_profile": stats.mem_profile,
+            "block_profiles": stats.block_profiles,
         }))?;
     } else {
         // How many stacks the pause could leave to the pre-copy.

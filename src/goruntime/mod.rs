@@ -6,6 +6,7 @@ pub mod bulk;
 pub mod checks;
 pub mod gomap;
 pub mod gotypes;
+pub mod gowrap;
 pub mod heap;
 pub mod labels;
 pub mod pcinfo;
@@ -47,6 +48,8 @@ pub struct Globals {
     pub runtime_init_time: Option<u64>,
     pub fing_status: Option<u64>,
     pub fing_running: Option<u64>,
+    /// `runtime.debug.tracebacklabels` (an atomic.Int32, Go 1.26+).
+    pub traceback_labels: Option<u64>,
 }
 
 /// Everything analysis needs that comes from the binary alone; built once per
@@ -62,6 +65,8 @@ pub struct Target {
     pub status_strings: Vec<String>,
     /// PC → symbolization cache for unwinding.
     pub pc_cache: pcinfo::PcCache,
+    /// What `go` wrappers call (unstarted goroutines' start functions).
+    pub wrapped: pcinfo::WrappedCache,
     /// For the user, once per target: why layouts may be approximate.
     pub warnings: Vec<String>,
 }
@@ -100,6 +105,12 @@ impl Target {
             runtime_init_time: opt("runtime.runtimeInitTime"),
             fing_status: opt("runtime.fingStatus"),
             fing_running: opt("runtime.fingRunning"),
+            traceback_labels: version::godebug::has_traceback_labels(bin.go)
+                .then(|| {
+                    version::godebug::dbgvar_atomic_addr(&bin, version::godebug::TRACEBACK_LABELS)
+                })
+                .flatten()
+                .map(|a| a.wrapping_add(bias)),
         };
         let mut wait_reasons = read_string_array(&bin, "runtime.waitReasonStrings");
         if wait_reasons.is_empty() {
@@ -121,6 +132,7 @@ impl Target {
             wait_reasons,
             status_strings,
             pc_cache: Default::default(),
+            wrapped: Default::default(),
             warnings,
         })
     }
@@ -545,6 +557,20 @@ impl<'t, Mem: Memory> Runtime<'t, Mem> {
             .runtime_init_time
             .and_then(|a| self.mem.u64(a).ok())
             .map(|v| v as i64)
+    }
+    /// Whether goroutine headers carry pprof labels, as this runtime
+    /// decides (`debug.tracebacklabels == 1`, Go 1.26+): the value in
+    /// memory, else the binary's default (DefaultGODEBUG, the version's),
+    /// which misses a GODEBUG from the environment.
+    pub fn traceback_labels(&self) -> bool {
+        let go = self.t.bin.go;
+        if !version::godebug::has_traceback_labels(go) {
+            return false;
+        }
+        match self.t.globals.traceback_labels.map(|a| self.mem.u32(a)) {
+            Some(Ok(v)) => v == 1,
+            _ => version::godebug::traceback_labels_default(&self.t.bin) == 1,
+        }
     }
     /// Whether the finalizer goroutine is running a user finalizer.
     pub fn fing_running_user(&self) -> bool {

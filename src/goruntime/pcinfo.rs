@@ -163,3 +163,25 @@ impl PcCache {
         v
     }
 }
+
+/// What compiler wrappers call, by wrapper entry (`goruntime::gowrap`),
+/// per target.
+#[derive(Default)]
+pub struct WrappedCache(std::sync::Mutex<std::collections::HashMap<u64, Option<Arc<str>>>>);
+
+impl WrappedCache {
+    pub(super) fn get_or(
+        &self,
+        entry: u64,
+        f: impl FnOnce() -> Option<Arc<str>>,
+    ) -> Option<Arc<str>> {
+        if let Some(v) = self.0.lock().ok().and_then(|c| c.get(&entry).cloned()) {
+            return v;
+        }
+        let v = f();
+        if let Ok(mut c) = self.0.lock() {
+            c.insert(entry, v.clone());
+        }
+        v
+    }
+}

@@ -146,6 +146,11 @@ pub struct CreatedBy {
     pub file: Arc<str>,
     pub line: u32,
     pub offset: Option<u64>,
+    /// Whether the runtime's default traceback (GOTRACEBACK=single) prints
+    /// it: not for creators inside the runtime (`runtime.gcenable`), which
+    /// only GOTRACEBACK=system (a SIGQUIT dump, `dump --all`) shows.
+    #[serde(skip)]
+    pub shown: bool,
 }
 
 /// `printFuncName`: `runtime.gopanic` prints as `panic`, generic shapes as `[...]`.
@@ -162,7 +167,7 @@ pub fn print_name(name: &str) -> String {
 }
 
 /// `isExportedRuntime`: runtime.Foo or runtime.(*Foo).Bar style names.
-fn is_exported_runtime(name: &str) -> bool {
+pub(super) fn is_exported_runtime(name: &str) -> bool {
     let Some(mut rest) = name.strip_prefix("runtime.") else {
         return false;
     };
@@ -220,7 +225,8 @@ impl Target {
         }
     }
 
-    /// `printcreatedby`: None for goroutine 1 and runtime-internal creators.
+    /// `printcreatedby`: None for goroutine 1; `shown` false for creators
+    /// that only GOTRACEBACK=system prints (runtime-internal functions).
     pub fn created_by(&self, g: &G) -> Option<CreatedBy> {
         if g.goid == 1 || g.gopc == 0 {
             return None;
@@ -228,9 +234,7 @@ impl Target {
         let p = &self.bin.pcln;
         let f = self.find_func(g.gopc)?;
         let name = p.func_name(&f).to_string();
-        if !self.show_frame(&name, p.func_id(&f), false, 0) {
-            return None;
-        }
+        let shown = self.show_frame(&name, p.func_id(&f), false, 0);
         let entry = f.entry.wrapping_add(self.bias);
         let tracepc = if g.gopc > entry { g.gopc - 1 } else { g.gopc };
         let (file, line) = p
@@ -243,6 +247,7 @@ impl Target {
             file,
             line,
             offset: (g.gopc > entry).then(|| g.gopc - entry),
+            shown,
         })
     }
 
@@ -456,6 +461,12 @@ impl Target {
             sp = fp;
         }
         budget.give_back(reserved);
+        // traceback1: "If that means we print nothing at all, repeat
+        // forcing all frames printed" (an unstarted `go f(x)` is only its
+        // wrapper and runtime.goexit).
+        if !frames.iter().any(|f| f.shown) {
+            frames.iter_mut().for_each(|f| f.shown = true);
+        }
         st.frames = frames.into();
         st
     }

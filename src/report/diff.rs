@@ -1,15 +1,22 @@
 //! `diff A.gss B.gss`: what changed between two snapshots of one process:
 //! goroutine counts, groups (the keys of `top`) and leak candidates.
 //!
-//! Leak candidates are goroutines present in both snapshots (same goid: ids
-//! are never reused) that waited through the whole interval on the same
-//! stack. `g.waitsince` is set by the garbage collector for goroutines
-//! blocked when a cycle starts and cleared whenever the goroutine runs
-//! (runtime/mgcmark.go, proc.go), so `waitsince != 0 && waitsince <= A's
-//! capture time` in B proves the goroutine has not run since before A.
+//! Leak candidates come in groups (the keys of `--by`): a group is a
+//! candidate when it grew between the snapshots and stayed blocked: every one
+//! of its goroutines in B is blocked, and every one already present in A
+//! (same goid: ids are never reused) waited through the whole interval on the
+//! same stack. Long-lived daemons (signal handlers, accept loops, tickers,
+//! `select {}` in main) do not grow, so they are never listed, however long
+//! they have waited. Groups are ranked by growth.
+//!
+//! `g.waitsince` is set by the garbage collector for goroutines blocked when
+//! a cycle starts and cleared whenever the goroutine runs (runtime/mgcmark.go,
+//! proc.go), so `waitsince != 0 && waitsince <= A's capture time` in B proves
+//! the goroutine has not run since before A.
 
 use super::top::{stack_signature, GroupBy, TopOptions};
 use crate::analyze::{Model, Session};
+use crate::goruntime::version::status::G_LEAKED;
 use crate::goruntime::G_WAITING;
 use anyhow::{anyhow, Result};
 use serde::Serialize;
@@ -31,14 +38,28 @@ pub struct DiffGroup {
     pub delta: i64,
 }
 
+/// A group that grew between the snapshots and stayed blocked.
+#[derive(Debug, Serialize)]
+pub struct LeakGroup {
+    pub key: String,
+    pub before: usize,
+    pub after: usize,
+    pub delta: i64,
+    /// Of `before`, how many are still there, blocked on the same stack
+    /// without having run.
+    pub blocked_through: usize,
+    /// The longest wait in B, when a GC has recorded one.
+    pub longest_wait_ns: Option<u64>,
+}
+
 #[derive(Debug, Serialize)]
 pub struct LeakCandidate {
     pub id: u64,
     pub key: String,
     pub state: String,
     /// How long it has been waiting at B's capture (lower bound: since the
-    /// GC cycle that first saw it blocked).
-    pub wait_ns: u64,
+    /// GC cycle that first saw it blocked); null when no GC has seen it blocked.
+    pub wait_ns: Option<u64>,
     pub function: Option<String>,
     pub file: Option<String>,
     pub line: Option<u32>,
@@ -51,6 +72,9 @@ pub struct Diff {
     pub goroutines: Counts,
     pub interval_ns: i64,
     pub groups: Vec<DiffGroup>,
+    /// Groups that grew and stayed blocked, most growth first.
+    pub leak_groups: Vec<LeakGroup>,
+    /// The goroutines of `leak_groups` in B, in that order.
     pub leak_candidates: Vec<LeakCandidate>,
     /// Heap changes: null until a heap report exists to diff.
     pub heap: Option<serde_json::Value>,
@@ -126,7 +150,7 @@ pub fn build(
 
     let a_time = sa.meta.mono_time_ns as i64;
     let b_time = sb.meta.mono_time_ns as i64;
-    let mut leak_candidates = Vec::new();
+    let (mut leak_groups, mut leak_candidates) = (Vec::new(), Vec::new());
     if sa.meta.pid != sb.meta.pid {
         warnings.push(format!(
             "different processes (pid {} vs {}): no leak candidates",
@@ -137,32 +161,7 @@ pub fn build(
             "B was captured before A (or at the same time): no leak candidates; pass the older snapshot first".into(),
         );
     } else {
-        let before: HashMap<u64, &crate::analyze::Goroutine> =
-            ka.iter().map(|(g, _)| (g.g.goid, *g)).collect();
-        for (g, key) in &kb {
-            let Some(old) = before.get(&g.g.goid) else {
-                continue;
-            };
-            let ws = g.g.waitsince;
-            if g.g.status != G_WAITING || old.g.status != G_WAITING || ws == 0 || ws > a_time {
-                continue;
-            }
-            if stack_signature(g, true) != stack_signature(old, true) {
-                continue;
-            }
-            let loc = super::current_location(g);
-            leak_candidates.push(LeakCandidate {
-                id: g.g.goid,
-                key: key.clone(),
-                state: g.state.to_string(),
-                wait_ns: (b_time - ws).max(0) as u64,
-                function: loc.map(|f| f.function.to_string()),
-                file: loc.map(|f| f.file.to_string()),
-                line: loc.map(|f| f.line),
-                waiting_on: g.waiting_on.as_ref().map(|w| w.describe()),
-            });
-        }
-        leak_candidates.sort_by(|a, b| b.wait_ns.cmp(&a.wait_ns).then(a.id.cmp(&b.id)));
+        (leak_groups, leak_candidates) = leaks(&ka, &kb, &groups, (a_time, b_time));
     }
     let count = |m: &Model, n: usize| m.num_goroutine.unwrap_or(n as i64);
     Diff {
@@ -173,10 +172,90 @@ pub fn build(
         },
         interval_ns: b_time - a_time,
         groups,
+        leak_groups,
         leak_candidates,
         heap: heap_diff(sa, sb),
         warnings,
     }
+}
+
+type Keyed<'a> = [(&'a crate::analyze::Goroutine, String)];
+
+fn blocked(g: &crate::analyze::Goroutine) -> bool {
+    g.g.status == G_WAITING || g.g.status == G_LEAKED
+}
+
+/// The groups that grew and stayed blocked, and their goroutines in B.
+fn leaks(
+    ka: &Keyed<'_>,
+    kb: &Keyed<'_>,
+    groups: &[DiffGroup],
+    (a_time, b_time): (i64, i64),
+) -> (Vec<LeakGroup>, Vec<LeakCandidate>) {
+    let before: HashMap<u64, &crate::analyze::Goroutine> =
+        ka.iter().map(|(g, _)| (g.g.goid, *g)).collect();
+    let mut members: HashMap<&str, Vec<&crate::analyze::Goroutine>> = HashMap::new();
+    for (g, key) in kb {
+        members.entry(key.as_str()).or_default().push(g);
+    }
+    let wait = |g: &crate::analyze::Goroutine| {
+        (g.g.waitsince != 0).then(|| (b_time - g.g.waitsince).max(0) as u64)
+    };
+    let mut out = Vec::new();
+    for grp in groups.iter().filter(|g| g.delta > 0) {
+        let gs = members.remove(grp.key.as_str()).unwrap_or_default();
+        let mut through = 0;
+        let stayed = gs.iter().all(|g| {
+            if !blocked(g) {
+                return false;
+            }
+            let Some(old) = before.get(&g.g.goid) else {
+                return true;
+            };
+            let ws = g.g.waitsince;
+            let same = blocked(old)
+                && ws != 0
+                && ws <= a_time
+                && stack_signature(g, true) == stack_signature(old, true);
+            through += usize::from(same);
+            same
+        });
+        if stayed && !gs.is_empty() {
+            out.push((grp, through, gs));
+        }
+    }
+    out.sort_by(|a, b| {
+        b.0.delta
+            .cmp(&a.0.delta)
+            .then_with(|| a.0.key.cmp(&b.0.key))
+    });
+    let mut lgroups = Vec::new();
+    let mut cands = Vec::new();
+    for (grp, through, mut gs) in out {
+        gs.sort_by(|a, b| wait(b).cmp(&wait(a)).then(a.g.goid.cmp(&b.g.goid)));
+        lgroups.push(LeakGroup {
+            key: grp.key.clone(),
+            before: grp.before,
+            after: grp.after,
+            delta: grp.delta,
+            blocked_through: through,
+            longest_wait_ns: gs.iter().filter_map(|g| wait(g)).max(),
+        });
+        for g in gs {
+            let loc = super::current_location(g);
+            cands.push(LeakCandidate {
+                id: g.g.goid,
+                key: grp.key.clone(),
+                state: g.state.to_string(),
+                wait_ns: wait(g),
+                function: loc.map(|f| f.function.to_string()),
+                file: loc.map(|f| f.file.to_string()),
+                line: loc.map(|f| f.line),
+                waiting_on: g.waiting_on.as_ref().map(|w| w.describe()),
+            });
+        }
+    }
+    (lgroups, cands)
 }
 
 /// MemStats fields and live objects per size class, before and after.
@@ -214,6 +293,24 @@ fn heap_diff(sa: &Session, sb: &Session) -> Option<serde_json::Value> {
     Some(json!({"memstats": fields, "size_classes": classes}))
 }
 
+/// One goroutine of a leak group: where it waits, for how long, on what.
+fn candidate_line(l: &LeakCandidate) -> String {
+    let loc = match (&l.function, &l.file, l.line) {
+        (Some(f), Some(file), Some(n)) => format!("{f} ({file}:{n})"),
+        _ => "?".into(),
+    };
+    let on = l
+        .waiting_on
+        .as_ref()
+        .map(|w| format!(" [on {w}]"))
+        .unwrap_or_default();
+    let state = match l.wait_ns {
+        Some(w) => format!("{}, {}", l.state, super::fmt_duration_ns(w)),
+        None => l.state.clone(),
+    };
+    format!("goroutine {} [{state}]: {loc}{on}", l.id)
+}
+
 pub fn to_text(d: &Diff) -> String {
     let mut o = String::new();
     let delta = d.goroutines.after - d.goroutines.before;
@@ -239,38 +336,37 @@ pub fn to_text(d: &Diff) -> String {
             );
         }
     }
-    if d.leak_candidates.is_empty() {
-        let _ = writeln!(
-            o,
-            "\nno leak candidates (goroutines blocked on the same stack through the whole interval)"
-        );
+    if d.leak_groups.is_empty() {
+        let _ = writeln!(o, "\nno leak candidates (no group grew and stayed blocked)");
     } else {
         let _ = writeln!(
             o,
-            "\n{} leak candidates (blocked on the same stack through the whole interval):",
-            d.leak_candidates.len()
+            "\nleak candidates: {} goroutines in {} groups that grew and stayed blocked (by {}):",
+            d.leak_candidates.len(),
+            d.leak_groups.len(),
+            d.by
         );
-        for l in &d.leak_candidates {
-            let loc = match (&l.function, &l.file, l.line) {
-                (Some(f), Some(file), Some(n)) => format!("{f} ({file}:{n})"),
-                _ => "?".into(),
-            };
-            let on = l
-                .waiting_on
-                .as_ref()
-                .map(|w| format!(" [on {w}]"))
-                .unwrap_or_default();
+        let _ = writeln!(
+            o,
+            "{:>7} {:>7} {:>7} {:>8} {:>9}  KEY",
+            "BEFORE", "AFTER", "DELTA", "THROUGH", "LONGEST"
+        );
+        for g in &d.leak_groups {
+            let longest = g
+                .longest_wait_ns
+                .map(super::fmt_duration_ns)
+                .unwrap_or_else(|| "-".into());
             let _ = writeln!(
                 o,
-                "  goroutine {} [{}, {}]: {} [{}: {}]{}",
-                l.id,
-                l.state,
-                super::fmt_duration_ns(l.wait_ns),
-                loc,
-                d.by,
-                l.key,
-                on
+                "{:>7} {:>7} {:>+7} {:>8} {:>9}  {}",
+                g.before, g.after, g.delta, g.blocked_through, longest, g.key
             );
+            for l in d.leak_candidates.iter().filter(|l| l.key == g.key).take(3) {
+                let _ = writeln!(o, "    {}", candidate_line(l));
+            }
+            if g.after > 3 {
+                let _ = writeln!(o, "    ... {} more", g.after - 3);
+            }
         }
     }
     for w in &d.warnings {

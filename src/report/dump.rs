@@ -4,6 +4,7 @@
 use crate::analyze::{Goroutine, Model, Session};
 use crate::goruntime::traceback::{CreatedBy, Frame};
 use crate::goruntime::version::GoVersion;
+use crate::goruntime::Target;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -41,8 +42,9 @@ pub struct DumpOptions {
     /// Add a `[waiting on ...]` line after the header (not in the runtime's
     /// format, so off by default).
     pub wait_info: bool,
-    /// Show pprof labels in goroutine headers even for Go versions whose
-    /// runtime does not (it does by default from Go 1.27).
+    /// Show pprof labels in goroutine headers even where the runtime would
+    /// not (by default they are shown exactly when the target's runtime
+    /// prints them: its `tracebacklabels` setting, Go 1.26+).
     pub labels: bool,
 }
 
@@ -71,7 +73,7 @@ pub fn to_json(s: &Session, m: &Model, opts: &DumpOptions) -> Vec<serde_json::Va
                     .iter()
                     .filter(|f| opts.all || f.shown)
                     .collect(),
-                created_by: g.created_by.as_ref(),
+                created_by: g.created_by.as_ref().filter(|c| opts.all || c.shown),
                 labels: &g.labels,
                 stack_unavailable: g.stack.unavailable.as_deref(),
                 stack_error: g.stack.error.as_deref(),
@@ -91,14 +93,75 @@ fn needs_quoting(s: &str) -> bool {
 
 fn q(s: &str) -> String {
     if needs_quoting(s) {
-        format!("{s:?}")
+        go_quoted(s)
     } else {
         s.to_string()
     }
 }
 
+/// The runtime's `printquoted` (print.go): printable ASCII as is, `\n \r
+/// \t \\ \"` escaped, other characters as `\xNN`, `\uNNNN` or `\UNNNNNNNN`.
+pub fn go_quoted(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\\' | '"' => {
+                out.push('\\');
+                out.push(c);
+            }
+            ' '..='~' => out.push(c),
+            c if (c as u32) < 127 => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if (c as u32) < 0x1_0000 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => {
+                let _ = write!(out, "\\U{:08x}", c as u32);
+            }
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// How goroutine headers show pprof labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LabelStyle {
+    /// Not at all (the runtime's `tracebacklabels` is 0, or before Go 1.26).
+    Hidden,
+    /// Go 1.27: ` {k: v, "k 2": "v"}` after the brackets, quoted only
+    /// where needed.
+    AfterBrackets,
+    /// Go 1.26: ` labels:{"k": "v"}` inside the brackets, always quoted.
+    InsideBrackets,
+}
+
+impl LabelStyle {
+    /// What the target's runtime prints (`runtime_prints`: its
+    /// `tracebacklabels` setting is 1), or what `--labels` forces.
+    pub fn new(go: GoVersion, runtime_prints: bool, forced: bool) -> LabelStyle {
+        if !runtime_prints && !forced {
+            LabelStyle::Hidden
+        } else if go.at_least(1, 26) && !go.at_least(1, 27) {
+            LabelStyle::InsideBrackets
+        } else {
+            LabelStyle::AfterBrackets
+        }
+    }
+
+    /// The style of `m`'s target with `opts`.
+    pub fn of(s: &Session, m: &Model, opts: &DumpOptions) -> LabelStyle {
+        LabelStyle::new(s.target.bin.go, m.traceback_labels, opts.labels)
+    }
+}
+
 /// `goroutine N [state, M minutes, locked to thread] {labels}:`
-pub fn header(g: &Goroutine, labels: bool) -> String {
+pub fn header(g: &Goroutine, labels: LabelStyle) -> String {
     let mut h = format!("goroutine {} [{}", g.g.goid, g.state);
     if g.g.scan {
         h.push_str(" (scan)");
@@ -109,21 +172,70 @@ pub fn header(g: &Goroutine, labels: bool) -> String {
     if g.locked_to_thread {
         h.push_str(", locked to thread");
     }
-    h.push(']');
-    if labels && !g.labels.is_empty() {
+    let kv = |quote: fn(&str) -> String| -> String {
         let kv: Vec<String> = g
             .labels
             .iter()
-            .map(|(k, v)| format!("{}: {}", q(k), q(v)))
+            .map(|(k, v)| format!("{}: {}", quote(k), quote(v)))
             .collect();
-        let _ = write!(h, " {{{}}}", kv.join(", "));
+        kv.join(", ")
+    };
+    match labels {
+        LabelStyle::InsideBrackets if !g.labels.is_empty() => {
+            let _ = write!(h, " labels:{{{}}}]", kv(go_quoted));
+        }
+        LabelStyle::AfterBrackets if !g.labels.is_empty() => {
+            let _ = write!(h, "] {{{}}}", kv(q));
+        }
+        _ => h.push(']'),
     }
     h.push(':');
     h
 }
 
-pub fn render_goroutine(out: &mut String, g: &Goroutine, opts: &DumpOptions, go: GoVersion) {
-    render_goroutine_frames(out, g, &g.stack.frames, opts, go)
+/// How the goroutines of one target are rendered.
+#[derive(Clone, Copy)]
+pub struct Style<'a> {
+    pub go: GoVersion,
+    pub labels: LabelStyle,
+    /// What GOTRACEBACK=system (`--all`) adds: ` gp=0x.. m=N mp=0x..` in
+    /// headers (Go 1.22+) and ` fp=0x.. sp=0x.. pc=0x..` after each
+    /// physical frame's location (the target gives the outermost frame's
+    /// size).
+    pub addresses: Option<&'a Target>,
+}
+
+impl<'a> Style<'a> {
+    pub fn of(s: &'a Session, m: &Model, opts: &DumpOptions) -> Style<'a> {
+        Style {
+            go: s.target.bin.go,
+            labels: LabelStyle::of(s, m, opts),
+            addresses: opts.all.then_some(&s.target),
+        }
+    }
+}
+
+pub fn render_goroutine(out: &mut String, g: &Goroutine, opts: &DumpOptions, style: &Style) {
+    render_goroutine_frames(out, g, &g.stack.frames, opts, style)
+}
+
+/// Each physical frame's `fp` (the caller's SP: the next physical frame's
+/// sp; for the outermost, sp + frame size + the return address), None for
+/// inlined frames.
+fn frame_pointers(t: &Target, frames: &[&Frame]) -> Vec<Option<u64>> {
+    let mut out = vec![None; frames.len()];
+    let mut caller_sp: Option<u64> = None;
+    for (i, f) in frames.iter().enumerate().rev() {
+        if f.inlined {
+            continue;
+        }
+        out[i] = caller_sp.or_else(|| {
+            let d = t.pc_info(f.pc, false)?.spdelta?;
+            Some(f.sp.wrapping_add(d as u64).wrapping_add(8))
+        });
+        caller_sp = Some(f.sp);
+    }
+    out
 }
 
 /// [`render_goroutine`] with `frames` in place of the goroutine's own
@@ -133,20 +245,41 @@ pub fn render_goroutine_frames(
     g: &Goroutine,
     frames: &[Frame],
     opts: &DumpOptions,
-    go: GoVersion,
+    style: &Style,
 ) {
     let all = opts.all;
-    let _ = writeln!(out, "{}", header(g, opts.labels || go.at_least(1, 27)));
+    let go = style.go;
+    let mut h = header(g, style.labels);
+    if style.addresses.is_some() && go.at_least(1, 22) {
+        let at = "goroutine ".len() + g.g.goid.to_string().len();
+        let mut a = format!(" gp={:#x}", g.g.addr);
+        match (g.g.m, g.m_id) {
+            (0, _) => a.push_str(" m=nil"),
+            (mp, Some(id)) => {
+                let _ = write!(a, " m={id} mp={mp:#x}");
+            }
+            (mp, None) => {
+                let _ = write!(a, " m=? mp={mp:#x}");
+            }
+        }
+        h.insert_str(at, &a);
+    }
+    let _ = writeln!(out, "{h}");
     if let Some(why) = &g.stack.unavailable {
         let _ = writeln!(out, "\t{why}");
     }
     let frames: Vec<&Frame> = frames.iter().filter(|f| all || f.shown).collect();
+    let fps = match style.addresses {
+        Some(t) => frame_pointers(t, &frames),
+        None => Vec::new(),
+    };
     // The runtime prints at most 100 frames: from Go 1.21 the innermost 50
     // and outermost 50 around an elision line, before that the first 100.
     let n = frames.len();
     // Written piece by piece: the formatting machinery was a fifth of a
     // 100k-goroutine dump.
-    let print = |out: &mut String, f: &Frame| {
+    let print = |out: &mut String, i: usize| {
+        let f = frames[i];
         out.push_str(&f.function);
         out.push('(');
         out.push_str(f.args.as_deref().unwrap_or("..."));
@@ -158,22 +291,45 @@ pub fn render_goroutine_frames(
             out.push_str(" +");
             crate::report::push_hex(out, off);
         }
+        if let Some(fp) = fps.get(i).copied().flatten() {
+            out.push_str(" fp=");
+            crate::report::push_hex(out, fp);
+            out.push_str(" sp=");
+            crate::report::push_hex(out, f.sp);
+            out.push_str(" pc=");
+            crate::report::push_hex(out, f.pc);
+        }
         out.push('\n');
     };
-    if n <= 100 || all {
-        frames.iter().for_each(|f| print(out, f));
+    if all && !go.at_least(1, 21) {
+        // Go 1.19/1.20 stop after 100 physical frames (at GOTRACEBACK=system
+        // every frame is printed, inlined ones with their physical frame).
+        // The frames of a physical frame are its inlined ones, then itself.
+        let end = frames
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| !f.inlined)
+            .nth(99)
+            .map_or(n, |(i, _)| i + 1);
+        (0..end).for_each(|i| print(out, i));
+        if end < n {
+            let _ = writeln!(out, "...additional frames elided...");
+        }
+    } else if n <= 100 {
+        (0..n).for_each(|i| print(out, i));
     } else if go.at_least(1, 21) {
-        frames[..50].iter().for_each(|f| print(out, f));
+        (0..50).for_each(|i| print(out, i));
         let _ = writeln!(out, "...{} frames elided...", n - 100);
-        frames[n - 50..].iter().for_each(|f| print(out, f));
+        (n - 50..n).for_each(|i| print(out, i));
     } else {
-        frames[..100].iter().for_each(|f| print(out, f));
+        (0..100).for_each(|i| print(out, i));
         let _ = writeln!(out, "...additional frames elided...");
     }
     if let Some(e) = &g.stack.error {
         let _ = writeln!(out, "\t[gospy: stack walk stopped: {e}]");
     }
-    if let Some(c) = &g.created_by {
+    // GOTRACEBACK=system (`--all`) also prints runtime-internal creators.
+    if let Some(c) = g.created_by.as_ref().filter(|c| all || c.shown) {
         let _ = write!(out, "created by {}", c.function);
         if let Some(id) = c.goroutine {
             let _ = write!(out, " in goroutine {id}");
@@ -204,7 +360,7 @@ pub fn write_text<W: std::io::Write>(
 ) -> std::io::Result<()> {
     use rayon::prelude::*;
     const BATCH: usize = 4096;
-    let go = s.target.bin.go;
+    let style = Style::of(s, m, opts);
     let gs: Vec<&Goroutine> = visible(m, opts).collect();
     for (bi, batch) in gs.chunks(BATCH).enumerate() {
         let texts: Vec<String> = batch
@@ -212,7 +368,7 @@ pub fn write_text<W: std::io::Write>(
             .map(|g| {
                 let mut one = String::with_capacity(1024);
                 let frames = m.frames_with_args(s, g);
-                render_goroutine_frames(&mut one, g, &frames, opts, go);
+                render_goroutine_frames(&mut one, g, &frames, opts, &style);
                 if let (true, Some(wo), Some(nl)) = (opts.wait_info, &g.waiting_on, one.find('\n'))
                 {
                     // Right after the header line.

@@ -30,9 +30,9 @@ struct PcFrame {
 }
 
 /// Symbolization of one target's PCs, cached.
-struct Sym<'a> {
-    pcln: &'a Pclntab,
-    bias: u64,
+pub(super) struct Sym<'a> {
+    pub(super) pcln: &'a Pclntab,
+    pub(super) bias: u64,
     frames: HashMap<u64, Option<PcFrame>>,
 }
 
@@ -134,9 +134,9 @@ impl Deck {
 }
 
 /// runtime/pprof's `profileBuilder`, for what a heap profile needs.
-struct Builder<'a> {
-    sym: Sym<'a>,
-    st: Strings,
+pub(super) struct Builder<'a> {
+    pub(super) sym: Sym<'a>,
+    pub(super) st: Strings,
     locs: HashMap<u64, LocInfo>,
     loc_msgs: Vec<Pb>,
     funcs: HashMap<String, u64>,
@@ -214,7 +214,7 @@ impl Builder<'_> {
     }
 
     /// `appendLocsForStack`.
-    fn locs_for_stack(&mut self, mut stk: &[u64]) -> Vec<u64> {
+    pub(super) fn locs_for_stack(&mut self, mut stk: &[u64]) -> Vec<u64> {
         let mut locs = Vec::new();
         self.deck = Deck::default();
         while let Some(&addr) = stk.first() {
@@ -271,6 +271,42 @@ impl Builder<'_> {
             return self.locs_for_stack(&r.stack);
         }
         locs
+    }
+}
+
+impl Builder<'_> {
+    /// The mapping (the executable, with its build id), the locations,
+    /// functions and the string table: what every profile ends with
+    /// before its time and period.
+    pub(super) fn write_tables(&mut self, s: &Session, prof: &mut Pb) {
+        let mut mp = Pb::default();
+        mp.uint(1, 1);
+        mp.uint(2, self.text.0);
+        mp.uint(3, self.text.1);
+        mp.int(
+            5,
+            self.st.id(s.meta.exe_path.trim_end_matches(" (deleted)")),
+        );
+        let build_id = s
+            .meta
+            .go_build_id
+            .clone()
+            .or_else(|| s.meta.gnu_build_id.clone())
+            .unwrap_or_default();
+        mp.int(6, self.st.id(&build_id));
+        for f in 7..=10 {
+            mp.uint(f, 1);
+        }
+        prof.msg(3, mp);
+        for l in std::mem::take(&mut self.loc_msgs) {
+            prof.msg(4, l);
+        }
+        for f in std::mem::take(&mut self.fn_msgs) {
+            prof.msg(5, f);
+        }
+        for v in &self.st.list {
+            prof.bytes(6, v.as_bytes());
+        }
     }
 }
 
@@ -338,7 +374,7 @@ pub const SAMPLE_TYPES: [(&str, &str); 4] = [
     ("inuse_space", "bytes"),
 ];
 
-fn builder(s: &Session) -> Builder<'_> {
+pub(super) fn builder(s: &Session) -> Builder<'_> {
     let md = &s.target.bin.moduledata;
     Builder {
         sym: Sym {
@@ -423,7 +459,6 @@ pub fn heap_samples(s: &Session, p: &MemProfile) -> HeapSamples {
 /// The uncompressed profile.proto bytes of the heap (or allocs) profile.
 pub fn heap_proto(s: &Session, p: &MemProfile, kind: MemKind) -> Vec<u8> {
     let mut b = builder(s);
-    let text = b.text;
     let hide = hidden_prefixes(s);
     let mut prof = Pb::default();
     let vt = |st: &mut Strings, t: &str, u: &str| {
@@ -454,31 +489,7 @@ pub fn heap_proto(s: &Session, p: &MemProfile, kind: MemKind) -> Vec<u8> {
         }
         prof.msg(2, sm);
     }
-    let mut mp = Pb::default();
-    mp.uint(1, 1);
-    mp.uint(2, text.0);
-    mp.uint(3, text.1);
-    mp.int(5, b.st.id(s.meta.exe_path.trim_end_matches(" (deleted)")));
-    let build_id = s
-        .meta
-        .go_build_id
-        .clone()
-        .or_else(|| s.meta.gnu_build_id.clone())
-        .unwrap_or_default();
-    mp.int(6, b.st.id(&build_id));
-    for f in 7..=10 {
-        mp.uint(f, 1);
-    }
-    prof.msg(3, mp);
-    for l in std::mem::take(&mut b.loc_msgs) {
-        prof.msg(4, l);
-    }
-    for f in std::mem::take(&mut b.fn_msgs) {
-        prof.msg(5, f);
-    }
-    for v in &b.st.list {
-        prof.bytes(6, v.as_bytes());
-    }
+    b.write_tables(s, &mut prof);
     prof.int(9, s.meta.wall_time_ns as i64);
     prof.msg(11, period_type);
     prof.int(12, p.rate);

@@ -1,6 +1,7 @@
 //! Reports built from the model: plain data (serde::Serialize) first, text
 //! rendering separate.
 
+pub mod blockprof;
 pub mod color;
 pub mod diff;
 pub mod dump;
@@ -38,6 +39,11 @@ pub fn start_function(s: &Session, g: &Goroutine) -> String {
             if pos > 0 {
                 return frames[pos - 1].function.to_string();
             }
+        }
+        // Not started yet (only the wrapper on its stack): what the
+        // wrapper's code calls.
+        if let Some(w) = t.wrapped_function(g.g.startpc) {
+            return w.to_string();
         }
     }
     crate::goruntime::traceback::print_name(name)

@@ -131,7 +131,7 @@ pub fn stack_signature(g: &Goroutine, all: bool) -> String {
 pub fn key_of(s: &Session, g: &Goroutine, by: &GroupBy) -> String {
     match by {
         GroupBy::Start => super::start_function(s, g),
-        GroupBy::Go => match &g.created_by {
+        GroupBy::Go => match g.created_by.as_ref().filter(|c| c.shown) {
             Some(c) => format!("{}:{} {}", c.file, c.line, c.function),
             None if g.g.goid == 1 => "(main goroutine)".into(),
             None => "(created by the runtime)".into(),

@@ -24,6 +24,7 @@
 //! `target` holds what comes from the binary, `mstats` the MemStats
 //! arithmetic, `spans` the allspans walk, `model` the returned data.
 
+pub mod blockprof;
 mod bytes;
 pub mod dominators;
 pub mod graph;

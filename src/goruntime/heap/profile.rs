@@ -38,12 +38,23 @@ pub struct ProfTarget {
     pub mbuckets: u64,
     pub mem_profile_rate: u64,
     pub mprof_cycle: u64,
+    /// `runtime.bbuckets` and `runtime.xbuckets` (block and mutex
+    /// profiles), when found.
+    pub bbuckets: Option<u64>,
+    pub xbuckets: Option<u64>,
+    /// `runtime.ticks`, whose `val` is the cputicks per second the profile
+    /// writers divide cycles by (see `mprof::ticks_val_offset`), when found.
+    pub ticks: Option<u64>,
+    /// `runtime.mutexprofilerate` (Go 1.19's writer scales by it).
+    pub mutex_rate: Option<u64>,
 }
 
 impl ProfTarget {
     pub fn new(t: &Target) -> Result<ProfTarget> {
         let bin = &t.bin;
-        let layout = ProfLayout::from_source(Layouts::for_binary(bin)?.source())?;
+        let layouts = Layouts::for_binary(bin)?;
+        let layout = ProfLayout::from_source(layouts.source())?;
+        let opt = |name: &str| global_addr(bin, name).map(|a| t.rt(a));
         let need = |name: &str| -> Result<u64> {
             global_addr(bin, name)
                 .map(|a| t.rt(a))
@@ -54,15 +65,24 @@ impl ProfTarget {
             mbuckets: need("runtime.mbuckets")?,
             mem_profile_rate: need("runtime.MemProfileRate")?,
             mprof_cycle: need("runtime.mProfCycle")?,
+            bbuckets: opt("runtime.bbuckets"),
+            xbuckets: opt("runtime.xbuckets"),
+            ticks: opt("runtime.ticks"),
+            mutex_rate: opt("runtime.mutexprofilerate"),
         })
     }
 
     /// Bytes of the bucket at `addr` (header, stack, record), from its
     /// header; None when the header is unreadable or implausible.
     fn bucket_len<M: Memory>(&self, mem: &M, addr: u64) -> Option<u64> {
+        self.bucket_len_rec(mem, addr, self.layout.mem_record_size)
+    }
+
+    /// The same for a bucket whose record is `record` bytes long.
+    pub(super) fn bucket_len_rec<M: Memory>(&self, mem: &M, addr: u64, record: u64) -> Option<u64> {
         let l = &self.layout;
         let nstk = mem.u64(addr + l.nstk).ok()?;
-        (nstk <= MAX_NSTK).then(|| l.bucket_size + 8 * nstk + l.mem_record_size)
+        (nstk <= MAX_NSTK).then(|| l.bucket_size + 8 * nstk + record)
     }
 }
 
@@ -255,6 +275,9 @@ pub fn read_mem_profile<M: Memory>(pt: &ProfTarget, mem: &M) -> Result<MemProfil
 /// stops at the first of them: only the buckets added since are read.
 pub struct BucketWalk<'a> {
     pt: &'a ProfTarget,
+    /// The global holding the list's head, and the record's size.
+    head: u64,
+    record: u64,
     /// Buckets already read (their headers and stacks): the walk stops at
     /// the first one it reaches ([`reached`](Self::reached)).
     known: Option<&'a std::collections::HashSet<u64>>,
@@ -281,6 +304,8 @@ impl<'a> BucketWalk<'a> {
         readable.sort_unstable();
         BucketWalk {
             pt,
+            head: pt.mbuckets,
+            record: pt.layout.mem_record_size,
             known: None,
             found: Vec::new(),
             reached: None,
@@ -292,6 +317,14 @@ impl<'a> BucketWalk<'a> {
             bytes: 0,
             stopped: None,
         }
+    }
+
+    /// Walk another list: the one whose head is at `head_global`, with
+    /// records of `record` bytes (block and mutex profiles).
+    pub fn list(mut self, head_global: u64, record: u64) -> BucketWalk<'a> {
+        self.head = head_global;
+        self.record = record;
+        self
     }
 
     /// Stop at the first bucket of `known` (see [`KnownBuckets`]).
@@ -333,11 +366,11 @@ impl<'a> BucketWalk<'a> {
             0
         };
         self.asked = (addr, tries + 1);
-        let whole = self.pt.bucket_len(mem, addr);
+        let whole = self.pt.bucket_len_rec(mem, addr, self.record);
         match tries {
             0 => {
                 // A window below (older buckets) and the bucket itself.
-                let end = addr + whole.unwrap_or(l.bucket_size + 8 * 32 + l.mem_record_size);
+                let end = addr + whole.unwrap_or(l.bucket_size + 8 * 32 + self.record);
                 let (lo, hi) = match self.mapping(addr) {
                     Some((s, e)) => (s, e),
                     None if self.readable.is_empty() => (0, u64::MAX),
@@ -365,10 +398,10 @@ impl BulkWalk for BucketWalk<'_> {
         }
         let mut at = match self.at {
             Some(a) => a,
-            None => match mem.ptr(self.pt.mbuckets) {
+            None => match mem.ptr(self.head) {
                 Ok(a) => a,
                 Err(_) => {
-                    self.stopped = Some("runtime.mbuckets unreadable".into());
+                    self.stopped = Some("the list's head unreadable".into());
                     return Vec::new();
                 }
             },
@@ -388,7 +421,7 @@ impl BulkWalk for BucketWalk<'_> {
             }
             let next = self
                 .pt
-                .bucket_len(mem, at)
+                .bucket_len_rec(mem, at, self.record)
                 .filter(|&len| mem.read_vec(at, len as usize).is_ok())
                 .and_then(|len| Some((len, mem.ptr(at + self.pt.layout.allnext).ok()?)));
             if let Some((len, next)) = next {
@@ -521,6 +554,10 @@ mod tests {
             mbuckets: 0x1000,
             mem_profile_rate: 0x1008,
             mprof_cycle: 0x1010,
+            bbuckets: None,
+            xbuckets: None,
+            ticks: None,
+            mutex_rate: None,
         }
     }
 

@@ -380,6 +380,83 @@ fn profile_globals(c: &mut Ctx, rec: &mut Recovered) {
         cycle,
         "not recognised in runtime.mProf_Malloc",
     );
+    contention_globals(c, rec, mbuckets);
+}
+
+/// The block and mutex profiles' globals, 1.19-1.27:
+///
+/// ```text
+/// func stkbucket(typ bucketType, size uintptr, stk []uintptr, alloc bool) *bucket {
+///     if typ == memProfile { allnext = &mbuckets        // LEAQ mbuckets
+///     } else if typ == mutexProfile { allnext = &xbuckets  // LEAQ xbuckets, next
+///     } else { allnext = &bbuckets }                   // LEAQ bbuckets, next
+/// func semacquire1(...) {
+///     if profile&semaMutexProfile != 0 && mutexprofilerate > 0 {  // CMPQ mutexprofilerate, $0 (the last)
+/// func ticksPerSecond() int64 {    // tickspersecond before 1.22
+///     r := ticks.val.Load()        // MOVQ ticks+off(val)
+///     lock(&ticks.lock)            // LEAQ ticks: the most frequent LEA (lock, unlock)
+/// ```
+///
+/// ticks is only linked with what reads it (runtime/pprof, tracing), and
+/// its `(*ticksType).init` from 1.22: absent, the profile writer uses a
+/// measured rate.
+fn contention_globals(c: &mut Ctx, rec: &mut Recovered, mbuckets: Option<u64>) {
+    let leas: Vec<u64> = c
+        .refs("runtime.stkbucket")
+        .iter()
+        .filter(|r| r.0 == Kind::Lea)
+        .map(|r| r.2)
+        .collect();
+    let after_m = mbuckets
+        .and_then(|m| leas.iter().position(|&a| a == m))
+        .map(|i| &leas[i + 1..]);
+    let (x, b) = match after_m {
+        Some([x, b, ..]) if x % 8 == 0 && b % 8 == 0 && x != b => (Some(*x), Some(*b)),
+        _ => (None, None),
+    };
+    let why = "not recognised in runtime.stkbucket";
+    found(rec, "runtime.xbuckets", x, why);
+    found(rec, "runtime.bbuckets", b, why);
+    let cmps: Vec<u64> = c
+        .refs("runtime.semacquire1")
+        .iter()
+        .filter(|r| r.0 == Kind::CmpImm && r.1 == 8)
+        .map(|r| r.2)
+        .collect();
+    // The last: 1.19 compares blockprofilerate first the same way (later
+    // versions load it atomically).
+    let rate = match cmps[..] {
+        [.., a] if cmps.len() <= 2 => Some(a),
+        _ => None,
+    };
+    found(
+        rec,
+        "runtime.mutexprofilerate",
+        rate,
+        "not recognised in runtime.semacquire1",
+    );
+    let mut ticks = None;
+    for f in [
+        "runtime.ticksPerSecond",
+        "runtime.tickspersecond",
+        "runtime.(*ticksType).init",
+    ] {
+        let mut n: HashMap<u64, usize> = HashMap::new();
+        for r in c.refs(f).iter().filter(|r| r.0 == Kind::Lea) {
+            *n.entry(r.2).or_default() += 1;
+        }
+        let mut v: Vec<(usize, u64)> = n.into_iter().map(|(a, k)| (k, a)).collect();
+        v.sort_unstable_by_key(|&(k, a)| (std::cmp::Reverse(k), a));
+        if let Some(&(k, a)) = v.first() {
+            if k >= 2 && v.get(1).map_or(true, |o| o.0 < k) {
+                ticks = Some(a);
+                break;
+            }
+        }
+    }
+    if let Some(t) = ticks {
+        rec.addrs.insert("runtime.ticks".to_string(), t);
+    }
 }
 
 /// The status and wait-reason string arrays (recognised by their contents)

@@ -10,6 +10,7 @@ pub mod choice;
 pub mod fallback;
 pub mod globals;
 pub mod go;
+pub mod godebug;
 pub mod layout;
 pub mod mprof;
 pub mod source;

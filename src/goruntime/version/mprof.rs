@@ -3,6 +3,7 @@
 //! version has the same 48-byte header; `memRecordCycle` lost its byte
 //! counters in Go 1.27 (bytes = count × the bucket's size).
 
+use super::go::GoVersion;
 use super::source::{LayoutCtx, LayoutSource};
 use anyhow::{anyhow, Result};
 
@@ -68,5 +69,37 @@ impl ProfLayout {
             ));
         }
         Ok(l)
+    }
+}
+
+/// `blockProfile` and `mutexProfile` in `bucketType` (every supported
+/// version).
+pub const BLOCK_PROFILE: u64 = 2;
+pub const MUTEX_PROFILE: u64 = 3;
+
+/// `runtime.blockRecord` after a block or mutex bucket's stack, the same
+/// in every version 1.19-1.27: `count float64` (fractional from 1.21,
+/// where sampled events are scaled up by their probability) at 0, then
+/// `cycles int64` at 8.
+pub const BLOCK_RECORD_SIZE: u64 = 16;
+pub const BLOCK_RECORD_COUNT: u64 = 0;
+pub const BLOCK_RECORD_CYCLES: u64 = 8;
+
+/// Offset of `val` (the cached `cputicks` per second that
+/// `runtime_cyclesPerSecond` returns) in `runtime.ticks`, by version:
+/// 1.19 `{lock mutex; pad uint32; val uint64}`, 1.20-1.21 `{lock mutex;
+/// val atomic.Int64}`, 1.22+ `{lock mutex; startTicks, startTime int64;
+/// val atomic.Int64}` (runtime.go; mutex is one word without static lock
+/// ranking). DWARF's offset is preferred when present.
+pub fn ticks_val_offset(d: &dyn LayoutSource, go: GoVersion) -> u64 {
+    if let Some(o) = d.offset_of("runtime.ticksType", "val") {
+        return o;
+    }
+    if go.at_least(1, 22) {
+        24
+    } else if go.at_least(1, 20) {
+        8
+    } else {
+        16
     }
 }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::SnapshotError;
 use crate::model::{
-    CaptureFlags, CaptureMeta, MapEntry, RegionKind, Regs, ThreadInfo, UnstableG,
+    Arch, CaptureFlags, CaptureMeta, MapEntry, RegionKind, Regs, ThreadInfo, UnstableG,
     NON_BLOCKING_NOTE, REDACTED_NOTE, REDACTED_PREFIX, UNSTABLE_PREFIX,
 };
 
@@ -717,6 +717,9 @@ impl<'a> MetaWire<'a> {
             warnings,
             // Recorded as notes among the warnings: see `encode_meta`.
             flags: _,
+            // Extension records: see `encode_meta`.
+            arch: _,
+            ns_pid: _,
         } = m;
         MetaWire {
             gospy_version,
@@ -814,6 +817,9 @@ impl<'a> MetaWire<'a> {
                 .collect(),
             warnings: self.warnings.iter().map(|v| s(v)).collect(),
             flags: flags_from_notes(self.stopped, &self.warnings),
+            // From the extension records, when present.
+            arch: Arch::X86_64,
+            ns_pid: Vec::new(),
         }
     }
 }
@@ -882,17 +888,104 @@ pub fn encode_meta(meta: &CaptureMeta) -> Result<Vec<u8>, SnapshotError> {
     let extra = missing_flag_notes(meta);
     let mut wire = MetaWire::from_model(meta);
     wire.warnings.extend(extra.iter().map(String::as_str));
-    bincode::serde::encode_to_vec(wire, bincode_config())
-        .map_err(|e| SnapshotError::Encode(format!("capture metadata: {e}")))
+    let enc =
+        |e: bincode::error::EncodeError| SnapshotError::Encode(format!("capture metadata: {e}"));
+    let mut out = bincode::serde::encode_to_vec(wire, bincode_config()).map_err(enc)?;
+    let ext = encode_extensions(meta).map_err(enc)?;
+    if !ext.is_empty() {
+        out.extend_from_slice(EXT_MAGIC);
+        out.extend(bincode::serde::encode_to_vec(ext, bincode_config()).map_err(enc)?);
+    }
+    Ok(out)
 }
 
-/// Decode the header section. Bytes after the encoded structure are
-/// reserved for additions by later minor revisions and are ignored.
+/// Decode the header section: the structure, then its extension records.
 pub fn decode_meta(bytes: &[u8]) -> Result<CaptureMeta, SnapshotError> {
-    let (wire, _used): (MetaWire<'_>, usize) =
+    let (wire, used): (MetaWire<'_>, usize) =
         bincode::serde::borrow_decode_from_slice(bytes, bincode_config())
             .map_err(|e| corrupt(format!("capture metadata cannot be decoded: {e}")))?;
-    Ok(wire.to_model())
+    let mut meta = wire.to_model();
+    let rest = &bytes[used.min(bytes.len())..];
+    // Other trailing bytes are a later revision's: ignored, as the format says.
+    if let Some(rest) = rest.strip_prefix(EXT_MAGIC) {
+        let (records, _): (Vec<ExtWire<'_>>, usize) =
+            bincode::serde::borrow_decode_from_slice(rest, bincode_config()).map_err(|e| {
+                corrupt(format!(
+                    "capture metadata extensions cannot be decoded: {e}"
+                ))
+            })?;
+        decode_extensions(&records, &mut meta)?;
+    }
+    Ok(meta)
+}
+
+// ---------------------------------------------------------------------------
+// Extension records (after the structure)
+// ---------------------------------------------------------------------------
+//
+// Fields added after version 1.0 follow the structure as a sequence of
+// (tag, bytes) records, each value bincode-encoded on its own: a reader skips
+// tags it does not know, and files without records (every file written before
+// them, and every x86-64 capture with nothing to add) decode as before.
+
+/// What starts the extension records, telling them from other trailing bytes.
+pub const EXT_MAGIC: &[u8; 4] = b"GSX1";
+/// Tag of the target's ELF `e_machine` (`u16`); absent means x86-64.
+pub const EXT_ARCH: u32 = 1;
+/// Tag of the target's `NSpid` chain (`Vec<i32>`, outermost first).
+pub const EXT_NS_PID: u32 = 2;
+
+#[derive(Serialize, Deserialize)]
+struct ExtWire<'a> {
+    tag: u32,
+    #[serde(borrow)]
+    value: &'a [u8],
+}
+
+fn encode_extensions(
+    meta: &CaptureMeta,
+) -> Result<Vec<(u32, Vec<u8>)>, bincode::error::EncodeError> {
+    let mut out = Vec::new();
+    if meta.arch != Arch::X86_64 {
+        out.push((
+            EXT_ARCH,
+            bincode::serde::encode_to_vec(meta.arch.e_machine(), bincode_config())?,
+        ));
+    }
+    if !meta.ns_pid.is_empty() {
+        out.push((
+            EXT_NS_PID,
+            bincode::serde::encode_to_vec(&meta.ns_pid, bincode_config())?,
+        ));
+    }
+    Ok(out)
+}
+
+fn decode_extensions(records: &[ExtWire<'_>], meta: &mut CaptureMeta) -> Result<(), SnapshotError> {
+    fn value<T: serde::de::DeserializeOwned>(tag: u32, b: &[u8]) -> Result<T, SnapshotError> {
+        bincode::serde::decode_from_slice(b, bincode_config())
+            .map(|(v, _)| v)
+            .map_err(|e| {
+                corrupt(format!(
+                    "capture metadata extension {tag} cannot be decoded: {e}"
+                ))
+            })
+    }
+    for r in records {
+        match r.tag {
+            EXT_ARCH => {
+                let m: u16 = value(r.tag, r.value)?;
+                meta.arch = Arch::from_e_machine(m).ok_or_else(|| {
+                    corrupt(format!(
+                        "capture metadata names an unknown architecture (ELF machine {m})"
+                    ))
+                })?;
+            }
+            EXT_NS_PID => meta.ns_pid = value(r.tag, r.value)?,
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------
@@ -975,5 +1068,36 @@ mod flag_tests {
             back.warnings.last().map(String::as_str),
             Some(REDACTED_NOTE)
         );
+    }
+
+    #[test]
+    fn extension_records_round_trip_and_are_optional() {
+        let plain = CaptureMeta::default();
+        let bytes = encode_meta(&plain).unwrap();
+        let (_, used): (MetaWire<'_>, usize) =
+            bincode::serde::borrow_decode_from_slice(&bytes, bincode_config()).unwrap();
+        assert_eq!(used, bytes.len(), "nothing to add, no records");
+        let meta = CaptureMeta {
+            arch: Arch::Aarch64,
+            ns_pid: vec![4242, 1],
+            ..Default::default()
+        };
+        let bytes = encode_meta(&meta).unwrap();
+        assert_eq!(decode_meta(&bytes).unwrap(), meta);
+        // A record this reader does not know is skipped.
+        let mut with_unknown = encode_meta(&plain).unwrap();
+        with_unknown.extend_from_slice(EXT_MAGIC);
+        let recs = vec![
+            (99u32, vec![1u8, 2, 3]),
+            (
+                EXT_NS_PID,
+                bincode::serde::encode_to_vec(vec![7i32, 1], bincode_config()).unwrap(),
+            ),
+        ];
+        with_unknown.extend(bincode::serde::encode_to_vec(recs, bincode_config()).unwrap());
+        assert_eq!(decode_meta(&with_unknown).unwrap().ns_pid, vec![7, 1]);
+        // Truncated records are a clear error, not a panic.
+        let cut = &bytes[..bytes.len() - 3];
+        assert!(decode_meta(cut).is_err());
     }
 }

@@ -1006,6 +1006,8 @@ mod tests {
                 .collect(),
             warnings: vec!["thread 4250 could not be stopped".into()],
             flags: Default::default(),
+            arch: Default::default(),
+            ns_pid: Vec::new(),
         }
     }
 
@@ -1936,6 +1938,8 @@ mod tests {
                 }),
                 warnings: c.vec(|c| c.string()),
                 flags: Default::default(),
+                arch: Default::default(),
+                ns_pid: Vec::new(),
             }
         }
 
@@ -2061,6 +2065,8 @@ mod tests {
                 }],
                 warnings: vec![],
                 flags: Default::default(),
+                arch: Default::default(),
+                ns_pid: Vec::new(),
             },
             regions: vec![
                 Region {

@@ -1,0 +1,319 @@
+//! Acceptance tests (issue 13) for the heap profile beyond a capture at
+//! MemProfileRate = 1 (tests/heap_profile.rs):
+//! - **default rate**: the heapprof fixture run with the runtime's default
+//!   MemProfileRate (GOSPY_HEAPPROF_DEFAULT_RATE=1): the sampled records are
+//!   scaled (scaleHeapSample) and gospy's heap profile from a capture must
+//!   hold exactly the fixture's own scaled values;
+//! - **gcore core**: a core written by gdb's `gcore` of the running fixture
+//!   gives the same heap profile as the fixture's own (and so as a capture);
+//! - **kernel core**: the fixture killed with SIGABRT under
+//!   GOTRACEBACK=crash, core size unlimited: the kernel's core gives the
+//!   same heap profile as the fixture's own.
+//!
+//! Compared through `pprof -raw` as in tests/heap_profile.rs: the multiset of
+//! non-zero samples (four values, stack lines, `bytes` label) and the
+//! sample types.
+
+mod common;
+#[path = "common/prof.rs"]
+mod prof;
+
+use common::*;
+use prof::{differences, parse_raw, pprof_raw};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// `analyze FILE [--bin BIN] pprof heap -o OUT`, compared with the
+/// fixture's own heap.pb.gz; the differences, and the oracle's non-zero
+/// sample count.
+fn compare_heap(
+    file: &Path,
+    bin: Option<&Path>,
+    oracle_dir: &Path,
+    out: &Path,
+) -> (Vec<String>, usize) {
+    let mut args: Vec<&std::ffi::OsStr> = vec!["analyze".as_ref(), file.as_os_str()];
+    if let Some(b) = bin {
+        args.push("--bin".as_ref());
+        args.push(b.as_os_str());
+    }
+    for a in ["pprof", "heap", "-o"] {
+        args.push(a.as_ref());
+    }
+    args.push(out.as_os_str());
+    gospy_ok(&args);
+    let want = pprof_raw(&oracle_dir.join("heap.pb.gz"));
+    let n = parse_raw(&want, 4).values().sum();
+    (differences(&want, &pprof_raw(out), 4), n)
+}
+
+fn default_rate_matches(version: &str, pie: bool, ldflags: &str) {
+    let Some(binary) = try_build_fixture("heapprof", version, pie, ldflags) else {
+        return;
+    };
+    let work = tempfile::Builder::new()
+        .prefix("gospy-heaprate-test-")
+        .tempdir()
+        .unwrap();
+    let fx = Fixture::start_with_env(&binary, &[("GOSPY_HEAPPROF_DEFAULT_RATE", "1")]);
+    let snap = work.path().join("heapprof.gss");
+    capture(fx.pid, &snap, &[]);
+    let (problems, n) = compare_heap(&snap, None, fx.dir.path(), &work.path().join("heap.pb.gz"));
+    let want = parse_raw(&pprof_raw(&fx.dir.path().join("heap.pb.gz")), 4);
+    drop(fx);
+    // Scaled: the 1 MiB object is always sampled, and its count scales to
+    // 1 (bytes > rate), the 100000-byte one (if sampled) to more than one.
+    assert!(
+        want.keys().any(|s| s
+            .1
+            .first()
+            .is_some_and(|l| l[0].starts_with("main.allocLarge "))),
+        "go {version}: the oracle lacks main.allocLarge"
+    );
+    // Many small objects: a few samples, each scaled by ~4096.
+    assert!(
+        want.keys().any(|s| s.0[2] > 4000
+            && s.1
+                .first()
+                .is_some_and(|l| l[0].starts_with("main.allocMany "))),
+        "go {version}: the oracle lacks main.allocMany's scaled samples"
+    );
+    report(&format!(
+        "heap profile, default rate, go {version} pie={pie} ldflags={ldflags:?}: {n} non-zero samples, {} differences",
+        problems.len()
+    ));
+    assert!(
+        problems.is_empty(),
+        "go {version} pie={pie} ldflags={ldflags:?} default rate:\n{}",
+        problems.join("\n")
+    );
+}
+
+macro_rules! default_rate_tests {
+    ($($name:ident: $version:literal, pie = $pie:literal, $flags:literal;)*) => {$(
+        #[test]
+        fn $name() {
+            default_rate_matches($version, $pie, $flags);
+        }
+    )*};
+}
+
+default_rate_tests! {
+    default_rate_go1_19: "1.19", pie = false, "";
+    default_rate_go1_21: "1.21", pie = false, "";
+    default_rate_go1_22: "1.22", pie = false, "";
+    default_rate_go1_23: "1.23", pie = false, "";
+    default_rate_go1_24: "1.24", pie = false, "";
+    default_rate_go1_25: "1.25", pie = false, "";
+    default_rate_go1_26: "1.26", pie = false, "";
+    default_rate_go1_27: "1.27", pie = false, "";
+    default_rate_go1_19_pie: "1.19", pie = true, "";
+    default_rate_go1_27_pie: "1.27", pie = true, "";
+    default_rate_no_symbols_go1_19: "1.19", pie = false, "-s -w";
+    default_rate_no_symbols_go1_27: "1.27", pie = false, "-s -w";
+}
+
+fn have_gcore() -> bool {
+    let ok = Command::new("gcore")
+        .arg("-h")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !ok {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("gcore (gdb) is not installed");
+        }
+        println!("SKIP: gcore (gdb) not installed");
+    }
+    ok
+}
+
+/// A gcore core of the running fixture, and a capture of it: both give the
+/// fixture's own heap profile.
+fn gcore_matches(version: &str, pie: bool, ldflags: &str) {
+    if !have_gcore() {
+        return;
+    }
+    let Some(binary) = try_build_fixture("heapprof", version, pie, ldflags) else {
+        return;
+    };
+    let work = tempfile::Builder::new()
+        .prefix("gospy-heapcore-test-")
+        .tempdir()
+        .unwrap();
+    let mut fx = Fixture::start(&binary);
+    let snap = work.path().join("snap.gss");
+    capture(fx.pid, &snap, &[]);
+    let out = Command::new("gcore")
+        .arg("-o")
+        .arg(work.path().join("core"))
+        .arg(fx.pid.to_string())
+        .stdin(Stdio::null())
+        .output()
+        .expect("running gcore");
+    let core = work.path().join(format!("core.{}", fx.pid));
+    fx.kill();
+    assert!(
+        core.is_file(),
+        "gcore wrote no core: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut problems = Vec::new();
+    let (p, n) = compare_heap(&core, None, fx.dir.path(), &work.path().join("core.pb.gz"));
+    problems.extend(p.into_iter().map(|p| format!("gcore core: {p}")));
+    let (p, _) = compare_heap(&snap, None, fx.dir.path(), &work.path().join("snap.pb.gz"));
+    problems.extend(p.into_iter().map(|p| format!("capture: {p}")));
+    report(&format!(
+        "heap profile from a gcore core, go {version} pie={pie} ldflags={ldflags:?}: {n} non-zero samples, {} differences",
+        problems.len()
+    ));
+    assert!(
+        problems.is_empty(),
+        "go {version} pie={pie} ldflags={ldflags:?}:\n{}",
+        problems.join("\n")
+    );
+}
+
+#[test]
+fn gcore_heap_profile_go1_19() {
+    gcore_matches("1.19", false, "");
+}
+
+#[test]
+fn gcore_heap_profile_go1_23() {
+    gcore_matches("1.23", false, "");
+}
+
+#[test]
+fn gcore_heap_profile_go1_27_pie_stripped() {
+    gcore_matches("1.27", true, "-s -w");
+}
+
+/// Where the kernel writes the core of `pid` (command `comm`) started in
+/// `cwd`, from /proc/sys/kernel/core_pattern; Err says why there is none
+/// (as tests/kernel_core.rs).
+fn core_path(cwd: &Path, pid: u32, comm: &str) -> Result<PathBuf, String> {
+    let pattern = std::fs::read_to_string("/proc/sys/kernel/core_pattern")
+        .map_err(|e| format!("reading /proc/sys/kernel/core_pattern: {e}"))?;
+    let pattern = pattern.trim_end_matches('\n');
+    if pattern.starts_with('|') {
+        return Err(format!(
+            "core_pattern pipes cores to a program ({pattern:?})"
+        ));
+    }
+    let uses_pid = std::fs::read_to_string("/proc/sys/kernel/core_uses_pid")
+        .map(|s| s.trim() == "1")
+        .unwrap_or(false);
+    let mut out = String::new();
+    let mut chars = pattern.chars();
+    let mut has_pid = false;
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('%') => out.push('%'),
+            Some('p' | 'P' | 'i' | 'I') => {
+                has_pid = true;
+                out += &pid.to_string();
+            }
+            Some('e') => out += &comm.chars().take(15).collect::<String>(),
+            Some('s') => out += &libc::SIGABRT.to_string(),
+            Some(other) => return Err(format!("core_pattern {pattern:?} uses %{other}")),
+            None => {}
+        }
+    }
+    if uses_pid && !has_pid {
+        out += &format!(".{pid}");
+    }
+    Ok(cwd.join(out))
+}
+
+fn cannot(why: &str) {
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("kernel core files are impossible in this environment (CI=true): {why}");
+    }
+    println!("SKIP: kernel core files are impossible in this environment: {why}");
+}
+
+/// The kernel's core of the fixture (SIGABRT, GOTRACEBACK=crash) gives the
+/// fixture's own heap profile: the crash prints a traceback and allocates
+/// nothing the published profile holds (no GC runs).
+fn kernel_core_matches(version: &str, pie: bool) {
+    let Some(binary) = try_build_fixture("heapprof", version, pie, "") else {
+        return;
+    };
+    let work = tempfile::Builder::new()
+        .prefix("gospy-heapkcore-test-")
+        .tempdir()
+        .unwrap();
+    let cwd = work.path().to_path_buf();
+    let mut fx = Fixture::start_configured(&binary, &[], &[("GOTRACEBACK", "crash")], |cmd| {
+        cmd.current_dir(&cwd);
+        // SAFETY: setrlimit is async-signal-safe; nothing else runs here.
+        unsafe {
+            cmd.pre_exec(|| {
+                let mut cur = libc::rlimit {
+                    rlim_cur: 0,
+                    rlim_max: 0,
+                };
+                libc::getrlimit(libc::RLIMIT_CORE, &mut cur);
+                cur.rlim_cur = cur.rlim_max;
+                libc::setrlimit(libc::RLIMIT_CORE, &cur);
+                Ok(())
+            });
+        }
+    });
+    let pid = fx.pid;
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    let core = match core_path(&cwd, pid, comm.trim()) {
+        Ok(p) => p,
+        Err(why) => return cannot(&why),
+    };
+    // SAFETY: the child is ours and not reaped: its pid cannot be reused.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGABRT) }, 0);
+    let status = fx
+        .wait_exit(Duration::from_secs(60))
+        .unwrap_or_else(|| panic!("go {version}: the fixture did not die of SIGABRT"));
+    if !status.core_dumped() || !core.is_file() {
+        return cannot(&format!(
+            "no core (core dumped: {}, expected at {})",
+            status.core_dumped(),
+            core.display()
+        ));
+    }
+    let (problems, n) = compare_heap(
+        &core,
+        Some(&binary),
+        fx.dir.path(),
+        &work.path().join("heap.pb.gz"),
+    );
+    report(&format!(
+        "heap profile from a kernel core, go {version} pie={pie}: {n} non-zero samples, {} differences",
+        problems.len()
+    ));
+    assert!(
+        problems.is_empty(),
+        "go {version} pie={pie} kernel core:\n{}",
+        problems.join("\n")
+    );
+}
+
+#[test]
+fn kernel_core_heap_profile_go1_19() {
+    kernel_core_matches("1.19", false);
+}
+
+#[test]
+fn kernel_core_heap_profile_go1_22() {
+    kernel_core_matches("1.22", false);
+}
+
+#[test]
+fn kernel_core_heap_profile_go1_27_pie() {
+    kernel_core_matches("1.27", true);
+}

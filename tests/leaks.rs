@@ -1,0 +1,147 @@
+//! Goroutine leaks (issue 15). The `leaks` fixture leaks goroutines in every
+//! way the runtime knows (dropped channels, select, nil channel, `select {}`,
+//! dropped WaitGroup and Mutex) next to blocked goroutines that are not
+//! leaked, and records which are which.
+//!
+//! Here: goroutines the runtime itself has found leaked (Go 1.27, and 1.26
+//! built with GOEXPERIMENT=goroutineleakprofile) are in status _Gleaked; the
+//! fixture runs its own `pprof.Lookup("goroutineleak")` and then writes
+//! runtime.Stack. gospy's dump of a capture taken afterwards must print
+//! those goroutines exactly as the runtime did (`[chan receive (leaked)]`),
+//! the JSON `state` must carry the same text, and summary must count them.
+
+mod common;
+
+use common::*;
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Deserialize)]
+struct LeakMeta {
+    go_version: String,
+    leaked_ids: Vec<u64>,
+    leaked_by_kind: BTreeMap<String, u64>,
+    not_leaked_ids: Vec<u64>,
+    leak_profile: bool,
+}
+
+/// The runtime's text block of goroutine `id` in a runtime.Stack dump.
+fn block(text: &str, id: u64) -> Option<String> {
+    let header = format!("goroutine {id} [");
+    text.split("\n\n")
+        .find(|b| b.trim_start().starts_with(&header))
+        .map(|b| b.trim().to_string())
+}
+
+fn wait_for(fx: &mut Fixture, name: &str) {
+    let path = fx.dir.path().join(name);
+    let t0 = Instant::now();
+    while !path.exists() {
+        assert!(fx.is_running(), "leaks exited: {}", fx.stderr());
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "no {name}: {}",
+            fx.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn marked_by_runtime(version: &str, env: &[(&str, &str)]) {
+    let Some(bin) = try_build_fixture_env("leaks", version, false, "", env) else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let snap = work.path().join("b.gss");
+    let mut fx = Fixture::start(&bin);
+    let read = |fx: &Fixture, n: &str| std::fs::read_to_string(fx.dir.path().join(n)).unwrap();
+    let meta: LeakMeta = serde_json::from_str(&read(&fx, "meta.json")).unwrap();
+    assert!(
+        meta.leak_profile,
+        "{}: no goroutineleak profile",
+        meta.go_version
+    );
+    assert_eq!(meta.leaked_by_kind.len(), 7, "{meta:?}");
+    // SAFETY: plain kill(2) on our own child, which is alive (not reaped).
+    assert_eq!(unsafe { libc::kill(fx.pid as i32, libc::SIGUSR1) }, 0);
+    wait_for(&mut fx, "ready2");
+    capture(fx.pid, &snap, &[]);
+    fx.kill();
+    let prof = read(&fx, "leakprof.txt");
+    let stack2 = read(&fx, "stack2.txt");
+    let mut problems = Vec::new();
+    // The runtime found exactly the fixture's leaks.
+    for id in &meta.leaked_ids {
+        match block(&prof, *id) {
+            Some(b) if b.lines().next().unwrap_or("").contains(" (leaked)]") => {}
+            other => problems.push(format!("runtime did not mark {id} leaked: {other:?}")),
+        }
+    }
+    for id in &meta.not_leaked_ids {
+        if block(&prof, *id).is_some_and(|b| b.contains("(leaked)")) {
+            problems.push(format!("runtime marked {id} leaked"));
+        }
+    }
+    // gospy prints them as the runtime's traceback does.
+    let dump = gospy_ok(["analyze".as_ref(), snap.as_os_str(), "dump".as_ref()]);
+    for id in meta.leaked_ids.iter().chain(&meta.not_leaked_ids) {
+        let (want, got) = (block(&stack2, *id), block(&dump, *id));
+        if want != got {
+            problems.push(format!(
+                "goroutine {id}:\n--- runtime\n{}\n--- gospy\n{}",
+                want.unwrap_or_default(),
+                got.unwrap_or_default()
+            ));
+        }
+    }
+    let js: Value = serde_json::from_str(&gospy_ok([
+        "analyze".as_ref(),
+        snap.as_os_str(),
+        "dump".as_ref(),
+        "--json".as_ref(),
+    ]))
+    .unwrap();
+    let gs = js.as_array().expect("dump --json is an array");
+    for id in &meta.leaked_ids {
+        let g = gs.iter().find(|g| g["id"] == *id);
+        let header = block(&stack2, *id).unwrap_or_default();
+        let want = header
+            .lines()
+            .next()
+            .and_then(|h| {
+                h.split_once(" [")
+                    .map(|(_, r)| r.trim_end_matches("]:").to_string())
+            })
+            .unwrap_or_default();
+        match g {
+            Some(g) if g["state"] == want.as_str() => {}
+            _ => problems.push(format!("json state of {id}: {g:?}, runtime: {want}")),
+        }
+    }
+    let summary = gospy_ok(["analyze".as_ref(), snap.as_os_str(), "summary".as_ref()]);
+    let want = format!("{} leaked", meta.leaked_ids.len());
+    if !summary
+        .lines()
+        .any(|l| l.starts_with("Goroutines:") && l.contains(&want))
+    {
+        problems.push(format!("summary does not count {want}:\n{summary}"));
+    }
+    assert!(
+        problems.is_empty(),
+        "go {version} {env:?}: {} problems:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+}
+
+#[test]
+fn leaked_status_go1_27() {
+    marked_by_runtime("1.27", &[]);
+}
+
+#[test]
+fn leaked_status_go1_26_experiment() {
+    marked_by_runtime("1.26", &[("GOEXPERIMENT", "goroutineleakprofile")]);
+}
