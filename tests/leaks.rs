@@ -145,3 +145,158 @@ fn leaked_status_go1_27() {
 fn leaked_status_go1_26_experiment() {
     marked_by_runtime("1.26", &[("GOEXPERIMENT", "goroutineleakprofile")]);
 }
+
+// ---- issue 15: gospy's own offline leak analysis (`leaks`) ----
+
+fn wait_ready(fx: &mut Fixture) -> LeakMeta {
+    wait_for(fx, "ready");
+    let text = std::fs::read_to_string(fx.dir.path().join("meta.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// The ids `leaks --json` lists, and its whole JSON.
+fn leaked_ids(snap: &std::path::Path) -> (Vec<u64>, Value) {
+    let js: Value = serde_json::from_str(&gospy_ok([
+        "analyze".as_ref(),
+        snap.as_os_str(),
+        "leaks".as_ref(),
+        "--json".as_ref(),
+    ]))
+    .unwrap();
+    let mut ids: Vec<u64> = js["leaked"]
+        .as_array()
+        .expect("leaked is an array")
+        .iter()
+        .map(|g| g["id"].as_u64().unwrap())
+        .collect();
+    ids.sort_unstable();
+    (ids, js)
+}
+
+/// `leaks --json` on a heap-complete capture lists exactly the fixture's
+/// leaked goroutines; where the runtime has a leak profile, the same set as
+/// the runtime's, taken after the capture.
+fn offline(version: &str, pie: bool, ldflags: &str, env: &[(&str, &str)]) {
+    let Some(bin) = try_build_fixture_env("leaks", version, pie, ldflags, env) else {
+        return;
+    };
+    let what = format!("go {version} pie={pie} ldflags={ldflags:?} env={env:?}");
+    let work = tempfile::tempdir().unwrap();
+    let snap = work.path().join("h.gss");
+    let mut fx = Fixture::start(&bin);
+    let meta = wait_ready(&mut fx);
+    capture(fx.pid, &snap, &["--heap"]);
+    let runtime_set = if meta.leak_profile {
+        // SAFETY: plain kill(2) on our own child, which is alive (not reaped).
+        assert_eq!(unsafe { libc::kill(fx.pid as i32, libc::SIGUSR1) }, 0);
+        wait_for(&mut fx, "ready2");
+        let prof = std::fs::read_to_string(fx.dir.path().join("leakprof.txt")).unwrap();
+        let mut v: Vec<u64> = prof
+            .split("\n\n")
+            .filter_map(|b| {
+                let h = b.trim_start().strip_prefix("goroutine ")?;
+                let (id, rest) = h.split_once(' ')?;
+                rest.contains("(leaked)]").then(|| id.parse().ok())?
+            })
+            .collect();
+        v.sort_unstable();
+        Some(v)
+    } else {
+        None
+    };
+    fx.kill();
+    let (ids, js) = leaked_ids(&snap);
+    let mut want = meta.leaked_ids.clone();
+    want.sort_unstable();
+    assert_eq!(ids, want, "{what}: leaks --json vs the fixture's:\n{js:#}");
+    if let Some(r) = runtime_set {
+        assert_eq!(
+            ids, r,
+            "{what}: leaks --json vs the runtime's goroutineleak profile"
+        );
+    }
+    let groups = js["groups"].as_array().expect("groups");
+    let total: u64 = groups.iter().map(|g| g["count"].as_u64().unwrap()).sum();
+    assert_eq!(
+        total as usize,
+        ids.len(),
+        "{what}: groups count every goroutine"
+    );
+    for g in js["leaked"].as_array().unwrap() {
+        assert!(
+            g["wait_reason"].as_str().is_some_and(|r| !r.is_empty())
+                && g["frames"].as_array().is_some_and(|f| !f.is_empty())
+                && g["created_by"].is_string(),
+            "{what}: {g}"
+        );
+    }
+    let text = gospy_ok(["analyze".as_ref(), snap.as_os_str(), "leaks".as_ref()]);
+    assert!(
+        text.contains(&format!("{} leaked goroutines", want.len())),
+        "{what}:\n{text}"
+    );
+}
+
+macro_rules! offline_tests {
+    ($($name:ident: $version:literal, pie = $pie:literal, $flags:literal;)*) => {$(
+        #[test]
+        fn $name() {
+            offline($version, $pie, $flags, &[]);
+        }
+    )*};
+}
+
+offline_tests! {
+    leaks_go1_19: "1.19", pie = false, "";
+    leaks_go1_21: "1.21", pie = false, "";
+    leaks_go1_22: "1.22", pie = false, "";
+    leaks_go1_23: "1.23", pie = false, "";
+    leaks_go1_24: "1.24", pie = false, "";
+    leaks_go1_25: "1.25", pie = false, "";
+    leaks_go1_26: "1.26", pie = false, "";
+    leaks_go1_27: "1.27", pie = false, "";
+    leaks_go1_19_pie: "1.19", pie = true, "";
+    leaks_go1_21_pie: "1.21", pie = true, "";
+    leaks_go1_22_pie: "1.22", pie = true, "";
+    leaks_go1_23_pie: "1.23", pie = true, "";
+    leaks_go1_24_pie: "1.24", pie = true, "";
+    leaks_go1_25_pie: "1.25", pie = true, "";
+    leaks_go1_26_pie: "1.26", pie = true, "";
+    leaks_go1_27_pie: "1.27", pie = true, "";
+    leaks_go1_19_stripped: "1.19", pie = false, "-s -w";
+    leaks_go1_21_stripped: "1.21", pie = false, "-s -w";
+    leaks_go1_22_stripped: "1.22", pie = false, "-s -w";
+    leaks_go1_23_stripped: "1.23", pie = false, "-s -w";
+    leaks_go1_24_stripped: "1.24", pie = false, "-s -w";
+    leaks_go1_25_stripped: "1.25", pie = false, "-s -w";
+    leaks_go1_26_stripped: "1.26", pie = false, "-s -w";
+    leaks_go1_27_stripped: "1.27", pie = false, "-s -w";
+}
+
+#[test]
+fn leaks_go1_26_experiment() {
+    offline(
+        "1.26",
+        false,
+        "",
+        &[("GOEXPERIMENT", "goroutineleakprofile")],
+    );
+}
+
+/// A snapshot without the heap: one line saying how to capture one, non-zero exit.
+#[test]
+fn leaks_needs_heap() {
+    let Some(bin) = try_build_fixture("leaks", "1.27", false, "") else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let snap = work.path().join("n.gss");
+    let mut fx = Fixture::start(&bin);
+    wait_ready(&mut fx);
+    capture(fx.pid, &snap, &[]);
+    fx.kill();
+    let o = gospy(["analyze".as_ref(), snap.as_os_str(), "leaks".as_ref()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "leaks without the heap succeeded");
+    assert!(err.contains("--heap") && err.lines().count() == 1, "{err}");
+}

@@ -3,6 +3,7 @@
 
 mod goroutines;
 mod info;
+pub mod leaks;
 pub mod objects;
 pub mod retain;
 mod session;

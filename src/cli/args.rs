@@ -112,6 +112,10 @@ Examples:
   gospy top --pid 1234 --once --json
   gospy top --pid 1234 --count 10 > top.log  plain periodic reports")]
     Top(LiveArgs<LiveTopArgs>),
+    /// Live: a heap-complete capture into memory, then the goroutines that can never
+    /// run again (see `gospy analyze FILE leaks --help`)
+    #[command(after_help = LEAKS_HELP)]
+    Leaks(LiveArgs<LeaksArgs>),
     /// Compare two snapshots of one process: goroutine growth, leak candidates
     #[command(after_help = "Examples:
   gospy diff before.gss after.gss
@@ -297,6 +301,35 @@ Examples:
   gospy analyze app.gss path --type main.Node -n 3
   gospy analyze app.gss path --type '[]uint8' --json")]
     Path(PathArgs),
+    /// Goroutines that can never run again: blocked on a channel, select or sync object
+    /// that nothing able to run can reach (the runtime's goroutine leak definition).
+    /// Needs a heap-complete snapshot
+    #[command(after_help = LEAKS_HELP)]
+    Leaks(LeaksArgs),
+}
+
+/// Shared by `analyze FILE leaks` and live `leaks`.
+pub const LEAKS_HELP: &str = "A goroutine is leaked when it waits on a channel operation, a select
+(nil channels and `select {}` included) or a sync.Mutex, RWMutex, WaitGroup or Cond, and
+what it waits on is reachable only from the stacks of other such goroutines. As the Go
+runtime's own leak detector (Go 1.26+ GOEXPERIMENT=goroutineleakprofile, on in 1.27)
+does: mark from the globals, runtime internals and the stacks of goroutines that may run;
+a blocked goroutine whose channel or sync object got marked may run too; repeat until
+nothing changes; the blocked goroutines left are leaked. Works for Go 1.19-1.27 from a
+snapshot, without a GC in the target. The main goroutine in `select {}` is not reported.
+
+Output: groups (blocking site and creating function, with counts), then each goroutine.
+
+Examples:
+  gospy capture --pid 1234 --heap -o app.gss && gospy analyze app.gss leaks
+  gospy analyze app.gss leaks --json     {\"leaked\": [{\"id\", \"wait_reason\", \"created_by\", \"frames\"}], \"groups\": [...]}
+  gospy leaks --pid 1234                 live: a heap-complete capture in memory";
+
+#[derive(Args, Debug, Clone)]
+pub struct LeaksArgs {
+    /// JSON output: {"leaked": [{"id", "wait_reason", "created_by", "frames", ...}], "groups": [...]}
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug, Clone)]

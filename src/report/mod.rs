@@ -7,6 +7,7 @@ pub mod diff;
 pub mod dump;
 pub mod heap;
 pub mod heapprof;
+pub mod leaks;
 pub mod objects;
 pub mod pprof;
 pub mod retain;
