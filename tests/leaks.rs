@@ -260,6 +260,29 @@ fn offline(version: &str, pie: bool, ldflags: &str, env: &[(&str, &str)]) {
         text.contains(&format!("{} leaked goroutines", want.len())),
         "{what}:\n{text}"
     );
+    let summary = gospy_ok(["analyze".as_ref(), snap.as_os_str(), "summary".as_ref()]);
+    let line = format!(
+        "Leak analysis: {} goroutines can never run again",
+        want.len()
+    );
+    assert!(summary.contains(&line), "{what}: no {line:?}:\n{summary}");
+    let top: Value = serde_json::from_str(&gospy_ok([
+        "analyze".as_ref(),
+        snap.as_os_str(),
+        "top".as_ref(),
+        "--by".as_ref(),
+        "leak".as_ref(),
+        "--json".as_ref(),
+    ]))
+    .unwrap();
+    let leaked: u64 = top
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["key"].as_str().unwrap_or("").starts_with("leaked: "))
+        .map(|g| g["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(leaked as usize, want.len(), "{what}: top --by leak: {top}");
 }
 
 macro_rules! offline_tests {
@@ -324,6 +347,17 @@ fn leaks_needs_heap() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success(), "leaks without the heap succeeded");
     assert!(err.contains("--heap") && err.lines().count() == 1, "{err}");
+    let o = gospy([
+        "analyze".as_ref(),
+        snap.as_os_str(),
+        "top".as_ref(),
+        "--by".as_ref(),
+        "leak".as_ref(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("--heap"), "{err}");
+    let summary = gospy_ok(["analyze".as_ref(), snap.as_os_str(), "summary".as_ref()]);
+    assert!(!summary.contains("Leak analysis"), "{summary}");
 }
 
 /// Blocking functions of the `goroutines` fixture that are real leaks:

@@ -333,11 +333,29 @@ fn graph(s: &Session) -> Result<(HeapObjects, HeapGraph)> {
     Ok((objs, g))
 }
 
-/// Whether `s` holds the heap (for reports that add leaks when it does).
+/// Whether `s` holds the heap (for reports that add leaks when it does):
+/// the memory of most in-use spans is in it. Cheap: span structs only, no
+/// object walk.
 pub fn heap_complete(s: &Session) -> bool {
-    heap_objects(&s.target, &s.mem)
-        .map(|o| o.spans_in_use > 0 && o.spans_missing * 2 <= o.spans_in_use)
-        .unwrap_or(false)
+    let Ok(ht) = crate::goruntime::heap::HeapTarget::new(&s.target) else {
+        return false;
+    };
+    let ranges = ht.heap_span_ranges(&s.target, &s.mem);
+    let present = ranges
+        .iter()
+        .filter(|&&(a, l)| {
+            l > 0 && s.mem.read_vec(a, 1).is_ok() && s.mem.read_vec(a + l - 1, 1).is_ok()
+        })
+        .count();
+    !ranges.is_empty() && present * 2 > ranges.len()
+}
+
+/// The number of leaked goroutines when `s` is heap-complete.
+pub fn leaked_count(s: &Session, model: &Model) -> Option<usize> {
+    if !heap_complete(s) {
+        return None;
+    }
+    find_leaks(s, model).ok().map(|l| l.leaked.len())
 }
 
 /// The leaked goroutines of `s` (goroutines from `model`).

@@ -415,7 +415,8 @@ pub struct VarsArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct TopArgs {
-    /// Group by: start (default), go, current, stack, wait, or label KEY
+    /// Group by: start (default), go, current, stack, wait, leak (heap-complete
+    /// snapshots), or label KEY
     #[arg(long, num_args = 1..=2, value_names = ["KIND", "KEY"])]
     pub by: Vec<String>,
     /// Keep goroutines whose group key or any frame's function matches REGEX
