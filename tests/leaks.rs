@@ -154,7 +154,7 @@ fn wait_ready(fx: &mut Fixture) -> LeakMeta {
     serde_json::from_str(&text).unwrap()
 }
 
-/// A heap-complete capture once main is parked on its signal channel: a
+/// A heap-complete capture once main is parked on its signal channels: a
 /// goroutine caught running or in a system call has its stack scanned
 /// conservatively, and a stale word there can hide a leak (never add one).
 fn capture_quiet(fx: &Fixture, snap: &std::path::Path) {
@@ -171,7 +171,7 @@ fn capture_quiet(fx: &Fixture, snap: &std::path::Path) {
             .as_array()
             .and_then(|v| v.iter().find(|g| g["id"] == 1))
             .map(|g| g["state"].as_str().unwrap_or("").to_string());
-        if main.as_deref() == Some("chan receive") {
+        if main.as_deref() == Some("select") {
             return;
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -450,4 +450,79 @@ fn no_false_positives_go1_26() {
 #[test]
 fn no_false_positives_go1_27() {
     no_false_positives("1.27");
+}
+
+/// `diff` of two heap-complete snapshots: the leak analysis replaces the
+/// growth heuristic, and the new leaks are exactly those started between.
+fn diff_new_leaks(version: &str) {
+    let Some(bin) = try_build_fixture("leaks", version, false, "") else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let (a, b) = (work.path().join("a.gss"), work.path().join("b.gss"));
+    let mut fx = Fixture::start(&bin);
+    let meta = wait_ready(&mut fx);
+    capture_quiet(&fx, &a);
+    // SAFETY: plain kill(2) on our own child, which is alive (not reaped).
+    assert_eq!(unsafe { libc::kill(fx.pid as i32, libc::SIGUSR2) }, 0);
+    wait_for(&mut fx, "ready3");
+    capture_quiet(&fx, &b);
+    fx.kill();
+    let m3: Value =
+        serde_json::from_str(&std::fs::read_to_string(fx.dir.path().join("meta3.json")).unwrap())
+            .unwrap();
+    let mut more: Vec<u64> = m3["more_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    more.sort_unstable();
+    let d: Value = serde_json::from_str(&gospy_ok([
+        "diff".as_ref(),
+        a.as_os_str(),
+        b.as_os_str(),
+        "--json".as_ref(),
+    ]))
+    .unwrap();
+    let l = &d["leak_analysis"];
+    assert_eq!(
+        l["leaked_before"],
+        meta.leaked_ids.len(),
+        "go {version}: {l:#}"
+    );
+    assert_eq!(
+        l["leaked_after"],
+        meta.leaked_ids.len() + more.len(),
+        "go {version}: {l:#}"
+    );
+    let mut new: Vec<u64> = l["new_leaks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["id"].as_u64().unwrap())
+        .collect();
+    new.sort_unstable();
+    assert_eq!(new, more, "go {version}: new leaks");
+    assert_eq!(d["leak_groups"].as_array().map(|v| v.len()), Some(0));
+    let text = gospy_ok(["diff".as_ref(), a.as_os_str(), b.as_os_str()]);
+    assert!(
+        text.contains(&format!("{} new", more.len())) && text.contains("main.leakMore.func1"),
+        "go {version}:\n{text}"
+    );
+}
+
+#[test]
+fn diff_new_leaks_go1_19() {
+    diff_new_leaks("1.19");
+}
+
+#[test]
+fn diff_new_leaks_go1_22() {
+    diff_new_leaks("1.22");
+}
+
+#[test]
+fn diff_new_leaks_go1_27() {
+    diff_new_leaks("1.27");
 }

@@ -452,7 +452,7 @@ pub fn find_leaks(s: &Session, model: &Model) -> Result<Leaks> {
         );
     }
     Ok(Leaks {
-        groups: groups(&leaked),
+        groups: group(&leaked),
         leaked,
         candidates,
         rounds,
@@ -491,7 +491,8 @@ fn describe(g: &Goroutine) -> LeakedGoroutine {
     }
 }
 
-fn groups(leaked: &[LeakedGoroutine]) -> Vec<LeakGroup> {
+/// Leaked goroutines by creation site and blocking site, largest first.
+pub fn group(leaked: &[LeakedGoroutine]) -> Vec<LeakGroup> {
     let mut m: HashMap<(Option<String>, String), LeakGroup> = HashMap::new();
     for g in leaked {
         let e = m
@@ -538,7 +539,7 @@ mod tests {
             blocking_site: site.into(),
             frames: Vec::new(),
         };
-        let v = groups(&[g(3, "a"), g(4, "b"), g(5, "b")]);
+        let v = group(&[g(3, "a"), g(4, "b"), g(5, "b")]);
         assert_eq!(v[0].count, 2);
         assert_eq!(v[0].ids, vec![4, 5]);
         assert_eq!(v[1].blocking_site, "a");

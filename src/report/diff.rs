@@ -67,6 +67,39 @@ pub struct LeakCandidate {
 }
 
 #[derive(Debug, Serialize)]
+pub struct LeakAnalysisDiff {
+    pub leaked_before: usize,
+    pub leaked_after: usize,
+    /// Leaked in B, not leaked (or not there) in A.
+    pub new_leaks: Vec<crate::analyze::leaks::LeakedGoroutine>,
+    /// `new_leaks` by creation site and blocking site.
+    pub new_groups: Vec<crate::analyze::leaks::LeakGroup>,
+}
+
+/// The leak analysis of both snapshots when both are heap-complete.
+fn leak_analysis(sa: &Session, ma: &Model, sb: &Session, mb: &Model) -> Option<LeakAnalysisDiff> {
+    use crate::analyze::leaks::{find_leaks, group, heap_complete};
+    if !heap_complete(sa) || !heap_complete(sb) {
+        return None;
+    }
+    let la = find_leaks(sa, ma).ok()?;
+    let lb = find_leaks(sb, mb).ok()?;
+    let before: std::collections::HashSet<u64> = la.leaked.iter().map(|g| g.id).collect();
+    let new_leaks: Vec<_> = lb
+        .leaked
+        .iter()
+        .filter(|g| !before.contains(&g.id))
+        .cloned()
+        .collect();
+    Some(LeakAnalysisDiff {
+        leaked_before: la.leaked.len(),
+        leaked_after: lb.leaked.len(),
+        new_groups: group(&new_leaks),
+        new_leaks,
+    })
+}
+
+#[derive(Debug, Serialize)]
 pub struct Diff {
     pub by: String,
     pub goroutines: Counts,
@@ -76,6 +109,11 @@ pub struct Diff {
     pub leak_groups: Vec<LeakGroup>,
     /// The goroutines of `leak_groups` in B, in that order.
     pub leak_candidates: Vec<LeakCandidate>,
+    /// Both snapshots heap-complete: the leak analysis of each, and the
+    /// goroutines leaked in B that were not in A (replaces the growth
+    /// heuristic: `leak_groups` and `leak_candidates` are then empty).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leak_analysis: Option<LeakAnalysisDiff>,
     /// Heap changes: null until a heap report exists to diff.
     pub heap: Option<serde_json::Value>,
     pub warnings: Vec<String>,
@@ -160,7 +198,13 @@ pub fn build(
         warnings.push(
             "B was captured before A (or at the same time): no leak candidates; pass the older snapshot first".into(),
         );
+    }
+    let leak_analysis = if sa.meta.pid == sb.meta.pid && b_time > a_time {
+        leak_analysis(sa, ma, sb, mb)
     } else {
+        None
+    };
+    if leak_analysis.is_none() && sa.meta.pid == sb.meta.pid && b_time > a_time {
         (leak_groups, leak_candidates) = leaks(&ka, &kb, &groups, (a_time, b_time));
     }
     let count = |m: &Model, n: usize| m.num_goroutine.unwrap_or(n as i64);
@@ -174,6 +218,7 @@ pub fn build(
         groups,
         leak_groups,
         leak_candidates,
+        leak_analysis,
         heap: heap_diff(sa, sb),
         warnings,
     }
@@ -336,7 +381,25 @@ pub fn to_text(d: &Diff) -> String {
             );
         }
     }
-    if d.leak_groups.is_empty() {
+    if let Some(l) = &d.leak_analysis {
+        let _ = writeln!(
+            o,
+            "\nleaked goroutines (heap analysis): {} -> {}, {} new",
+            l.leaked_before,
+            l.leaked_after,
+            l.new_leaks.len()
+        );
+        for g in &l.new_groups {
+            let _ = writeln!(
+                o,
+                "{:>7}  [{}] {}  created by {}",
+                g.count,
+                g.wait_reason,
+                g.blocking_site,
+                g.created_by.as_deref().unwrap_or("?")
+            );
+        }
+    } else if d.leak_groups.is_empty() {
         let _ = writeln!(o, "\nno leak candidates (no group grew and stayed blocked)");
     } else {
         let _ = writeln!(
