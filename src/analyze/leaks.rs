@@ -295,13 +295,17 @@ fn classify<M: Memory>(
     Block::Runnable
 }
 
-/// Marks from `start` along the graph's edges, except the cut ones.
-fn mark_from(
-    graph: &HeapGraph,
-    cut: &HashMap<u32, Vec<u32>>,
-    seen: &mut [bool],
-    start: impl IntoIterator<Item = u32>,
-) {
+/// The graph's edges as the analysis sees them: `cut` sudog → blocking
+/// object edges dropped, `rows` replacing some objects' rows.
+struct Edges<'a> {
+    graph: &'a HeapGraph,
+    cut: HashMap<u32, Vec<u32>>,
+    rows: HashMap<u32, Vec<u32>>,
+}
+
+/// Marks from `start` along the edges.
+fn mark_from(e: &Edges<'_>, seen: &mut [bool], start: impl IntoIterator<Item = u32>) {
+    let (graph, cut) = (e.graph, &e.cut);
     let mut stack: Vec<u32> = Vec::new();
     for j in start {
         if !seen[j as usize] {
@@ -311,7 +315,11 @@ fn mark_from(
     }
     while let Some(i) = stack.pop() {
         let skip = cut.get(&i);
-        for &j in graph.out.row(i as usize) {
+        let row = match e.rows.get(&i) {
+            Some(r) => &r[..],
+            None => graph.out.row(i as usize),
+        };
+        for &j in row {
             if seen[j as usize] || skip.is_some_and(|v| v.contains(&j)) {
                 continue;
             }
@@ -319,6 +327,103 @@ fn mark_from(
             stack.push(j);
         }
     }
+}
+
+/// Rows for the runtime's `p` and `g` structs when objects are scanned
+/// conservatively (Go < 1.22): their words that hold addresses without being
+/// pointers are left out, as the GC's exact mask does. A `g`'s `stack.hi`
+/// is the address just past its stack span, often the first object of the
+/// next span (a leaked channel); a `p`'s page cache base and stale write
+/// barrier buffer entries point anywhere in the heap.
+fn runtime_rows<M: Memory>(
+    t: &Target,
+    mem: &M,
+    objs: &HeapObjects,
+    model: &Model,
+    gaddrs: &[u64],
+) -> HashMap<u32, Vec<u32>> {
+    let mut out = HashMap::new();
+    let Ok(layouts) = Layouts::for_binary(&t.bin) else {
+        return out;
+    };
+    let d = layouts.source();
+    let p_skip: Vec<(u64, u64)> = [
+        ("pcache", "raceprocctx"),
+        ("runq", "gFree"),
+        ("wbBuf", "runSafePointFn"),
+    ]
+    .iter()
+    .filter_map(|(a, b)| Some((d.offset_of("runtime.p", a)?, d.offset_of("runtime.p", b)?)))
+    .filter(|(a, b)| a < b)
+    .collect();
+    let g_words = [
+        "stack.lo",
+        "stack.hi",
+        "stackguard0",
+        "stackguard1",
+        "sched.sp",
+        "sched.pc",
+        "sched.g",
+        "sched.ret",
+        "sched.lr",
+        "sched.bp",
+        "syscallsp",
+        "syscallpc",
+        "stktopsp",
+        "gopc",
+        "startpc",
+        "sigpc",
+        "sigcode0",
+        "sigcode1",
+    ];
+    let g_skip: Vec<(u64, u64)> = g_words
+        .iter()
+        .filter_map(|f| d.offset_of("runtime.g", f))
+        .map(|o| (o, o + 8))
+        .collect();
+    let ps = model.ps.iter().map(|p| (p.addr, &p_skip));
+    // Every g struct: allgs, and each M's g0 and gsignal (not in allgs).
+    let ms = model.ms.iter().flat_map(|m| [m.g0, m.gsignal]);
+    let gs = gaddrs
+        .iter()
+        .copied()
+        .chain(ms)
+        .filter(|&a| a != 0)
+        .map(|a| (a, &g_skip));
+    for (addr, skip) in ps.chain(gs) {
+        if let Some((i, row)) = masked_row(mem, objs, addr, skip) {
+            out.insert(i, row);
+        }
+    }
+    out
+}
+
+/// The objects the words of the object at `addr` point to, except the words
+/// at the `skip` offsets (relative to `addr`).
+fn masked_row<M: Memory>(
+    mem: &M,
+    objs: &HeapObjects,
+    addr: u64,
+    skip: &[(u64, u64)],
+) -> Option<(u32, Vec<u32>)> {
+    let i = find_object(objs, addr)?;
+    let o = &objs.objects[i as usize];
+    let b = mem.read_vec(o.addr, o.size.min(1 << 20) as usize).ok()?;
+    let base = addr - o.addr;
+    let mut row = Vec::new();
+    for (k, w) in b.chunks_exact(8).enumerate() {
+        let at = (k as u64 * 8).wrapping_sub(base);
+        if skip.iter().any(|&(a, e)| at >= a && at < e) {
+            continue;
+        }
+        let v = u64::from_le_bytes(w.try_into().unwrap_or([0; 8]));
+        if let Some(j) = find_object(objs, v).filter(|&j| j != i) {
+            row.push(j);
+        }
+    }
+    row.sort_unstable();
+    row.dedup();
+    Some((i, row))
 }
 
 /// Every object of `s` and its pointer graph; an error naming how to
@@ -377,6 +482,12 @@ pub fn find_leaks(s: &Session, model: &Model) -> Result<Leaks> {
         sema.extend(sudogs_by_scan(&l, &s.mem, &objs, &unknown));
     }
     let mut cut: HashMap<u32, Vec<u32>> = HashMap::new();
+    let rows = if graph.conservative_objects > 0 {
+        let gaddrs = s.runtime().allg_addrs().unwrap_or_default();
+        runtime_rows(t, &s.mem, &objs, model, &gaddrs)
+    } else {
+        HashMap::new()
+    };
     let blocks: Vec<Block> = model
         .goroutines
         .iter()
@@ -416,7 +527,12 @@ pub fn find_leaks(s: &Session, model: &Model) -> Result<Leaks> {
             }
         }
     }
-    mark_from(&graph, &cut, &mut seen, start);
+    let edges = Edges {
+        graph: &graph,
+        cut,
+        rows,
+    };
+    mark_from(&edges, &mut seen, start);
     let mut rounds = 1;
     loop {
         let (woken, rest): (Vec<usize>, Vec<usize>) =
@@ -433,7 +549,7 @@ pub fn find_leaks(s: &Session, model: &Model) -> Result<Leaks> {
             .iter()
             .flat_map(|&k| stack_of(model.goroutines[k].g.goid))
             .collect();
-        mark_from(&graph, &cut, &mut seen, start);
+        mark_from(&edges, &mut seen, start);
     }
     let mut leaked: Vec<LeakedGoroutine> = pending
         .iter()
