@@ -131,6 +131,23 @@ pub(super) fn scan_words(objs: &HeapObjects, bytes: &[u8], row: &mut Vec<u32>) {
     }
 }
 
+/// The pointer words of `bytes`, an array of elements `elem` bytes long
+/// whose pointer words are `bits`.
+fn scan_repeated(objs: &HeapObjects, bytes: &[u8], elem: usize, bits: &[bool], row: &mut Vec<u32>) {
+    if elem == 0 {
+        return;
+    }
+    for e in bytes.chunks_exact(elem) {
+        for (w, set) in bits.iter().enumerate() {
+            if *set {
+                if let Some(b) = e.get(w * 8..w * 8 + 8) {
+                    scan_words(objs, b, row);
+                }
+            }
+        }
+    }
+}
+
 impl HeapGraph {
     /// The graph of `objs` (read from `mem`) and of the roots `scan` found.
     pub fn build<M: Memory>(t: &Target, mem: &M, objs: &HeapObjects, scan: RootScan) -> HeapGraph {
@@ -154,6 +171,36 @@ impl HeapGraph {
                             if let Ok(p) = mem.u64(o.addr + off) {
                                 scan_words(objs, &p.to_le_bytes(), &mut row);
                             }
+                        }
+                        row.sort_unstable();
+                        row.dedup();
+                    }
+                    ObjectMask::Repeated {
+                        start,
+                        elem,
+                        count,
+                        bits,
+                    } => {
+                        g.exact_objects += 1;
+                        let n = count.min(MAX_SCAN_OBJECT / elem.max(1));
+                        let span = (n * elem) as usize;
+                        let at = o.addr + start;
+                        let ok = match mem.bytes_at(at, span) {
+                            Some(b) => {
+                                scan_repeated(objs, b, elem as usize, &bits, &mut row);
+                                true
+                            }
+                            None => {
+                                buf.resize(span, 0);
+                                let ok = mem.read_exact(at, &mut buf).is_ok();
+                                if ok {
+                                    scan_repeated(objs, &buf, elem as usize, &bits, &mut row);
+                                }
+                                ok
+                            }
+                        };
+                        if !ok {
+                            g.unreadable += 1;
                         }
                         row.sort_unstable();
                         row.dedup();

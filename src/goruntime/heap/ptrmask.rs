@@ -250,6 +250,14 @@ const MAX_TYPE_WORDS: u64 = 1 << 27;
 pub enum ObjectMask {
     /// Offsets (bytes from the object's address) of its pointer words.
     Exact(Vec<u64>),
+    /// `count` elements of a type from byte `start`, `elem` bytes apart,
+    /// whose pointer words are `bits` (one per word from the element start).
+    Repeated {
+        start: u64,
+        elem: u64,
+        count: u64,
+        bits: std::sync::Arc<[bool]>,
+    },
     /// No exact mask here (Go 1.19–1.21 arena bitmaps, GC programs, masks
     /// built on demand, unreadable bits): scan every word.
     Unknown,
@@ -261,7 +269,7 @@ pub struct HeapMasks {
     pub exact: bool,
     green_tea: bool,
     page: u64,
-    types: std::collections::HashMap<u64, Option<(u64, Vec<bool>)>>,
+    types: std::collections::HashMap<u64, Option<(u64, std::sync::Arc<[bool]>)>>,
 }
 
 impl HeapMasks {
@@ -275,7 +283,11 @@ impl HeapMasks {
     }
 
     /// (size, pointer bit per word of ptrdata) of the type at `rtype`.
-    fn type_mask<M: Memory>(&mut self, mem: &M, rtype: u64) -> Option<(u64, Vec<bool>)> {
+    fn type_mask<M: Memory>(
+        &mut self,
+        mem: &M,
+        rtype: u64,
+    ) -> Option<(u64, std::sync::Arc<[bool]>)> {
         if let Some(v) = self.types.get(&rtype) {
             return v.clone();
         }
@@ -297,7 +309,7 @@ impl HeapMasks {
                 size,
                 (0..words as usize)
                     .map(|w| m[w / 8] >> (w % 8) & 1 == 1)
-                    .collect(),
+                    .collect::<std::sync::Arc<[bool]>>(),
             ))
         })();
         self.types.insert(rtype, v.clone());
@@ -327,17 +339,12 @@ impl HeapMasks {
         let Some((size, bits)) = self.type_mask(mem, o.rtype) else {
             return ObjectMask::Unknown;
         };
-        let mut v = Vec::new();
-        let mut elem = 0;
-        while elem + size <= len && v.len() < MAX_TYPE_WORDS as usize {
-            for (w, set) in bits.iter().enumerate() {
-                if *set {
-                    v.push(start + elem + w as u64 * 8);
-                }
-            }
-            elem += size;
+        ObjectMask::Repeated {
+            start,
+            elem: size,
+            count: len / size,
+            bits,
         }
-        ObjectMask::Exact(v)
     }
 
     /// Heap bits of a small object: one bit per word of its one-page span,
