@@ -402,3 +402,76 @@ fn hostile_retain_go1_21() {
 fn hostile_retain_go1_27() {
     hostile_retain("1.27");
 }
+
+/// `diff a.gss b.gss --objects` on the grow fixture, captured with --heap
+/// before and after it starts 100 more goroutines: at least 100 more
+/// runtime.g objects; a snapshot without the heap is refused in one line.
+fn diff_objects(version: &str) {
+    use std::time::{Duration, Instant};
+    let Some(bin) = try_build_fixture("grow", version, false, "") else {
+        return;
+    };
+    let work = tempfile::Builder::new()
+        .prefix("gospy-diff-objects-")
+        .tempdir()
+        .unwrap();
+    let (a, b, plain) = (
+        work.path().join("a.gss"),
+        work.path().join("b.gss"),
+        work.path().join("plain.gss"),
+    );
+    let mut fx = Fixture::start(&bin);
+    capture(fx.pid, &a, &["--heap"]);
+    capture(fx.pid, &plain, &[]);
+    // SAFETY: plain kill(2) on our own child, which is alive (not reaped).
+    assert_eq!(unsafe { libc::kill(fx.pid as i32, libc::SIGUSR1) }, 0);
+    let ready2 = fx.dir.path().join("ready2");
+    let t0 = Instant::now();
+    while !ready2.exists() {
+        assert!(fx.is_running(), "grow exited: {}", fx.stderr());
+        assert!(t0.elapsed() < Duration::from_secs(60), "no ready2");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    capture(fx.pid, &b, &["--heap"]);
+    fx.kill();
+    let d = json(&[
+        "diff".as_ref(),
+        a.as_os_str(),
+        b.as_os_str(),
+        "--objects".as_ref(),
+        "--json".as_ref(),
+    ]);
+    let g = d["types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["type"] == "runtime.g")
+        .unwrap_or_else(|| panic!("go {version}: no runtime.g growth: {d}"));
+    let grown = g["count_growth"].as_i64().unwrap();
+    assert!(grown >= 100, "go {version}: runtime.g grew by {grown}: {d}");
+    report(&format!(
+        "go {version}: diff --objects: runtime.g +{grown}, bytes {:+}",
+        d["bytes_growth"]
+    ));
+    let out = gospy([
+        "diff".as_ref(),
+        plain.as_os_str(),
+        b.as_os_str(),
+        "--objects".as_ref(),
+    ] as [&OsStr; 4]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("lacks the heap"),
+        "go {version}: {err}"
+    );
+}
+
+#[test]
+fn diff_objects_go1_22() {
+    diff_objects("1.22");
+}
+
+#[test]
+fn diff_objects_go1_27() {
+    diff_objects("1.27");
+}

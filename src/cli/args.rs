@@ -469,6 +469,12 @@ pub struct DiffArgs {
     /// "bytes_a", "bytes_b", "bytes_growth"}], "warnings"}
     #[arg(long, conflicts_with_all = ["by", "all"])]
     pub heap_sites: bool,
+    /// Instead of goroutines: growth of heap objects by type between two heap-complete
+    /// snapshots (`capture --heap`, --full or cores), largest byte growth first. JSON:
+    /// {"objects_growth", "bytes_growth", "types": [{"type", "count_a", "count_b",
+    /// "count_growth", "bytes_a", "bytes_b", "bytes_growth"}], "warnings"}
+    #[arg(long, conflicts_with_all = ["by", "all", "heap_sites"])]
+    pub objects: bool,
 }
 
 #[derive(Args, Debug, Clone)]
