@@ -245,6 +245,9 @@ const KIND_GC_PROG: u8 = 1 << 6;
 /// Largest type pointer mask read (bits).
 const MAX_TYPE_WORDS: u64 = 1 << 27;
 
+/// A type's size and pointer bit per word of its ptrdata.
+type TypeMask = (u64, std::sync::Arc<[bool]>);
+
 /// Pointer words of one heap object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ObjectMask {
@@ -272,7 +275,7 @@ pub struct HeapMasks {
     on_demand: bool,
     page: u64,
     bias: u64,
-    types: std::collections::HashMap<u64, Option<(u64, std::sync::Arc<[bool]>)>>,
+    types: std::collections::HashMap<u64, Option<TypeMask>>,
 }
 
 impl HeapMasks {
@@ -288,11 +291,7 @@ impl HeapMasks {
     }
 
     /// (size, pointer bit per word of ptrdata) of the type at `rtype`.
-    fn type_mask<M: Memory>(
-        &mut self,
-        mem: &M,
-        rtype: u64,
-    ) -> Option<(u64, std::sync::Arc<[bool]>)> {
+    fn type_mask<M: Memory>(&mut self, mem: &M, rtype: u64) -> Option<TypeMask> {
         if let Some(v) = self.types.get(&rtype) {
             return v.clone();
         }
