@@ -25,6 +25,7 @@ target/bench/results.json).
   python3 scripts/bench.py --sizes 1000,10000 --no-gcore
   python3 scripts/bench.py --only tui-pause      # just the top / TUI pause check
   python3 scripts/bench.py --only heap-profile   # just the heap profile (issue 13)
+  python3 scripts/bench.py --only objects [--objects-mb 2048]  # capture --heap, analyze objects (issue 14)
 
 The heap-profile part (issue 13) starts the fixture with BENCH_BUCKETS=10000
 (10k memory-profile buckets at MemProfileRate=1) and records the pause the
@@ -274,6 +275,62 @@ def heap_profile(gospy, exe, work, repeat, buckets=10000, big_buckets=50000, gor
     return r
 
 
+def objects_bench(gospy, go, work, repeat, mb=2048):
+    """Issue 14: a generated heap of `mb` MiB (tests/fixtures/heapgen, two
+    objects per 240 bytes: 2 GiB is about 18M objects): the pause of
+    `capture --heap` and its "heap spans" phase, and the time and peak RSS of
+    `analyze FILE objects`. Medians of `repeat`."""
+    exe = os.path.join(work, "heapgen")
+    env = {**os.environ, "GOTOOLCHAIN": "local", "GOFLAGS": "-buildvcs=false", "CGO_ENABLED": "0",
+           "GOCACHE": os.path.expanduser("~/.cache/gospy/gocache")}
+    subprocess.run([go, "build", "-trimpath", "-o", exe, "main.go"], check=True, env=env,
+                   cwd=os.path.join(ROOT, "tests/fixtures/heapgen"))
+    ready = os.path.join(work, "heapgen.ready")
+    p = subprocess.Popen([exe, str(mb), ready], stdin=subprocess.DEVNULL)
+    r = {"heap_mb": mb}
+    snap = os.path.join(work, "heap.gss")
+    try:
+        deadline = time.monotonic() + 600
+        while not os.path.exists(ready) and p.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        pauses, phases = [], []
+        for _ in range(repeat):
+            rc, out, _, _ = run_measured([gospy, "capture", "--pid", str(p.pid), "--heap", "-o", snap, "--json"])
+            if rc == 0:
+                c = json.loads(out)
+                pauses.append(c["pause_ns"])
+                phases.append(dict(c.get("pause_phases_ns") or []).get("heap spans"))
+                r["bytes_read"] = c.get("bytes_read")
+        r["capture_pauses_ns"], r["heap_spans_phase_ns"] = pauses, phases
+        r["capture_pause_median_ns"] = median(pauses)
+    finally:
+        p.kill()
+        p.wait()
+    walls, rsss = [], []
+    for _ in range(repeat):
+        rc, out, wall, rss = run_measured([gospy, "analyze", snap, "objects", "--json", "-n", "5"])
+        if rc == 0:
+            walls.append(wall)
+            rsss.append(rss)
+            o = json.loads(out)
+            r["total_objects"], r["total_bytes"] = o["total_objects"], o["total_bytes"]
+    r["objects_s"], r["objects_peak_rss"] = walls, rsss
+    r["objects_median_s"] = median(walls)
+    r["objects_peak_rss_max"] = max(rsss) if rsss else None
+    r["snapshot_file_size"] = os.path.getsize(snap) if os.path.exists(snap) else None
+    return r
+
+
+def objects_targets(o):
+    s, rss, heap = o.get("objects_median_s"), o.get("objects_peak_rss_max"), o.get("total_bytes") or 0
+    return [
+        {"name": f"analyze objects of a {o['heap_mb']} MiB heap ({o.get('total_objects')} objects) <= 30 s (median)",
+         "value": s, "target": 30, "met": s is not None and s <= 30},
+        {"name": "analyze objects peak RSS <= 2.5 x heap (snapshot held in memory + 1.5 x)",
+         "value": rss, "target": 2.5 * heap, "met": rss is not None and heap > 0 and rss <= 2.5 * heap},
+    ]
+
+
 def heap_profile_targets(h):
     ph, pp = h.get("bucket_phase_median_ns"), h.get("pprof_heap_median_s")
     return [
@@ -301,7 +358,8 @@ def main():
     ap.add_argument("--repeat", type=int, default=5,
                     help="captures and analyses per size (best kept, all pauses recorded)")
     ap.add_argument("--out", default=os.path.join(ROOT, "target/bench/results.json"))
-    ap.add_argument("--only", choices=["tui-pause", "heap-profile"], help="run one measurement only")
+    ap.add_argument("--only", choices=["tui-pause", "heap-profile", "objects"], help="run one measurement only")
+    ap.add_argument("--objects-mb", type=int, default=2048, help="heap size (MiB) of --only objects")
     ap.add_argument("--gospy", help="measure this gospy binary instead of building target/release/gospy")
     args = ap.parse_args()
 
@@ -319,6 +377,14 @@ def main():
         finally:
             shutil.rmtree(work, ignore_errors=True)
         results = {"go_version": version, "tui_pause": t, "targets": [tui_target(t)]}
+        write_results(args.out, results)
+        return
+    if args.only == "objects":
+        try:
+            o = objects_bench(gospy, go, work, args.repeat, args.objects_mb)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        results = {"go_version": version, "objects": o, "targets": objects_targets(o)}
         write_results(args.out, results)
         return
     if args.only == "heap-profile":

@@ -222,4 +222,13 @@ pub fn other_reports(s: &Session, m: &Model) {
     if let Ok(r) = crate::report::objects::build(s, by, None) {
         let _ = crate::report::objects::to_text(&r);
     }
+    // The heap graph, roots (GC programs, stack maps), pointer masks and
+    // dominators.
+    if let Ok((r, ret)) = crate::report::retain::build(s, Some(10)) {
+        let _ = crate::report::retain::to_text(&r);
+        let _ = crate::report::retain::profile_gz(&r);
+        if let Some(o) = ret.census.objects.objects.first() {
+            let _ = ret.path_to_addr(o.addr);
+        }
+    }
 }

@@ -12,7 +12,9 @@
 //!   the array's allocation header: gospy does not decode stack frames'
 //!   locals yet); every []uint8 value at least;
 //! - without DWARF (`-s -w`), on Go 1.22+, the header-typed arrays by
-//!   name ([]*main.Item, []*main.Payload) and the rest by size class;
+//!   name ([]*main.Item, []*main.Payload) and the rest by size class (the
+//!   nodes as "unknown, 32 B, 1 pointer" from the span's pointer bitmap on
+//!   Go 1.22+);
 //! - a snapshot without --heap: one line saying it lacks the heap, exit
 //!   non-zero.
 
@@ -30,6 +32,16 @@ fn objects_json(snap: &Path, extra: &[&str]) -> Value {
     a.extend(extra.iter().map(std::ffi::OsStr::new));
     let out = gospy_ok(&a);
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("objects --json: {e}\n{out}"))
+}
+
+/// `capture --json` with extra arguments: its report.
+fn capture_json(pid: u32, out: &Path, extra: &[&str]) -> Value {
+    let pid = pid.to_string();
+    let mut a: Vec<&std::ffi::OsStr> = vec!["capture".as_ref(), "--pid".as_ref(), pid.as_ref()];
+    a.extend(["-o".as_ref(), out.as_os_str(), "--json".as_ref()]);
+    a.extend(extra.iter().map(std::ffi::OsStr::new));
+    let text = gospy_ok(&a);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("capture --json: {e}\n{text}"))
 }
 
 fn counts(v: &Value) -> HashMap<String, (u64, u64)> {
@@ -62,9 +74,21 @@ fn owners(version: &str, pie: bool, ldflags: &str) {
         &std::fs::read(fx.dir.path().join("expect.json")).expect("expect.json"),
     )
     .expect("expect.json is JSON");
-    capture(fx.pid, &snap, &["--heap"]);
+    let cap_json = capture_json(fx.pid, &snap, &["--heap"]);
     capture(fx.pid, &plain, &[]);
     fx.kill();
+    let phase = |name: &str| {
+        cap_json["pause_phases_ns"]
+            .as_array()
+            .and_then(|a| a.iter().find(|p| p[0] == name))
+            .and_then(|p| p[1].as_u64())
+    };
+    report(&format!(
+        "go {version} pie={pie} ldflags={ldflags:?}: --heap pause {:.1} ms (heap spans round {:.1} ms), {} bytes read",
+        cap_json["pause_ns"].as_u64().unwrap_or(0) as f64 / 1e6,
+        phase("heap spans").expect("a heap spans phase") as f64 / 1e6,
+        cap_json["bytes_read"]
+    ));
     let e = |k: &str| {
         expect[k]
             .as_u64()
@@ -123,6 +147,21 @@ fn owners(version: &str, pie: bool, ldflags: &str) {
     if headers {
         want.push(("[]*main.Payload", 1));
         want.push(("[]*main.Item", 1));
+    }
+    if !dwarf {
+        // The linked list's nodes (32 B, one pointer word), by size class
+        // and, from Go 1.22, the span's pointer bitmap.
+        let node = if headers {
+            "unknown, 32 B, 1 pointer"
+        } else {
+            "unknown, 32 B"
+        };
+        assert!(
+            count(node) >= e("nodes"),
+            "{what}: {node}: {} < {}; types: {c:?}",
+            count(node),
+            e("nodes")
+        );
     }
     for (t, n) in want {
         assert_eq!(count(t), n, "{what}: count of {t}; types: {c:?}");

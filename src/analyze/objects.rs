@@ -3,7 +3,7 @@
 //! records or DWARF allow, counted per type or per size class.
 
 use super::session::Session;
-use crate::goruntime::heap::objects::{heap_objects, lacks_heap_error, HeapObjects};
+use crate::goruntime::heap::objects::{heap_objects, lacks_heap_error, HeapObjects, PTRS_UNKNOWN};
 use crate::goruntime::heap::typing::{object_types, ObjectTypes, UNKNOWN};
 use crate::goruntime::heap::HeapTarget;
 use anyhow::Result;
@@ -12,7 +12,7 @@ use std::collections::HashMap;
 /// How objects are grouped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum GroupBy {
-    /// By Go type; untyped objects as "unknown, SIZE B".
+    /// By Go type; untyped objects as "unknown, SIZE B[, N pointers]".
     #[default]
     Type,
     /// By size class ("size class 5 (48 B)", "large").
@@ -70,7 +70,12 @@ impl ObjectCensus {
         for (i, o) in self.objects.objects.iter().enumerate() {
             let name = match by {
                 GroupBy::Type => match self.types.of[i] {
-                    UNKNOWN => format!("unknown, {} B", o.size),
+                    UNKNOWN => match o.ptrs {
+                        0 => format!("unknown, {} B, no pointers", o.size),
+                        1 => format!("unknown, {} B, 1 pointer", o.size),
+                        PTRS_UNKNOWN => format!("unknown, {} B", o.size),
+                        n => format!("unknown, {} B, {n} pointers", o.size),
+                    },
                     t => self.types.names[t as usize].clone(),
                 },
                 GroupBy::SizeClass => match o.size_class() {

@@ -473,3 +473,109 @@ pub fn to_text(d: &Diff) -> String {
     }
     o
 }
+
+/// One type's growth between two heap-complete snapshots (`diff --objects`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TypeGrowth {
+    #[serde(rename = "type")]
+    pub ty: String,
+    pub count_a: u64,
+    pub count_b: u64,
+    pub count_growth: i64,
+    pub bytes_a: u64,
+    pub bytes_b: u64,
+    pub bytes_growth: i64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ObjectsDiff {
+    pub total_objects_a: u64,
+    pub total_objects_b: u64,
+    pub total_bytes_a: u64,
+    pub total_bytes_b: u64,
+    pub objects_growth: i64,
+    pub bytes_growth: i64,
+    /// Types whose count or bytes changed, largest byte growth first.
+    pub types: Vec<TypeGrowth>,
+    pub warnings: Vec<String>,
+}
+
+/// Growth of heap objects by type from `a` to `b` (both heap-complete).
+pub fn objects(a: &Session, b: &Session, mut warnings: Vec<String>) -> anyhow::Result<ObjectsDiff> {
+    use crate::analyze::objects::{census, GroupBy};
+    let ca = census(a).map_err(|e| anyhow::anyhow!("first snapshot: {e}"))?;
+    let cb = census(b).map_err(|e| anyhow::anyhow!("second snapshot: {e}"))?;
+    warnings.extend(ca.warnings.iter().map(|w| format!("first snapshot: {w}")));
+    warnings.extend(cb.warnings.iter().map(|w| format!("second snapshot: {w}")));
+    let mut m: std::collections::BTreeMap<String, [u64; 4]> = Default::default();
+    for g in ca.groups(GroupBy::Type) {
+        let e = m.entry(g.name).or_default();
+        e[0] = g.count;
+        e[2] = g.bytes;
+    }
+    for g in cb.groups(GroupBy::Type) {
+        let e = m.entry(g.name).or_default();
+        e[1] = g.count;
+        e[3] = g.bytes;
+    }
+    let mut types: Vec<TypeGrowth> = m
+        .into_iter()
+        .filter(|(_, v)| v[0] != v[1] || v[2] != v[3])
+        .map(|(ty, v)| TypeGrowth {
+            ty,
+            count_a: v[0],
+            count_b: v[1],
+            count_growth: v[1] as i64 - v[0] as i64,
+            bytes_a: v[2],
+            bytes_b: v[3],
+            bytes_growth: v[3] as i64 - v[2] as i64,
+        })
+        .collect();
+    types.sort_by(|x, y| {
+        y.bytes_growth
+            .cmp(&x.bytes_growth)
+            .then(y.count_growth.cmp(&x.count_growth))
+            .then(x.ty.cmp(&y.ty))
+    });
+    Ok(ObjectsDiff {
+        total_objects_a: ca.total_objects,
+        total_objects_b: cb.total_objects,
+        total_bytes_a: ca.total_bytes,
+        total_bytes_b: cb.total_bytes,
+        objects_growth: cb.total_objects as i64 - ca.total_objects as i64,
+        bytes_growth: cb.total_bytes as i64 - ca.total_bytes as i64,
+        types,
+        warnings,
+    })
+}
+
+pub fn objects_text(d: &ObjectsDiff, n: usize) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "heap objects: {} -> {} ({:+}), bytes {} -> {} ({:+})",
+        d.total_objects_a,
+        d.total_objects_b,
+        d.objects_growth,
+        crate::text::fmt_bytes(d.total_bytes_a),
+        crate::text::fmt_bytes(d.total_bytes_b),
+        d.bytes_growth
+    );
+    let _ = writeln!(s, "{:>14} {:>10}  TYPE", "BYTES +/-", "COUNT +/-");
+    for t in d.types.iter().take(n) {
+        let _ = writeln!(
+            s,
+            "{:>+14} {:>+10}  {}",
+            t.bytes_growth, t.count_growth, t.ty
+        );
+    }
+    if d.types.len() > n {
+        let _ = writeln!(
+            s,
+            "({} more types changed; --json for all)",
+            d.types.len() - n
+        );
+    }
+    s
+}

@@ -117,7 +117,7 @@ pub fn to_text(r: &RetainReport) -> String {
         r.roots.len(),
         r.roots_total
     );
-    let _ = writeln!(s, "{:>12} {:>9}  {}", "BYTES", "OBJECTS", "ROOT");
+    let _ = writeln!(s, "{:>12} {:>9}  ROOT", "BYTES", "OBJECTS");
     for x in &r.roots {
         let _ = writeln!(
             s,
@@ -131,7 +131,7 @@ pub fn to_text(r: &RetainReport) -> String {
         }
     }
     let _ = writeln!(s, "\nRETAINED BY TYPE");
-    let _ = writeln!(s, "{:>12} {:>9}  {}", "BYTES", "OBJECTS", "TYPE");
+    let _ = writeln!(s, "{:>12} {:>9}  TYPE", "BYTES", "OBJECTS");
     for t in &r.types {
         let _ = writeln!(
             s,

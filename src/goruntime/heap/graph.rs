@@ -28,6 +28,8 @@
 use super::objects::{HeapObject, HeapObjects, MIN_SIZE_FOR_HEADER};
 use super::ptrmask::{HeapMasks, ObjectMask};
 use super::roots::{Root, RootScan};
+pub use super::words::find_object;
+use super::words::scan_words;
 use crate::goruntime::Target;
 use crate::memory::Memory;
 
@@ -96,38 +98,20 @@ pub struct HeapGraph {
     pub warnings: Vec<String>,
 }
 
-/// Index of the object holding `addr`, in objects sorted by address.
-pub fn find_object(objs: &HeapObjects, addr: u64) -> Option<u32> {
-    let v = &objs.objects;
-    if v.is_empty() || addr < v[0].addr {
-        return None;
+/// The pointer words of `bytes`, an array of elements `elem` bytes long
+/// whose pointer words are `bits`.
+fn scan_repeated(objs: &HeapObjects, bytes: &[u8], elem: usize, bits: &[bool], row: &mut Vec<u32>) {
+    if elem == 0 {
+        return;
     }
-    let i = v.partition_point(|o| o.addr <= addr);
-    let o = v.get(i.checked_sub(1)?)?;
-    (addr < o.addr.saturating_add(o.size)).then_some((i - 1) as u32)
-}
-
-/// Appends to `row` the objects that the little-endian words of `bytes`
-/// point into (deduplicated within the row, order kept).
-pub(super) fn scan_words(objs: &HeapObjects, bytes: &[u8], row: &mut Vec<u32>) {
-    let start = row.len();
-    for w in bytes.chunks_exact(8) {
-        let p = u64::from_le_bytes(w.try_into().unwrap_or([0; 8]));
-        if p < 4096 {
-            continue;
-        }
-        if let Some(j) = find_object(objs, p) {
-            if !row[start..].contains(&j) || row.len() - start > 64 {
-                row.push(j);
+    for e in bytes.chunks_exact(elem) {
+        for (w, set) in bits.iter().enumerate() {
+            if *set {
+                if let Some(b) = e.get(w * 8..w * 8 + 8) {
+                    scan_words(objs, b, row);
+                }
             }
         }
-    }
-    // Large rows: deduplicate once (the `contains` above stops at 64).
-    if row.len() - start > 64 {
-        let mut tail: Vec<u32> = row.drain(start..).collect();
-        tail.sort_unstable();
-        tail.dedup();
-        row.extend(tail);
     }
 }
 
@@ -154,6 +138,36 @@ impl HeapGraph {
                             if let Ok(p) = mem.u64(o.addr + off) {
                                 scan_words(objs, &p.to_le_bytes(), &mut row);
                             }
+                        }
+                        row.sort_unstable();
+                        row.dedup();
+                    }
+                    ObjectMask::Repeated {
+                        start,
+                        elem,
+                        count,
+                        bits,
+                    } => {
+                        g.exact_objects += 1;
+                        let n = count.min(MAX_SCAN_OBJECT / elem.max(1));
+                        let span = (n * elem) as usize;
+                        let at = o.addr + start;
+                        let ok = match mem.bytes_at(at, span) {
+                            Some(b) => {
+                                scan_repeated(objs, b, elem as usize, &bits, &mut row);
+                                true
+                            }
+                            None => {
+                                buf.resize(span, 0);
+                                let ok = mem.read_exact(at, &mut buf).is_ok();
+                                if ok {
+                                    scan_repeated(objs, &buf, elem as usize, &bits, &mut row);
+                                }
+                                ok
+                            }
+                        };
+                        if !ok {
+                            g.unreadable += 1;
                         }
                         row.sort_unstable();
                         row.dedup();
@@ -276,42 +290,39 @@ impl HeapGraph {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::goruntime::heap::objects::HeapObject;
+    use crate::goruntime::heap::roots::RootKind;
 
-    fn objs(v: &[(u64, u64)]) -> HeapObjects {
-        HeapObjects {
-            objects: v
-                .iter()
-                .map(|&(addr, size)| HeapObject {
-                    addr,
-                    size,
-                    spanclass: 2,
-                    rtype: 0,
-                })
-                .collect(),
+    fn csr(rows: &[&[u32]]) -> Csr {
+        let mut c = Csr::new();
+        for r in rows {
+            c.targets.extend_from_slice(r);
+            c.end_row();
+        }
+        c
+    }
+
+    #[test]
+    fn mark_from_a_subset_of_roots() {
+        let root = |n: &str, g: Option<u64>| Root {
+            name: n.into(),
+            kind: if g.is_some() {
+                RootKind::Stack
+            } else {
+                RootKind::Global
+            },
+            goroutine: g,
+            function: None,
+        };
+        let g = HeapGraph {
+            objects: 4,
+            out: csr(&[&[1], &[], &[3], &[]]),
+            roots: vec![root("main.a", None), root("goroutine 7: main.f", Some(7))],
+            root_out: csr(&[&[0], &[2]]),
             ..Default::default()
-        }
-    }
-
-    #[test]
-    fn find_interior() {
-        let o = objs(&[(0x1000, 16), (0x1010, 16), (0x2000, 32)]);
-        assert_eq!(find_object(&o, 0x1000), Some(0));
-        assert_eq!(find_object(&o, 0x101f), Some(1));
-        assert_eq!(find_object(&o, 0x1020), None);
-        assert_eq!(find_object(&o, 0xfff), None);
-        assert_eq!(find_object(&o, 0x201f), Some(2));
-    }
-
-    #[test]
-    fn scan_dedups() {
-        let o = objs(&[(0x1000, 16), (0x2000, 16)]);
-        let mut b = Vec::new();
-        for p in [0x1000u64, 0x1008, 7, 0x2000, 0x3000] {
-            b.extend_from_slice(&p.to_le_bytes());
-        }
-        let mut row = Vec::new();
-        scan_words(&o, &b, &mut row);
-        assert_eq!(row, vec![0, 1]);
+        };
+        let only_stacks = g.mark(|r| g.roots[r].goroutine.is_some());
+        assert_eq!(only_stacks, vec![false, false, true, true]);
+        assert_eq!(g.mark(|_| true), vec![true; 4]);
+        assert_eq!(g.root_out.row(5), &[] as &[u32]);
     }
 }

@@ -40,6 +40,7 @@ mod sizeclass;
 mod spans;
 pub mod target;
 pub mod typing;
+pub mod words;
 
 pub use layout::HeapLayout;
 pub use model::{

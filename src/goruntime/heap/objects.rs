@@ -47,7 +47,14 @@ pub struct HeapObject {
     /// The runtime type recorded for it (allocation header or
     /// `span.largeType`), runtime address; 0 when none.
     pub rtype: u64,
+    /// Pointer words, from the span's heap bits (Go 1.22+, objects of at
+    /// most 512 bytes) or 0 for pointer-free objects; [`PTRS_UNKNOWN`]
+    /// when not recorded in the span.
+    pub ptrs: u16,
 }
+
+/// [`HeapObject::ptrs`] when the pointer bitmap is not at hand.
+pub const PTRS_UNKNOWN: u16 = u16::MAX;
 
 impl HeapObject {
     pub fn noscan(&self) -> bool {
@@ -81,6 +88,10 @@ pub struct HeapObjects {
 pub(super) struct SlotLayout {
     freeindex: Loc,
     alloc_bits: u64,
+    /// Bytes of Green Tea's inline mark bits at the end of small spans
+    /// (`runtime.spanInlineMarkBits`; 0 without Green Tea), between the
+    /// heap bits and the span's end.
+    inline_marks: u64,
 }
 
 impl SlotLayout {
@@ -95,9 +106,17 @@ impl SlotLayout {
                 c.missing.join(", ")
             ));
         }
+        // DWARF gives the size (0 with GOEXPERIMENT=nogreenteagc); without
+        // it, Go 1.26's default (63 scan bits, owner, 63 mark bits, class).
+        let inline_marks = match t.bin.dwarf() {
+            Some(d) => d.size_of("runtime.spanInlineMarkBits").unwrap_or(0),
+            None if t.bin.go.at_least(1, 26) => 128,
+            None => 0,
+        };
         Ok(SlotLayout {
             freeindex: Loc { off, size },
             alloc_bits,
+            inline_marks,
         })
     }
 }
@@ -273,6 +292,7 @@ impl HeapTarget {
                 size: g.bytes,
                 spanclass: sp.spanclass,
                 rtype: if noscan { 0 } else { sp.large_type },
+                ptrs: if noscan { 0 } else { PTRS_UNKNOWN },
             });
             return;
         }
@@ -289,6 +309,10 @@ impl HeapTarget {
             return;
         };
         let header = out.headers && !noscan && g.elemsize > MIN_SIZE_FOR_HEADER;
+        let hbits = match out.headers && !noscan && !header {
+            true => self.heap_bits(mem, sl, sp, &g),
+            false => None,
+        };
         let mut n = 0u64;
         for i in 0..g.nelems {
             let set = bits[(i / 8) as usize] & (1 << (i % 8)) != 0;
@@ -302,17 +326,58 @@ impl HeapTarget {
             } else {
                 0
             };
+            let ptrs = match (&hbits, noscan) {
+                (_, true) => 0,
+                (Some(hb), false) => count_bits(hb, i * g.elemsize / 8, g.elemsize / 8),
+                (None, false) => PTRS_UNKNOWN,
+            };
             out.objects.push(HeapObject {
                 addr,
                 size: g.elemsize,
                 spanclass: sp.spanclass,
                 rtype,
+                ptrs,
             });
         }
         if n != sp.alloc_count {
             out.count_mismatch += 1;
         }
     }
+}
+
+impl HeapTarget {
+    /// The pointer bitmap of a small-object span (Go 1.22+, elemsize <= 512):
+    /// one bit per word at the span's end, before Green Tea's inline mark
+    /// bits (`spanHeapBitsRange`, mbitmap.go).
+    fn heap_bits<M: Memory>(
+        &self,
+        mem: &M,
+        sl: &SlotLayout,
+        sp: &Span,
+        g: &Geometry,
+    ) -> Option<Vec<u8>> {
+        let size = g.bytes / 8 / 8;
+        let mut base = sp.start + g.bytes - size;
+        if g.elemsize >= 16 {
+            base = base.checked_sub(sl.inline_marks)?;
+        }
+        if base < sp.start + g.nelems * g.elemsize {
+            return None;
+        }
+        mem.read_vec(base, size as usize).ok()
+    }
+}
+
+/// Set bits among `n` bits from bit `from` (little-endian words).
+fn count_bits(b: &[u8], from: u64, n: u64) -> u16 {
+    let mut c = 0u16;
+    for k in from..from + n {
+        match b.get((k / 8) as usize) {
+            Some(byte) => c += u16::from(byte >> (k % 8) & 1),
+            None => return PTRS_UNKNOWN,
+        }
+    }
+    c
 }
 
 /// Every allocated heap object of the memory `mem` of target `t`.

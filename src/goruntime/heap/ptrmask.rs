@@ -239,17 +239,28 @@ pub fn frame_slots<M: Memory>(t: &Target, mem: &M, pc: u64, sp: u64) -> Option<F
 /// [63]uint8, owned uint8, marks [63]uint8, class uint8) at the end of
 /// small-object spans of 16..=512-byte objects.
 const INLINE_MARK_BITS: u64 = 128;
-/// `abi.TFlagGCMaskOnDemand` (Go 1.25+) and `KindGCProg` (before 1.24).
+/// `abi.TFlagGCMaskOnDemand` (Go 1.24+) and `KindGCProg` (before 1.24).
 const TFLAG_GC_MASK_ON_DEMAND: u8 = 1 << 4;
 const KIND_GC_PROG: u8 = 1 << 6;
 /// Largest type pointer mask read (bits).
 const MAX_TYPE_WORDS: u64 = 1 << 27;
+
+/// A type's size and pointer bit per word of its ptrdata.
+type TypeMask = (u64, std::sync::Arc<[bool]>);
 
 /// Pointer words of one heap object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ObjectMask {
     /// Offsets (bytes from the object's address) of its pointer words.
     Exact(Vec<u64>),
+    /// `count` elements of a type from byte `start`, `elem` bytes apart,
+    /// whose pointer words are `bits` (one per word from the element start).
+    Repeated {
+        start: u64,
+        elem: u64,
+        count: u64,
+        bits: std::sync::Arc<[bool]>,
+    },
     /// No exact mask here (Go 1.19–1.21 arena bitmaps, GC programs, masks
     /// built on demand, unreadable bits): scan every word.
     Unknown,
@@ -260,8 +271,11 @@ pub struct HeapMasks {
     /// Go 1.22+: heap bits in spans, types in headers and largeType.
     pub exact: bool,
     green_tea: bool,
+    /// Go 1.24+: `TFlagGCMaskOnDemand` (bit 4 of tflag; no GC programs).
+    on_demand: bool,
     page: u64,
-    types: std::collections::HashMap<u64, Option<(u64, Vec<bool>)>>,
+    bias: u64,
+    types: std::collections::HashMap<u64, Option<TypeMask>>,
 }
 
 impl HeapMasks {
@@ -269,13 +283,15 @@ impl HeapMasks {
         HeapMasks {
             exact: t.bin.go.at_least(1, 22),
             green_tea: t.bin.go.at_least(1, 26),
+            on_demand: t.bin.go.at_least(1, 24),
             page: 8192,
+            bias: t.bias,
             types: Default::default(),
         }
     }
 
     /// (size, pointer bit per word of ptrdata) of the type at `rtype`.
-    fn type_mask<M: Memory>(&mut self, mem: &M, rtype: u64) -> Option<(u64, Vec<bool>)> {
+    fn type_mask<M: Memory>(&mut self, mem: &M, rtype: u64) -> Option<TypeMask> {
         if let Some(v) = self.types.get(&rtype) {
             return v.clone();
         }
@@ -288,20 +304,109 @@ impl HeapMasks {
             if ptrdata > size || size == 0 || ptrdata / 8 > MAX_TYPE_WORDS {
                 return None;
             }
-            if tflag & TFLAG_GC_MASK_ON_DEMAND != 0 || kind & KIND_GC_PROG != 0 {
+            if kind & KIND_GC_PROG != 0 && !self.on_demand {
                 return None;
             }
             let words = ptrdata / 8;
+            // Go 1.24+: the mask of a large type is built on demand from
+            // its fields (`buildGCMask`, type.go); so here.
+            if self.on_demand && tflag & TFLAG_GC_MASK_ON_DEMAND != 0 {
+                let mut bits = vec![false; words as usize];
+                let mut budget = 1u64 << 24;
+                self.build_mask(mem, rtype, &mut bits, 0, 0, &mut budget)?;
+                return Some((size, bits.into()));
+            }
             let m = mem.read_vec(gcdata, words.div_ceil(8) as usize).ok()?;
             Some((
                 size,
                 (0..words as usize)
                     .map(|w| m[w / 8] >> (w % 8) & 1 == 1)
-                    .collect(),
+                    .collect::<std::sync::Arc<[bool]>>(),
             ))
         })();
         self.types.insert(rtype, v.clone());
         v
+    }
+
+    /// A type descriptor pointer read from memory: relocated in the target,
+    /// link-time when read from the executable's image (PIE).
+    fn tptr<M: Memory>(&self, mem: &M, v: u64) -> u64 {
+        if self.bias != 0 && v < self.bias && mem.u64(v).is_err() {
+            v.wrapping_add(self.bias)
+        } else {
+            v
+        }
+    }
+
+    /// `buildGCMask`: sets the pointer bits of type `rtype` at word `at`
+    /// of `bits`. Bounded by depth and `budget` (words visited).
+    fn build_mask<M: Memory>(
+        &self,
+        mem: &M,
+        rtype: u64,
+        bits: &mut [bool],
+        at: usize,
+        depth: u32,
+        budget: &mut u64,
+    ) -> Option<()> {
+        if depth > 64 || *budget == 0 {
+            return None;
+        }
+        *budget -= 1;
+        let b = mem.read_vec(rtype, 72).ok()?;
+        let u = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap());
+        let (size, ptrdata, tflag, kind, gcdata) = (u(0), u(8), b[20], b[23] & 0x1f, u(32));
+        if ptrdata == 0 {
+            return Some(());
+        }
+        let words = (ptrdata / 8) as usize;
+        if at.checked_add(words)? > bits.len() || size == 0 {
+            return None;
+        }
+        if tflag & TFLAG_GC_MASK_ON_DEMAND == 0 {
+            let m = mem
+                .read_vec(self.tptr(mem, gcdata), words.div_ceil(8))
+                .ok()?;
+            for w in 0..words {
+                if m[w / 8] >> (w % 8) & 1 == 1 {
+                    bits[at + w] = true;
+                }
+            }
+            return Some(());
+        }
+        match kind {
+            // Array: the element's mask, len times.
+            17 => {
+                let elem = self.tptr(mem, u(48));
+                let len = u(64);
+                let esize = mem.u64(elem).ok()?;
+                if esize == 0 || esize.checked_mul(len)? > size {
+                    return None;
+                }
+                for i in 0..len {
+                    *budget = budget.checked_sub(1)?;
+                    let w = at + (i * esize / 8) as usize;
+                    self.build_mask(mem, elem, bits, w, depth + 1, budget)?;
+                }
+            }
+            // Struct: each field with pointers at its offset.
+            25 => {
+                let (fields, n) = (self.tptr(mem, u(56)), u(64));
+                if n > 1 << 16 {
+                    return None;
+                }
+                let f = mem.read_vec(fields, (n * 24) as usize).ok()?;
+                for k in 0..n as usize {
+                    let ft = u64::from_le_bytes(f[k * 24 + 8..k * 24 + 16].try_into().ok()?);
+                    let off = u64::from_le_bytes(f[k * 24 + 16..k * 24 + 24].try_into().ok()?);
+                    let ft = self.tptr(mem, ft);
+                    let w = at + (off / 8) as usize;
+                    self.build_mask(mem, ft, bits, w, depth + 1, budget)?;
+                }
+            }
+            _ => return None,
+        }
+        Some(())
     }
 
     /// The pointer words of object `o` (not noscan).
@@ -327,17 +432,12 @@ impl HeapMasks {
         let Some((size, bits)) = self.type_mask(mem, o.rtype) else {
             return ObjectMask::Unknown;
         };
-        let mut v = Vec::new();
-        let mut elem = 0;
-        while elem + size <= len && v.len() < MAX_TYPE_WORDS as usize {
-            for (w, set) in bits.iter().enumerate() {
-                if *set {
-                    v.push(start + elem + w as u64 * 8);
-                }
-            }
-            elem += size;
+        ObjectMask::Repeated {
+            start,
+            elem: size,
+            count: len / size,
+            bits,
         }
-        ObjectMask::Exact(v)
     }
 
     /// Heap bits of a small object: one bit per word of its one-page span,

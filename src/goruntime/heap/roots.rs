@@ -15,8 +15,8 @@
 //! symbol table (`-s`), by `data+0xOFF` / `bss+0xOFF`. A stack word is
 //! attributed to the physical frame whose `[sp, caller's sp)` holds it.
 
-use super::graph::scan_words;
 use super::objects::HeapObjects;
+use super::words::scan_words;
 use crate::goruntime::{Runtime, Target};
 use crate::memory::Memory;
 use std::collections::HashMap;

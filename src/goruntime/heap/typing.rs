@@ -79,8 +79,14 @@ pub fn find(objs: &HeapObjects, addr: u64) -> Option<usize> {
     (addr < o.addr.saturating_add(o.size)).then(|| i - 1)
 }
 
-/// Name and size of the runtime type descriptor at `rtype`.
+/// Name and size of the runtime type descriptor at `rtype`: the
+/// descriptor's own name (the runtime's spelling, the same with or without
+/// DWARF: `map.group[K]V` where DWARF says `noalg.map.group[K]V`), else
+/// DWARF's.
 fn rt_name<M: Memory>(t: &Target, mem: &M, rtype: u64) -> Option<(String, Option<u64>)> {
+    if let Some(x) = crate::goruntime::descriptor_name(t, mem, rtype) {
+        return Some(x);
+    }
     if let Some(d) = t.bin.dwarf() {
         if let Some(r) = d.type_by_runtime_addr(rtype.wrapping_sub(t.bias)) {
             if let Some(name) = d.type_name(r).filter(|n| !n.is_empty()) {
@@ -88,7 +94,7 @@ fn rt_name<M: Memory>(t: &Target, mem: &M, rtype: u64) -> Option<(String, Option
             }
         }
     }
-    crate::goruntime::descriptor_name(t, mem, rtype)
+    None
 }
 
 /// Types of every object: the runtime's records, then DWARF propagation.
@@ -284,5 +290,57 @@ impl Propagation<'_, '_> {
             Obj::ChanHdr(_) => "runtime.hchan".to_string(),
         };
         (!name.is_empty() && !name.starts_with("[]") || name.len() > 2).then_some(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::goruntime::heap::objects::HeapObject;
+
+    fn objs(headers: bool) -> HeapObjects {
+        let o = |addr, size, spanclass| HeapObject {
+            addr,
+            size,
+            spanclass,
+            rtype: 0,
+            ptrs: 0,
+        };
+        HeapObjects {
+            // 32 B scan, 640 B scan (header from 1.22), 640 B noscan, large.
+            objects: vec![
+                o(0x1000, 32, 4 << 1),
+                o(0x2000, 640, 40 << 1),
+                o(0x3000, 640, (40 << 1) | 1),
+                o(0x10000, 40960, 0),
+            ],
+            headers,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn find_is_bounded_by_object_ends() {
+        let h = objs(true);
+        assert_eq!(find(&h, 0xfff), None);
+        assert_eq!(find(&h, 0x1000), Some(0));
+        assert_eq!(find(&h, 0x101f), Some(0));
+        assert_eq!(find(&h, 0x1020), None);
+        assert_eq!(find(&h, 0x2000 + 639), Some(1));
+        assert_eq!(find(&h, 0x10000 + 40959), Some(3));
+        assert_eq!(find(&h, 0x10000 + 40960), None);
+        assert_eq!(find(&h, u64::MAX), None);
+        assert_eq!(find(&HeapObjects::default(), 0x1000), None);
+    }
+
+    #[test]
+    fn data_starts_after_an_allocation_header_only_where_one_exists() {
+        let h = objs(true);
+        assert_eq!(data_start(&h, 0), 0x1000);
+        assert_eq!(data_start(&h, 1), 0x2008);
+        assert_eq!(data_start(&h, 2), 0x3000, "noscan: no header");
+        assert_eq!(data_start(&h, 3), 0x10000, "large: span.largeType");
+        let old = objs(false);
+        assert_eq!(data_start(&old, 1), 0x2000, "before Go 1.22: no headers");
     }
 }
