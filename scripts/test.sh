@@ -19,13 +19,13 @@ if ! bash scripts/install-go-toolchains.sh; then
   fi
   echo "warning: some Go toolchains are missing; their tests will be skipped" >&2
 fi
-echo "== installing test tools (tmux)"
+echo "== installing test tools (tmux, util-linux, binutils, dpkg, cargo-deb)"
 if ! sh scripts/install-test-deps.sh; then
   if [ "${CI:-}" = "true" ]; then
     echo "error: test tools could not be installed (CI requires them)" >&2
     exit 1
   fi
-  echo "warning: tmux is missing; the terminal view test will be skipped" >&2
+  echo "warning: test tools are missing; the tests that need them will be skipped" >&2
 fi
 echo "== cargo test"
 cargo test --no-fail-fast "$@"

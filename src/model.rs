@@ -3,7 +3,11 @@
 
 use serde::{Deserialize, Serialize};
 
-/// x86-64 general registers in the kernel's `user_regs_struct` order.
+/// A thread's registers. The named fields are x86-64's general registers in
+/// the kernel's `user_regs_struct` order; an arm64 thread has them zero and
+/// its own registers in `aarch64`. Code that does not care which machine it
+/// is reads them through [`Regs::pc`], [`Regs::sp`], [`Regs::fp`] and
+/// [`Regs::lr`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Regs {
     pub r15: u64,
@@ -33,6 +37,68 @@ pub struct Regs {
     pub es: u64,
     pub fs: u64,
     pub gs: u64,
+    /// An arm64 thread's registers (None on x86-64).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aarch64: Option<Aarch64Regs>,
+}
+
+/// AArch64 `user_pt_regs`: x0–x30, sp, pc, pstate (NT_PRSTATUS order).
+/// Go keeps g in x28; x29 is the frame pointer and x30 the link register.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Aarch64Regs {
+    pub x: [u64; 31],
+    pub sp: u64,
+    pub pc: u64,
+    pub pstate: u64,
+}
+
+impl Aarch64Regs {
+    /// Number of 64-bit words of `user_pt_regs`.
+    pub const WORDS: usize = 34;
+
+    /// From the `user_pt_regs` words in the kernel's order.
+    pub fn from_words(w: &[u64; Self::WORDS]) -> Aarch64Regs {
+        let mut x = [0u64; 31];
+        x.copy_from_slice(&w[..31]);
+        Aarch64Regs {
+            x,
+            sp: w[31],
+            pc: w[32],
+            pstate: w[33],
+        }
+    }
+
+    pub fn to_words(&self) -> [u64; Self::WORDS] {
+        let mut w = [0u64; Self::WORDS];
+        w[..31].copy_from_slice(&self.x);
+        w[31] = self.sp;
+        w[32] = self.pc;
+        w[33] = self.pstate;
+        w
+    }
+}
+
+impl Regs {
+    /// The instruction pointer (rip / pc).
+    pub fn pc(&self) -> u64 {
+        self.aarch64.map_or(self.rip, |a| a.pc)
+    }
+    /// The stack pointer (rsp / sp).
+    pub fn sp(&self) -> u64 {
+        self.aarch64.map_or(self.rsp, |a| a.sp)
+    }
+    /// The frame pointer (rbp / x29).
+    pub fn fp(&self) -> u64 {
+        self.aarch64.map_or(self.rbp, |a| a.x[29])
+    }
+    /// The link register (x30); None on x86-64, which has none.
+    pub fn lr(&self) -> Option<u64> {
+        self.aarch64.map(|a| a.x[30])
+    }
+    /// Go's g register (x28 on arm64); None on x86-64, where g is in TLS.
+    pub fn g(&self) -> Option<u64> {
+        self.aarch64.map(|a| a.x[28])
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -234,4 +300,21 @@ pub struct Capture {
     pub regions: Vec<Region>,
     /// The executable's bytes, when embedded (`--embed-binary`).
     pub binary: Option<Vec<u8>>,
+}
+
+/// The name of an ELF `e_machine` for messages (Go's GOARCH where there is one).
+pub fn machine_name(m: u16) -> String {
+    match m {
+        3 => "386".into(),
+        8 => "mips".into(),
+        20 => "ppc".into(),
+        21 => "ppc64".into(),
+        22 => "s390x".into(),
+        40 => "arm".into(),
+        62 => "x86-64".into(),
+        183 => "arm64".into(),
+        243 => "riscv64".into(),
+        258 => "loong64".into(),
+        _ => format!("ELF machine {m}"),
+    }
 }

@@ -2,6 +2,7 @@
 //! load segments (as a [`Memory`] for read-only data), entry point.
 
 use crate::memory::{MemError, MemResult, Memory};
+use crate::model::Arch;
 use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol};
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -10,7 +11,7 @@ use std::sync::{Arc, OnceLock};
 pub enum ElfError {
     #[error("not an ELF file: {0}")]
     NotElf(String),
-    #[error("{0} is not an x86-64 ELF executable")]
+    #[error("the executable is for {0}; gospy supports x86-64 and arm64")]
     WrongArch(String),
 }
 
@@ -54,6 +55,8 @@ pub struct ElfFile {
     /// The file's bytes: read into memory, or mapped (a running process's
     /// own executable, which the kernel keeps from being written).
     pub data: bytes::Bytes,
+    /// The instruction set (ELF `e_machine`).
+    pub arch: Arch,
     pub entry: u64,
     pub is_pie: bool,
     pub segments: Vec<Segment>,
@@ -83,9 +86,12 @@ impl ElfFile {
         if file.format() != object::BinaryFormat::Elf {
             return Err(ElfError::NotElf("not ELF".into()));
         }
-        if file.architecture() != object::Architecture::X86_64 {
-            return Err(ElfError::WrongArch(format!("{:?}", file.architecture())));
-        }
+        let machine = u16::from_le_bytes([data[18], data[19]]);
+        let Some(arch) =
+            Arch::from_e_machine(machine).filter(|_| file.is_64() && file.is_little_endian())
+        else {
+            return Err(ElfError::WrongArch(crate::model::machine_name(machine)));
+        };
         let is_pie = matches!(file.kind(), object::ObjectKind::Dynamic);
         let mut segments = Vec::new();
         for seg in file.segments() {
@@ -132,6 +138,7 @@ impl ElfFile {
             None => (None, None),
         };
         Ok(ElfFile {
+            arch,
             entry: file.entry(),
             is_pie,
             segments,

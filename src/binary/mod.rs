@@ -1,5 +1,6 @@
 //! The target executable: ELF facts, pclntab, moduledata and (lazily) DWARF.
 
+pub mod arm64;
 pub mod dwarf;
 pub mod elf;
 pub mod goversion;

@@ -164,17 +164,25 @@ struct ElfImage<'a> {
     sections: Vec<Section>,
     /// r_offset → addend of R_X86_64_RELATIVE relocations (built lazily).
     relative: OnceLock<HashMap<u64, u64>>,
+    /// R_X86_64_RELATIVE or R_AARCH64_RELATIVE.
+    relative_type: u32,
 }
 
 const R_X86_64_RELATIVE: u32 = 8;
+const R_AARCH64_RELATIVE: u32 = 1027;
 
 impl<'a> ElfImage<'a> {
     fn parse(data: &'a [u8]) -> Result<Self, PclnError> {
         let e = |m: String| PclnError::Elf(m);
         let hdr = elf::FileHeader64::<Endianness>::parse(data).map_err(|x| e(x.to_string()))?;
         let endian = hdr.endian().map_err(|x| e(x.to_string()))?;
-        if endian != Endianness::Little || hdr.e_machine(endian) != elf::EM_X86_64 {
-            return Err(e("not a little-endian x86-64 ELF file".into()));
+        let relative_type = match hdr.e_machine(endian) {
+            elf::EM_X86_64 => R_X86_64_RELATIVE,
+            elf::EM_AARCH64 => R_AARCH64_RELATIVE,
+            _ => return Err(e("not a little-endian x86-64 or arm64 ELF file".into())),
+        };
+        if endian != Endianness::Little {
+            return Err(e("not a little-endian x86-64 or arm64 ELF file".into()));
         }
         let mut segments = Vec::new();
         for ph in hdr
@@ -213,6 +221,7 @@ impl<'a> ElfImage<'a> {
             segments,
             sections,
             relative: OnceLock::new(),
+            relative_type,
         })
     }
 
@@ -271,7 +280,7 @@ impl<'a> ElfImage<'a> {
                     let off = u64::from_le_bytes(r[0..8].try_into().unwrap_or_default());
                     let info = u64::from_le_bytes(r[8..16].try_into().unwrap_or_default());
                     let add = u64::from_le_bytes(r[16..24].try_into().unwrap_or_default());
-                    if info as u32 == R_X86_64_RELATIVE {
+                    if info as u32 == self.relative_type {
                         m.insert(off, add);
                     }
                 }
@@ -304,7 +313,7 @@ fn read_pcheader(img: &ElfImage<'_>, addr: u64) -> Option<PcHeader> {
     if (magic != GO118_MAGIC && magic != GO120_MAGIC)
         || b[4] != 0
         || b[5] != 0
-        || b[6] != 1
+        || !matches!(b[6], 1 | 4) // pc quantum: amd64, arm64
         || b[7] != 8
     {
         return None;

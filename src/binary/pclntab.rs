@@ -273,6 +273,8 @@ pub struct Pclntab {
     gofunc_addr: u64,
     gofunc: Vec<u8>,
     go120: bool,
+    /// The pc quantum (pcHeader minLC): pc-value deltas count in its units.
+    quantum: u8,
     text_start: u64,
     nfunc: usize,
     nfiles: usize,
@@ -371,12 +373,14 @@ impl Pclntab {
         if d[4] != 0 || d[5] != 0 {
             return Err(PclnError::Corrupt("non-zero header padding".into()));
         }
-        if d[6] != 1 || d[7] != 8 {
+        // minLC is the pc quantum: 1 on amd64, 4 on arm64.
+        if !matches!(d[6], 1 | 4) || d[7] != 8 {
             return Err(PclnError::Unsupported(format!(
-                "minLC={} ptrSize={} (only amd64 is supported)",
+                "minLC={} ptrSize={} (only amd64 and arm64 are supported)",
                 d[6], d[7]
             )));
         }
+        let quantum = d[6];
         let hdr = |i: usize| rd_u64(d, 8 + 8 * i).unwrap_or(u64::MAX);
         let (nfunc, nfiles, hdr_text) = (hdr(0), hdr(1), hdr(2));
         let offs = [hdr(3), hdr(4), hdr(5), hdr(6), hdr(7)];
@@ -435,6 +439,7 @@ impl Pclntab {
             gofunc_addr,
             gofunc,
             go120,
+            quantum,
             text_start,
             nfunc,
             nfiles: nfiles.min(usize::MAX as u64) as usize,
@@ -768,7 +773,7 @@ impl Pclntab {
             val = val.wrapping_add(delta);
             let (n, pcdelta) = rd_varint(p)?;
             p = &p[n..];
-            pc = pc.wrapping_add(u64::from(pcdelta)); // PCQuantum = 1 on amd64
+            pc = pc.wrapping_add(u64::from(pcdelta).wrapping_mul(u64::from(self.quantum)));
             if target < pc {
                 return Some(val);
             }

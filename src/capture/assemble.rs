@@ -111,7 +111,7 @@ pub(super) fn finish(
         },
         // Capture runs on x86-64 only (see README, "Architectures").
         arch: crate::model::Arch::X86_64,
-        ns_pid: Vec::new(),
+        ns_pid: ld.ns.pid.clone(),
     };
     // Embed what analysis needs: the --bin build when given, else the executable.
     let regions = p

@@ -70,6 +70,8 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
         Some(g) => g.threads().to_vec(),
         None => crate::capture::nonblocking::threads_without_regs(&ld.proc_),
     };
+    // m.procid is the tid in the target's PID namespace (a container's).
+    let threads = ld.ns.translate(threads);
     let mut rounds = pause::Rounds::new(&ld, opts, &mut p, &mut stats, &threads);
     let result = rounds.run();
     let (kept_idx, kept_labels) = (

@@ -37,6 +37,8 @@ pub(super) struct Loaded {
     pub(super) auxv: Vec<(u64, u64)>,
     pub(super) exe_path: String,
     pub(super) cmdline: Vec<String>,
+    /// NSpid chain and thread ids in the target's PID namespace.
+    pub(super) ns: crate::process::NsIds,
 }
 
 /// Open the process and load its executable and runtime layout.
@@ -60,6 +62,7 @@ pub(super) fn load(pid: i32, opts: &CaptureOptions, stats: &mut CaptureStats) ->
         pid,
         exe_path: proc_.exe_path().unwrap_or_default(),
         cmdline: proc_.cmdline().unwrap_or_default(),
+        ns: proc_.ns_ids(),
         proc_,
         bin,
         running_exe,

@@ -132,6 +132,35 @@ Examples:
   gospy completions zsh > \"${fpath[1]}/_gospy\"
   gospy completions fish > ~/.config/fish/completions/gospy.fish")]
     Completions(CompletionsArgs),
+    /// Generate packaging files: man pages or completion scripts
+    #[command(hide = true)]
+    Generate(GenerateArgs),
+}
+
+/// `gospy generate` (hidden): files for packages.
+#[derive(Args, Debug)]
+pub struct GenerateArgs {
+    #[command(subcommand)]
+    pub what: GenerateWhat,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum GenerateWhat {
+    /// Man pages: gospy.1 and one gospy-COMMAND.1 per command, in DIR
+    Man {
+        /// Directory to write the pages into (created if missing)
+        #[arg(long, short, value_name = "DIR")]
+        output: PathBuf,
+    },
+    /// A completion script on stdout, or in --output DIR under the name the
+    /// shell expects (gospy, _gospy, gospy.fish)
+    Completions {
+        /// Shell to generate completions for
+        shell: clap_complete::Shell,
+        /// Directory to write the script into instead of stdout
+        #[arg(long, short, value_name = "DIR")]
+        output: Option<PathBuf>,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -164,9 +193,16 @@ pub struct CaptureArgs {
     /// Time between the snapshots of a series: 10s, 500ms, 2m (default 10s)
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "count")]
     pub interval: Option<std::time::Duration>,
-    /// Store the executable in the snapshot so it analyzes on any machine
+    /// Store the executable in the snapshot so it analyzes on any machine.
+    /// Done without asking when the executable is not at its path on this
+    /// machine (deleted or replaced, or the target runs in a container, in
+    /// another mount namespace)
     #[arg(long)]
     pub embed_binary: bool,
+    /// Never store the executable, even when it is not at its path on this
+    /// machine (analysis will then need --bin)
+    #[arg(long, conflicts_with = "embed_binary")]
+    pub no_embed_binary: bool,
     /// Unstripped build of the target's executable (build ids must match)
     #[arg(long)]
     pub bin: Option<PathBuf>,

@@ -35,8 +35,16 @@ fn capture_series(a: &CaptureArgs, count: u64) -> Result<()> {
 
 fn capture_to(a: &CaptureArgs, output: &std::path::Path) -> Result<()> {
     let progress = Progress::start(format!("capturing pid {}", a.pid));
+    // An executable this machine cannot open at its path is embedded unless
+    // told otherwise: the snapshot could not be analyzed without it.
+    let not_here = if a.embed_binary {
+        None
+    } else {
+        crate::sources::exe::exe_not_here(a.pid)
+    };
+    let embed = a.embed_binary || (not_here.is_some() && !a.no_embed_binary);
     let opts = CaptureOptions {
-        embed_binary: a.embed_binary,
+        embed_binary: embed,
         bin: a.bin.clone(),
         max_spans: Some(a.max_spans),
         vars: a.vars.clone(),
@@ -54,10 +62,25 @@ fn capture_to(a: &CaptureArgs, output: &std::path::Path) -> Result<()> {
     for w in &stats.load_warnings {
         eprintln!("warning: {w}");
     }
+    let embed_note = match (&not_here, embed) {
+        (Some(why), true) => {
+            format!(", binary embedded because {why} (--no-embed-binary leaves it out)")
+        }
+        (Some(why), false) => {
+            eprintln!(
+                "warning: binary not embedded (--no-embed-binary) although {why}: analyze with --bin PATH"
+            );
+            String::new()
+        }
+        (None, true) => ", binary embedded".to_string(),
+        (None, false) => String::new(),
+    };
+    let ns = ns_pid_note(&cap.meta.ns_pid);
     if a.json {
         json_out(&serde_json::json!({
             "file": output,
             "pid": a.pid,
+            "ns_pid": cap.meta.ns_pid,
             "goroutines": stats.goroutines,
             "bytes_read": stats.bytes_read,
             "read_calls": stats.read_calls,
@@ -67,7 +90,9 @@ fn capture_to(a: &CaptureArgs, output: &std::path::Path) -> Result<()> {
             "file_size": ws.file_size,
             "pause_ns": stats.pause.as_nanos() as u64,
             "pause_phases_ns": stats.phases.iter().map(|(k, d)| (k.clone(), d.as_nanos() as u64)).collect::<Vec<_>>(),
-            "embedded_binary": a.embed_binary,
+            "embedded_binary": embed,
+            "embedded_because": if embed { not_here.clone() } else { None },
+            "exe_not_here": not_here,
             "redacted": stats.redacted,
             "warnings": cap.meta.warnings,
             "var_walk": stats.var_walk,
@@ -81,7 +106,7 @@ fn capture_to(a: &CaptureArgs, output: &std::path::Path) -> Result<()> {
             _ => String::new(),
         };
         eprintln!(
-            "captured pid {} ({}): {} goroutines{kept}, {} read in {} regions, {}; wrote {} ({}){}",
+            "captured pid {}{ns} ({}): {} goroutines{kept}, {} read in {} regions, {}; wrote {} ({}){embed_note}",
             a.pid,
             cap.meta.go_version,
             stats.goroutines,
@@ -97,15 +122,18 @@ fn capture_to(a: &CaptureArgs, output: &std::path::Path) -> Result<()> {
             },
             output.display(),
             report::fmt_bytes(ws.file_size),
-            if a.embed_binary {
-                ", binary embedded"
-            } else {
-                ""
-            }
         );
         for w in &cap.meta.warnings {
             eprintln!("warning: {w}");
         }
     }
     Ok(())
+}
+
+/// " (pid 1 in its PID namespace)" for a target in a container; "" outside.
+pub(super) fn ns_pid_note(ns_pid: &[i32]) -> String {
+    match ns_pid.last() {
+        Some(inner) if ns_pid.len() > 1 => format!(" (pid {inner} in its PID namespace)"),
+        _ => String::new(),
+    }
 }

@@ -30,6 +30,7 @@ pub(super) fn cmd_info(a: &InfoArgs) -> Result<()> {
         return json_out(&serde_json::json!({
             "file": a.file,
             "pid": m.pid,
+            "ns_pid": m.ns_pid,
             "exe_path": m.exe_path,
             "cmdline": m.cmdline,
             "hostname": m.hostname,
@@ -58,8 +59,11 @@ pub(super) fn cmd_info(a: &InfoArgs) -> Result<()> {
     );
     let _ = writeln!(
         o,
-        "process:     pid {} on {}: {}",
-        m.pid, m.hostname, m.exe_path
+        "process:     pid {}{} on {}: {}",
+        m.pid,
+        super::capture_cmd::ns_pid_note(&m.ns_pid),
+        m.hostname,
+        m.exe_path
     );
     if !m.cmdline.is_empty() {
         let _ = writeln!(o, "cmdline:     {}", m.cmdline.join(" "));
@@ -143,6 +147,9 @@ fn cmd_info_core(a: &InfoArgs) -> Result<()> {
     );
     if !i.cmdline.is_empty() {
         let _ = writeln!(o, "cmdline:     {}", i.cmdline);
+    }
+    if i.arch != "amd64" {
+        let _ = writeln!(o, "machine:     {}", i.arch);
     }
     if i.signal != 0 {
         let name = match i.signal {

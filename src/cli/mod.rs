@@ -7,6 +7,7 @@ mod analyze_cmd;
 pub mod args;
 mod capture_cmd;
 mod diff_cmd;
+pub mod generate;
 mod info;
 mod leaks_cmd;
 pub mod live;
@@ -106,6 +107,7 @@ pub fn main() -> i32 {
             clap_complete::generate(a.shell, &mut cmd, "gospy", &mut std::io::stdout());
             (Ok(()), exit::ERROR)
         }
+        Command::Generate(a) => (generate::cmd_generate(&a), exit::ERROR),
     };
     match res {
         Ok(()) => exit::OK,

@@ -2,6 +2,7 @@
 //! the scheduler. Every decoder here runs the same on a paused live process
 //! and on a snapshot.
 
+pub mod arch;
 pub mod bulk;
 pub mod checks;
 pub mod gomap;

@@ -1,6 +1,7 @@
 //! Goroutine stack unwinding with the pclntab, and the runtime's own rules
 //! for which frames and goroutines a traceback shows (runtime/traceback.go).
 
+use super::arch;
 use super::pcinfo::{
     PcInfo, ARG_INFO_MAX, FUNCDATA_ARG_INFO, FUNCDATA_ARG_LIVE_INFO, PCDATA_ARG_LIVE_INDEX,
 };
@@ -23,7 +24,7 @@ pub fn stack_state(g: &G, m: Option<&M>, regs: Option<&Regs>) -> StackState {
         syscallsp: g.syscallsp,
         syscallpc: g.syscallpc,
         running: g.status == G_RUNNING,
-        regs: regs.map(|r| (r.rip, r.rsp)),
+        regs: regs.map(|r| (r.pc(), r.sp())),
         vdso: m.map(|m| (m.vdso_pc, m.vdso_sp)),
     }
 }
@@ -203,6 +204,11 @@ impl Target {
         name.contains('.') && (!name.starts_with("runtime.") || is_exported_runtime(name))
     }
 
+    /// The target's instruction set.
+    pub fn arch(&self) -> crate::model::Arch {
+        self.bin.elf.arch
+    }
+
     pub fn find_func(&self, pc: u64) -> Option<FuncInfo> {
         self.bin.pcln.find_func(pc.wrapping_sub(self.bias))
     }
@@ -356,6 +362,12 @@ impl Target {
             base: sp,
             bytes: stack.unwrap_or(&[]),
         };
+        // The link register's value while it holds the current frame's
+        // return address (arm64), else 0.
+        let mut link = regs
+            .filter(|r| r.pc() == pc && r.sp() == sp)
+            .and_then(Regs::lr)
+            .unwrap_or(0);
         let mut callee_id: u8 = 0;
         let mut shown_count = 0usize;
         // Frames are taken from the shared budget a batch at a time (one
@@ -382,10 +394,8 @@ impl Target {
                 break;
             };
             let entry = info.entry;
-            // The caller's SP at the call (argp on amd64), when computable.
-            let fp = info
-                .spdelta
-                .map(|d| sp.wrapping_add(d as u64).wrapping_add(8));
+            // Where the arguments are (frame.argp), when computable.
+            let fp = info.spdelta.map(|d| arch::args_at(self.arch(), sp, d));
             for (function, file, line, inlined, func_id) in &info.src {
                 // showframe() looks at the unprinted name; print_name only
                 // changes runtime.gopanic and generic shapes, which it checks
@@ -436,29 +446,56 @@ impl Target {
                 st.error = Some(format!("no SP delta for {name} at pc {pc:#x}"));
                 break;
             };
-            let fp = sp.wrapping_add(delta as u64).wrapping_add(8);
-            if fp > g.stack_hi || fp <= sp || fp < 8 {
+            let fp = arch::frame_end(self.arch(), sp, delta);
+            if fp > g.stack_hi || !arch::frame_ok(self.arch(), sp, fp) {
                 st.error = Some(format!(
                     "frame of {name} leaves the goroutine stack (fp {fp:#x})"
                 ));
                 break;
             }
-            let lr = match mem.u64(fp - 8) {
+            let ret = match arch::ret_addr(self.arch(), sp, fp, innermost, link) {
+                arch::RetAddr::Reg(v) => Ok(v),
+                arch::RetAddr::Mem(at) => mem.u64(at),
+            };
+            let ret = match ret {
                 Ok(v) => v,
                 Err(e) => {
                     st.error = Some(format!("reading return address of {name}: {e}"));
                     break;
                 }
             };
-            if lr == 0 {
+            if ret == 0 {
                 break;
             }
-            trap = matches!(
+            // A call injected by a signal handler: the caller's pc is the
+            // interrupted instruction. Go 1.19's gentraceback symbolizes it
+            // so only below sigpanic (`waspanic`); from 1.21 the unwinder
+            // does below every injected call.
+            let injected = matches!(
                 name,
                 "runtime.sigpanic" | "runtime.asyncPreempt" | "runtime.debugCallV2"
             );
-            pc = lr;
+            trap = name == "runtime.sigpanic" || (injected && self.bin.go.at_least(1, 21));
+            pc = ret;
             sp = fp;
+            link = 0;
+            if let Some((saved_at, below)) = injected
+                .then(|| arch::injected_lr_slot(self.arch(), sp))
+                .flatten()
+            {
+                // The signal handler saved the interrupted LR on the stack
+                // before faking the call.
+                let Ok(x) = mem.u64(saved_at) else {
+                    st.error = Some(format!("reading the LR saved below {name}"));
+                    break;
+                };
+                sp = below;
+                match self.pc_info(pc, true) {
+                    None => pc = x,
+                    Some(i) if i.spdelta == Some(0) => link = x,
+                    Some(_) => {}
+                }
+            }
         }
         budget.give_back(reserved);
         // traceback1: "If that means we print nothing at all, repeat

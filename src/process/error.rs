@@ -25,7 +25,7 @@ pub enum ProcessError {
     SelfProcess { pid: i32 },
     #[error("pid {pid}: not a user-space process (no executable; a kernel thread?)")]
     KernelThread { pid: i32 },
-    #[error("pid {pid}: permission denied {what}; hint: {hint}")]
+    #[error("pid {pid}: permission denied {what}: {hint}")]
     PermissionDenied {
         pid: i32,
         what: String,
@@ -84,13 +84,139 @@ pub fn permission_hint() -> String {
     )
 }
 
+/// CAP_SYS_PTRACE's bit in the capability masks of /proc/PID/status.
+const CAP_SYS_PTRACE: u32 = 19;
+
+/// What stands between gospy and `pid`, found the way the kernel decides
+/// (uids, capabilities, dumpability, Yama, seccomp), as one sentence: the
+/// cause first, then the fix. `attach` is true for ptrace and memory reads
+/// (which Yama and seccomp filters may refuse), false for /proc files.
+pub fn denied_hint(pid: i32, attach: bool) -> String {
+    let me = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let them = std::fs::read_to_string(proc_path(pid, "status")).unwrap_or_default();
+    let field = |t: &str, k: &str| -> Option<String> {
+        t.lines()
+            .find_map(|l| l.strip_prefix(k)?.strip_prefix(':'))
+            .map(|v| v.trim().to_string())
+    };
+    let ids = |t: &str, k: &str| -> Vec<u32> {
+        field(t, k)
+            .map(|v| {
+                v.split_whitespace()
+                    .filter_map(|x| x.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let caps = |t: &str, k: &str| field(t, k).and_then(|v| u64::from_str_radix(&v, 16).ok());
+    let has_cap = caps(&me, "CapEff").is_some_and(|c| c & (1 << CAP_SYS_PTRACE) != 0);
+    let yama = yama_note();
+    let fix_cap =
+        "run gospy as root, or give it CAP_SYS_PTRACE (sudo setcap cap_sys_ptrace+ep gospy; \
+                   docker run --cap-add SYS_PTRACE; kubectl debug --profile=general)";
+    // The kernel compares our filesystem uid with the target's real,
+    // effective and saved uids (same for gids).
+    let (my_uid, their_uid) = (ids(&me, "Uid"), ids(&them, "Uid"));
+    let (my_gid, their_gid) = (ids(&me, "Gid"), ids(&them, "Gid"));
+    let other = |mine: &[u32], theirs: &[u32]| {
+        mine.get(3)
+            .is_some_and(|m| theirs.iter().take(3).any(|t| t != m))
+    };
+    if !has_cap && other(&my_uid, &their_uid) {
+        let (m, t) = (my_uid[3], their_uid.first().copied().unwrap_or(0));
+        return format!(
+            "gospy runs as uid {m} and the target as uid {t}, and gospy lacks CAP_SYS_PTRACE: \
+             run gospy as uid {t} (sudo -u '#{t}' gospy ...) or as root; {yama}"
+        );
+    }
+    if !has_cap && other(&my_gid, &their_gid) {
+        let (m, t) = (my_gid[3], their_gid.first().copied().unwrap_or(0));
+        return format!(
+            "gospy runs as gid {m} and the target as gid {t} (setgid?), and gospy lacks CAP_SYS_PTRACE: {fix_cap}; {yama}"
+        );
+    }
+    if let (Some(theirs), Some(mine)) = (caps(&them, "CapPrm"), caps(&me, "CapPrm")) {
+        if !has_cap && theirs & !mine != 0 {
+            return format!(
+                "gospy lacks CAP_SYS_PTRACE, which it needs because the target holds capabilities \
+                 gospy does not (target CapPrm {theirs:016x}, gospy {mine:016x}): {fix_cap}; {yama}"
+            );
+        }
+    }
+    // A process that is not dumpable (setuid, PR_SET_DUMPABLE 0) has its
+    // /proc directory owned by root.
+    let not_dumpable = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(proc_path(pid, ""))
+            .is_ok_and(|m| m.uid() == 0 && their_uid.first().is_some_and(|&u| u != 0))
+    };
+    if !has_cap && not_dumpable {
+        return format!(
+            "the target is not dumpable (a setuid program, or prctl(PR_SET_DUMPABLE, 0)) and gospy lacks CAP_SYS_PTRACE: {fix_cap}; {yama}"
+        );
+    }
+    let scope = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok());
+    if attach {
+        match scope {
+            Some(3) => {
+                return "kernel.yama.ptrace_scope is 3 (no attach): ptrace and memory reads are refused \
+                        to everyone, root included, until reboot; only a kernel core dump can be analyzed"
+                    .into()
+            }
+            Some(2) if !has_cap => {
+                return "kernel.yama.ptrace_scope is 2 (admin-only) and gospy lacks CAP_SYS_PTRACE: \
+                        run gospy as root or with CAP_SYS_PTRACE"
+                    .into()
+            }
+            Some(1) if !has_cap => {
+                return "kernel.yama.ptrace_scope is 1 (only a parent may trace its children) and gospy \
+                        lacks CAP_SYS_PTRACE: run it with sudo or CAP_SYS_PTRACE, or \
+                        sysctl kernel.yama.ptrace_scope=0"
+                    .into()
+            }
+            _ => {}
+        }
+        if field(&me, "Seccomp").is_some_and(|v| v != "0") {
+            return "a seccomp filter on gospy refuses ptrace or process_vm_readv (Seccomp in \
+                    /proc/self/status is not 0): run it with a profile that allows them \
+                    (docker --security-opt seccomp=unconfined, or Kubernetes seccompProfile: Unconfined), \
+                    or capture with --non-blocking, which needs no ptrace"
+                .into();
+        }
+    }
+    format!(
+        "no uid, capability, Yama or seccomp restriction explains it, so a security module \
+         (AppArmor, SELinux) probably refused: check the kernel log (dmesg) for a denial of ptrace; {yama}"
+    )
+}
+
+/// Yama's ptrace_scope, in words.
+fn yama_note() -> String {
+    match std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope") {
+        Ok(s) => {
+            let v = s.trim().to_string();
+            let meaning = match v.as_str() {
+                "0" => "classic",
+                "1" => "restricted: only descendants, unless CAP_SYS_PTRACE",
+                "2" => "admin-only: CAP_SYS_PTRACE required",
+                "3" => "no attach until reboot",
+                _ => "unknown value",
+            };
+            format!("kernel.yama.ptrace_scope is {v} ({meaning})")
+        }
+        Err(_) => "kernel.yama.ptrace_scope: no Yama".to_string(),
+    }
+}
+
 /// Turn an I/O error on a `/proc/PID/...` file into the most useful error.
 pub(super) fn io_error(pid: i32, what: &str, e: io::Error) -> ProcessError {
     match e.raw_os_error() {
         Some(libc::EACCES) | Some(libc::EPERM) => ProcessError::PermissionDenied {
             pid,
             what: what.to_string(),
-            hint: permission_hint(),
+            hint: denied_hint(pid, false),
         },
         Some(libc::ENOENT) | Some(libc::ESRCH) if !proc_path(pid, "").exists() => {
             ProcessError::NoSuchProcess { pid }

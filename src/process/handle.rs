@@ -4,6 +4,7 @@ use super::error::{io_error, proc_path, task_path, ProcessError, Result};
 use super::mem::LiveMemory;
 use super::procfs;
 use crate::model::{MapEntry, ThreadInfo};
+use std::collections::HashMap;
 use std::io;
 
 /// A live process, identified by its pid (thread-group id).
@@ -153,10 +154,95 @@ impl Process {
         Ok(st.tracer_pid.unwrap_or(0))
     }
 
+    /// The pid in each PID namespace the process belongs to, outermost
+    /// (ours) first, from `/proc/PID/status` `NSpid`; empty when it is in
+    /// ours only (or the kernel does not say), so that a target outside any
+    /// container records nothing.
+    pub fn ns_pids(&self) -> Vec<i32> {
+        let status = self.read_string("status").unwrap_or_default();
+        let v = parse_ns_pid(&status);
+        if v.len() > 1 {
+            v
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// The process's NSpid chain and, for a process in another PID
+    /// namespace, each thread's id as that namespace numbers it (what Go's
+    /// `m.procid` holds). Read before the pause.
+    pub fn ns_ids(&self) -> NsIds {
+        let pid = self.ns_pids();
+        let mut tids = HashMap::new();
+        if !pid.is_empty() {
+            for tid in list_tasks(self.pid).unwrap_or_default() {
+                if let Some(inner) = inner_tid(self.pid, tid) {
+                    tids.insert(tid, inner);
+                }
+            }
+        }
+        NsIds {
+            host_pid: self.pid,
+            pid,
+            tids,
+        }
+    }
+
     /// A reader of this process's memory.
     pub fn memory(&self) -> LiveMemory {
         LiveMemory::new(self.pid)
     }
+}
+
+/// A process's place in PID namespaces (see [`Process::ns_ids`]).
+#[derive(Debug, Clone, Default)]
+pub struct NsIds {
+    host_pid: i32,
+    /// NSpid chain, outermost first; empty in our own namespace.
+    pub pid: Vec<i32>,
+    /// Our thread id → the target namespace's.
+    tids: HashMap<i32, i32>,
+}
+
+impl NsIds {
+    /// Threads renumbered as the target's namespace numbers them, so that
+    /// they match `m.procid`; unchanged for a target in our namespace.
+    /// A thread started after [`Process::ns_ids`] is looked up now.
+    pub fn translate(&self, mut threads: Vec<ThreadInfo>) -> Vec<ThreadInfo> {
+        if self.pid.is_empty() {
+            return threads;
+        }
+        for t in &mut threads {
+            if let Some(inner) = self
+                .tids
+                .get(&t.tid)
+                .copied()
+                .or_else(|| inner_tid(self.host_pid, t.tid))
+            {
+                t.tid = inner;
+            }
+        }
+        threads
+    }
+}
+
+/// The innermost NSpid of thread `tid` of `pid`.
+fn inner_tid(pid: i32, tid: i32) -> Option<i32> {
+    let s = std::fs::read_to_string(task_path(pid, tid, "status")).ok()?;
+    parse_ns_pid(&s).last().copied()
+}
+
+/// The `NSpid:` line of `/proc/PID/status`: tab-separated pids.
+pub(super) fn parse_ns_pid(status: &str) -> Vec<i32> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))
+        .map(|rest| {
+            rest.split_whitespace()
+                .filter_map(|t| t.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Thread ids in `/proc/PID/task`, sorted.
@@ -181,5 +267,15 @@ pub fn read_monotonic_ns() -> u64 {
             .saturating_add(ts.tv_nsec() as u64),
         // CLOCK_MONOTONIC cannot fail on Linux; 0 marks "unknown".
         Err(_) => 0,
+    }
+}
+
+#[cfg(test)]
+mod ns_tests {
+    #[test]
+    fn parses_nspid() {
+        let s = "Name:\tapp\nTgid:\t4321\nNSpid:\t4321\t7\t1\nNSpgid:\t4321\t7\t1\n";
+        assert_eq!(super::parse_ns_pid(s), vec![4321, 7, 1]);
+        assert!(super::parse_ns_pid("Name:\tx\n").is_empty());
     }
 }

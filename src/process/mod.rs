@@ -72,6 +72,6 @@ mod procfs;
 mod tests;
 
 pub use error::{permission_hint, ProcessError, Result};
-pub use handle::{read_monotonic_ns, Process};
+pub use handle::{read_monotonic_ns, NsIds, Process};
 pub use mem::{read_ranges, LiveMemory, IOV_MAX};
 pub use pause::{PauseGuard, PauseOptions};

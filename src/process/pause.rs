@@ -2,7 +2,7 @@
 //! and the guard that resumes them. See the module docs of `process` for the
 //! safety rules this implements.
 
-use super::error::{io_error, permission_hint, proc_path, task_path, ProcessError, Result};
+use super::error::{io_error, proc_path, task_path, ProcessError, Result};
 use super::handle::{list_tasks, read_monotonic_ns, Process};
 use super::procfs;
 use crate::model::{Regs, ThreadInfo};
@@ -293,7 +293,7 @@ fn seize_eperm(pid: i32, tid: i32, mut info: ThreadInfo, g: &mut PauseGuard) -> 
         _ => Err(ProcessError::PermissionDenied {
             pid,
             what: format!("stopping thread {tid} (PTRACE_SEIZE)"),
-            hint: permission_hint(),
+            hint: super::error::denied_hint(pid, true),
         }),
     }
 }
@@ -600,5 +600,6 @@ fn regs_from(r: &libc::user_regs_struct) -> Regs {
         es: r.es,
         fs: r.fs,
         gs: r.gs,
+        aarch64: None,
     }
 }

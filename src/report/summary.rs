@@ -10,6 +10,10 @@ use std::fmt::Write;
 pub struct Summary {
     pub binary: String,
     pub pid: i32,
+    /// The pid in each PID namespace, outermost first (/proc/PID/status
+    /// NSpid); only for a target in a container.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ns_pid: Vec<i32>,
     pub go_version: String,
     pub gomaxprocs: Option<i32>,
     pub ncpu: Option<i32>,
@@ -152,6 +156,7 @@ pub fn build(s: &Session, m: &Model, all: bool) -> Summary {
     Summary {
         binary: s.meta.exe_path.clone(),
         pid: s.meta.pid,
+        ns_pid: s.meta.ns_pid.clone(),
         go_version: s.target.bin.go_version.clone(),
         gomaxprocs: m.gomaxprocs,
         ncpu: m.ncpu,
@@ -199,9 +204,13 @@ pub fn to_text(sm: &Summary) -> String {
     let opt = |v: Option<i32>| v.map(|x| x.to_string()).unwrap_or_else(|| "?".into());
     let _ = writeln!(
         o,
-        "bin: {}, pid: {}, go: {}, gomaxprocs: {}, ncpu: {}, uptime: {}",
+        "bin: {}, pid: {}{}, go: {}, gomaxprocs: {}, ncpu: {}, uptime: {}",
         sm.binary,
         sm.pid,
+        match sm.ns_pid.last() {
+            Some(inner) if sm.ns_pid.len() > 1 => format!(" (ns pid {inner})"),
+            _ => String::new(),
+        },
         sm.go_version,
         opt(sm.gomaxprocs),
         opt(sm.ncpu),

@@ -6,7 +6,7 @@
 
 use super::source::{ExeHint, Source, SourceMemory};
 use crate::memory::{MemError, MemResult, Memory};
-use crate::model::{CaptureMeta, MapEntry, Regs, ThreadInfo};
+use crate::model::{Aarch64Regs, Arch, CaptureMeta, MapEntry, Regs, ThreadInfo};
 use anyhow::{anyhow, Context, Result};
 use std::path::Path;
 
@@ -124,6 +124,8 @@ pub struct MappedFile {
 
 /// Everything read from a core file.
 pub struct Core {
+    /// The machine the core is for (ELF `e_machine`).
+    pub arch: Arch,
     pub memory: CoreMemory,
     pub threads: Vec<ThreadInfo>,
     pub auxv: Vec<(u64, u64)>,
@@ -208,9 +210,13 @@ impl Core {
         if u16_at(b, 16) != Some(ET_CORE) {
             return Err(anyhow!("not an ELF core file (e_type is not ET_CORE)"));
         }
-        if u16_at(b, 18) != Some(62) {
-            return Err(anyhow!("core file is not for x86-64"));
-        }
+        let machine = u16_at(b, 18).unwrap_or(0);
+        let Some(arch) = Arch::from_e_machine(machine) else {
+            return Err(anyhow!(
+                "core file is for {}; gospy supports x86-64 and arm64",
+                crate::model::machine_name(machine)
+            ));
+        };
         let phoff = u64_at(b, 32).unwrap_or(0) as usize;
         let phentsize = u16_at(b, 54).unwrap_or(0) as usize;
         let phnum = u16_at(b, 56).unwrap_or(0) as usize;
@@ -288,12 +294,15 @@ impl Core {
                     continue;
                 }
                 match ty {
-                    NT_PRSTATUS if desc.len() >= 112 + 27 * 8 && threads.len() < MAX_THREADS => {
+                    NT_PRSTATUS
+                        if desc.len() >= 112 + regs_words(arch) * 8
+                            && threads.len() < MAX_THREADS =>
+                    {
                         let tid = u32_at(desc, 32).unwrap_or(0) as i32;
                         if signal == 0 {
                             signal = i32::from(u16_at(desc, 12).unwrap_or(0));
                         }
-                        let r: Vec<u64> = (0..27)
+                        let r: Vec<u64> = (0..regs_words(arch))
                             .map(|i| u64_at(desc, 112 + i * 8).unwrap_or(0))
                             .collect();
                         threads.push(ThreadInfo {
@@ -301,7 +310,10 @@ impl Core {
                             name: String::new(),
                             // Every thread of a core is stopped.
                             state: 't',
-                            regs: Some(regs_from(&r)),
+                            regs: Some(match arch {
+                                Arch::X86_64 => regs_from(&r),
+                                Arch::Aarch64 => aarch64_regs_from(&r),
+                            }),
                         });
                     }
                     NT_PRPSINFO if desc.len() >= 136 => {
@@ -333,6 +345,7 @@ impl Core {
             warnings.push("the core file has no thread (NT_PRSTATUS) notes".into());
         }
         Ok(Core {
+            arch,
             memory: CoreMemory { data, segs },
             threads,
             auxv,
@@ -343,6 +356,24 @@ impl Core {
             signal,
             warnings,
         })
+    }
+}
+
+/// Words of NT_PRSTATUS `pr_reg` (x86-64 `user_regs_struct`, AArch64
+/// `user_pt_regs`).
+fn regs_words(arch: Arch) -> usize {
+    match arch {
+        Arch::X86_64 => 27,
+        Arch::Aarch64 => Aarch64Regs::WORDS,
+    }
+}
+
+fn aarch64_regs_from(r: &[u64]) -> Regs {
+    let mut w = [0u64; Aarch64Regs::WORDS];
+    w.copy_from_slice(&r[..Aarch64Regs::WORDS]);
+    Regs {
+        aarch64: Some(Aarch64Regs::from_words(&w)),
+        ..Regs::default()
     }
 }
 
@@ -375,6 +406,7 @@ fn regs_from(r: &[u64]) -> Regs {
         es: r[24],
         fs: r[25],
         gs: r[26],
+        aarch64: None,
     }
 }
 
@@ -458,6 +490,7 @@ pub fn open(path: &Path) -> Result<Source> {
         maps,
         auxv: core.auxv.clone(),
         threads: core.threads.clone(),
+        arch: core.arch,
         ..Default::default()
     };
     Ok(Source {
@@ -511,6 +544,72 @@ mod tests {
     use super::coredump_name_time_ns;
     use std::path::Path;
 
+    /// An ELF core header for `machine` with one PT_NOTE holding one
+    /// NT_PRSTATUS of `desc_len` bytes, registers numbered from 1.
+    fn core_with_prstatus(machine: u16, desc_len: usize) -> Vec<u8> {
+        let mut b = vec![0u8; 64 + 56];
+        b[..4].copy_from_slice(b"\x7fELF");
+        b[4] = 2;
+        b[5] = 1;
+        b[16..18].copy_from_slice(&super::ET_CORE.to_le_bytes());
+        b[18..20].copy_from_slice(&machine.to_le_bytes());
+        b[32..40].copy_from_slice(&64u64.to_le_bytes()); // e_phoff
+        b[54..56].copy_from_slice(&56u16.to_le_bytes());
+        b[56..58].copy_from_slice(&1u16.to_le_bytes());
+        let mut note = Vec::new();
+        note.extend_from_slice(&5u32.to_le_bytes());
+        note.extend_from_slice(&(desc_len as u32).to_le_bytes());
+        note.extend_from_slice(&super::NT_PRSTATUS.to_le_bytes());
+        note.extend_from_slice(b"CORE\0\0\0\0");
+        let mut desc = vec![0u8; desc_len];
+        desc[32..36].copy_from_slice(&77u32.to_le_bytes()); // pr_pid
+        for i in 0..(desc_len - 112) / 8 {
+            desc[112 + 8 * i..120 + 8 * i].copy_from_slice(&(i as u64 + 1).to_le_bytes());
+        }
+        note.extend_from_slice(&desc);
+        let ph = 64;
+        b[ph..ph + 4].copy_from_slice(&4u32.to_le_bytes()); // PT_NOTE
+        b[ph + 8..ph + 16].copy_from_slice(&120u64.to_le_bytes());
+        b[ph + 32..ph + 40].copy_from_slice(&(note.len() as u64).to_le_bytes());
+        b.extend_from_slice(&note);
+        b
+    }
+
+    #[test]
+    fn aarch64_prstatus_registers() {
+        let core = super::Core::from_bytes(core_with_prstatus(183, 392)).unwrap();
+        assert_eq!(core.arch, crate::model::Arch::Aarch64);
+        assert_eq!(core.threads.len(), 1);
+        assert_eq!(core.threads[0].tid, 77);
+        let r = core.threads[0].regs.unwrap();
+        // x0 = 1 ... x30 = 31, sp = 32, pc = 33, pstate = 34.
+        assert_eq!((r.g(), r.fp(), r.lr()), (Some(29), 30, Some(31)));
+        assert_eq!((r.sp(), r.pc()), (32, 33));
+        assert_eq!(r.aarch64.unwrap().pstate, 34);
+        assert_eq!(r.rip, 0);
+        let x86 = super::Core::from_bytes(core_with_prstatus(62, 336)).unwrap();
+        let r = x86.threads[0].regs.unwrap();
+        assert_eq!((r.rip, r.rsp, r.aarch64), (17, 20, None));
+    }
+
+    #[test]
+    fn other_machines_are_named() {
+        let err = |m| {
+            super::Core::from_bytes(core_with_prstatus(m, 392))
+                .err()
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(
+            err(243),
+            "core file is for riscv64; gospy supports x86-64 and arm64"
+        );
+        assert_eq!(
+            err(9999),
+            "core file is for ELF machine 9999; gospy supports x86-64 and arm64"
+        );
+    }
+
     #[test]
     fn systemd_coredump_names() {
         let t = |n: &str, pid| coredump_name_time_ns(Path::new(n), pid);
@@ -541,6 +640,8 @@ pub struct CoreInfo {
     pub file_size: u64,
     /// zstd-compressed (systemd-coredump).
     pub compressed: bool,
+    /// The machine (GOARCH name: amd64, arm64).
+    pub arch: String,
     /// NT_PRPSINFO.
     pub pid: i32,
     pub comm: String,
@@ -590,6 +691,7 @@ pub fn core_info(path: &Path) -> Result<CoreInfo> {
         file: path.display().to_string(),
         file_size,
         compressed,
+        arch: core.arch.goarch().to_string(),
         pid: core.pid,
         comm: core.comm.clone(),
         cmdline: core.args.clone(),

@@ -105,6 +105,13 @@ pub fn find(
                     (Binary::from_path(p)?, orig)
                 }
             };
+            if b.elf.arch != meta.arch {
+                return Err(anyhow!(
+                    "{source} is for {} but the core file is for {}; pass --bin with the executable that crashed",
+                    b.elf.arch.goarch(),
+                    meta.arch.goarch()
+                ));
+            }
             let bias = core_load_bias(&b, &meta.auxv, has_entry, lowest_map, warnings);
             if let SourceMemory::Ready(m) = memory {
                 verify_core_notes(&b, m.as_ref(), bias, warnings)?;
@@ -151,15 +158,44 @@ fn find_recorded(
     }
     let orig = meta.exe_path.trim_end_matches(" (deleted)").to_string();
     let p = Path::new(&orig);
-    if orig.is_empty() || !p.exists() {
-        return Err(anyhow!(
-            "cannot find the executable for this snapshot: {orig:?} does not exist here (build id {}); pass --bin PATH to the same executable, or capture with --embed-binary",
-            crate::binary::elf::build_id_string(meta.go_build_id.as_deref(), meta.gnu_build_id.as_deref())
-        ));
+    if !orig.is_empty() && p.exists() {
+        let b = Binary::from_path(p)?;
+        return match check(&b) {
+            Ok(()) => Ok((b, orig)),
+            Err(e) => from_live_process(meta, &orig, &check)
+                .ok_or_else(|| e.context(format!("{orig} has changed since the capture"))),
+        };
     }
-    let b = Binary::from_path(p)?;
-    check(&b).with_context(|| format!("{orig} has changed since the capture"))?;
-    Ok((b, orig))
+    if let Some(found) = from_live_process(meta, &orig, &check) {
+        return Ok(found);
+    }
+    Err(anyhow!(
+        "cannot find the executable for this snapshot: {orig:?} does not exist here (build id {}); pass --bin PATH to the same executable, or capture with --embed-binary",
+        crate::binary::elf::build_id_string(meta.go_build_id.as_deref(), meta.gnu_build_id.as_deref())
+    ))
+}
+
+/// The captured process, when it still runs here (a container's, whose
+/// path means nothing in our mount namespace, or a deleted executable):
+/// its executable through /proc/PID/exe or /proc/PID/root, accepted only
+/// with the recorded build ids (the pid may have been reused).
+fn from_live_process(
+    meta: &CaptureMeta,
+    orig: &str,
+    check: &dyn Fn(&Binary) -> Result<()>,
+) -> Option<(Binary, String)> {
+    if meta.pid <= 0 {
+        return None;
+    }
+    let mut candidates = vec![format!("/proc/{}/exe", meta.pid)];
+    if orig.starts_with('/') {
+        candidates.push(format!("/proc/{}/root{orig}", meta.pid));
+    }
+    candidates.into_iter().find_map(|c| {
+        let b = Binary::from_path(Path::new(&c)).ok()?;
+        check(&b).ok()?;
+        Some((b, c))
+    })
 }
 
 /// A core's load bias: from AT_ENTRY, else (non-PIE) zero, else the lowest
@@ -223,4 +259,46 @@ fn verify_core_notes(
         );
     }
     Ok(())
+}
+
+/// Why live process `pid`'s executable cannot be opened, from this machine,
+/// at the path its `/proc/PID/exe` link names; None when that path is the
+/// very file the process runs (same device and inode), or when the link
+/// cannot be read at all (the capture itself then fails with the reason).
+/// The path may be missing (the target runs in another mount namespace: a
+/// container), another file (a container's path that also exists on the
+/// host, or a binary replaced on disk) or deleted. Such a snapshot can only
+/// be analyzed with its executable embedded, or with `--bin`.
+pub fn exe_not_here(pid: i32) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let link = format!("/proc/{pid}/exe");
+    let shown = std::fs::read_link(&link).ok()?;
+    let shown = shown.to_string_lossy().into_owned();
+    let running = std::fs::metadata(&link).ok()?;
+    let path = shown.strip_suffix(" (deleted)").unwrap_or(&shown);
+    match std::fs::metadata(path) {
+        Ok(m) if m.dev() == running.dev() && m.ino() == running.ino() => None,
+        Ok(_) if shown.ends_with(" (deleted)") => {
+            Some(format!("{path} was replaced after the process started"))
+        }
+        Ok(_) => Some(format!(
+            "{path} here is another file: the target runs in another mount namespace"
+        )),
+        Err(_) if shown.ends_with(" (deleted)") => {
+            Some(format!("{path} was deleted after the process started"))
+        }
+        Err(_) => Some(format!(
+            "{path} does not exist here: the target runs in another mount namespace"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn own_executable_is_here() {
+        assert_eq!(super::exe_not_here(std::process::id() as i32), None);
+        // No such process: nothing to say (the capture reports it).
+        assert_eq!(super::exe_not_here(i32::MAX), None);
+    }
 }

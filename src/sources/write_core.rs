@@ -67,15 +67,22 @@ fn notes(meta: &CaptureMeta) -> Vec<u8> {
     let a = args.as_bytes();
     ps[56..56 + a.len().min(79)].copy_from_slice(&a[..a.len().min(79)]);
     note(&mut out, "CORE", 3, &ps);
-    // NT_PRSTATUS per thread (struct elf_prstatus, 336 bytes).
+    // NT_PRSTATUS per thread (struct elf_prstatus: 336 bytes on x86-64,
+    // 392 on arm64).
     for t in &meta.threads {
-        let mut st = vec![0u8; 336];
+        let regs = t.regs.unwrap_or_default();
+        let words: Vec<u64> = match (meta.arch, regs.aarch64) {
+            (crate::model::Arch::Aarch64, a) => {
+                a.map(|a| a.to_words().to_vec()).unwrap_or(vec![0; 34])
+            }
+            (crate::model::Arch::X86_64, _) => regs_words(&regs).to_vec(),
+        };
+        let mut st = vec![0u8; 112 + words.len() * 8 + 8];
         st[32..36].copy_from_slice(&(t.tid as u32).to_le_bytes());
         st[36..40].copy_from_slice(&(meta.pid as u32).to_le_bytes()); // ppid: unknown
         st[40..44].copy_from_slice(&(meta.pid as u32).to_le_bytes()); // pgrp
         st[44..48].copy_from_slice(&(meta.pid as u32).to_le_bytes()); // sid
-        let regs = t.regs.unwrap_or_default();
-        for (i, w) in regs_words(&regs).iter().enumerate() {
+        for (i, w) in words.iter().enumerate() {
             st[112 + i * 8..120 + i * 8].copy_from_slice(&w.to_le_bytes());
         }
         note(&mut out, "CORE", 1, &st);
@@ -142,7 +149,7 @@ pub fn write_core(meta: &CaptureMeta, mem: &SparseMemory, out: &Path) -> Result<
     hdr[5] = 1; // little endian
     hdr[6] = 1; // EV_CURRENT
     hdr[16..18].copy_from_slice(&4u16.to_le_bytes()); // ET_CORE
-    hdr[18..20].copy_from_slice(&62u16.to_le_bytes()); // EM_X86_64
+    hdr[18..20].copy_from_slice(&meta.arch.e_machine().to_le_bytes());
     hdr[20..24].copy_from_slice(&1u32.to_le_bytes());
     hdr[32..40].copy_from_slice(&ph_off.to_le_bytes());
     hdr[52..54].copy_from_slice(&64u16.to_le_bytes()); // e_ehsize

@@ -29,7 +29,7 @@ impl<'b> Layouts<'b> {
                 source: Source::Dwarf(d),
             });
         }
-        let t = Tables::for_version(bin.go).ok_or_else(|| {
+        let t = Tables::for_target(bin.go, bin.elf.arch).ok_or_else(|| {
             anyhow!("the executable has no DWARF debug info and gospy has no runtime layout tables for {}: pass an unstripped build of the same source with --bin", bin.go_version)
         })?;
         Ok(Layouts {

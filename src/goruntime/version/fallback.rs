@@ -3,7 +3,9 @@
 
 use super::go::GoVersion;
 use super::source::LayoutSource;
-use super::tables::{TStruct, STRUCTS, VERSIONS};
+use super::tables::{TField, TStruct, STRUCTS, VERSIONS};
+use super::tables_arm64;
+use crate::model::Arch;
 
 /// The per-version tables, one version column selected.
 #[derive(Debug, Clone)]
@@ -14,6 +16,10 @@ pub struct Tables {
     /// Set when the target's version was not measured and a neighbour's
     /// column is used instead.
     pub approximation: Option<String>,
+    /// The target's instruction set: arm64 structs padded to a cache line
+    /// (128 bytes there, 64 on amd64) take their offsets from
+    /// [`tables_arm64`].
+    pub arch: Arch,
 }
 
 impl Tables {
@@ -31,6 +37,7 @@ impl Tables {
                 col,
                 go,
                 approximation: None,
+                arch: Arch::X86_64,
             });
         }
         let (col, why) = match minor {
@@ -51,7 +58,54 @@ impl Tables {
             col,
             go,
             approximation: Some(why),
+            arch: Arch::X86_64,
         })
+    }
+
+    /// Tables for `go` on `arch`.
+    pub fn for_target(go: GoVersion, arch: Arch) -> Option<Tables> {
+        Tables::for_version(go).map(|t| Tables { arch, ..t })
+    }
+
+    /// A field's offsets per version, arm64's where they differ.
+    fn field_cols(&self, ty: &str, f: &TField) -> &'static [i32; 8] {
+        if self.arch == Arch::Aarch64 {
+            if let Some(o) = tables_arm64::FIELDS
+                .iter()
+                .find(|o| o.0 == ty && o.1 == f.name)
+            {
+                return &o.2;
+            }
+        }
+        self.static_field(ty, f.name).map_or(&NONE, |f| &f.off)
+    }
+
+    fn static_field(&self, ty: &str, name: &str) -> Option<&'static TField> {
+        self.get(ty)?.fields.iter().find(|f| f.name == name)
+    }
+
+    /// An array field's element size per version, arm64's where it differs.
+    fn elem_cols(&self, ty: &str, f: &TField) -> Option<(&'static str, &'static [i32; 8])> {
+        let (et, sizes) = self.static_field(ty, f.name)?.elem.as_ref()?;
+        if self.arch == Arch::Aarch64 {
+            if let Some(o) = tables_arm64::ELEMS
+                .iter()
+                .find(|o| o.0 == ty && o.1 == f.name)
+            {
+                return Some((et, &o.2));
+            }
+        }
+        Some((et, sizes))
+    }
+
+    /// A struct's size per version, arm64's where it differs.
+    fn size_cols(&self, s: &'static TStruct) -> &'static [i32; 8] {
+        if self.arch == Arch::Aarch64 {
+            if let Some(o) = tables_arm64::SIZES.iter().find(|o| o.0 == s.name) {
+                return &o.1;
+            }
+        }
+        &s.size
     }
 
     /// Go minor version of the column in use.
@@ -77,7 +131,7 @@ impl Tables {
         }
         let s = self.get(ty)?;
         if let Some(f) = s.fields.iter().find(|f| f.name == path) {
-            return self.at(&f.off);
+            return self.at(self.field_cols(ty, f));
         }
         let (head, rest) = path.split_once('.')?;
         let (name, index) = match head.split_once('[') {
@@ -85,15 +139,15 @@ impl Tables {
             None => (head, None),
         };
         let f = s.fields.iter().find(|f| f.name == name)?;
-        let base = self.at(&f.off)?;
+        let base = self.at(self.field_cols(ty, f))?;
         match index {
             None => {
                 let sub = f.ty?;
                 Some(base + self.resolve(sub, rest, depth + 1)?)
             }
             Some(i) => {
-                let (et, sizes) = f.elem?;
-                let esize = self.at(&sizes).or_else(|| self.size_of(et))?;
+                let (et, sizes) = self.elem_cols(ty, f)?;
+                let esize = self.at(sizes).or_else(|| self.size_of(et))?;
                 Some(base + i.checked_mul(esize)? + self.resolve(et, rest, depth + 1)?)
             }
         }
@@ -110,14 +164,14 @@ impl Tables {
             let f = s.fields.iter().find(|f| f.name == head)?;
             return self.gap_after(f.ty?, rest);
         }
-        let off = self.at(&s.fields.iter().find(|f| f.name == path)?.off)?;
+        let off = self.at(self.field_cols(ty, s.fields.iter().find(|f| f.name == path)?))?;
         let next = s
             .fields
             .iter()
-            .filter_map(|f| self.at(&f.off))
+            .filter_map(|f| self.at(self.field_cols(ty, f)))
             .filter(|&o| o > off)
             .min()
-            .or_else(|| self.at(&s.size))?;
+            .or_else(|| self.at(self.size_cols(s)))?;
         next.checked_sub(off).filter(|&g| g > 0)
     }
 
@@ -132,19 +186,22 @@ impl Tables {
             .map(|s| {
                 s.fields
                     .iter()
-                    .filter_map(|f| self.at(&f.off).map(|o| (f.name, o)))
+                    .filter_map(|f| self.at(self.field_cols(ty, f)).map(|o| (f.name, o)))
                     .collect()
             })
             .unwrap_or_default()
     }
 }
 
+/// Offsets of a field no version has.
+static NONE: [i32; 8] = [-1; 8];
+
 impl LayoutSource for Tables {
     fn offset_of(&self, ty: &str, path: &str) -> Option<u64> {
         self.resolve(ty, path, 0)
     }
     fn size_of(&self, ty: &str) -> Option<u64> {
-        self.at(&self.get(ty)?.size)
+        self.at(self.size_cols(self.get(ty)?))
     }
     fn describe(&self) -> String {
         format!("go1.{} runtime tables", self.column_version())
@@ -214,5 +271,18 @@ mod tests {
         assert!(tables(20).unwrap().approximation.is_some());
         assert_eq!(tables(30).unwrap().column_version(), 27);
         assert!(tables(18).is_none());
+    }
+
+    #[test]
+    fn arm64_cache_line_pads() {
+        let t = Tables::for_target(GoVersion::new(1, 25), Arch::Aarch64).unwrap();
+        // mheap.central's elements are padded to 128 bytes on arm64.
+        assert_eq!(
+            t.offset_of("runtime.mheap", "central[2].spanclass"),
+            Some(66272 + 2 * 256)
+        );
+        assert_eq!(t.offset_of("runtime.mheap", "spanalloc"), Some(101088));
+        // Structs without a cache-line pad are amd64's.
+        assert_eq!(t.offset_of("runtime.g", "sched.bp"), Some(56 + 40));
     }
 }

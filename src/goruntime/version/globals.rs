@@ -21,6 +21,7 @@
 
 use super::fallback::Tables;
 use super::source::LayoutSource;
+use crate::binary::arm64;
 use crate::binary::x86::{self, Insn, Kind};
 use crate::binary::{Binary, Recovered};
 use std::collections::{BTreeSet, HashMap};
@@ -46,7 +47,10 @@ impl Ctx<'_> {
                 let len = end.checked_sub(f.entry)?.min(MAX_FUNC);
                 let code = self.bin.elf.vaddr_tail(f.entry)?;
                 let code = code.get(..len as usize).unwrap_or(code);
-                Some(x86::decode(code, f.entry))
+                Some(match self.bin.elf.arch {
+                    crate::model::Arch::X86_64 => x86::decode(code, f.entry),
+                    crate::model::Arch::Aarch64 => arm64::decode(code, f.entry),
+                })
             })();
             self.cache.insert(name, v);
         }
@@ -172,7 +176,7 @@ pub fn recover(bin: &Binary) -> Recovered {
         data,
         cache: HashMap::new(),
     };
-    let tables = Tables::for_version(bin.go);
+    let tables = Tables::for_target(bin.go, bin.elf.arch);
     let mut r = Recovered::default();
     scheduler_globals(&mut c, tables.as_ref(), &mut r);
     string_globals(&mut c, &mut r);

@@ -17,6 +17,8 @@ pub mod source;
 pub mod status;
 #[rustfmt::skip]
 pub mod tables;
+#[rustfmt::skip]
+pub mod tables_arm64;
 pub mod waitreason;
 
 pub use choice::Layouts;

@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use super::error::SnapshotError;
 use crate::model::{
-    Arch, CaptureFlags, CaptureMeta, MapEntry, RegionKind, Regs, ThreadInfo, UnstableG,
-    NON_BLOCKING_NOTE, REDACTED_NOTE, REDACTED_PREFIX, UNSTABLE_PREFIX,
+    Aarch64Regs, Arch, CaptureFlags, CaptureMeta, MapEntry, RegionKind, Regs, ThreadInfo,
+    UnstableG, NON_BLOCKING_NOTE, REDACTED_NOTE, REDACTED_PREFIX, UNSTABLE_PREFIX,
 };
 
 /// First eight bytes of every snapshot.
@@ -654,6 +654,7 @@ impl RegsWire {
             es,
             fs,
             gs,
+            aarch64: _,
         } = *r;
         RegsWire([
             r15, r14, r13, r12, rbp, rbx, r11, r10, r9, r8, rax, rcx, rdx, rsi, rdi, orig_rax, rip,
@@ -691,6 +692,7 @@ impl RegsWire {
             es,
             fs,
             gs,
+            aarch64: None,
         }
     }
 }
@@ -934,6 +936,10 @@ pub const EXT_MAGIC: &[u8; 4] = b"GSX1";
 pub const EXT_ARCH: u32 = 1;
 /// Tag of the target's `NSpid` chain (`Vec<i32>`, outermost first).
 pub const EXT_NS_PID: u32 = 2;
+/// Tag of arm64 thread registers (`Vec<(i32, [u64; 34])>`: tid and
+/// `user_pt_regs`, for the threads whose registers are arm64 ones; their
+/// x86-64 registers in the structure are zero).
+pub const EXT_AARCH64_REGS: u32 = 3;
 
 #[derive(Serialize, Deserialize)]
 struct ExtWire<'a> {
@@ -950,6 +956,17 @@ fn encode_extensions(
         out.push((
             EXT_ARCH,
             bincode::serde::encode_to_vec(meta.arch.e_machine(), bincode_config())?,
+        ));
+    }
+    let a64: Vec<(i32, Vec<u64>)> = meta
+        .threads
+        .iter()
+        .filter_map(|t| Some((t.tid, t.regs?.aarch64?.to_words().to_vec())))
+        .collect();
+    if !a64.is_empty() {
+        out.push((
+            EXT_AARCH64_REGS,
+            bincode::serde::encode_to_vec(&a64, bincode_config())?,
         ));
     }
     if !meta.ns_pid.is_empty() {
@@ -982,6 +999,18 @@ fn decode_extensions(records: &[ExtWire<'_>], meta: &mut CaptureMeta) -> Result<
                 })?;
             }
             EXT_NS_PID => meta.ns_pid = value(r.tag, r.value)?,
+            EXT_AARCH64_REGS => {
+                let regs: Vec<(i32, Vec<u64>)> = value(r.tag, r.value)?;
+                for (tid, words) in regs {
+                    let words: [u64; Aarch64Regs::WORDS] = words.try_into().map_err(|_| {
+                        corrupt(format!("arm64 registers of thread {tid} have a bad size"))
+                    })?;
+                    if let Some(t) = meta.threads.iter_mut().find(|t| t.tid == tid) {
+                        t.regs.get_or_insert_with(Regs::default).aarch64 =
+                            Some(Aarch64Regs::from_words(&words));
+                    }
+                }
+            }
             _ => {}
         }
     }
@@ -1099,5 +1128,50 @@ mod flag_tests {
         // Truncated records are a clear error, not a panic.
         let cut = &bytes[..bytes.len() - 3];
         assert!(decode_meta(cut).is_err());
+    }
+
+    #[test]
+    fn arm64_thread_registers_round_trip() {
+        let mut words = [0u64; Aarch64Regs::WORDS];
+        for (i, w) in words.iter_mut().enumerate() {
+            *w = 0x1000 + i as u64;
+        }
+        let a64 = Regs {
+            aarch64: Some(Aarch64Regs::from_words(&words)),
+            ..Regs::default()
+        };
+        assert_eq!(a64.pc(), 0x1000 + 32);
+        assert_eq!(a64.sp(), 0x1000 + 31);
+        assert_eq!(a64.lr(), Some(0x1000 + 30));
+        assert_eq!(a64.g(), Some(0x1000 + 28));
+        let thread = |tid, regs| ThreadInfo {
+            tid,
+            name: "t".into(),
+            state: 't',
+            regs,
+        };
+        let meta = CaptureMeta {
+            arch: Arch::Aarch64,
+            threads: vec![thread(7, Some(a64)), thread(8, None)],
+            ..Default::default()
+        };
+        assert_eq!(decode_meta(&encode_meta(&meta).unwrap()).unwrap(), meta);
+        // x86-64 registers add no record: such files stay byte-identical.
+        let x86 = CaptureMeta {
+            threads: vec![thread(
+                7,
+                Some(Regs {
+                    rip: 1,
+                    rsp: 2,
+                    ..Regs::default()
+                }),
+            )],
+            ..Default::default()
+        };
+        let bytes = encode_meta(&x86).unwrap();
+        let (_, used): (MetaWire<'_>, usize) =
+            bincode::serde::borrow_decode_from_slice(&bytes, bincode_config()).unwrap();
+        assert_eq!(used, bytes.len());
+        assert_eq!(decode_meta(&bytes).unwrap(), x86);
     }
 }

@@ -1930,7 +1930,7 @@ mod tests {
                             Some(Regs {
                                 r15, r14, r13, r12, rbp, rbx, r11, r10, r9, r8, rax, rcx, rdx,
                                 rsi, rdi, orig_rax, rip, cs, eflags, rsp, ss, fs_base, gs_base,
-                                ds, es, fs, gs,
+                                ds, es, fs, gs, aarch64: None,
                             })
                         }
                         _ => panic!("bad option"),
