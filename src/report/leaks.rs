@@ -21,11 +21,7 @@ pub fn to_text(l: &Leaks) -> String {
         l.leaked.len(),
         l.candidates
     );
-    let _ = writeln!(
-        s,
-        "{:>6}  {:<24} {}",
-        "COUNT", "WAIT", "BLOCKED AT / CREATED BY"
-    );
+    let _ = writeln!(s, "{:>6}  {:<24} BLOCKED AT / CREATED BY", "COUNT", "WAIT");
     for g in &l.groups {
         let _ = writeln!(
             s,

@@ -52,6 +52,7 @@ mod tests {
                     size,
                     spanclass: 2,
                     rtype: 0,
+                    ptrs: crate::goruntime::heap::objects::PTRS_UNKNOWN,
                 })
                 .collect(),
             ..Default::default()
