@@ -231,4 +231,8 @@ pub fn other_reports(s: &Session, m: &Model) {
             let _ = ret.path_to_addr(o.addr);
         }
     }
+    // The goroutine leak analysis (sudogs, the semaphore tree, marking).
+    if let Ok(l) = crate::analyze::leaks::find_leaks(s, m) {
+        let _ = crate::report::leaks::to_text(&l);
+    }
 }

@@ -449,7 +449,9 @@ pub fn heap_complete(s: &Session) -> bool {
     let present = ranges
         .iter()
         .filter(|&&(a, l)| {
-            l > 0 && s.mem.read_vec(a, 1).is_ok() && s.mem.read_vec(a + l - 1, 1).is_ok()
+            l > 0
+                && s.mem.read_vec(a, 1).is_ok()
+                && s.mem.read_vec(a.wrapping_add(l - 1), 1).is_ok()
         })
         .count();
     !ranges.is_empty() && present * 2 > ranges.len()
