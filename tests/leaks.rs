@@ -526,3 +526,35 @@ fn diff_new_leaks_go1_22() {
 fn diff_new_leaks_go1_27() {
     diff_new_leaks("1.27");
 }
+
+/// Live `leaks --pid N`: a heap-complete capture in memory, same answer.
+#[test]
+fn live_leaks_go1_27() {
+    let Some(bin) = try_build_fixture("leaks", "1.27", false, "") else {
+        return;
+    };
+    let mut fx = Fixture::start(&bin);
+    let meta = wait_ready(&mut fx);
+    let pid = fx.pid.to_string();
+    let mut want = meta.leaked_ids.clone();
+    want.sort_unstable();
+    let mut last = Vec::new();
+    // Retried while main is caught running (its stack then scanned conservatively).
+    for _ in 0..20 {
+        let js: Value =
+            serde_json::from_str(&gospy_ok(["leaks", "--pid", pid.as_str(), "--json"])).unwrap();
+        last = js["leaked"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["id"].as_u64().unwrap())
+            .collect();
+        last.sort_unstable();
+        if last == want {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    fx.kill();
+    assert_eq!(last, want);
+}
