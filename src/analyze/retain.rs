@@ -187,27 +187,42 @@ impl Retention {
         v
     }
 
-    /// Dominator-tree children of every node.
-    fn dom_children(&self) -> HashMap<u32, Vec<u32>> {
-        let mut m: HashMap<u32, Vec<u32>> = HashMap::new();
-        for &n in &self.dom.rpo {
-            let p = self.dom.idom[n as usize];
-            if n != 0 && p != NONE {
-                m.entry(p).or_default().push(n);
+    /// Dominator-tree children of every node, as CSR (offsets, children).
+    fn dom_children(&self) -> (Vec<u32>, Vec<u32>) {
+        let n = self.dom.idom.len();
+        let mut off = vec![0u32; n + 1];
+        for &v in &self.dom.rpo {
+            let p = self.dom.idom[v as usize];
+            if v != 0 && p != NONE {
+                off[p as usize + 1] += 1;
             }
         }
-        m
+        for i in 0..n {
+            off[i + 1] += off[i];
+        }
+        let mut fill = off.clone();
+        let mut kids = vec![0u32; off[n] as usize];
+        for &v in &self.dom.rpo {
+            let p = self.dom.idom[v as usize];
+            if v != 0 && p != NONE {
+                kids[fill[p as usize] as usize] = v;
+                fill[p as usize] += 1;
+            }
+        }
+        (off, kids)
     }
 
     /// From root node `n` down the largest retained child, as a path.
-    fn root_path(&self, children: &HashMap<u32, Vec<u32>>, n: u32) -> Vec<String> {
+    fn root_path(&self, children: &(Vec<u32>, Vec<u32>), n: u32) -> Vec<String> {
+        let (off, kids) = children;
         let mut cur = n;
         for _ in 0..MAX_PATH_DESCENT {
-            let Some(c) = children.get(&cur).and_then(|cs| {
-                cs.iter()
-                    .copied()
-                    .max_by_key(|&c| (self.retained[c as usize].0, std::cmp::Reverse(c)))
-            }) else {
+            let cs = &kids[off[cur as usize] as usize..off[cur as usize + 1] as usize];
+            let Some(c) = cs
+                .iter()
+                .copied()
+                .max_by_key(|&c| (self.retained[c as usize].0, std::cmp::Reverse(c)))
+            else {
                 break;
             };
             cur = c;
@@ -219,25 +234,37 @@ impl Retention {
     /// dominator is not of the same type (a list's head counts its whole
     /// list once), largest first: (type, bytes, objects).
     pub fn types(&self) -> Vec<(String, u64, u64)> {
-        let mut m: HashMap<String, (u64, u64)> = HashMap::new();
+        let objs = &self.census.objects.objects;
+        let key = |i: usize| -> (u32, u64) {
+            match self.census.types.of.get(i).copied().unwrap_or(UNKNOWN) {
+                UNKNOWN => (UNKNOWN, objs[i].size),
+                t => (t, 0),
+            }
+        };
+        let mut m: HashMap<(u32, u64), (u64, u64)> = HashMap::new();
         for &n in &self.dom.rpo {
             let Some(i) = self.dom.node_object(n) else {
                 continue;
             };
-            let name = self.type_name(i);
+            let k = key(i);
             let p = self.dom.idom[n as usize];
-            if self
-                .dom
-                .node_object(p)
-                .is_some_and(|j| self.type_name(j) == name)
-            {
+            if self.dom.node_object(p).is_some_and(|j| key(j) == k) {
                 continue;
             }
-            let e = m.entry(name).or_default();
+            let e = m.entry(k).or_default();
             e.0 += self.retained[n as usize].0;
             e.1 += self.retained[n as usize].1;
         }
-        let mut v: Vec<(String, u64, u64)> = m.into_iter().map(|(k, (b, o))| (k, b, o)).collect();
+        let mut v: Vec<(String, u64, u64)> = m
+            .into_iter()
+            .map(|((t, size), (b, o))| {
+                let name = match t {
+                    UNKNOWN => format!("unknown, {size} B"),
+                    t => self.census.types.names[t as usize].clone(),
+                };
+                (name, b, o)
+            })
+            .collect();
         v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         v
     }

@@ -14,7 +14,8 @@ pub(super) fn print_retain(s: &Session, a: &RetainArgs) -> Result<()> {
         (None, false) => Some(20),
     };
     let progress = Progress::start("heap graph and dominators".to_string());
-    let (r, _) = report::retain::build(s, top)?;
+    // The profile holds every root; the report shows the top ones.
+    let (mut r, _) = report::retain::build(s, if a.output.is_some() { None } else { top })?;
     drop(progress);
     for w in &r.warnings {
         eprintln!("warning: {w}");
@@ -28,6 +29,10 @@ pub(super) fn print_retain(s: &Session, a: &RetainArgs) -> Result<()> {
             r.roots.len(),
             path.display()
         );
+    }
+    if let Some(n) = top {
+        r.roots.truncate(n);
+        r.types.truncate(n);
     }
     if a.json {
         json_out(&r)
