@@ -382,6 +382,18 @@ def objects_bench(gospy, go, work, repeat, mb=2048):
     r["objects_s"], r["objects_peak_rss"] = walls, rsss
     r["objects_median_s"] = median(walls)
     r["objects_peak_rss_max"] = max(rsss) if rsss else None
+    # analyze retain (issue 14, second milestone): graph, dominators, paths.
+    walls, rsss = [], []
+    for _ in range(repeat):
+        rc, out, wall, rss = run_measured([gospy, "analyze", snap, "retain", "--json", "--top", "5"])
+        if rc == 0:
+            walls.append(wall)
+            rsss.append(rss)
+            o = json.loads(out)
+            r["retain_edges"], r["retain_top_root"] = o.get("edges"), (o.get("roots") or [{}])[0].get("root")
+    r["retain_s"], r["retain_peak_rss"] = walls, rsss
+    r["retain_median_s"] = median(walls)
+    r["retain_peak_rss_max"] = max(rsss) if rsss else None
     r["snapshot_file_size"] = os.path.getsize(snap) if os.path.exists(snap) else None
     return r
 
@@ -393,6 +405,12 @@ def objects_targets(o):
          "value": s, "target": 30, "met": s is not None and s <= 30},
         {"name": "analyze objects peak RSS <= 2.5 x heap (snapshot held in memory + 1.5 x)",
          "value": rss, "target": 2.5 * heap, "met": rss is not None and heap > 0 and rss <= 2.5 * heap},
+        {"name": f"analyze retain of a {o['heap_mb']} MiB heap <= 30 s (median)",
+         "value": o.get("retain_median_s"), "target": 30,
+         "met": o.get("retain_median_s") is not None and o["retain_median_s"] <= 30},
+        {"name": "analyze retain peak RSS <= 2.5 x heap (snapshot held in memory + 1.5 x)",
+         "value": o.get("retain_peak_rss_max"), "target": 2.5 * heap,
+         "met": o.get("retain_peak_rss_max") is not None and heap > 0 and o["retain_peak_rss_max"] <= 2.5 * heap},
     ]
 
 

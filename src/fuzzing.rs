@@ -222,4 +222,17 @@ pub fn other_reports(s: &Session, m: &Model) {
     if let Ok(r) = crate::report::objects::build(s, by, None) {
         let _ = crate::report::objects::to_text(&r);
     }
+    // The heap graph, roots (GC programs, stack maps), pointer masks and
+    // dominators.
+    if let Ok((r, ret)) = crate::report::retain::build(s, Some(10)) {
+        let _ = crate::report::retain::to_text(&r);
+        let _ = crate::report::retain::profile_gz(&r);
+        if let Some(o) = ret.census.objects.objects.first() {
+            let _ = ret.path_to_addr(o.addr);
+        }
+    }
+    // The goroutine leak analysis (sudogs, the semaphore tree, marking).
+    if let Ok(l) = crate::analyze::leaks::find_leaks(s, m) {
+        let _ = crate::report::leaks::to_text(&l);
+    }
 }

@@ -3,7 +3,9 @@
 
 mod goroutines;
 mod info;
+pub mod leaks;
 pub mod objects;
+pub mod retain;
 mod session;
 
 pub use crate::sources::SessionMemory;

@@ -63,6 +63,9 @@ pub(super) fn cmd_analyze(a: &AnalyzeArgs) -> Result<()> {
         Analysis::Vars(x) => print_vars(&s, x),
         Analysis::Heap(x) => print_heap(&s, x),
         Analysis::Objects(x) => super::objects_cmd::print_objects(&s, x),
+        Analysis::Retain(x) => super::retain_cmd::print_retain(&s, x),
+        Analysis::Path(x) => super::retain_cmd::print_path(&s, x),
+        Analysis::Leaks(x) => super::leaks_cmd::print_leaks(&s, x),
         Analysis::Top(x) => print_top(&s, x),
         Analysis::Pprof(x) => write_pprof(&s, x),
         Analysis::Folded(x) => {

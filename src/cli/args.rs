@@ -112,6 +112,10 @@ Examples:
   gospy top --pid 1234 --once --json
   gospy top --pid 1234 --count 10 > top.log  plain periodic reports")]
     Top(LiveArgs<LiveTopArgs>),
+    /// Live: a heap-complete capture into memory, then the goroutines that can never
+    /// run again (see `gospy analyze FILE leaks --help`)
+    #[command(after_help = LEAKS_HELP)]
+    Leaks(LiveArgs<LeaksArgs>),
     /// Compare two snapshots of one process: goroutine growth, leak candidates
     #[command(after_help = "Examples:
   gospy diff before.gss after.gss
@@ -305,6 +309,99 @@ Examples:
   gospy analyze app.gss objects --json -n 0"
     )]
     Objects(ObjectsArgs),
+    /// What holds the memory: bytes and objects each root (global, goroutine frame,
+    /// runtime internal) retains, from the heap's dominator tree, with the path down its
+    /// largest retained chain; also per type. Needs a heap-complete snapshot
+    #[command(
+        after_help = "An object is retained by a root when every path from any root to it goes
+through that root: dropping the root would free it. Objects several roots reach are
+retained by none of them. Roots: package globals by full name (main.cache), runtime
+globals (runtime: allgs), goroutine frames (goroutine 18: main.holder); without a symbol
+table, data+0xOFF / bss+0xOFF.
+
+Pointers are found by conservative scanning (every word of a pointerful object, of .data,
+.bss and of the used stacks that points into an allocated object), not yet with the GC's
+exact pointer masks: a stale stack slot can make an object look shared. Finalizer
+specials are not roots yet.
+
+Examples:
+  gospy capture --pid 1234 --heap -o app.gss
+  gospy analyze app.gss retain --top 20
+  gospy analyze app.gss retain -o retain.pb.gz && go tool pprof -top retain.pb.gz
+  gospy analyze app.gss retain --json"
+    )]
+    Retain(RetainArgs),
+    /// Why an object is alive: the shortest path from a root to it (by address, or
+    /// for objects of one type)
+    #[command(after_help = "Examples:
+  gospy analyze app.gss path 0xc000123450
+  gospy analyze app.gss path --type main.Node -n 3
+  gospy analyze app.gss path --type '[]uint8' --json")]
+    Path(PathArgs),
+    /// Goroutines that can never run again: blocked on a channel, select or sync object
+    /// that nothing able to run can reach (the runtime's goroutine leak definition).
+    /// Needs a heap-complete snapshot
+    #[command(after_help = LEAKS_HELP)]
+    Leaks(LeaksArgs),
+}
+
+/// Shared by `analyze FILE leaks` and live `leaks`.
+pub const LEAKS_HELP: &str = "A goroutine is leaked when it waits on a channel operation, a select
+(nil channels and `select {}` included) or a sync.Mutex, RWMutex, WaitGroup or Cond, and
+what it waits on is reachable only from the stacks of other such goroutines. As the Go
+runtime's own leak detector (Go 1.26+ GOEXPERIMENT=goroutineleakprofile, on in 1.27)
+does: mark from the globals, runtime internals and the stacks of goroutines that may run;
+a blocked goroutine whose channel or sync object got marked may run too; repeat until
+nothing changes; the blocked goroutines left are leaked. Works for Go 1.19-1.27 from a
+snapshot, without a GC in the target. The main goroutine in `select {}` is not reported.
+
+Output: groups (blocking site and creating function, with counts), then each goroutine.
+
+Examples:
+  gospy capture --pid 1234 --heap -o app.gss && gospy analyze app.gss leaks
+  gospy analyze app.gss leaks --json     {\"leaked\": [{\"id\", \"wait_reason\", \"created_by\", \"frames\"}], \"groups\": [...]}
+  gospy leaks --pid 1234                 live: a heap-complete capture in memory";
+
+#[derive(Args, Debug, Clone)]
+pub struct LeaksArgs {
+    /// JSON output: {"leaked": [{"id", "wait_reason", "created_by", "frames", ...}], "groups": [...]}
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RetainArgs {
+    /// Roots (and types) shown, most retained bytes first (0: all) [default: 20, all with --json]
+    #[arg(long, value_name = "N")]
+    pub top: Option<usize>,
+    /// Also write a pprof profile (gzip): each root's path a stack, values retained
+    /// objects and bytes (`go tool pprof -http=: retain.pb.gz` for a flame graph)
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
+    /// JSON output: {"roots": [{"root", "kind", "retained_bytes", "retained_objects",
+    /// "path"}], "types": [...], "total_bytes", "unreachable_bytes", ...}
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct PathArgs {
+    /// Address inside the object (hex, 0x optional)
+    #[arg(
+        value_name = "ADDR",
+        required_unless_present = "ty",
+        conflicts_with = "ty"
+    )]
+    pub addr: Option<String>,
+    /// Every object of this type (as `analyze FILE objects` names it)
+    #[arg(long = "type", value_name = "T")]
+    pub ty: Option<String>,
+    /// Objects shown with --type
+    #[arg(short = 'n', value_name = "N", default_value_t = 5)]
+    pub n: usize,
+    /// JSON output: {"matched", "objects": [{"addr", "type", "path": [{"name", "addr"}]}]}
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -355,7 +452,8 @@ pub struct VarsArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct TopArgs {
-    /// Group by: start (default), go, current, stack, wait, or label KEY
+    /// Group by: start (default), go, current, stack, wait, leak (heap-complete
+    /// snapshots), or label KEY
     #[arg(long, num_args = 1..=2, value_names = ["KIND", "KEY"])]
     pub by: Vec<String>,
     /// Keep goroutines whose group key or any frame's function matches REGEX
@@ -453,6 +551,12 @@ pub struct DiffArgs {
     /// "bytes_a", "bytes_b", "bytes_growth"}], "warnings"}
     #[arg(long, conflicts_with_all = ["by", "all"])]
     pub heap_sites: bool,
+    /// Instead of goroutines: growth of heap objects by type between two heap-complete
+    /// snapshots (`capture --heap`, --full or cores), largest byte growth first. JSON:
+    /// {"objects_growth", "bytes_growth", "types": [{"type", "count_a", "count_b",
+    /// "count_growth", "bytes_a", "bytes_b", "bytes_growth"}], "warnings"}
+    #[arg(long, conflicts_with_all = ["by", "all", "heap_sites"])]
+    pub objects: bool,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -29,6 +29,17 @@ pub(super) fn cmd_diff(a: &DiffArgs) -> Result<()> {
             eprintln!("warning: {}: {w}", name.display());
         }
     }
+    if a.objects {
+        let d = report::diff::objects(&sa, &sb, warnings)?;
+        for w in &d.warnings {
+            eprintln!("warning: {w}");
+        }
+        return if a.json {
+            json_out(&d)
+        } else {
+            out(&report::diff::objects_text(&d, 30))
+        };
+    }
     if a.heap_sites {
         let ha = heap_samples(&sa).with_context(|| a.a.display().to_string())?;
         let hb = heap_samples(&sb).with_context(|| a.b.display().to_string())?;

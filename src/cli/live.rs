@@ -42,6 +42,8 @@ pub enum Preset {
     /// A pprof profile: goroutines, and the heap profile's bucket list
     /// when `mem` (heap and allocs).
     Profile { mem: bool },
+    /// Every in-use heap span (`capture --heap`), for the leak analysis.
+    HeapComplete,
 }
 
 impl Preset {
@@ -74,6 +76,7 @@ impl Preset {
                     o.max_spans = Some(0);
                 }
             }
+            Preset::HeapComplete => o.heap = true,
             Preset::Var(name) => {
                 o.vars = vec![name.clone()];
                 // Kept as it always was: live `var` stops the target even

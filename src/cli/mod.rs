@@ -9,10 +9,12 @@ mod capture_cmd;
 mod diff_cmd;
 pub mod generate;
 mod info;
+mod leaks_cmd;
 pub mod live;
 mod objects_cmd;
 mod output;
 pub mod progress;
+mod retain_cmd;
 mod top;
 pub mod tui;
 
@@ -93,6 +95,12 @@ pub fn main() -> i32 {
         Command::Info(a) => (info::cmd_info(&a), exit::INPUT),
         Command::Convert(a) => (info::cmd_convert(&a), exit::INPUT),
         Command::Top(a) => (top::live_top(&a), exit::TARGET),
+        Command::Leaks(a) => (
+            live::run(&(&a).into(), &Preset::HeapComplete, |s| {
+                leaks_cmd::print_leaks(s, &a.args)
+            }),
+            exit::TARGET,
+        ),
         Command::Diff(a) => (diff_cmd::cmd_diff(&a), exit::INPUT),
         Command::Completions(a) => {
             let mut cmd = <Cli as clap::CommandFactory>::command();

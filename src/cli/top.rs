@@ -23,6 +23,7 @@ fn top_options(a: &TopArgs) -> Result<report::top::TopOptions> {
 
 pub(super) fn print_top(s: &Session, a: &TopArgs) -> Result<()> {
     let o = top_options(a)?;
+    report::top::check_by(s, &o.by)?;
     let m = Model::build_lean(s)?;
     let t = report::top::build(s, &m, &o);
     if a.json {
@@ -37,6 +38,13 @@ pub(super) fn live_top(a: &LiveArgs<LiveTopArgs>) -> Result<()> {
     let target = live::Target::from(a);
     // Validate the options before touching the target.
     let topts = top_options(&args.top)?;
+    if topts.by == report::top::GroupBy::Leak {
+        anyhow::bail!(
+            "live top cannot group by leak (it needs the whole heap): use `gospy leaks --pid {}`, \
+             or capture with --heap and run `gospy analyze FILE top --by leak`",
+            a.pid
+        );
+    }
     if !(args.interval > 0.0 && args.interval.is_finite()) {
         anyhow::bail!("--interval must be a positive number of seconds");
     }

@@ -67,6 +67,39 @@ pub struct LeakCandidate {
 }
 
 #[derive(Debug, Serialize)]
+pub struct LeakAnalysisDiff {
+    pub leaked_before: usize,
+    pub leaked_after: usize,
+    /// Leaked in B, not leaked (or not there) in A.
+    pub new_leaks: Vec<crate::analyze::leaks::LeakedGoroutine>,
+    /// `new_leaks` by creation site and blocking site.
+    pub new_groups: Vec<crate::analyze::leaks::LeakGroup>,
+}
+
+/// The leak analysis of both snapshots when both are heap-complete.
+fn leak_analysis(sa: &Session, ma: &Model, sb: &Session, mb: &Model) -> Option<LeakAnalysisDiff> {
+    use crate::analyze::leaks::{find_leaks, group, heap_complete};
+    if !heap_complete(sa) || !heap_complete(sb) {
+        return None;
+    }
+    let la = find_leaks(sa, ma).ok()?;
+    let lb = find_leaks(sb, mb).ok()?;
+    let before: std::collections::HashSet<u64> = la.leaked.iter().map(|g| g.id).collect();
+    let new_leaks: Vec<_> = lb
+        .leaked
+        .iter()
+        .filter(|g| !before.contains(&g.id))
+        .cloned()
+        .collect();
+    Some(LeakAnalysisDiff {
+        leaked_before: la.leaked.len(),
+        leaked_after: lb.leaked.len(),
+        new_groups: group(&new_leaks),
+        new_leaks,
+    })
+}
+
+#[derive(Debug, Serialize)]
 pub struct Diff {
     pub by: String,
     pub goroutines: Counts,
@@ -76,6 +109,11 @@ pub struct Diff {
     pub leak_groups: Vec<LeakGroup>,
     /// The goroutines of `leak_groups` in B, in that order.
     pub leak_candidates: Vec<LeakCandidate>,
+    /// Both snapshots heap-complete: the leak analysis of each, and the
+    /// goroutines leaked in B that were not in A (replaces the growth
+    /// heuristic: `leak_groups` and `leak_candidates` are then empty).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leak_analysis: Option<LeakAnalysisDiff>,
     /// Heap changes: null until a heap report exists to diff.
     pub heap: Option<serde_json::Value>,
     pub warnings: Vec<String>,
@@ -160,7 +198,13 @@ pub fn build(
         warnings.push(
             "B was captured before A (or at the same time): no leak candidates; pass the older snapshot first".into(),
         );
+    }
+    let leak_analysis = if sa.meta.pid == sb.meta.pid && b_time > a_time {
+        leak_analysis(sa, ma, sb, mb)
     } else {
+        None
+    };
+    if leak_analysis.is_none() && sa.meta.pid == sb.meta.pid && b_time > a_time {
         (leak_groups, leak_candidates) = leaks(&ka, &kb, &groups, (a_time, b_time));
     }
     let count = |m: &Model, n: usize| m.num_goroutine.unwrap_or(n as i64);
@@ -174,6 +218,7 @@ pub fn build(
         groups,
         leak_groups,
         leak_candidates,
+        leak_analysis,
         heap: heap_diff(sa, sb),
         warnings,
     }
@@ -336,7 +381,25 @@ pub fn to_text(d: &Diff) -> String {
             );
         }
     }
-    if d.leak_groups.is_empty() {
+    if let Some(l) = &d.leak_analysis {
+        let _ = writeln!(
+            o,
+            "\nleaked goroutines (heap analysis): {} -> {}, {} new",
+            l.leaked_before,
+            l.leaked_after,
+            l.new_leaks.len()
+        );
+        for g in &l.new_groups {
+            let _ = writeln!(
+                o,
+                "{:>7}  [{}] {}  created by {}",
+                g.count,
+                g.wait_reason,
+                g.blocking_site,
+                g.created_by.as_deref().unwrap_or("?")
+            );
+        }
+    } else if d.leak_groups.is_empty() {
         let _ = writeln!(o, "\nno leak candidates (no group grew and stayed blocked)");
     } else {
         let _ = writeln!(
@@ -409,4 +472,110 @@ pub fn to_text(d: &Diff) -> String {
         }
     }
     o
+}
+
+/// One type's growth between two heap-complete snapshots (`diff --objects`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TypeGrowth {
+    #[serde(rename = "type")]
+    pub ty: String,
+    pub count_a: u64,
+    pub count_b: u64,
+    pub count_growth: i64,
+    pub bytes_a: u64,
+    pub bytes_b: u64,
+    pub bytes_growth: i64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ObjectsDiff {
+    pub total_objects_a: u64,
+    pub total_objects_b: u64,
+    pub total_bytes_a: u64,
+    pub total_bytes_b: u64,
+    pub objects_growth: i64,
+    pub bytes_growth: i64,
+    /// Types whose count or bytes changed, largest byte growth first.
+    pub types: Vec<TypeGrowth>,
+    pub warnings: Vec<String>,
+}
+
+/// Growth of heap objects by type from `a` to `b` (both heap-complete).
+pub fn objects(a: &Session, b: &Session, mut warnings: Vec<String>) -> anyhow::Result<ObjectsDiff> {
+    use crate::analyze::objects::{census, GroupBy};
+    let ca = census(a).map_err(|e| anyhow::anyhow!("first snapshot: {e}"))?;
+    let cb = census(b).map_err(|e| anyhow::anyhow!("second snapshot: {e}"))?;
+    warnings.extend(ca.warnings.iter().map(|w| format!("first snapshot: {w}")));
+    warnings.extend(cb.warnings.iter().map(|w| format!("second snapshot: {w}")));
+    let mut m: std::collections::BTreeMap<String, [u64; 4]> = Default::default();
+    for g in ca.groups(GroupBy::Type) {
+        let e = m.entry(g.name).or_default();
+        e[0] = g.count;
+        e[2] = g.bytes;
+    }
+    for g in cb.groups(GroupBy::Type) {
+        let e = m.entry(g.name).or_default();
+        e[1] = g.count;
+        e[3] = g.bytes;
+    }
+    let mut types: Vec<TypeGrowth> = m
+        .into_iter()
+        .filter(|(_, v)| v[0] != v[1] || v[2] != v[3])
+        .map(|(ty, v)| TypeGrowth {
+            ty,
+            count_a: v[0],
+            count_b: v[1],
+            count_growth: v[1] as i64 - v[0] as i64,
+            bytes_a: v[2],
+            bytes_b: v[3],
+            bytes_growth: v[3] as i64 - v[2] as i64,
+        })
+        .collect();
+    types.sort_by(|x, y| {
+        y.bytes_growth
+            .cmp(&x.bytes_growth)
+            .then(y.count_growth.cmp(&x.count_growth))
+            .then(x.ty.cmp(&y.ty))
+    });
+    Ok(ObjectsDiff {
+        total_objects_a: ca.total_objects,
+        total_objects_b: cb.total_objects,
+        total_bytes_a: ca.total_bytes,
+        total_bytes_b: cb.total_bytes,
+        objects_growth: cb.total_objects as i64 - ca.total_objects as i64,
+        bytes_growth: cb.total_bytes as i64 - ca.total_bytes as i64,
+        types,
+        warnings,
+    })
+}
+
+pub fn objects_text(d: &ObjectsDiff, n: usize) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "heap objects: {} -> {} ({:+}), bytes {} -> {} ({:+})",
+        d.total_objects_a,
+        d.total_objects_b,
+        d.objects_growth,
+        crate::text::fmt_bytes(d.total_bytes_a),
+        crate::text::fmt_bytes(d.total_bytes_b),
+        d.bytes_growth
+    );
+    let _ = writeln!(s, "{:>14} {:>10}  TYPE", "BYTES +/-", "COUNT +/-");
+    for t in d.types.iter().take(n) {
+        let _ = writeln!(
+            s,
+            "{:>+14} {:>+10}  {}",
+            t.bytes_growth, t.count_growth, t.ty
+        );
+    }
+    if d.types.len() > n {
+        let _ = writeln!(
+            s,
+            "({} more types changed; --json for all)",
+            d.types.len() - n
+        );
+    }
+    s
 }

@@ -31,6 +31,10 @@ pub struct Summary {
     pub goroutines: Vec<GLine>,
     /// Heap and GC one-liner (MemStats field names), if decodable.
     pub heap: Option<super::heap::HeapLine>,
+    /// Goroutines the leak analysis finds leaked (heap-complete snapshots
+    /// only; `analyze FILE leaks` lists them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leaks_found: Option<usize>,
     pub warnings: Vec<String>,
 }
 
@@ -190,6 +194,7 @@ pub fn build(s: &Session, m: &Model, all: bool) -> Summary {
         goroutines_by_status: by_status,
         goroutines,
         heap: super::heap::summary_line(s),
+        leaks_found: crate::analyze::leaks::leaked_count(s, m),
         warnings: m.warnings.clone(),
     }
 }
@@ -256,6 +261,17 @@ pub fn to_text(sm: &Summary) -> String {
     );
     if let Some(h) = &sm.heap {
         o.push_str(&super::heap::summary_text(h));
+    }
+    if let Some(n) = sm.leaks_found {
+        let _ = writeln!(
+            o,
+            "Leak analysis: {n} goroutines can never run again{}",
+            if n > 0 {
+                " (`gospy analyze FILE leaks`)"
+            } else {
+                ""
+            }
+        );
     }
     let _ = writeln!(o, "Capture pause: {}", super::fmt_duration_ns(sm.pause_ns));
     o.push('\n');

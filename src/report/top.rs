@@ -24,6 +24,9 @@ pub enum GroupBy {
     Label(String),
     /// The channel / semaphore / Cond it is blocked on.
     Wait,
+    /// Leaked (by the leak analysis of a heap-complete snapshot) and where
+    /// it blocks, or not leaked.
+    Leak,
 }
 
 impl GroupBy {
@@ -37,6 +40,7 @@ impl GroupBy {
             "current" => GroupBy::Current,
             "stack" => GroupBy::Stack,
             "wait" => GroupBy::Wait,
+            "leak" => GroupBy::Leak,
             "label" => {
                 return match arg {
                     Some(k) => Ok(GroupBy::Label(k.clone())),
@@ -51,7 +55,7 @@ impl GroupBy {
                     GroupBy::Label(key.to_string())
                 } else {
                     return Err(anyhow!(
-                        "unknown grouping {k:?}: use start, go, current, stack, wait or label KEY"
+                        "unknown grouping {k:?}: use start, go, current, stack, wait, leak or label KEY"
                     ));
                 }
             }
@@ -70,6 +74,7 @@ impl GroupBy {
             GroupBy::Stack => "stack".into(),
             GroupBy::Label(k) => format!("label {k}"),
             GroupBy::Wait => "wait".into(),
+            GroupBy::Leak => "leak".into(),
         }
     }
 
@@ -81,6 +86,7 @@ impl GroupBy {
             GroupBy::Stack => "stack".into(),
             GroupBy::Label(k) => format!("label {k:?}"),
             GroupBy::Wait => "object waited on".into(),
+            GroupBy::Leak => "leaked (heap analysis) and blocking site".into(),
         }
     }
 }
@@ -157,6 +163,8 @@ pub fn key_of(s: &Session, g: &Goroutine, by: &GroupBy) -> String {
             Some(w) => w.describe(),
             None => format!("[{}]", g.state),
         },
+        // Keyed in `keyed` from one analysis of the whole snapshot.
+        GroupBy::Leak => NOT_LEAKED.into(),
     }
 }
 
@@ -187,13 +195,50 @@ pub struct TopOptions {
     pub all: bool,
 }
 
+/// The `--by leak` key of goroutines the analysis did not find leaked.
+pub const NOT_LEAKED: &str = "(not leaked)";
+
+/// `--by leak` keys: goroutine id → `leaked: REASON at SITE`.
+fn leak_keys(s: &Session, m: &Model) -> HashMap<u64, String> {
+    match crate::analyze::leaks::find_leaks(s, m) {
+        Ok(l) => l
+            .leaked
+            .into_iter()
+            .map(|g| {
+                (
+                    g.id,
+                    format!("leaked: [{}] {}", g.wait_reason, g.blocking_site),
+                )
+            })
+            .collect(),
+        Err(_) => HashMap::new(),
+    }
+}
+
+/// `--by leak` on a snapshot without the heap: the error to show.
+pub fn check_by(s: &Session, by: &GroupBy) -> Result<()> {
+    if *by == GroupBy::Leak && !crate::analyze::leaks::heap_complete(s) {
+        return Err(anyhow!(
+            "--by leak needs a heap-complete snapshot: capture it with `gospy capture --pid N --heap -o snap.gss`"
+        ));
+    }
+    Ok(())
+}
+
 /// Goroutines that pass `--all` and `--filter`, with their keys.
 pub fn keyed<'a>(s: &Session, m: &'a Model, o: &TopOptions) -> Vec<(&'a Goroutine, String)> {
+    let leaks = (o.by == GroupBy::Leak).then(|| leak_keys(s, m));
     m.goroutines
         .iter()
         .filter(|g| o.all || !g.system)
         .filter_map(|g| {
-            let key = key_of(s, g, &o.by);
+            let key = match &leaks {
+                Some(l) => l
+                    .get(&g.g.goid)
+                    .cloned()
+                    .unwrap_or_else(|| NOT_LEAKED.to_string()),
+                None => key_of(s, g, &o.by),
+            };
             let keep = match &o.filter {
                 None => true,
                 Some(re) => {

@@ -26,16 +26,21 @@
 
 pub mod blockprof;
 mod bytes;
+pub mod dominators;
+pub mod graph;
 pub mod layout;
 pub mod model;
 mod mstats;
 pub mod objects;
 mod pacer;
 pub mod profile;
+pub mod ptrmask;
+pub mod roots;
 mod sizeclass;
 mod spans;
 pub mod target;
 pub mod typing;
+pub mod words;
 
 pub use layout::HeapLayout;
 pub use model::{

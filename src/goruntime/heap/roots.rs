@@ -1,0 +1,302 @@
+//! The roots of the heap graph, named: global variables (the module's
+//! `.data` and `.bss`, which the linker keeps apart from pointer-free
+//! `.noptrdata`/`.noptrbss`), runtime globals (named `runtime: NAME`), and
+//! every goroutine's stack, frame by frame (`goroutine N: FUNCTION`).
+//!
+//! Which words are pointers: `.data`/`.bss` by the module's GC programs
+//! (`gcdata`/`gcbss`), goroutine frames by their stack maps (see
+//! `ptrmask`), as the GC does. Sections whose program cannot be read,
+//! frames without a safe point (running goroutines) or without maps are
+//! scanned **conservatively** (every word pointing into an allocated object)
+//! and counted. Finalizer and cleanup specials are not roots yet (objects
+//! they alone keep show as reached by no root).
+//!
+//! A global word is named by the ELF symbol that contains it; without a
+//! symbol table (`-s`), by `data+0xOFF` / `bss+0xOFF`. A stack word is
+//! attributed to the physical frame whose `[sp, caller's sp)` holds it.
+
+use super::objects::HeapObjects;
+use super::words::scan_words;
+use crate::goruntime::{Runtime, Target};
+use crate::memory::Memory;
+use std::collections::HashMap;
+
+/// Largest goroutine stack scanned (the runtime's maxstacksize is 1 GB).
+const MAX_STACK: u64 = 1 << 30;
+/// Largest data or bss section scanned.
+const MAX_SECTION: u64 = 4 << 30;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RootKind {
+    /// A package-level variable (`main.cache`), or `data+0xOFF`.
+    Global,
+    /// A variable of package runtime (`runtime: allgs`).
+    Runtime,
+    /// A goroutine's stack frame (`goroutine N: FUNCTION`).
+    Stack,
+}
+
+/// One named root: every word it covers is an edge source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Root {
+    pub name: String,
+    pub kind: RootKind,
+    /// The goroutine whose stack holds it (Stack roots).
+    pub goroutine: Option<u64>,
+    /// The frame's function (Stack roots).
+    pub function: Option<String>,
+}
+
+/// The roots found and, for each, the objects it points to.
+#[derive(Debug, Clone, Default)]
+pub struct RootScan {
+    pub roots: Vec<Root>,
+    pub targets: Vec<Vec<u32>>,
+    pub warnings: Vec<String>,
+    /// Sections and frames scanned conservatively (no exact mask).
+    pub conservative_sections: u64,
+    pub conservative_frames: u64,
+    pub exact_frames: u64,
+}
+
+impl RootScan {
+    fn root(&mut self, ids: &mut HashMap<String, usize>, r: Root) -> usize {
+        if let Some(&i) = ids.get(&r.name) {
+            return i;
+        }
+        let i = self.roots.len();
+        ids.insert(r.name.clone(), i);
+        self.roots.push(r);
+        self.targets.push(Vec::new());
+        i
+    }
+}
+
+/// Symbols of `[lo, hi)` (link-time), sorted: (start, end, name).
+fn symbols_in(t: &Target, lo: u64, hi: u64) -> Vec<(u64, u64, String)> {
+    let mut v: Vec<(u64, u64, String)> = t
+        .bin
+        .elf
+        .symbols()
+        .iter()
+        .filter(|(_, &(a, size))| a >= lo && a < hi && size > 0)
+        .map(|(n, &(a, size))| (a, a + size, n.clone()))
+        .collect();
+    v.sort();
+    v
+}
+
+fn global_root(name: &str) -> Root {
+    let (name, kind) = match name.strip_prefix("runtime.") {
+        Some(rest) => (format!("runtime: {rest}"), RootKind::Runtime),
+        None => (name.to_string(), RootKind::Global),
+    };
+    Root {
+        name,
+        kind,
+        goroutine: None,
+        function: None,
+    }
+}
+
+/// Every root of the target, scanned conservatively against `objs`.
+pub fn scan_roots<M: Memory>(t: &Target, mem: &M, objs: &HeapObjects) -> RootScan {
+    let mut out = RootScan::default();
+    let mut ids: HashMap<String, usize> = HashMap::new();
+    let md = &t.bin.moduledata;
+    for (sect, lo, hi) in [("data", md.data, md.edata), ("bss", md.bss, md.ebss)] {
+        scan_section(t, mem, objs, (sect, lo, hi), &mut out, &mut ids);
+    }
+    scan_stacks(t, mem, objs, &mut out, &mut ids);
+    for r in &mut out.targets {
+        r.sort_unstable();
+        r.dedup();
+    }
+    out
+}
+
+fn scan_section<M: Memory>(
+    t: &Target,
+    mem: &M,
+    objs: &HeapObjects,
+    (sect, lo, hi): (&str, u64, u64),
+    out: &mut RootScan,
+    ids: &mut HashMap<String, usize>,
+) {
+    if hi <= lo || hi - lo > MAX_SECTION {
+        out.warnings
+            .push(format!("module .{sect} bounds implausible: not scanned"));
+        return;
+    }
+    let syms = symbols_in(t, lo, hi);
+    let Ok(bytes) = mem.read_vec(lo.wrapping_add(t.bias), (hi - lo) as usize) else {
+        out.warnings.push(format!(
+            "module .{sect} is not in the snapshot: its globals are not roots"
+        ));
+        return;
+    };
+    let mask = super::ptrmask::section_mask(t, mem, sect == "bss");
+    if mask.is_none() {
+        out.conservative_sections += 1;
+        out.warnings.push(format!(
+            "module .{sect} pointer mask (GC program) unreadable: scanned conservatively"
+        ));
+    }
+    let mut row = Vec::new();
+    for (k, w) in bytes.chunks_exact(8).enumerate() {
+        if mask
+            .as_ref()
+            .is_some_and(|m| !m.get(k).copied().unwrap_or(false))
+        {
+            continue;
+        }
+        row.clear();
+        scan_words(objs, w, &mut row);
+        let Some(&j) = row.first() else { continue };
+        let link = lo + k as u64 * 8;
+        let i = syms.partition_point(|s| s.0 <= link);
+        let name = match i.checked_sub(1).map(|i| &syms[i]) {
+            Some((_, end, n)) if link < *end => n.clone(),
+            _ => format!("{sect}+{:#x}", link - lo),
+        };
+        let r = out.root(ids, global_root(&name));
+        out.targets[r].push(j);
+    }
+}
+
+/// Physical frames of one goroutine: (sp, pc, function), innermost first,
+/// and whether the walk reached the top of the stack.
+fn frames_of<M: Memory>(
+    t: &Target,
+    mem: &M,
+    g: &crate::goruntime::G,
+) -> (Vec<(u64, u64, String)>, bool) {
+    let st = t.unwind(mem, g, None, None);
+    let mut v: Vec<(u64, u64, String)> = Vec::new();
+    for f in st.frames.iter() {
+        if f.inlined {
+            continue;
+        }
+        if v.last().is_some_and(|l| l.0 == f.sp) {
+            continue;
+        }
+        v.push((f.sp, f.pc, f.function.to_string()));
+    }
+    (v, st.reached_top && st.error.is_none())
+}
+
+fn scan_stacks<M: Memory>(
+    t: &Target,
+    mem: &M,
+    objs: &HeapObjects,
+    out: &mut RootScan,
+    ids: &mut HashMap<String, usize>,
+) {
+    let rt = Runtime::new(t, mem);
+    let gaddrs = match rt.allg_addrs() {
+        Ok(v) => v,
+        Err(e) => {
+            out.warnings
+                .push(format!("goroutines unreadable ({e}): stacks are not roots"));
+            return;
+        }
+    };
+    let (mut skipped, mut row) = (0u64, Vec::new());
+    for a in gaddrs {
+        let Ok(g) = rt.read_g(a) else {
+            skipped += 1;
+            continue;
+        };
+        if g.is_dead() {
+            continue;
+        }
+        let (frames, whole) = frames_of(t, mem, &g);
+        let lo = frames.first().map_or(g.sched_sp, |f| f.0);
+        let hi = g.stack_hi;
+        if lo == 0 || lo >= hi || hi - lo > MAX_STACK || lo < g.stack_lo {
+            skipped += 1;
+            continue;
+        }
+        let base = lo & !7;
+        let Ok(bytes) = mem.read_vec(base, ((hi - base) & !7) as usize) else {
+            skipped += 1;
+            continue;
+        };
+        let word = |a: u64| -> Option<&[u8]> {
+            let o = a.checked_sub(base)? as usize;
+            bytes.get(o..o.checked_add(8)?)
+        };
+        // A goroutine that is running or in a system call has no safe
+        // point in its innermost frame: every frame is scanned whole.
+        let exact_ok = whole && g.status != 2 && g.status != 3;
+        for (k, (sp, pc, function)) in frames.iter().enumerate() {
+            let end = frames.get(k + 1).map_or(hi, |f| f.0);
+            let r = out.root(
+                ids,
+                Root {
+                    name: format!("goroutine {}: {function}", g.goid),
+                    kind: RootKind::Stack,
+                    goroutine: Some(g.goid),
+                    function: Some(function.clone()),
+                },
+            );
+            let slots = exact_ok
+                .then(|| super::ptrmask::frame_slots(t, mem, *pc, *sp))
+                .flatten();
+            row.clear();
+            match slots {
+                Some(fs) => {
+                    out.exact_frames += 1;
+                    for &a in &fs.pointers {
+                        if let Some(w) = word(a) {
+                            scan_words(objs, w, &mut row);
+                        }
+                    }
+                    for (a, n) in fs.objects {
+                        let o = a.wrapping_sub(base) as usize;
+                        if let Some(b) = bytes.get(o..o.saturating_add(n as usize)) {
+                            scan_words(objs, b, &mut row);
+                        }
+                    }
+                }
+                None => {
+                    out.conservative_frames += 1;
+                    let o = sp.saturating_sub(base) as usize;
+                    let e = end.saturating_sub(base) as usize;
+                    if let Some(b) = bytes.get(o..e.max(o)) {
+                        scan_words(objs, b, &mut row);
+                    }
+                }
+            }
+            out.targets[r].extend_from_slice(&row);
+        }
+        if frames.is_empty() {
+            out.conservative_frames += 1;
+            row.clear();
+            scan_words(objs, &bytes, &mut row);
+            let name = format!("goroutine {}", g.goid);
+            let r = out.root(
+                ids,
+                Root {
+                    name,
+                    kind: RootKind::Stack,
+                    goroutine: Some(g.goid),
+                    function: None,
+                },
+            );
+            out.targets[r].extend_from_slice(&row);
+        }
+    }
+    if out.conservative_frames > 0 {
+        out.warnings.push(format!(
+            "{} stack frames scanned conservatively (no safe point or stack map)",
+            out.conservative_frames
+        ));
+    }
+    if skipped > 0 {
+        out.warnings.push(format!(
+            "{skipped} goroutine stacks unreadable or implausible: not scanned"
+        ));
+    }
+}
