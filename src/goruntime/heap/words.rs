@@ -52,6 +52,7 @@ mod tests {
                     size,
                     spanclass: 2,
                     rtype: 0,
+                    ptrs: 0,
                 })
                 .collect(),
             ..Default::default()
