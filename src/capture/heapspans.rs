@@ -14,31 +14,40 @@ use crate::goruntime::Target;
 use crate::memory::Memory;
 use crate::model::RegionKind;
 
-/// The ranges of the heap round: span memory and allocation bits, sorted
-/// and merged where they touch.
+/// Bytes per read round of the heap (each round's buffer is one
+/// allocation; rounds keep them bounded).
+pub(super) const ROUND_BYTES: u64 = 256 << 20;
+
+/// The ranges of the heap rounds: span memory and allocation bits, sorted,
+/// cut into rounds of at most [`ROUND_BYTES`].
 pub(super) fn plan(
     ht: Option<&HeapTarget>,
     t: &Target,
     mem: &impl Memory,
-) -> Vec<(u64, u64, RegionKind)> {
+) -> Vec<Vec<(u64, u64, RegionKind)>> {
     let Some(ht) = ht else {
         return Vec::new();
     };
     let mut r = ht.heap_span_ranges(t, mem);
     r.retain(|&(a, l)| a != 0 && l > 0);
     r.sort_unstable();
-    let mut out: Vec<(u64, u64, RegionKind)> = Vec::with_capacity(r.len());
-    for (a, l) in r {
-        if let Some(last) = out.last_mut() {
-            let end = last.0 + last.1;
-            if a <= end {
-                last.1 = last.1.max(a + l - last.0);
-                continue;
-            }
+    // Not merged here: the rounds' reader merges, within its size cap
+    // (contiguous spans merged into one range past `memory::MAX_READ` would
+    // be dropped whole).
+    let out = r.into_iter().map(|(a, l)| (a, l, RegionKind::Heap));
+    let mut rounds: Vec<Vec<(u64, u64, RegionKind)>> = Vec::new();
+    let mut bytes = u64::MAX;
+    for r in out {
+        if bytes.saturating_add(r.1) > ROUND_BYTES {
+            rounds.push(Vec::new());
+            bytes = 0;
         }
-        out.push((a, l, RegionKind::Heap));
+        bytes += r.1;
+        if let Some(last) = rounds.last_mut() {
+            last.push(r);
+        }
     }
-    out
+    rounds
 }
 
 /// Bytes the heap round will read, estimated while the target runs (the

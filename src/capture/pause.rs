@@ -286,9 +286,12 @@ impl<'p, 'a> Rounds<'p, 'a> {
             first: &self.p.asm.sparse,
             second: &self.ld.image,
         };
-        let plan = super::heapspans::plan(self.p.heap_t.as_ref(), &self.ld.target, &view);
-        self.next.extend(plan);
-        self.read(true);
+        let rounds = super::heapspans::plan(self.p.heap_t.as_ref(), &self.ld.target, &view);
+        for plan in rounds {
+            self.next.extend(plan);
+            self.read(false);
+        }
+        self.p.asm.rebuild();
     }
 
     /// --non-blocking: read every g again, after its stack: unchanged ones

@@ -11,6 +11,9 @@ use std::sync::Mutex;
 
 /// Ranges closer than this are read (and stored) as one.
 const MERGE_GAP: u64 = 256;
+/// Largest merged range (contiguous heap spans of `--heap` would otherwise
+/// merge past `memory::MAX_READ` and fail as one).
+const MAX_MERGED: u64 = 64 << 20;
 
 /// Memory being assembled during the pause: what was read so far, in
 /// regions, with the executable's read-only image behind it.
@@ -199,8 +202,10 @@ pub(super) fn read_round(
     for &(a, len, kind) in plan.iter() {
         if let Some(last) = merged.last_mut() {
             let end = last.0 + last.1;
-            if a <= end.saturating_add(MERGE_GAP) {
-                let new_end = (a + len).max(end);
+            let new_end = (a + len).max(end);
+            // Overlapping ranges always merge; touching or close ones while
+            // the result stays under MAX_MERGED.
+            if a < end || (a <= end.saturating_add(MERGE_GAP) && new_end - last.0 <= MAX_MERGED) {
                 last.1 = new_end - last.0;
                 continue;
             }
