@@ -218,6 +218,15 @@ block_profile_tests! {
     block_profile_no_symbols_go1_22: "1.22", pie = false, "-s -w";
     block_profile_no_symbols_go1_24: "1.24", pie = false, "-s -w";
     block_profile_no_symbols_go1_27: "1.27", pie = false, "-s -w";
+    block_profile_go1_21_pie: "1.21", pie = true, "";
+    block_profile_no_symbols_go1_21: "1.21", pie = false, "-s -w";
+    block_profile_go1_22_pie: "1.22", pie = true, "";
+    block_profile_no_symbols_go1_23: "1.23", pie = false, "-s -w";
+    block_profile_go1_24_pie: "1.24", pie = true, "";
+    block_profile_go1_25_pie: "1.25", pie = true, "";
+    block_profile_no_symbols_go1_25: "1.25", pie = false, "-s -w";
+    block_profile_go1_26_pie: "1.26", pie = true, "";
+    block_profile_no_symbols_go1_26: "1.26", pie = false, "-s -w";
 }
 
 /// The contention profiles' globals recovered from code (as for a binary
@@ -339,4 +348,34 @@ fn gcore_block_profiles_go1_19() {
 #[test]
 fn gcore_block_profiles_go1_27_pie_stripped() {
     gcore_block_profiles_match("1.27", true, "-s -w");
+}
+
+#[test]
+fn gcore_block_profiles_go1_21_pie() {
+    gcore_block_profiles_match("1.21", true, "");
+}
+
+#[test]
+fn gcore_block_profiles_go1_22_stripped() {
+    gcore_block_profiles_match("1.22", false, "-s -w");
+}
+
+#[test]
+fn gcore_block_profiles_go1_23() {
+    gcore_block_profiles_match("1.23", false, "");
+}
+
+#[test]
+fn gcore_block_profiles_go1_24_pie() {
+    gcore_block_profiles_match("1.24", true, "");
+}
+
+#[test]
+fn gcore_block_profiles_go1_25_stripped() {
+    gcore_block_profiles_match("1.25", false, "-s -w");
+}
+
+#[test]
+fn gcore_block_profiles_go1_26() {
+    gcore_block_profiles_match("1.26", false, "");
 }

@@ -107,6 +107,18 @@ default_rate_tests! {
     default_rate_go1_27_pie: "1.27", pie = true, "";
     default_rate_no_symbols_go1_19: "1.19", pie = false, "-s -w";
     default_rate_no_symbols_go1_27: "1.27", pie = false, "-s -w";
+    default_rate_go1_21_pie: "1.21", pie = true, "";
+    default_rate_no_symbols_go1_21: "1.21", pie = false, "-s -w";
+    default_rate_go1_22_pie: "1.22", pie = true, "";
+    default_rate_no_symbols_go1_22: "1.22", pie = false, "-s -w";
+    default_rate_go1_23_pie: "1.23", pie = true, "";
+    default_rate_no_symbols_go1_23: "1.23", pie = false, "-s -w";
+    default_rate_go1_24_pie: "1.24", pie = true, "";
+    default_rate_no_symbols_go1_24: "1.24", pie = false, "-s -w";
+    default_rate_go1_25_pie: "1.25", pie = true, "";
+    default_rate_no_symbols_go1_25: "1.25", pie = false, "-s -w";
+    default_rate_go1_26_pie: "1.26", pie = true, "";
+    default_rate_no_symbols_go1_26: "1.26", pie = false, "-s -w";
 }
 
 fn have_gcore() -> bool {
@@ -310,4 +322,54 @@ fn kernel_core_heap_profile_go1_22() {
 #[test]
 fn kernel_core_heap_profile_go1_27_pie() {
     kernel_core_matches("1.27", true);
+}
+
+#[test]
+fn gcore_heap_profile_go1_21_pie() {
+    gcore_matches("1.21", true, "");
+}
+
+#[test]
+fn gcore_heap_profile_go1_22_stripped() {
+    gcore_matches("1.22", false, "-s -w");
+}
+
+#[test]
+fn gcore_heap_profile_go1_24_pie() {
+    gcore_matches("1.24", true, "");
+}
+
+#[test]
+fn gcore_heap_profile_go1_25_stripped() {
+    gcore_matches("1.25", false, "-s -w");
+}
+
+#[test]
+fn gcore_heap_profile_go1_26() {
+    gcore_matches("1.26", false, "");
+}
+
+#[test]
+fn kernel_core_heap_profile_go1_21_pie() {
+    kernel_core_matches("1.21", true);
+}
+
+#[test]
+fn kernel_core_heap_profile_go1_23() {
+    kernel_core_matches("1.23", false);
+}
+
+#[test]
+fn kernel_core_heap_profile_go1_24_pie() {
+    kernel_core_matches("1.24", true);
+}
+
+#[test]
+fn kernel_core_heap_profile_go1_25() {
+    kernel_core_matches("1.25", false);
+}
+
+#[test]
+fn kernel_core_heap_profile_go1_26_pie() {
+    kernel_core_matches("1.26", true);
 }

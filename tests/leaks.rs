@@ -438,8 +438,18 @@ fn no_false_positives_go1_22() {
 }
 
 #[test]
+fn no_false_positives_go1_23() {
+    no_false_positives("1.23");
+}
+
+#[test]
 fn no_false_positives_go1_24() {
     no_false_positives("1.24");
+}
+
+#[test]
+fn no_false_positives_go1_25() {
+    no_false_positives("1.25");
 }
 
 #[test]
