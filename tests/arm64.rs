@@ -589,6 +589,10 @@ macro_rules! arm64_tests {
                 super::heap_memstats($v, false, "-s -w");
             }
             #[test]
+            fn heap_pie() {
+                super::heap_memstats($v, true, "");
+            }
+            #[test]
             fn sigpanic() {
                 super::sigpanic_frames($v, "");
             }
