@@ -50,7 +50,11 @@ fn wait_for(fx: &mut Fixture, name: &str) {
 }
 
 fn marked_by_runtime(version: &str, env: &[(&str, &str)]) {
-    let Some(bin) = try_build_fixture_env("leaks", version, false, "", env) else {
+    marked_by_runtime_built(version, env, false, "");
+}
+
+fn marked_by_runtime_built(version: &str, env: &[(&str, &str)], pie: bool, ldflags: &str) {
+    let Some(bin) = try_build_fixture_env("leaks", version, pie, ldflags, env) else {
         return;
     };
     let work = tempfile::tempdir().unwrap();
@@ -139,6 +143,26 @@ fn marked_by_runtime(version: &str, env: &[(&str, &str)]) {
 #[test]
 fn leaked_status_go1_27() {
     marked_by_runtime("1.27", &[]);
+}
+
+#[test]
+fn leaked_status_go1_27_pie() {
+    marked_by_runtime_built("1.27", &[], true, "");
+}
+
+#[test]
+fn leaked_status_go1_27_stripped() {
+    marked_by_runtime_built("1.27", &[], false, "-s -w");
+}
+
+#[test]
+fn leaked_status_go1_26_experiment_pie_stripped() {
+    marked_by_runtime_built(
+        "1.26",
+        &[("GOEXPERIMENT", "goroutineleakprofile")],
+        true,
+        "-s -w",
+    );
 }
 
 #[test]
@@ -372,8 +396,8 @@ const GOROUTINES_LEAKS: [&str; 5] = [
 ];
 
 /// The functions of `leaks --json`'s goroutines' blocking sites.
-fn leaked_sites(fixture: &str, version: &str) -> Option<Vec<String>> {
-    let bin = try_build_fixture(fixture, version, false, "")?;
+fn leaked_sites(fixture: &str, version: &str, pie: bool, ldflags: &str) -> Option<Vec<String>> {
+    let bin = try_build_fixture(fixture, version, pie, ldflags)?;
     let work = tempfile::tempdir().unwrap();
     let snap = work.path().join("h.gss");
     let fx = Fixture::start(&bin);
@@ -397,26 +421,30 @@ fn leaked_sites(fixture: &str, version: &str) -> Option<Vec<String>> {
 /// pools, goroutines parked on globals, mutex and sync.Cond waiters, main in
 /// `select {}` (not reported, as the runtime does not).
 fn no_false_positives(version: &str) {
-    if let Some(v) = leaked_sites("goroutines", version) {
+    no_false_positives_built(version, false, "");
+}
+
+fn no_false_positives_built(version: &str, pie: bool, ldflags: &str) {
+    if let Some(v) = leaked_sites("goroutines", version, pie, ldflags) {
         for f in &v {
             assert!(
                 GOROUTINES_LEAKS.contains(&f.as_str()),
-                "go {version} goroutines: {f} reported leaked: {v:?}"
+                "go {version} pie={pie} {ldflags:?} goroutines: {f} reported leaked: {v:?}"
             );
         }
         // Never runnable, whatever the marking finds.
         for f in &GOROUTINES_LEAKS[2..] {
             assert!(
                 v.contains(&f.to_string()),
-                "go {version} goroutines: {f} missing: {v:?}"
+                "go {version} pie={pie} {ldflags:?} goroutines: {f} missing: {v:?}"
             );
         }
     }
     for fixture in ["grow", "flip", "churn", "contend"] {
-        if let Some(v) = leaked_sites(fixture, version) {
+        if let Some(v) = leaked_sites(fixture, version, pie, ldflags) {
             assert!(
                 v.is_empty(),
-                "go {version} {fixture}: reported leaked: {v:?}"
+                "go {version} pie={pie} {ldflags:?} {fixture}: reported leaked: {v:?}"
             );
         }
     }
@@ -460,6 +488,86 @@ fn no_false_positives_go1_26() {
 #[test]
 fn no_false_positives_go1_27() {
     no_false_positives("1.27");
+}
+
+#[test]
+fn no_false_positives_go1_19_pie() {
+    no_false_positives_built("1.19", true, "");
+}
+
+#[test]
+fn no_false_positives_go1_19_stripped() {
+    no_false_positives_built("1.19", false, "-s -w");
+}
+
+#[test]
+fn no_false_positives_go1_21_pie() {
+    no_false_positives_built("1.21", true, "");
+}
+
+#[test]
+fn no_false_positives_go1_21_stripped() {
+    no_false_positives_built("1.21", false, "-s -w");
+}
+
+#[test]
+fn no_false_positives_go1_22_pie() {
+    no_false_positives_built("1.22", true, "");
+}
+
+#[test]
+fn no_false_positives_go1_22_stripped() {
+    no_false_positives_built("1.22", false, "-s -w");
+}
+
+#[test]
+fn no_false_positives_go1_23_pie() {
+    no_false_positives_built("1.23", true, "");
+}
+
+#[test]
+fn no_false_positives_go1_23_stripped() {
+    no_false_positives_built("1.23", false, "-s -w");
+}
+
+#[test]
+fn no_false_positives_go1_24_pie() {
+    no_false_positives_built("1.24", true, "");
+}
+
+#[test]
+fn no_false_positives_go1_24_stripped() {
+    no_false_positives_built("1.24", false, "-s -w");
+}
+
+#[test]
+fn no_false_positives_go1_25_pie() {
+    no_false_positives_built("1.25", true, "");
+}
+
+#[test]
+fn no_false_positives_go1_25_stripped() {
+    no_false_positives_built("1.25", false, "-s -w");
+}
+
+#[test]
+fn no_false_positives_go1_26_pie() {
+    no_false_positives_built("1.26", true, "");
+}
+
+#[test]
+fn no_false_positives_go1_26_stripped() {
+    no_false_positives_built("1.26", false, "-s -w");
+}
+
+#[test]
+fn no_false_positives_go1_27_pie() {
+    no_false_positives_built("1.27", true, "");
+}
+
+#[test]
+fn no_false_positives_go1_27_stripped() {
+    no_false_positives_built("1.27", false, "-s -w");
 }
 
 /// `diff` of two heap-complete snapshots: the leak analysis replaces the
