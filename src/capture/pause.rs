@@ -154,6 +154,7 @@ impl<'p, 'a> Rounds<'p, 'a> {
             self.stats,
             &mut p.warnings,
         );
+        self.phase("block and mutex profile buckets");
         self.mem_profile();
         self.phase("heap profile buckets");
         let kept = self.globals();
