@@ -15,154 +15,13 @@
 //! oracle cannot contain the ones after it.
 
 mod common;
+#[path = "common/prof.rs"]
+mod prof;
 
 use common::*;
+use prof::{differences, parse_raw, pprof_raw, Sample};
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-/// A sample as pprof -raw prints it: values, stack (location lines, inner
-/// first), labels.
-type Sample = ([i64; 4], Vec<Vec<String>>, String);
-
-/// A `pprof` binary: the first toolchain that ships one in pkg/tool (from
-/// Go 1.25 `go tool pprof` builds it on demand), else `go tool pprof`.
-fn pprof_cmd() -> Command {
-    for (_, go) in toolchains().iter().rev() {
-        let root = go.parent().and_then(Path::parent).map(PathBuf::from);
-        if let Some(p) = root.map(|r| r.join("pkg/tool/linux_amd64/pprof")) {
-            if p.is_file() {
-                return Command::new(p);
-            }
-        }
-    }
-    let (_, go) = toolchains().last().expect("a Go toolchain").clone();
-    let mut c = Command::new(go);
-    c.args(["tool", "pprof"]).env("GOTOOLCHAIN", "local");
-    c
-}
-
-fn pprof_raw(file: &Path) -> String {
-    let out = pprof_cmd()
-        .args(["-raw", "-symbolize=none"])
-        .arg(file)
-        .output()
-        .expect("running pprof");
-    assert!(
-        out.status.success(),
-        "pprof -raw {}: {}",
-        file.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("pprof output is UTF-8")
-}
-
-/// "main.f ./main.go:12:0 s=10" → "main.f main.go:12" (the file without
-/// its directory, which differs between -trimpath builds only by prefix).
-fn line_key(l: &str) -> String {
-    let mut it = l.split_whitespace();
-    let f = it.next().unwrap_or("");
-    let pos = it.next().unwrap_or("");
-    let pos = pos.rsplit('/').next().unwrap_or(pos);
-    let pos = pos.strip_suffix(":0").unwrap_or(pos);
-    format!("{f} {pos}")
-}
-
-/// The non-zero samples of a `pprof -raw` listing, counted.
-fn parse_raw(text: &str) -> BTreeMap<Sample, usize> {
-    let mut samples: Vec<([i64; 4], Vec<String>, String)> = Vec::new();
-    let mut locs: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let mut section = "";
-    let mut cur = String::new();
-    for l in text.lines() {
-        match l {
-            "Samples:" => section = "s",
-            "Locations" => section = "l",
-            "Mappings" => section = "m",
-            _ if section == "s" => {
-                if let Some((vals, ids)) = l.split_once(':').filter(|_| !l.contains("bytes:")) {
-                    let v: Vec<i64> = vals
-                        .split_whitespace()
-                        .filter_map(|x| x.parse().ok())
-                        .collect();
-                    if v.len() == 4 {
-                        let ids = ids.split_whitespace().map(str::to_string).collect();
-                        samples.push(([v[0], v[1], v[2], v[3]], ids, String::new()));
-                    }
-                } else if let Some(s) = samples.last_mut() {
-                    s.2.push_str(l.trim());
-                }
-            }
-            _ if section == "l" => {
-                let t = l.trim_start();
-                if let Some((id, rest)) = t
-                    .split_once(": 0x")
-                    .filter(|(id, _)| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
-                {
-                    cur = id.to_string();
-                    // "ADDR M=1 func file:line:col s=N"
-                    let rest = rest.split_once(' ').map(|x| x.1).unwrap_or("");
-                    let rest = rest
-                        .strip_prefix("M=")
-                        .map_or(rest, |r| r.split_once(' ').map(|x| x.1).unwrap_or(""));
-                    let e = locs.entry(cur.clone()).or_default();
-                    if !rest.trim().is_empty() {
-                        e.push(line_key(rest));
-                    }
-                } else if !t.is_empty() {
-                    locs.entry(cur.clone()).or_default().push(line_key(t));
-                }
-            }
-            _ => {}
-        }
-    }
-    let mut out = BTreeMap::new();
-    for (v, ids, label) in samples {
-        if v == [0; 4] {
-            continue;
-        }
-        let stack = ids
-            .iter()
-            .map(|i| locs.get(i).cloned().unwrap_or_default())
-            .collect();
-        *out.entry((v, stack, label)).or_insert(0) += 1;
-    }
-    out
-}
-
-/// The sample-type line of a `pprof -raw` listing (the default one is
-/// marked `[dflt]`).
-fn sample_types(text: &str) -> String {
-    let mut it = text.lines().skip_while(|l| *l != "Samples:");
-    it.next();
-    it.next().unwrap_or("").trim().to_string()
-}
-
-/// Differences between two `pprof -raw` listings.
-fn differences(want_raw: &str, got_raw: &str) -> Vec<String> {
-    let (want, got) = (parse_raw(want_raw), parse_raw(got_raw));
-    let mut problems = Vec::new();
-    if sample_types(want_raw) != sample_types(got_raw) {
-        problems.push(format!(
-            "sample types: oracle {:?}, gospy {:?}",
-            sample_types(want_raw),
-            sample_types(got_raw)
-        ));
-    }
-    for (s, n) in &want {
-        let g = got.get(s).copied().unwrap_or(0);
-        if g != *n {
-            problems.push(format!("oracle ×{n}, gospy ×{g}: {}", render(s)));
-        }
-    }
-    for (s, n) in &got {
-        if !want.contains_key(s) {
-            problems.push(format!("oracle ×0, gospy ×{n}: {}", render(s)));
-        }
-    }
-    problems
-}
 
 /// `heap --sites` (views, issue 13): for every sample type, the total
 /// equals the sum of the oracle's samples, and (with -n 0: every site) the
@@ -197,11 +56,6 @@ fn sites_totals(heap: &[&OsStr], want: &BTreeMap<Sample, usize>) -> Vec<String> 
         }
     }
     problems
-}
-
-fn render(s: &Sample) -> String {
-    let stack: Vec<String> = s.1.iter().map(|l| l.join(" | ")).collect();
-    format!("{:?} {} <- {}", s.0, s.2, stack.join(" <- "))
 }
 
 fn heap_profile_matches(version: &str, pie: bool, ldflags: &str) {
@@ -241,15 +95,15 @@ fn heap_profile_matches(version: &str, pie: bool, ldflags: &str) {
         raw.insert(kind, (want, pprof_raw(&got_file)));
     }
     drop(fx);
-    let want = parse_raw(&raw["heap"].0);
+    let want = parse_raw(&raw["heap"].0, 4);
     let mut problems = sites_totals(
         &["analyze".as_ref(), snap.as_os_str(), "heap".as_ref()],
         &want,
     );
+    let allocs_types = prof::header(&raw["allocs"].0).pop().unwrap_or_default();
     assert!(
-        sample_types(&raw["allocs"].0).contains("alloc_space/bytes[dflt]"),
-        "the oracle's allocs profile has alloc_space as its default: {}",
-        sample_types(&raw["allocs"].0)
+        allocs_types.contains("alloc_space/bytes[dflt]"),
+        "the oracle's allocs profile has alloc_space as its default: {allocs_types}"
     );
 
     // The fixture's sites are there (the comparison means something).
@@ -275,7 +129,7 @@ fn heap_profile_matches(version: &str, pie: bool, ldflags: &str) {
 
     for (kind, (w, g)) in &raw {
         problems.extend(
-            differences(w, g)
+            differences(w, g, 4)
                 .into_iter()
                 .map(|p| format!("{kind}: {p}")),
         );
@@ -416,12 +270,12 @@ fn live_profiles_match(version: &str) {
         let want = pprof_raw(&fx.dir.path().join(format!("{kind}.pb.gz")));
         let got = pprof_raw(&got_file);
         problems.extend(
-            differences(&want, &got)
+            differences(&want, &got, 4)
                 .into_iter()
                 .map(|p| format!("{kind}: {p}")),
         );
     }
-    let want = parse_raw(&pprof_raw(&fx.dir.path().join("heap.pb.gz")));
+    let want = parse_raw(&pprof_raw(&fx.dir.path().join("heap.pb.gz")), 4);
     problems.extend(sites_totals(
         &["heap".as_ref(), "--pid".as_ref(), pid.as_ref()],
         &want,
