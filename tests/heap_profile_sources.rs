@@ -21,7 +21,7 @@ mod prof;
 use common::*;
 use prof::{differences, parse_raw, pprof_raw};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -198,47 +198,6 @@ fn gcore_heap_profile_go1_27_pie_stripped() {
     gcore_matches("1.27", true, "-s -w");
 }
 
-/// Where the kernel writes the core of `pid` (command `comm`) started in
-/// `cwd`, from /proc/sys/kernel/core_pattern; Err says why there is none
-/// (as tests/kernel_core.rs).
-fn core_path(cwd: &Path, pid: u32, comm: &str) -> Result<PathBuf, String> {
-    let pattern = std::fs::read_to_string("/proc/sys/kernel/core_pattern")
-        .map_err(|e| format!("reading /proc/sys/kernel/core_pattern: {e}"))?;
-    let pattern = pattern.trim_end_matches('\n');
-    if pattern.starts_with('|') {
-        return Err(format!(
-            "core_pattern pipes cores to a program ({pattern:?})"
-        ));
-    }
-    let uses_pid = std::fs::read_to_string("/proc/sys/kernel/core_uses_pid")
-        .map(|s| s.trim() == "1")
-        .unwrap_or(false);
-    let mut out = String::new();
-    let mut chars = pattern.chars();
-    let mut has_pid = false;
-    while let Some(c) = chars.next() {
-        if c != '%' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('%') => out.push('%'),
-            Some('p' | 'P' | 'i' | 'I') => {
-                has_pid = true;
-                out += &pid.to_string();
-            }
-            Some('e') => out += &comm.chars().take(15).collect::<String>(),
-            Some('s') => out += &libc::SIGABRT.to_string(),
-            Some(other) => return Err(format!("core_pattern {pattern:?} uses %{other}")),
-            None => {}
-        }
-    }
-    if uses_pid && !has_pid {
-        out += &format!(".{pid}");
-    }
-    Ok(cwd.join(out))
-}
-
 fn cannot(why: &str) {
     if std::env::var("CI").as_deref() == Ok("true") {
         panic!("kernel core files are impossible in this environment (CI=true): {why}");
@@ -276,7 +235,7 @@ fn kernel_core_matches(version: &str, pie: bool) {
     });
     let pid = fx.pid;
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-    let core = match core_path(&cwd, pid, comm.trim()) {
+    let core = match kernel_core_path(&cwd, pid, comm.trim()) {
         Ok(p) => p,
         Err(why) => return cannot(&why),
     };

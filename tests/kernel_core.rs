@@ -24,7 +24,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use common::dumpcmp::*;
@@ -32,52 +32,6 @@ use common::*;
 
 fn ci() -> bool {
     std::env::var("CI").as_deref() == Ok("true")
-}
-
-/// Where the kernel will write the core of process `pid` (command name
-/// `comm`) started in `cwd`, from /proc/sys/kernel/core_pattern; Err says why
-/// this environment cannot give a core file to this test.
-fn core_path(cwd: &Path, pid: u32, comm: &str) -> Result<PathBuf, String> {
-    let pattern = std::fs::read_to_string("/proc/sys/kernel/core_pattern")
-        .map_err(|e| format!("reading /proc/sys/kernel/core_pattern: {e}"))?;
-    let pattern = pattern.trim_end_matches('\n');
-    if pattern.starts_with('|') {
-        return Err(format!(
-            "core_pattern pipes cores to a program ({pattern:?}, e.g. systemd-coredump or \
-             apport): no core file in the fixture's directory"
-        ));
-    }
-    let uses_pid = std::fs::read_to_string("/proc/sys/kernel/core_uses_pid")
-        .map(|s| s.trim() == "1")
-        .unwrap_or(false);
-    let mut out = String::new();
-    let mut chars = pattern.chars();
-    let mut has_pid = false;
-    while let Some(c) = chars.next() {
-        if c != '%' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('%') => out.push('%'),
-            Some('p' | 'P' | 'i' | 'I') => {
-                has_pid = true;
-                out += &pid.to_string();
-            }
-            Some('e') => out += &comm.chars().take(15).collect::<String>(),
-            Some('s') => out += &libc::SIGABRT.to_string(),
-            Some(other) => {
-                return Err(format!(
-                    "core_pattern {pattern:?} uses %{other}, which this test does not expand"
-                ))
-            }
-            None => {}
-        }
-    }
-    if uses_pid && !has_pid {
-        out += &format!(".{pid}");
-    }
-    Ok(cwd.join(out)) // an absolute pattern replaces cwd
 }
 
 /// Skips (prints why) or, with CI=true, fails.
@@ -135,7 +89,7 @@ fn kernel_core(version: &str, pie: bool) {
     let pid = fx.pid;
     let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap_or_default();
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-    let core = match core_path(&cwd, pid, comm.trim()) {
+    let core = match kernel_core_path(&cwd, pid, comm.trim()) {
         Ok(p) => p,
         Err(why) => return cannot(&why),
     };

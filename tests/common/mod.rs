@@ -991,3 +991,49 @@ pub fn report(line: &str) {
     let _ = writeln!(e, "{line}");
     let _ = e.flush();
 }
+
+/// Where the kernel will write the core of process `pid` (command name
+/// `comm`) started in `cwd`, from /proc/sys/kernel/core_pattern; Err says why
+/// this environment cannot give a core file to this test.
+pub fn kernel_core_path(cwd: &Path, pid: u32, comm: &str) -> Result<PathBuf, String> {
+    let pattern = std::fs::read_to_string("/proc/sys/kernel/core_pattern")
+        .map_err(|e| format!("reading /proc/sys/kernel/core_pattern: {e}"))?;
+    let pattern = pattern.trim_end_matches('\n');
+    if pattern.starts_with('|') {
+        return Err(format!(
+            "core_pattern pipes cores to a program ({pattern:?}, e.g. systemd-coredump or \
+             apport): no core file in the fixture's directory"
+        ));
+    }
+    let uses_pid = std::fs::read_to_string("/proc/sys/kernel/core_uses_pid")
+        .map(|s| s.trim() == "1")
+        .unwrap_or(false);
+    let mut out = String::new();
+    let mut chars = pattern.chars();
+    let mut has_pid = false;
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('%') => out.push('%'),
+            Some('p' | 'P' | 'i' | 'I') => {
+                has_pid = true;
+                out += &pid.to_string();
+            }
+            Some('e') => out += &comm.chars().take(15).collect::<String>(),
+            Some('s') => out += &libc::SIGABRT.to_string(),
+            Some(other) => {
+                return Err(format!(
+                    "core_pattern {pattern:?} uses %{other}, which this test does not expand"
+                ))
+            }
+            None => {}
+        }
+    }
+    if uses_pid && !has_pid {
+        out += &format!(".{pid}");
+    }
+    Ok(cwd.join(out)) // an absolute pattern replaces cwd
+}
