@@ -4,44 +4,10 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::tmux::*;
 use common::*;
-
-fn tmux(args: &[&str]) -> std::process::Output {
-    Command::new("tmux")
-        .args(args)
-        .output()
-        .expect("running tmux")
-}
-
-fn have_tmux() -> bool {
-    Command::new("tmux")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-/// The pane's visible text.
-fn screen(session: &str) -> String {
-    String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-t", session]).stdout).into_owned()
-}
-
-/// Polls the pane until `pred` holds (or panics with the last screen).
-fn wait_screen(session: &str, what: &str, pred: impl Fn(&str) -> bool) -> String {
-    let start = Instant::now();
-    loop {
-        let s = screen(session);
-        if pred(&s) {
-            return s;
-        }
-        if start.elapsed() > Duration::from_secs(20) {
-            panic!("timed out waiting for {what}; screen:\n{s}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 fn tracer_pid(pid: u32) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -49,14 +15,6 @@ fn tracer_pid(pid: u32) -> String {
         .lines()
         .find_map(|l| l.strip_prefix("TracerPid:").map(|v| v.trim().to_string()))
         .unwrap()
-}
-
-/// Kills the tmux session on every exit path of the test.
-struct Session(String);
-impl Drop for Session {
-    fn drop(&mut self) {
-        let _ = tmux(&["kill-session", "-t", &self.0]);
-    }
 }
 
 fn worker_row(screen: &str, suffix: &str) -> Option<(u64, String)> {
@@ -70,11 +28,7 @@ fn worker_row(screen: &str, suffix: &str) -> Option<(u64, String)> {
 }
 
 fn run(version: &str) {
-    if !have_tmux() {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("tmux is required in CI (scripts/install-test-deps.sh)");
-        }
-        eprintln!("skipping: tmux not installed (apt-get install tmux)");
+    if !require_tmux() {
         return;
     }
     let Some(bin) = try_build_fixture("goroutines", version, false, "") else {
@@ -87,25 +41,13 @@ fn run(version: &str) {
         .unwrap();
     let exit_file = work.path().join("exit");
     let name = format!("gospy-tui-{}-{}", std::process::id(), fx.pid);
-    let _guard = Session(name.clone());
     let cmd = format!(
         "{} top --pid {} --interval 0.5; echo $? > {}; sleep 600",
         gospy_bin().display(),
         fx.pid,
         exit_file.display()
     );
-    let o = tmux(&[
-        "new-session",
-        "-d",
-        "-s",
-        &name,
-        "-x",
-        "160",
-        "-y",
-        "50",
-        &cmd,
-    ]);
-    assert!(o.status.success(), "tmux: {o:?}");
+    let _guard = Session::start(&name, 160, 50, &cmd);
 
     // Grouped by start function: main.worker with its 10 goroutines.
     let s = wait_screen(&name, "main.worker grouped by start", |s| {
@@ -175,10 +117,7 @@ fn run(version: &str) {
 /// going; Ctrl-C then quits with the terminal restored.
 #[test]
 fn top_tui_target_exits_then_ctrl_c() {
-    if !have_tmux() {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("tmux is required in CI (scripts/install-test-deps.sh)");
-        }
+    if !require_tmux() {
         return;
     }
     let Some(bin) = try_build_fixture("goroutines", "1.27", false, "") else {
@@ -188,26 +127,13 @@ fn top_tui_target_exits_then_ctrl_c() {
     let work = tempfile::tempdir().unwrap();
     let exit_file = work.path().join("exit");
     let name = format!("gospy-tui-exit-{}-{}", std::process::id(), fx.pid);
-    let _guard = Session(name.clone());
     let cmd = format!(
         "{} top --pid {} --interval 0.3; echo $? > {}; sleep 600",
         gospy_bin().display(),
         fx.pid,
         exit_file.display()
     );
-    assert!(tmux(&[
-        "new-session",
-        "-d",
-        "-s",
-        &name,
-        "-x",
-        "120",
-        "-y",
-        "40",
-        &cmd
-    ])
-    .status
-    .success());
+    let _guard = Session::start(&name, 120, 40, &cmd);
     wait_screen(&name, "first screen", |s| worker_row(s, "").is_some());
     fx.kill();
     wait_screen(&name, "error line", |s| s.contains("error:"));

@@ -8,7 +8,8 @@
 //! gospy captures it from the host pid without --bin: the executable is read
 //! through /proc/PID/exe, embedded because this machine cannot open it at its
 //! path, and the snapshot analyzes from another directory with a dump equal
-//! to the runtime's own traceback. NSpid is recorded and shown.
+//! to the runtime's own traceback. NSpid is recorded and shown (capture,
+//! summary, and the header of `top --pid`'s full-screen view).
 //!
 //! Then permission errors: root with CAP_SYS_PTRACE dropped, and another
 //! uid, each fail in one line naming what is missing, with exit 3.
@@ -19,6 +20,7 @@
 mod common;
 
 use common::dumpcmp::*;
+use common::tmux::*;
 use common::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -262,6 +264,16 @@ fn contained_capture_analyzes_elsewhere(version: &str, hide: Hide) {
             .contains("(ns pid 1)"),
         "{live}"
     );
+    // The full-screen view's header shows it too.
+    if require_tmux() {
+        let name = format!("gospy-ns-tui-{}-{pid}", std::process::id());
+        let cmd = format!("{} top --pid {pid}; sleep 600", gospy_bin().display());
+        let _tui = Session::start(&name, 120, 30, &cmd);
+        wait_screen(&name, "the header with the ns pid", |s| {
+            s.contains(&format!("gospy top  pid {pid} (ns pid 1)"))
+        });
+        tmux(&["send-keys", "-t", &name, "q"]);
+    }
 
     // --no-embed-binary: a warning, and analysis then needs --bin.
     let bare = work.path().join("bare.gss");

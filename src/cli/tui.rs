@@ -341,8 +341,12 @@ fn draw(f: &mut ratatui::Frame, app: &App, o: &TuiOptions) {
         }
         head.push(Line::styled(
             format!(
-                "gospy top  pid {}  {}  uptime {}  refresh {}{}",
+                "gospy top  pid {}{}  {}  uptime {}  refresh {}{}",
                 s.meta.pid,
+                match s.meta.ns_pid.last() {
+                    Some(inner) if s.meta.ns_pid.len() > 1 => format!(" (ns pid {inner})"),
+                    _ => String::new(),
+                },
                 s.meta.go_version,
                 m.uptime_ns
                     .map(report::fmt_duration_ns)
