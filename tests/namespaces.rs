@@ -11,8 +11,10 @@
 //! to the runtime's own traceback. NSpid is recorded and shown (capture,
 //! summary, and the header of `top --pid`'s full-screen view).
 //!
-//! Then permission errors: root with CAP_SYS_PTRACE dropped, and another
-//! uid, each fail in one line naming what is missing, with exit 3.
+//! Then permission errors: root with CAP_SYS_PTRACE dropped, another uid,
+//! a seccomp filter, and a target that made itself not dumpable, each fail
+//! in one line naming what is missing, with exit 3. (Yama's ptrace_scope
+//! needs a kernel with Yama; its lines are unit-tested in src/process.)
 //!
 //! Needs root (unshare, setpriv); skipped otherwise, and a missing tool fails
 //! under CI=true.
@@ -565,5 +567,57 @@ fn other_uid_one_line_names_it() {
         );
         assert!(line.contains("run gospy as uid 0"), "{line}");
         report(&format!("namespaces: other uid: {line}"));
+    }
+}
+
+/// A target that made itself not dumpable (prctl(PR_SET_DUMPABLE, 0), as
+/// setuid programs are), run by the same unprivileged uid as gospy: only
+/// CAP_SYS_PTRACE may inspect it, and the line says so.
+#[test]
+fn not_dumpable_one_line_names_it() {
+    if !can_run(&["setpriv"]) {
+        return;
+    }
+    let Some(built) = try_build_fixture("goroutines", "1.27", false, "") else {
+        return;
+    };
+    // The fixture runs as uid 65534 too: its binary and oracle directory
+    // must be open to it.
+    let work = tempfile::tempdir().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let exe = work.path().join("app");
+    copy_exe(&built, &exe);
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let fx = Fixture::start_configured(&exe, &[], &[("GOSPY_FIXTURE_NOT_DUMPABLE", "1")], |cmd| {
+        let dir = cmd.get_args().next().expect("ORACLE_DIR").to_owned();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        use std::os::unix::process::CommandExt;
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::setgroups(0, std::ptr::null()) != 0
+                    || libc::setgid(65534) != 0
+                    || libc::setuid(65534) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    });
+    let status = std::fs::read_to_string(format!("/proc/{}/status", fx.pid)).unwrap();
+    assert!(
+        status.lines().any(|l| l.starts_with("Uid:\t65534")),
+        "{status}"
+    );
+    for line in refused(
+        &fx,
+        &["--reuid=65534", "--regid=65534", "--clear-groups"],
+        "not dumpable",
+    ) {
+        assert!(line.contains("the target is not dumpable"), "{line}");
+        assert!(line.contains("CAP_SYS_PTRACE"), "{line}");
+        report(&format!("namespaces: not dumpable: {line}"));
     }
 }

@@ -143,11 +143,12 @@ pub fn denied_hint(pid: i32, attach: bool) -> String {
             );
         }
     }
-    // A process that is not dumpable (setuid, PR_SET_DUMPABLE 0) has its
-    // /proc directory owned by root.
+    // A process that is not dumpable (setuid, PR_SET_DUMPABLE 0) has the
+    // files of its /proc directory owned by root (the directory itself keeps
+    // the process's uid).
     let not_dumpable = {
         use std::os::unix::fs::MetadataExt;
-        std::fs::metadata(proc_path(pid, ""))
+        std::fs::metadata(proc_path(pid, "status"))
             .is_ok_and(|m| m.uid() == 0 && their_uid.first().is_some_and(|&u| u != 0))
     };
     if !has_cap && not_dumpable {
