@@ -3,10 +3,11 @@
 //! `progToPointerMask` does, symtab.go) and the stack maps of a frame
 //! (`stkframe.getStackMap`, stkframe.go; `scanframeworker`, mgcmark.go).
 //!
-//! Frame geometry on amd64 (traceback.go, every version 1.19–1.27):
-//! `fp = sp + pcsp(pc) + 8` (the caller's SP, past the return address);
-//! `varp = fp - 8`, then `varp -= 8` for the saved frame pointer when
-//! `varp > sp`; `argp = fp`. Locals: `stackmapdata(LocalsPointerMaps,
+//! Frame geometry (traceback.go, every version 1.19–1.27): on amd64
+//! `fp = sp + pcsp(pc) + 8` (the caller's SP, past the return address),
+//! `varp = fp - 8`, `argp = fp`; on arm64 (`usesLR`) `fp = sp + pcsp(pc)`,
+//! `varp = fp`, `argp = fp + 8` (MinFrameSize); on both, `varp -= 8` for
+//! the saved frame pointer when `varp > sp`. Locals: `stackmapdata(LocalsPointerMaps,
 //! idx)`, `nbit` words ending at `varp`; arguments: `ArgsPointerMaps`
 //! from `argp`; `idx = pcdata(StackMapIndex, pc - 1)` (`-1` read as 0).
 //! A stackmap is `{n int32, nbit int32, bytedata [n][(nbit+7)/8]byte}`.
@@ -15,7 +16,8 @@
 //! `varp` when negative, else from `argp`) are address-taken locals the GC
 //! scans only when reached; here they are taken as live and scanned by
 //! their type's pointer mask (`ptrdata/8` bits at `moduledata.rodata +
-//! gcdataoff`), whole when that mask is a GC program or unreadable.
+//! gcdataoff`, or the GC program there when `ptrdata < 0`, Go 1.19–1.23),
+//! whole when that mask is unreadable.
 
 use super::objects::{HeapObject, MIN_SIZE_FOR_HEADER};
 use crate::binary::pclntab::{
@@ -162,8 +164,15 @@ pub fn frame_slots<M: Memory>(t: &Target, mem: &M, pc: u64, sp: u64) -> Option<F
     if !(0..1 << 30).contains(&delta) {
         return None;
     }
-    let fp = sp + delta as u64 + 8;
-    let mut varp = fp - 8;
+    let arch = t.arch();
+    let fp = crate::goruntime::arch::frame_end(arch, sp, delta);
+    let argp = crate::goruntime::arch::args_at(arch, sp, delta);
+    // The return address pushed by CALL (amd64 only), then the saved frame
+    // pointer (both architectures: arm64 stores it below its frame too).
+    let mut varp = match arch {
+        crate::model::Arch::X86_64 => fp - 8,
+        crate::model::Arch::Aarch64 => fp,
+    };
     if varp > sp {
         varp -= 8;
     }
@@ -188,7 +197,7 @@ pub fn frame_slots<M: Memory>(t: &Target, mem: &M, pc: u64, sp: u64) -> Option<F
         let bits = stackmap_bits(b, idx)?;
         for (k, set) in bits.iter().enumerate() {
             if *set {
-                out.pointers.push(fp + k as u64 * 8);
+                out.pointers.push(argp + k as u64 * 8);
             }
         }
     }
@@ -209,22 +218,27 @@ pub fn frame_slots<M: Memory>(t: &Target, mem: &M, pc: u64, sp: u64) -> Option<F
             let at = if off < 0 {
                 varp.wrapping_add(off as i64 as u64)
             } else {
-                fp + off as u64
+                argp + off as u64
             };
-            // The object's pointer mask: ptrdata/8 bits at rodata + gcdataoff
-            // (a GC program when ptrdata < 0, Go 1.19–1.23: scanned whole).
-            let words = (ptrdata.max(0) as u64 / 8).min(size as u64 / 8);
-            let mask = (ptrdata > 0)
-                .then(|| {
-                    let m = t.bin.moduledata.rodata + gcdataoff as u64 + t.bias;
-                    mem.read_vec(m, words.div_ceil(8) as usize).ok()
+            // The object's pointer mask: ptrdata/8 bits at rodata + gcdataoff,
+            // or (ptrdata < 0, Go 1.19–1.23) a GC program of -ptrdata/8 bits
+            // after a 4-byte length there (`materializeGCProg`).
+            let words = (ptrdata.unsigned_abs() as u64 / 8).min(size as u64 / 8);
+            let m = t.bin.moduledata.rodata + gcdataoff as u64 + t.bias;
+            let mask: Option<Vec<bool>> = if ptrdata > 0 {
+                mem.read_vec(m, words.div_ceil(8) as usize).ok().map(|b| {
+                    (0..words)
+                        .map(|w| b[(w / 8) as usize] >> (w % 8) & 1 == 1)
+                        .collect()
                 })
-                .flatten();
+            } else {
+                stack_object_program(mem, m, words)
+            };
             match mask {
-                Some(m) => {
-                    for w in 0..words {
-                        if m[(w / 8) as usize] >> (w % 8) & 1 == 1 {
-                            out.pointers.push(at + w * 8);
+                Some(bits) => {
+                    for (w, set) in bits.iter().enumerate() {
+                        if *set {
+                            out.pointers.push(at + w as u64 * 8);
                         }
                     }
                 }
@@ -233,6 +247,23 @@ pub fn frame_slots<M: Memory>(t: &Target, mem: &M, pc: u64, sp: u64) -> Option<F
         }
     }
     Some(out)
+}
+
+/// Longest stack-object GC program read (bytes).
+const MAX_STACK_PROGRAM: u32 = 1 << 20;
+
+/// A stack object's GC program (`materializeGCProg`: a 4-byte length, then
+/// the program) run into `words` pointer bits.
+fn stack_object_program<M: Memory>(mem: &M, at: u64, words: u64) -> Option<Vec<bool>> {
+    if words > MAX_TYPE_WORDS {
+        return None;
+    }
+    let len = u32::from_le_bytes(mem.read_vec(at, 4).ok()?.try_into().ok()?);
+    if len == 0 || len > MAX_STACK_PROGRAM {
+        return None;
+    }
+    let prog = mem.read_vec(at + 4, len as usize).ok()?;
+    gc_program(&prog, words as usize)
 }
 
 /// Bytes of Green Tea's `spanInlineMarkBits` (Go 1.26+ default: scans
