@@ -17,7 +17,9 @@
 //! their type's pointer mask (`ptrdata/8` bits at `moduledata.rodata +
 //! gcdataoff`), whole when that mask is a GC program or unreadable.
 
-use super::objects::{HeapObject, MIN_SIZE_FOR_HEADER};
+use super::arenabits::ArenaBits;
+use super::slot::{HeapObject, MIN_SIZE_FOR_HEADER, PTRS_UNKNOWN};
+use super::target::HeapTarget;
 use crate::binary::pclntab::{
     FUNCDATA_ARGS_POINTER_MAPS, FUNCDATA_LOCALS_POINTER_MAPS, FUNCDATA_STACK_OBJECTS,
     PCDATA_STACK_MAP_INDEX,
@@ -261,15 +263,24 @@ pub enum ObjectMask {
         count: u64,
         bits: std::sync::Arc<[bool]>,
     },
-    /// No exact mask here (Go 1.19–1.21 arena bitmaps, GC programs, masks
-    /// built on demand, unreadable bits): scan every word.
+    /// No exact mask here (arena bitmaps missing from the snapshot, GC
+    /// programs, unreadable bits or type descriptors): scan every word.
     Unknown,
 }
+
+/// Largest object prefix whose pointer words are listed (larger objects:
+/// their first bytes only; the graph scans no further).
+pub const MAX_MASK_BYTES: u64 = 1 << 30;
 
 /// Per-object pointer masks of one heap, with the type masks read once.
 pub struct HeapMasks {
     /// Go 1.22+: heap bits in spans, types in headers and largeType.
     pub exact: bool,
+    /// Go 1.19–1.21: the heap arena bitmaps (None on 1.22+, or when the
+    /// layout is unknown).
+    arena: Option<ArenaBits>,
+    /// Pointer offsets being collected (reused).
+    scratch: Vec<u64>,
     green_tea: bool,
     /// Go 1.24+: `TFlagGCMaskOnDemand` (bit 4 of tflag; no GC programs).
     on_demand: bool,
@@ -280,8 +291,17 @@ pub struct HeapMasks {
 
 impl HeapMasks {
     pub fn new(t: &Target) -> HeapMasks {
+        let ht = HeapTarget::new(t).ok();
+        HeapMasks::with_target(t, ht.as_ref())
+    }
+
+    /// Masks for `t`, whose heap target (layouts, `mheap_`) is `ht`.
+    pub fn with_target(t: &Target, ht: Option<&HeapTarget>) -> HeapMasks {
+        let exact = t.bin.go.at_least(1, 22);
         HeapMasks {
-            exact: t.bin.go.at_least(1, 22),
+            exact,
+            arena: ht.filter(|_| !exact).and_then(|ht| ArenaBits::new(t, ht)),
+            scratch: Vec::new(),
             green_tea: t.bin.go.at_least(1, 26),
             on_demand: t.bin.go.at_least(1, 24),
             page: 8192,
@@ -409,8 +429,50 @@ impl HeapMasks {
         Some(())
     }
 
+    /// Why objects get [`ObjectMask::Unknown`] in bulk, for the warning
+    /// that counts them ("" when only some masks were unreadable).
+    pub fn unknown_reason(&self) -> &'static str {
+        match (self.exact, &self.arena) {
+            (true, _) => "",
+            (false, Some(_)) => {
+                ": heap arena bitmaps not in the snapshot (captured by an older gospy? \
+                 capture again with --heap)"
+            }
+            (false, None) => ": the heap arena bitmap layout is unknown for this Go version",
+        }
+    }
+
+    /// Pointer words of object `o` of a small-object span: exact when its
+    /// mask is readable, 0 for noscan objects, [`PTRS_UNKNOWN`] for large
+    /// objects (counts past u16) and unreadable masks. The census's count
+    /// ("unknown, 48 B, 2 pointers") comes from here, as the graph's edges.
+    pub fn pointer_count<M: Memory>(&mut self, mem: &M, o: &HeapObject) -> u16 {
+        if o.noscan() {
+            return 0;
+        }
+        if o.size_class() == 0 {
+            return PTRS_UNKNOWN;
+        }
+        let n = match self.object(mem, o) {
+            ObjectMask::Exact(v) => v.len() as u64,
+            ObjectMask::Repeated { count, bits, .. } => {
+                count.saturating_mul(bits.iter().filter(|b| **b).count() as u64)
+            }
+            ObjectMask::Unknown => return PTRS_UNKNOWN,
+        };
+        n.min(u64::from(PTRS_UNKNOWN - 1)) as u16
+    }
+
     /// The pointer words of object `o` (not noscan).
     pub fn object<M: Memory>(&mut self, mem: &M, o: &HeapObject) -> ObjectMask {
+        if let Some(ab) = self.arena.as_mut() {
+            self.scratch.clear();
+            let size = o.size.min(MAX_MASK_BYTES);
+            return match ab.pointers(mem, o.addr, size, &mut self.scratch) {
+                Some(()) => ObjectMask::Exact(self.scratch.clone()),
+                None => ObjectMask::Unknown,
+            };
+        }
         if !self.exact {
             return ObjectMask::Unknown;
         }
@@ -457,7 +519,14 @@ impl HeapMasks {
         let n = o.size / 8;
         let first = (w0 / 8) as usize;
         let last = ((w0 + n).div_ceil(8)) as usize;
-        let b = mem.read_vec(bits_at + first as u64, last - first).ok()?;
+        let owned;
+        let b = match mem.bytes_at(bits_at + first as u64, last - first) {
+            Some(b) => b,
+            None => {
+                owned = mem.read_vec(bits_at + first as u64, last - first).ok()?;
+                &owned[..]
+            }
+        };
         let mut v = Vec::new();
         for w in 0..n {
             let k = w0 + w;
