@@ -432,6 +432,106 @@ fn hostile_retain_go1_27() {
     hostile_retain("1.27");
 }
 
+/// Removes `[at, at + len)` from the regions (splitting those it cuts).
+fn cut(regions: &mut Vec<gospy::model::Region>, at: u64, len: u64) {
+    let end = at + len;
+    let mut out = Vec::with_capacity(regions.len() + 1);
+    for r in regions.drain(..) {
+        let r_end = r.addr + r.data.len() as u64;
+        if r_end <= at || r.addr >= end {
+            out.push(r);
+            continue;
+        }
+        if r.addr < at {
+            let mut head = r.clone();
+            head.data.truncate((at - r.addr) as usize);
+            out.push(head);
+        }
+        if r_end > end {
+            let mut tail = r.clone();
+            tail.data = r.data[(end - r.addr) as usize..].to_vec();
+            tail.addr = end;
+            out.push(tail);
+        }
+    }
+    *regions = out;
+}
+
+/// A Go 1.19/1.21 heap snapshot taken before `capture --heap` stored the
+/// heap arena bitmaps (simulated: the bitmap bytes cut out of a capture)
+/// still works: the objects are scanned conservatively, the report says
+/// so, and the owners are still named.
+fn without_bitmaps(version: &str) {
+    use gospy::analyze::Session;
+    use gospy::binary::Binary;
+    use gospy::goruntime::heap::HeapTarget;
+    use gospy::snapshot::SnapshotFile;
+    use std::sync::Arc;
+
+    let Some(bin_path) = try_build_fixture("owners", version, false, "") else {
+        return;
+    };
+    let work = tempfile::Builder::new()
+        .prefix("gospy-retain-old-")
+        .tempdir()
+        .unwrap();
+    let snap_path = work.path().join("heap.gss");
+    let mut fx = Fixture::start(&bin_path);
+    capture(fx.pid, &snap_path, &["--heap"]);
+    fx.kill();
+    let bin = Arc::new(Binary::from_bytes(Arc::from(std::fs::read(&bin_path).unwrap())).unwrap());
+    let mut cap = SnapshotFile::from_bytes(std::fs::read(&snap_path).unwrap())
+        .unwrap()
+        .capture()
+        .unwrap();
+    let open = |cap: gospy::model::Capture| {
+        Session::open(gospy::sources::from_capture(cap, bin.clone()), None).unwrap()
+    };
+    let s = open(cap.clone());
+    let (exact, _) = gospy::report::retain::build(&s, Some(10)).unwrap();
+    assert!(!exact.conservative, "go {version}: {:?}", exact.warnings);
+    let ht = HeapTarget::new(&s.target).unwrap();
+    let ranges = ht.heap_bitmap_ranges(&s.target, &s.mem, false);
+    assert!(!ranges.is_empty(), "go {version}: no bitmap ranges");
+    let bytes: u64 = ranges.iter().map(|r| r.1).sum();
+    for (a, l) in ranges {
+        cut(&mut cap.regions, a, l);
+    }
+    let (r, _) = gospy::report::retain::build(&open(cap), Some(10)).unwrap();
+    assert!(r.conservative, "go {version}: bitmaps cut, still exact");
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w.contains("scanned conservatively")
+                && w.contains("bitmaps not in the snapshot")),
+        "go {version}: {:?}",
+        r.warnings
+    );
+    for owner in ["main.list", "main.cache", "main.items"] {
+        assert!(
+            r.roots
+                .iter()
+                .any(|x| x.root == owner && x.retained_bytes > 0),
+            "go {version}: {owner} not named without bitmaps: {:?}",
+            r.roots.iter().map(|x| &x.root).collect::<Vec<_>>()
+        );
+    }
+    report(&format!(
+        "go {version}: without its {bytes} bitmap bytes the snapshot is scanned conservatively ({} roots, warned)",
+        r.roots.len()
+    ));
+}
+
+#[test]
+fn without_bitmaps_go1_19() {
+    without_bitmaps("1.19");
+}
+
+#[test]
+fn without_bitmaps_go1_21() {
+    without_bitmaps("1.21");
+}
+
 /// `diff a.gss b.gss --objects` on the grow fixture, captured with --heap
 /// before and after it starts 100 more goroutines: at least 100 more
 /// runtime.g objects; a snapshot without the heap is refused in one line.

@@ -453,6 +453,18 @@ impl HeapMasks {
         if o.size_class() == 0 {
             return PTRS_UNKNOWN;
         }
+        if self.arena.is_some() || (self.exact && o.size <= MIN_SIZE_FOR_HEADER) {
+            // Bit-per-word masks: counted without building a mask.
+            let mut v = std::mem::take(&mut self.scratch);
+            v.clear();
+            let ok = self.listed_words(mem, o, &mut v);
+            let n = v.len() as u64;
+            self.scratch = v;
+            return match ok {
+                Some(()) => n.min(u64::from(PTRS_UNKNOWN - 1)) as u16,
+                None => PTRS_UNKNOWN,
+            };
+        }
         let n = match self.object(mem, o) {
             ObjectMask::Exact(v) => v.len() as u64,
             ObjectMask::Repeated { count, bits, .. } => {
@@ -465,22 +477,16 @@ impl HeapMasks {
 
     /// The pointer words of object `o` (not noscan).
     pub fn object<M: Memory>(&mut self, mem: &M, o: &HeapObject) -> ObjectMask {
-        if let Some(ab) = self.arena.as_mut() {
-            self.scratch.clear();
-            let size = o.size.min(MAX_MASK_BYTES);
-            return match ab.pointers(mem, o.addr, size, &mut self.scratch) {
-                Some(()) => ObjectMask::Exact(self.scratch.clone()),
+        let small = o.size_class() != 0 && o.size <= MIN_SIZE_FOR_HEADER;
+        if self.arena.is_some() || (self.exact && small) {
+            let mut v = Vec::new();
+            return match self.listed_words(mem, o, &mut v) {
+                Some(()) => ObjectMask::Exact(v),
                 None => ObjectMask::Unknown,
             };
         }
         if !self.exact {
             return ObjectMask::Unknown;
-        }
-        let small = o.size_class() != 0 && o.size <= MIN_SIZE_FOR_HEADER;
-        if small {
-            return self
-                .span_bits(mem, o)
-                .map_or(ObjectMask::Unknown, ObjectMask::Exact);
         }
         // Allocation header or span.largeType: nil means no pointers.
         let (start, len) = if o.size_class() != 0 {
@@ -502,9 +508,24 @@ impl HeapMasks {
         }
     }
 
+    /// Appends to `out` the offsets of `o`'s pointer words from a bit-per-word
+    /// mask: the heap arena bitmap (Go 1.19–1.21) or the span's heap bits
+    /// (Go 1.22+, objects of at most 512 bytes). None when unreadable.
+    fn listed_words<M: Memory>(
+        &mut self,
+        mem: &M,
+        o: &HeapObject,
+        out: &mut Vec<u64>,
+    ) -> Option<()> {
+        match self.arena.as_mut() {
+            Some(ab) => ab.pointers(mem, o.addr, o.size.min(MAX_MASK_BYTES), out),
+            None => self.span_bits(mem, o, out),
+        }
+    }
+
     /// Heap bits of a small object: one bit per word of its one-page span,
     /// at the span's end (before Green Tea's inline mark bits).
-    fn span_bits<M: Memory>(&self, mem: &M, o: &HeapObject) -> Option<Vec<u64>> {
+    fn span_bits<M: Memory>(&self, mem: &M, o: &HeapObject, out: &mut Vec<u64>) -> Option<()> {
         let base = o.addr & !(self.page - 1);
         let mut bits_at = base + self.page - self.page / 64;
         if self.green_tea && o.size >= 16 {
@@ -527,14 +548,13 @@ impl HeapMasks {
                 &owned[..]
             }
         };
-        let mut v = Vec::new();
         for w in 0..n {
             let k = w0 + w;
             if b[(k / 8) as usize - first] >> (k % 8) & 1 == 1 {
-                v.push(w * 8);
+                out.push(w * 8);
             }
         }
-        Some(v)
+        Some(())
     }
 }
 
