@@ -199,6 +199,9 @@ fn owners(version: &str, pie: bool, ldflags: &str) {
             .args(["tool", "pprof", "-top"])
             .arg(&prof)
             .env("HOME", c.snap.parent().unwrap())
+            // The shared build cache: pprof is compiled once per toolchain,
+            // not once per test.
+            .env("GOCACHE", cache_dir().join("go-build"))
             .output()
             .expect("go tool pprof");
         let text = String::from_utf8_lossy(&out.stdout);

@@ -326,7 +326,7 @@ mod tests {
     #[test]
     fn two_bit_stops_at_dead_word() {
         let mut ab = bits(Format::TwoBit, 2 << 20);
-        let heap = 0xc000_0000_00u64;
+        let heap = 0x00c0_0000_0000_u64;
         let obj = heap + 64; // words 8.. of the arena: bitmap byte 2
                              // Words 8..11: ptr+scan, scan only, ptr+scan, dead; 12: ptr+scan.
         let m = mem(&ab, heap, vec![(2, vec![0b0111_0101, 0b0001_0001])]);
@@ -342,7 +342,7 @@ mod tests {
             size: 16384,
         };
         let mut ab = bits(Format::OneBit { no_more }, 1 << 20);
-        let heap = 0xc000_0000_00u64;
+        let heap = 0x00c0_0000_0000_u64;
         // An object of 140 words from word 60: bits 60 and 63 of bitmap
         // word 0; bits 1 and 40 of word 1, whose noMorePtrs bit is set.
         let w0 = (1u64 << 60) | (1 << 63);
