@@ -13,8 +13,8 @@
 //!   locals yet); every []uint8 value at least;
 //! - without DWARF (`-s -w`), on Go 1.22+, the header-typed arrays by
 //!   name ([]*main.Item, []*main.Payload) and the rest by size class (the
-//!   nodes as "unknown, 32 B, 1 pointer" from the span's pointer bitmap on
-//!   Go 1.22+);
+//!   nodes as "unknown, 32 B, 1 pointer" from their exact pointer mask:
+//!   the span's heap bits on Go 1.22+, the heap arena bitmap on 1.19–1.21);
 //! - a snapshot without --heap: one line saying it lacks the heap, exit
 //!   non-zero.
 
@@ -150,12 +150,9 @@ fn owners(version: &str, pie: bool, ldflags: &str) {
     }
     if !dwarf {
         // The linked list's nodes (32 B, one pointer word), by size class
-        // and, from Go 1.22, the span's pointer bitmap.
-        let node = if headers {
-            "unknown, 32 B, 1 pointer"
-        } else {
-            "unknown, 32 B"
-        };
+        // and their pointer mask: the span's heap bits from Go 1.22, the
+        // heap arena bitmap on Go 1.19–1.21.
+        let node = "unknown, 32 B, 1 pointer";
         assert!(
             count(node) >= e("nodes"),
             "{what}: {node}: {} < {}; types: {c:?}",
@@ -326,6 +323,11 @@ fn hostile_heap(version: &str) {
 }
 
 #[test]
+fn hostile_heap_go1_19() {
+    hostile_heap("1.19");
+}
+
+#[test]
 fn hostile_heap_go1_21() {
     hostile_heap("1.21");
 }
@@ -394,12 +396,22 @@ fn core_same_objects(version: &str) {
     ));
 }
 
-#[test]
-fn core_go1_21() {
-    core_same_objects("1.21");
+macro_rules! core_tests {
+    ($($name:ident: $version:literal;)*) => {$(
+        #[test]
+        fn $name() {
+            core_same_objects($version);
+        }
+    )*};
 }
 
-#[test]
-fn core_go1_27() {
-    core_same_objects("1.27");
+core_tests! {
+    core_go1_19: "1.19";
+    core_go1_21: "1.21";
+    core_go1_22: "1.22";
+    core_go1_23: "1.23";
+    core_go1_24: "1.24";
+    core_go1_25: "1.25";
+    core_go1_26: "1.26";
+    core_go1_27: "1.27";
 }

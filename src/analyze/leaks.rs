@@ -330,7 +330,8 @@ fn mark_from(e: &Edges<'_>, seen: &mut [bool], start: impl IntoIterator<Item = u
 }
 
 /// Rows for the runtime's `p` and `g` structs when objects are scanned
-/// conservatively (Go < 1.22): their words that hold addresses without being
+/// conservatively (Go 1.19–1.21 snapshots without the heap arena
+/// bitmaps): their words that hold addresses without being
 /// pointers are left out, as the GC's exact mask does. A `g`'s `stack.hi`
 /// is the address just past its stack span, often the first object of the
 /// next span (a leaked channel); a `p`'s page cache base and stale write

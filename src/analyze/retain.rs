@@ -1,8 +1,9 @@
 //! What holds the memory: retained size per root and per type from the
 //! dominator tree of the heap graph, and root paths to objects.
 //!
-//! Built on [`census`] (every object, typed), [`HeapGraph`] (pointers,
-//! conservative for now: see `goruntime::heap::graph`) and [`dominators`].
+//! Built on [`census`] (every object, typed), [`HeapGraph`] (pointers from
+//! the GC's exact masks, conservative only where none is readable: see
+//! `goruntime::heap::graph`) and [`dominators`].
 
 use super::objects::{census, ObjectCensus};
 use super::session::Session;

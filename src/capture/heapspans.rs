@@ -6,8 +6,15 @@
 //! (`goruntime::heap::objects`). The roots (data and BSS, stacks, runtime
 //! structures) are what every capture reads anyway.
 //!
-//! The pause grows with the heap at memory-copy speed: the round is
-//! reported as its own phase ("heap spans") in `pause_phases_ns`.
+//! Go 1.19–1.21 keep each object's pointer bits in the heap arenas'
+//! metadata (`heapArena.bitmap`, off-heap; see
+//! `goruntime::heap::arenabits`): two more rounds copy, for the arenas of
+//! the scannable in-use spans, their `mheap_.arenas` L2 entries, then the
+//! bitmap bytes describing those spans only (1/32 of their bytes on 1.19,
+//! 1/64 plus `noMorePtrs` on 1.21), so that offline scans are exact.
+//!
+//! The pause grows with the heap at memory-copy speed: the rounds are
+//! reported as their own phase ("heap spans") in `pause_phases_ns`.
 
 use crate::goruntime::heap::HeapTarget;
 use crate::goruntime::Target;
@@ -28,7 +35,26 @@ pub(super) fn plan(
     let Some(ht) = ht else {
         return Vec::new();
     };
-    let mut r = ht.heap_span_ranges(t, mem);
+    rounds(ht.heap_span_ranges(t, mem))
+}
+
+/// Go 1.19–1.21 (empty otherwise): the rounds of the arena bitmaps of the
+/// scannable in-use spans: with `entries` their arenas' L2 entries, which
+/// must be read before the bitmap bytes (`entries == false`) can be found.
+pub(super) fn bitmap_plan(
+    ht: Option<&HeapTarget>,
+    t: &Target,
+    mem: &impl Memory,
+    entries: bool,
+) -> Vec<Vec<(u64, u64, RegionKind)>> {
+    let Some(ht) = ht else {
+        return Vec::new();
+    };
+    rounds(ht.heap_bitmap_ranges(t, mem, entries))
+}
+
+/// Ranges sorted and cut into rounds of at most [`ROUND_BYTES`].
+fn rounds(mut r: Vec<(u64, u64)>) -> Vec<Vec<(u64, u64, RegionKind)>> {
     r.retain(|&(a, l)| a != 0 && l > 0);
     r.sort_unstable();
     // Not merged here: the rounds' reader merges, within its size cap
@@ -67,6 +93,12 @@ pub(super) fn estimate(
         first: crate::process::LiveMemory::new(pid),
         second: image,
     };
-    let bytes: u64 = ht.heap_span_ranges(t, &mem).iter().map(|r| r.1).sum();
+    let bytes: u64 = ht
+        .heap_span_ranges(t, &mem)
+        .into_iter()
+        .chain(ht.heap_bitmap_ranges(t, &mem, true))
+        .chain(ht.heap_bitmap_ranges(t, &mem, false))
+        .map(|r| r.1)
+        .sum();
     (bytes + bytes / 8 + (8 << 20)).min(64 << 30) as usize
 }

@@ -311,6 +311,24 @@ impl<'p, 'a> Rounds<'p, 'a> {
             self.read(false);
         }
         self.p.asm.rebuild();
+        // Go 1.19–1.21: the arena bitmaps (L2 entries first: the bitmaps'
+        // addresses depend on them).
+        for entries in [true, false] {
+            let view = Layered {
+                first: &self.p.asm.sparse,
+                second: &self.ld.image,
+            };
+            let t = &self.ld.target;
+            let rounds = super::heapspans::bitmap_plan(self.p.heap_t.as_ref(), t, &view, entries);
+            if rounds.is_empty() {
+                break;
+            }
+            for plan in rounds {
+                self.next.extend(plan);
+                self.read(false);
+            }
+            self.p.asm.rebuild();
+        }
     }
 
     /// --non-blocking: read every g again, after its stack: unchanged ones

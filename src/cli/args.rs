@@ -319,10 +319,12 @@ retained by none of them. Roots: package globals by full name (main.cache), runt
 globals (runtime: allgs), goroutine frames (goroutine 18: main.holder); without a symbol
 table, data+0xOFF / bss+0xOFF.
 
-Pointers are found by conservative scanning (every word of a pointerful object, of .data,
-.bss and of the used stacks that points into an allocated object), not yet with the GC's
-exact pointer masks: a stale stack slot can make an object look shared. Finalizer
-specials are not roots yet.
+Pointers come from the GC's own exact masks: .data/.bss pointer masks, frame stack maps,
+and per heap object the span heap bits and allocation header types (Go 1.22+) or the heap
+arena bitmaps (Go 1.19-1.21, stored by `capture --heap`). Where no mask can be read (e.g. a
+1.19-1.21 snapshot taken before gospy stored the bitmaps) words are scanned conservatively,
+said in the warnings and in JSON's \"conservative\": a stale word can then make an object
+look shared. Finalizer specials are not roots yet.
 
 Examples:
   gospy capture --pid 1234 --heap -o app.gss

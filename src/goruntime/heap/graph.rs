@@ -10,9 +10,10 @@
 //! none. Go 1.22+: small objects (<= 512 B) by the span's heap bits, objects
 //! with an allocation header or a large span by their type's GCData mask,
 //! repeated over the object (an array of the type), as the GC's
-//! `typePointers` does. Where no exact mask exists (Go 1.19–1.21, whose
-//! heap arena bitmaps are not decoded; GC programs; masks built on demand)
-//! the object is scanned **conservatively**: every aligned word that points
+//! `typePointers` does. Go 1.19–1.21: every object by the heap arena
+//! pointer bitmaps (`arenabits.rs`), as `scanobject` reads them. Where no
+//! exact mask exists (bitmaps missing from an older snapshot, GC programs,
+//! unreadable type descriptors) the object is scanned **conservatively**: every aligned word that points
 //! into an allocated object is an edge (the allocation header skipped). A
 //! scalar that happens to hold a heap address then adds a false edge, which
 //! can only make retention less precise (an object looks shared), never drop
@@ -195,11 +196,7 @@ impl HeapGraph {
             g.warnings.push(format!(
                 "{} heap objects scanned conservatively (no exact pointer mask{})",
                 g.conservative_objects,
-                if masks.exact {
-                    ""
-                } else {
-                    ": Go < 1.22 heap arena bitmaps are not decoded"
-                }
+                masks.unknown_reason()
             ));
         }
         if g.unreadable > 0 {

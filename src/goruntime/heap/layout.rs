@@ -72,6 +72,13 @@ pub struct HeapLayout {
     pub(super) mh_sweepgen: u64,
     pub(super) mh_spanalloc_inuse: u64,
     pub(super) mh_cachealloc_inuse: u64,
+    /// `mheap_.arenas` and its width (8: one L1 entry, every 64-bit
+    /// non-Windows platform).
+    pub(super) mh_arenas: Loc,
+    /// `heapArena.bitmap` (Go 1.19–1.21; bytes) and `heapArena.noMorePtrs`
+    /// (Go 1.20–1.21): the heap pointer bitmaps (see `arenabits.rs`).
+    pub(super) ha_bitmap: Option<Loc>,
+    pub(super) ha_no_more_ptrs: Option<Loc>,
     // runtime.mcache
     pub(super) mc_size: u64,
     pub(super) mc_tiny_allocs: u64,
@@ -102,6 +109,13 @@ impl LayoutCtx<'_> {
     fn loc(&mut self, ty: &str, path: &str) -> Loc {
         let (off, size) = self.field(ty, path);
         Loc { off, size }
+    }
+    /// A field that may be absent, with its width.
+    fn opt_loc(&self, ty: &str, path: &str) -> Option<Loc> {
+        Some(Loc {
+            off: self.d.offset_of(ty, path)?,
+            size: self.d.field_size(ty, path)?,
+        })
     }
 }
 
@@ -177,6 +191,9 @@ impl HeapLayout {
             mh_sweepgen: c.off(MH, "sweepgen"),
             mh_spanalloc_inuse: c.off(MH, "spanalloc.inuse"),
             mh_cachealloc_inuse: c.off(MH, "cachealloc.inuse"),
+            mh_arenas: c.loc(MH, "arenas"),
+            ha_bitmap: c.opt_loc("runtime.heapArena", "bitmap"),
+            ha_no_more_ptrs: c.opt_loc("runtime.heapArena", "noMorePtrs"),
             mc_size: c.size(MC),
             mc_tiny_allocs: c.off(MC, "tinyAllocs"),
             mc_alloc,

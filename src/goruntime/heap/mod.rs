@@ -24,6 +24,7 @@
 //! `target` holds what comes from the binary, `mstats` the MemStats
 //! arithmetic, `spans` the allspans walk, `model` the returned data.
 
+pub mod arenabits;
 pub mod blockprof;
 mod bytes;
 pub mod dominators;
@@ -37,6 +38,7 @@ pub mod profile;
 pub mod ptrmask;
 pub mod roots;
 mod sizeclass;
+pub mod slot;
 mod spans;
 pub mod target;
 pub mod typing;

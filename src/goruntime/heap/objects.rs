@@ -12,6 +12,9 @@
 //! a large object with pointers has it in `span.largeType`. The header is
 //! part of the slot (`elemsize`), as HeapAlloc counts it.
 //!
+//! Each object's pointer count comes from its exact pointer mask
+//! (`ptrmask::HeapMasks`, the one decoder the heap graph uses too).
+//!
 //! Green Tea GC (1.26+) keeps mark bits inline at the end of small spans;
 //! `nelems` is read, never derived, so the slots stop before them.
 //!
@@ -20,6 +23,7 @@
 
 use super::bytes::le;
 use super::layout::Loc;
+use super::ptrmask::HeapMasks;
 use super::spans::Span;
 use super::target::HeapTarget;
 use crate::goruntime::version::choice::Layouts;
@@ -32,38 +36,7 @@ use anyhow::{anyhow, Result};
 pub const MAX_OBJECTS: usize = 100_000_000;
 /// Largest span (pages) taken as plausible: 64 GiB of 8 KiB pages.
 const MAX_SPAN_PAGES: u64 = 1 << 23;
-/// Objects of at most this size keep pointer bits in the span, larger
-/// ones a header (`minSizeForMallocHeader`, Go 1.22+).
-pub const MIN_SIZE_FOR_HEADER: u64 = 512;
-
-/// One allocated slot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HeapObject {
-    pub addr: u64,
-    /// Bytes the object occupies (the slot, or the large span's pages).
-    pub size: u64,
-    /// `mspan.spanclass`: size class << 1 | noscan.
-    pub spanclass: u8,
-    /// The runtime type recorded for it (allocation header or
-    /// `span.largeType`), runtime address; 0 when none.
-    pub rtype: u64,
-    /// Pointer words, from the span's heap bits (Go 1.22+, objects of at
-    /// most 512 bytes) or 0 for pointer-free objects; [`PTRS_UNKNOWN`]
-    /// when not recorded in the span.
-    pub ptrs: u16,
-}
-
-/// [`HeapObject::ptrs`] when the pointer bitmap is not at hand.
-pub const PTRS_UNKNOWN: u16 = u16::MAX;
-
-impl HeapObject {
-    pub fn noscan(&self) -> bool {
-        self.spanclass & 1 == 1
-    }
-    pub fn size_class(&self) -> u8 {
-        self.spanclass >> 1
-    }
-}
+pub use super::slot::{HeapObject, MIN_SIZE_FOR_HEADER, PTRS_UNKNOWN};
 
 /// Every allocated object, sorted by address, and what could not be walked.
 #[derive(Debug, Clone, Default)]
@@ -88,10 +61,6 @@ pub struct HeapObjects {
 pub(super) struct SlotLayout {
     freeindex: Loc,
     alloc_bits: u64,
-    /// Bytes of Green Tea's inline mark bits at the end of small spans
-    /// (`runtime.spanInlineMarkBits`; 0 without Green Tea), between the
-    /// heap bits and the span's end.
-    inline_marks: u64,
 }
 
 impl SlotLayout {
@@ -106,17 +75,9 @@ impl SlotLayout {
                 c.missing.join(", ")
             ));
         }
-        // DWARF gives the size (0 with GOEXPERIMENT=nogreenteagc); without
-        // it, Go 1.26's default (63 scan bits, owner, 63 mark bits, class).
-        let inline_marks = match t.bin.dwarf() {
-            Some(d) => d.size_of("runtime.spanInlineMarkBits").unwrap_or(0),
-            None if t.bin.go.at_least(1, 26) => 128,
-            None => 0,
-        };
         Ok(SlotLayout {
             freeindex: Loc { off, size },
             alloc_bits,
-            inline_marks,
         })
     }
 }
@@ -218,6 +179,38 @@ impl HeapTarget {
         out
     }
 
+    /// Go 1.19–1.21: what makes the pointer bitmaps of the in-use scannable
+    /// spans readable offline (`arenabits.rs`). With `entries`, the L2
+    /// entries (`mheap_.arenas[0][i]`) of their arenas; without, the bitmap
+    /// (and `noMorePtrs`) bytes describing the spans, which can only be
+    /// located once those entries are in `mem`. Empty on Go 1.22+.
+    pub fn heap_bitmap_ranges(
+        &self,
+        t: &Target,
+        mem: &impl Memory,
+        entries: bool,
+    ) -> Vec<(u64, u64)> {
+        let Some(mut ab) = super::arenabits::ArenaBits::new(t, self) else {
+            return Vec::new();
+        };
+        let mut scratch = HeapObjects::default();
+        let Ok(spans) = self.in_use_spans(mem, &mut scratch) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (_, sp) in spans {
+            if sp.spanclass & 1 == 1 {
+                continue;
+            }
+            if let Some(g) = self.geometry(&sp) {
+                ab.capture_ranges(mem, sp.start, g.bytes, entries, &mut out);
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
     /// Every allocated object of every in-use span.
     pub fn heap_objects<M: Memory>(&self, t: &Target, mem: &M) -> Result<HeapObjects> {
         let sl = SlotLayout::new(t)?;
@@ -226,6 +219,7 @@ impl HeapTarget {
             ..Default::default()
         };
         let spans = self.in_use_spans(mem, &mut out)?;
+        let mut masks = HeapMasks::with_target(t, Some(self));
         for (s, sp) in &spans {
             if out.objects.len() >= MAX_OBJECTS {
                 out.warnings.push(format!(
@@ -233,7 +227,7 @@ impl HeapTarget {
                 ));
                 break;
             }
-            self.span_objects(mem, &sl, *s, sp, &mut out);
+            self.span_objects(mem, &sl, *s, sp, &mut masks, &mut out);
         }
         out.objects.sort_unstable_by_key(|o| o.addr);
         let before = out.objects.len();
@@ -271,6 +265,7 @@ impl HeapTarget {
         sl: &SlotLayout,
         s: u64,
         sp: &Span,
+        masks: &mut HeapMasks,
         out: &mut HeapObjects,
     ) {
         let Some(g) = self.geometry(sp) else {
@@ -309,10 +304,6 @@ impl HeapTarget {
             return;
         };
         let header = out.headers && !noscan && g.elemsize > MIN_SIZE_FOR_HEADER;
-        let hbits = match out.headers && !noscan && !header {
-            true => self.heap_bits(mem, sl, sp, &g),
-            false => None,
-        };
         let mut n = 0u64;
         for i in 0..g.nelems {
             let set = bits[(i / 8) as usize] & (1 << (i % 8)) != 0;
@@ -326,58 +317,20 @@ impl HeapTarget {
             } else {
                 0
             };
-            let ptrs = match (&hbits, noscan) {
-                (_, true) => 0,
-                (Some(hb), false) => count_bits(hb, i * g.elemsize / 8, g.elemsize / 8),
-                (None, false) => PTRS_UNKNOWN,
-            };
-            out.objects.push(HeapObject {
+            let mut o = HeapObject {
                 addr,
                 size: g.elemsize,
                 spanclass: sp.spanclass,
                 rtype,
-                ptrs,
-            });
+                ptrs: 0,
+            };
+            o.ptrs = masks.pointer_count(mem, &o);
+            out.objects.push(o);
         }
         if n != sp.alloc_count {
             out.count_mismatch += 1;
         }
     }
-}
-
-impl HeapTarget {
-    /// The pointer bitmap of a small-object span (Go 1.22+, elemsize <= 512):
-    /// one bit per word at the span's end, before Green Tea's inline mark
-    /// bits (`spanHeapBitsRange`, mbitmap.go).
-    fn heap_bits<M: Memory>(
-        &self,
-        mem: &M,
-        sl: &SlotLayout,
-        sp: &Span,
-        g: &Geometry,
-    ) -> Option<Vec<u8>> {
-        let size = g.bytes / 8 / 8;
-        let mut base = sp.start + g.bytes - size;
-        if g.elemsize >= 16 {
-            base = base.checked_sub(sl.inline_marks)?;
-        }
-        if base < sp.start + g.nelems * g.elemsize {
-            return None;
-        }
-        mem.read_vec(base, size as usize).ok()
-    }
-}
-
-/// Set bits among `n` bits from bit `from` (little-endian words).
-fn count_bits(b: &[u8], from: u64, n: u64) -> u16 {
-    let mut c = 0u16;
-    for k in from..from + n {
-        match b.get((k / 8) as usize) {
-            Some(byte) => c += u16::from(byte >> (k % 8) & 1),
-            None => return PTRS_UNKNOWN,
-        }
-    }
-    c
 }
 
 /// Every allocated heap object of the memory `mem` of target `t`.

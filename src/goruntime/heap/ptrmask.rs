@@ -19,7 +19,9 @@
 //! gcdataoff`, or the GC program there when `ptrdata < 0`, Go 1.19–1.23),
 //! whole when that mask is unreadable.
 
-use super::objects::{HeapObject, MIN_SIZE_FOR_HEADER};
+use super::arenabits::ArenaBits;
+use super::slot::{HeapObject, MIN_SIZE_FOR_HEADER, PTRS_UNKNOWN};
+use super::target::HeapTarget;
 use crate::binary::pclntab::{
     FUNCDATA_ARGS_POINTER_MAPS, FUNCDATA_LOCALS_POINTER_MAPS, FUNCDATA_STACK_OBJECTS,
     PCDATA_STACK_MAP_INDEX,
@@ -292,15 +294,24 @@ pub enum ObjectMask {
         count: u64,
         bits: std::sync::Arc<[bool]>,
     },
-    /// No exact mask here (Go 1.19–1.21 arena bitmaps, GC programs, masks
-    /// built on demand, unreadable bits): scan every word.
+    /// No exact mask here (arena bitmaps missing from the snapshot, GC
+    /// programs, unreadable bits or type descriptors): scan every word.
     Unknown,
 }
+
+/// Largest object prefix whose pointer words are listed (larger objects:
+/// their first bytes only; the graph scans no further).
+pub const MAX_MASK_BYTES: u64 = 1 << 30;
 
 /// Per-object pointer masks of one heap, with the type masks read once.
 pub struct HeapMasks {
     /// Go 1.22+: heap bits in spans, types in headers and largeType.
     pub exact: bool,
+    /// Go 1.19–1.21: the heap arena bitmaps (None on 1.22+, or when the
+    /// layout is unknown).
+    arena: Option<ArenaBits>,
+    /// Pointer offsets being collected (reused).
+    scratch: Vec<u64>,
     green_tea: bool,
     /// Go 1.24+: `TFlagGCMaskOnDemand` (bit 4 of tflag; no GC programs).
     on_demand: bool,
@@ -311,8 +322,17 @@ pub struct HeapMasks {
 
 impl HeapMasks {
     pub fn new(t: &Target) -> HeapMasks {
+        let ht = HeapTarget::new(t).ok();
+        HeapMasks::with_target(t, ht.as_ref())
+    }
+
+    /// Masks for `t`, whose heap target (layouts, `mheap_`) is `ht`.
+    pub fn with_target(t: &Target, ht: Option<&HeapTarget>) -> HeapMasks {
+        let exact = t.bin.go.at_least(1, 22);
         HeapMasks {
-            exact: t.bin.go.at_least(1, 22),
+            exact,
+            arena: ht.filter(|_| !exact).and_then(|ht| ArenaBits::new(t, ht)),
+            scratch: Vec::new(),
             green_tea: t.bin.go.at_least(1, 26),
             on_demand: t.bin.go.at_least(1, 24),
             page: 8192,
@@ -440,16 +460,64 @@ impl HeapMasks {
         Some(())
     }
 
+    /// Why objects get [`ObjectMask::Unknown`] in bulk, for the warning
+    /// that counts them ("" when only some masks were unreadable).
+    pub fn unknown_reason(&self) -> &'static str {
+        match (self.exact, &self.arena) {
+            (true, _) => "",
+            (false, Some(_)) => {
+                ": heap arena bitmaps not in the snapshot (captured by an older gospy? \
+                 capture again with --heap)"
+            }
+            (false, None) => ": the heap arena bitmap layout is unknown for this Go version",
+        }
+    }
+
+    /// Pointer words of object `o` of a small-object span: exact when its
+    /// mask is readable, 0 for noscan objects, [`PTRS_UNKNOWN`] for large
+    /// objects (counts past u16) and unreadable masks. The census's count
+    /// ("unknown, 48 B, 2 pointers") comes from here, as the graph's edges.
+    pub fn pointer_count<M: Memory>(&mut self, mem: &M, o: &HeapObject) -> u16 {
+        if o.noscan() {
+            return 0;
+        }
+        if o.size_class() == 0 {
+            return PTRS_UNKNOWN;
+        }
+        if self.arena.is_some() || (self.exact && o.size <= MIN_SIZE_FOR_HEADER) {
+            // Bit-per-word masks: counted without building a mask.
+            let mut v = std::mem::take(&mut self.scratch);
+            v.clear();
+            let ok = self.listed_words(mem, o, &mut v);
+            let n = v.len() as u64;
+            self.scratch = v;
+            return match ok {
+                Some(()) => n.min(u64::from(PTRS_UNKNOWN - 1)) as u16,
+                None => PTRS_UNKNOWN,
+            };
+        }
+        let n = match self.object(mem, o) {
+            ObjectMask::Exact(v) => v.len() as u64,
+            ObjectMask::Repeated { count, bits, .. } => {
+                count.saturating_mul(bits.iter().filter(|b| **b).count() as u64)
+            }
+            ObjectMask::Unknown => return PTRS_UNKNOWN,
+        };
+        n.min(u64::from(PTRS_UNKNOWN - 1)) as u16
+    }
+
     /// The pointer words of object `o` (not noscan).
     pub fn object<M: Memory>(&mut self, mem: &M, o: &HeapObject) -> ObjectMask {
+        let small = o.size_class() != 0 && o.size <= MIN_SIZE_FOR_HEADER;
+        if self.arena.is_some() || (self.exact && small) {
+            let mut v = Vec::new();
+            return match self.listed_words(mem, o, &mut v) {
+                Some(()) => ObjectMask::Exact(v),
+                None => ObjectMask::Unknown,
+            };
+        }
         if !self.exact {
             return ObjectMask::Unknown;
-        }
-        let small = o.size_class() != 0 && o.size <= MIN_SIZE_FOR_HEADER;
-        if small {
-            return self
-                .span_bits(mem, o)
-                .map_or(ObjectMask::Unknown, ObjectMask::Exact);
         }
         // Allocation header or span.largeType: nil means no pointers.
         let (start, len) = if o.size_class() != 0 {
@@ -471,9 +539,24 @@ impl HeapMasks {
         }
     }
 
+    /// Appends to `out` the offsets of `o`'s pointer words from a bit-per-word
+    /// mask: the heap arena bitmap (Go 1.19–1.21) or the span's heap bits
+    /// (Go 1.22+, objects of at most 512 bytes). None when unreadable.
+    fn listed_words<M: Memory>(
+        &mut self,
+        mem: &M,
+        o: &HeapObject,
+        out: &mut Vec<u64>,
+    ) -> Option<()> {
+        match self.arena.as_mut() {
+            Some(ab) => ab.pointers(mem, o.addr, o.size.min(MAX_MASK_BYTES), out),
+            None => self.span_bits(mem, o, out),
+        }
+    }
+
     /// Heap bits of a small object: one bit per word of its one-page span,
     /// at the span's end (before Green Tea's inline mark bits).
-    fn span_bits<M: Memory>(&self, mem: &M, o: &HeapObject) -> Option<Vec<u64>> {
+    fn span_bits<M: Memory>(&self, mem: &M, o: &HeapObject, out: &mut Vec<u64>) -> Option<()> {
         let base = o.addr & !(self.page - 1);
         let mut bits_at = base + self.page - self.page / 64;
         if self.green_tea && o.size >= 16 {
@@ -488,15 +571,21 @@ impl HeapMasks {
         let n = o.size / 8;
         let first = (w0 / 8) as usize;
         let last = ((w0 + n).div_ceil(8)) as usize;
-        let b = mem.read_vec(bits_at + first as u64, last - first).ok()?;
-        let mut v = Vec::new();
+        let owned;
+        let b = match mem.bytes_at(bits_at + first as u64, last - first) {
+            Some(b) => b,
+            None => {
+                owned = mem.read_vec(bits_at + first as u64, last - first).ok()?;
+                &owned[..]
+            }
+        };
         for w in 0..n {
             let k = w0 + w;
             if b[(k / 8) as usize - first] >> (k % 8) & 1 == 1 {
-                v.push(w * 8);
+                out.push(w * 8);
             }
         }
-        Some(v)
+        Some(())
     }
 }
 
