@@ -750,14 +750,7 @@ fn globals_from_code(version: &str, pie: bool) {
     };
     let bin = gospy::binary::Binary::from_path(&path).unwrap();
     let rec = gospy::goruntime::version::globals::recover(&bin);
-    // The mutex profile's rate is recognised in amd64 code only: on a
-    // stripped arm64 build the mutex profile is then unavailable (README).
-    let mut problems: Vec<String> = rec
-        .missing
-        .iter()
-        .filter(|m| !m.starts_with("runtime.mutexprofilerate"))
-        .map(|m| format!("missing {m}"))
-        .collect();
+    let mut problems: Vec<String> = rec.missing.iter().map(|m| format!("missing {m}")).collect();
     let minor = bin.go.minor();
     let mut want = vec![
         "runtime.allgs",
@@ -778,6 +771,7 @@ fn globals_from_code(version: &str, pie: bool) {
         "runtime.mbuckets",
         "runtime.MemProfileRate",
         "runtime.mProfCycle",
+        "runtime.mutexprofilerate",
     ];
     want.push(if minor >= 25 {
         "runtime.numCPUStartup"
