@@ -84,7 +84,9 @@ impl PreBuckets {
         let live = crate::process::LiveMemory::new(pid);
         let mut end = total;
         for &r in self.counters.iter().rev() {
-            let _ = live.read_ranges_into(&[r], &mut buf[end - r.1..end]);
+            if let [Ok(())] = live.read_ranges_into(&[r], &mut buf[end - r.1..end])[..] {
+                stats.bytes_read += r.1 as u64;
+            }
             end -= r.1;
         }
         stats.read_calls += self.counters.len();
