@@ -37,6 +37,8 @@
 //! parked) is checked for identity and state only, as in tests/kernel_core.rs.
 
 mod common;
+#[path = "common/prof.rs"]
+mod prof;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -565,6 +567,66 @@ fn heap_memstats(version: &str, pie: bool, ldflags: &str) {
     ));
 }
 
+/// The block and mutex profiles of a stripped (`-s -w`) contend fixture's
+/// qemu core against the fixture's own `pprof.Lookup(..).WriteTo(f, 0)`:
+/// the bucket lists and the mutex profile's rate (Go 1.19's writer scales
+/// by it) found from arm64 code. Contention on the runtime's own locks
+/// after the oracle was written (1.22+) is reported, not a failure, as in
+/// tests/block_profile.rs.
+fn contention_profiles_stripped(version: &str) {
+    if let Some(why) = qemu_missing() {
+        return cannot(&why);
+    }
+    let Some(bin) = try_build_fixture_env("contend", version, false, "-s -w", ARM64) else {
+        return;
+    };
+    let what = format!("arm64 go {version} -s -w block/mutex profiles");
+    let run = match run_to_core(&bin, &[]) {
+        Ok(r) => r,
+        Err(why) => return cannot(&why),
+    };
+    let runtime_only = |p: &str| {
+        p.split_once(" <- ").is_some_and(|(_, stack)| {
+            stack
+                .split(" <- ")
+                .flat_map(|l| l.split(" | "))
+                .all(|f| f.starts_with("runtime.") || f.starts_with("internal/runtime/"))
+        })
+    };
+    let mut problems = Vec::new();
+    let mut samples = 0;
+    for kind in ["block", "mutex"] {
+        let got_file = run.work.path().join(format!("{kind}.pb.gz"));
+        analyze(
+            &run.core,
+            &bin,
+            &["pprof", kind, "-o", got_file.to_str().unwrap()],
+        );
+        let want = prof::pprof_raw(&run.dir.join(format!("{kind}.pb.gz")));
+        let got = prof::pprof_raw(&got_file);
+        samples += prof::parse_raw(&want, 2).values().sum::<usize>();
+        for p in prof::differences(&want, &got, 2) {
+            if kind == "mutex" && runtime_only(&p) {
+                report(&format!(
+                    "  runtime's own lock contention since the oracle: {p}"
+                ));
+            } else {
+                problems.push(format!("{kind}: {p}"));
+            }
+        }
+    }
+    assert!(samples > 0, "{what}: the oracles hold no samples");
+    assert!(
+        problems.is_empty(),
+        "{what}: {} differences:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+    report(&format!(
+        "{what}: equal to the fixture's own ({samples} samples)"
+    ));
+}
+
 macro_rules! arm64_tests {
     ($($name:ident: $v:literal;)*) => {$(
         mod $name {
@@ -607,6 +669,10 @@ macro_rules! arm64_tests {
             #[test]
             fn dump_stripped_pie() {
                 super::dump_goroutines($v, true, "-s -w");
+            }
+            #[test]
+            fn contention_stripped() {
+                super::contention_profiles_stripped($v);
             }
         }
     )*};
@@ -750,14 +816,7 @@ fn globals_from_code(version: &str, pie: bool) {
     };
     let bin = gospy::binary::Binary::from_path(&path).unwrap();
     let rec = gospy::goruntime::version::globals::recover(&bin);
-    // The mutex profile's rate is recognised in amd64 code only: on a
-    // stripped arm64 build the mutex profile is then unavailable (README).
-    let mut problems: Vec<String> = rec
-        .missing
-        .iter()
-        .filter(|m| !m.starts_with("runtime.mutexprofilerate"))
-        .map(|m| format!("missing {m}"))
-        .collect();
+    let mut problems: Vec<String> = rec.missing.iter().map(|m| format!("missing {m}")).collect();
     let minor = bin.go.minor();
     let mut want = vec![
         "runtime.allgs",
@@ -778,6 +837,7 @@ fn globals_from_code(version: &str, pie: bool) {
         "runtime.mbuckets",
         "runtime.MemProfileRate",
         "runtime.mProfCycle",
+        "runtime.mutexprofilerate",
     ];
     want.push(if minor >= 25 {
         "runtime.numCPUStartup"

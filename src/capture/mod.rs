@@ -50,6 +50,10 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
     let mut stats = CaptureStats::default();
     let ld = plan::load(pid, opts, &mut stats)?;
     let mut p = plan::prepare(&ld, opts, &mut stats)?;
+    // The heap profile's records, read once last before the stop.
+    if let Some(pb) = &p.pre_buckets {
+        pb.warm(ld.pid, &mut stats);
+    }
     // Start rayon's threads now, not inside the pause.
     let _ = rayon::current_num_threads();
     let t_pause = Instant::now();

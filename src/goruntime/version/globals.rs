@@ -395,7 +395,8 @@ fn profile_globals(c: &mut Ctx, rec: &mut Recovered) {
 ///     } else if typ == mutexProfile { allnext = &xbuckets  // LEAQ xbuckets, next
 ///     } else { allnext = &bbuckets }                   // LEAQ bbuckets, next
 /// func semacquire1(...) {
-///     if profile&semaMutexProfile != 0 && mutexprofilerate > 0 {  // CMPQ mutexprofilerate, $0 (the last)
+///     if profile&semaMutexProfile != 0 && mutexprofilerate > 0 {  // CMPQ mutexprofilerate, $0 (the last);
+///                                           // arm64: MOVD mutexprofilerate, R3; CBZ R3 (the last 8-byte load)
 /// func ticksPerSecond() int64 {    // tickspersecond before 1.22
 ///     r := ticks.val.Load()        // MOVQ ticks+off(val)
 ///     lock(&ticks.lock)            // LEAQ ticks: the most frequent LEA (lock, unlock)
@@ -421,14 +422,22 @@ fn contention_globals(c: &mut Ctx, rec: &mut Recovered, mbuckets: Option<u64>) {
     let why = "not recognised in runtime.stkbucket";
     found(rec, "runtime.xbuckets", x, why);
     found(rec, "runtime.bbuckets", b, why);
+    // amd64 compares the rate with memory (`CMPQ mutexprofilerate, $0`);
+    // arm64 loads it and branches on zero (`MOVD mutexprofilerate, R3;
+    // CBZ R3`): there the function's only 8-byte loads of globals are the
+    // block and the mutex rates, in that order (1.19-1.27).
+    let cmp = match c.bin.elf.arch {
+        crate::model::Arch::X86_64 => Kind::CmpImm,
+        crate::model::Arch::Aarch64 => Kind::Load,
+    };
     let cmps: Vec<u64> = c
         .refs("runtime.semacquire1")
         .iter()
-        .filter(|r| r.0 == Kind::CmpImm && r.1 == 8)
+        .filter(|r| r.0 == cmp && r.1 == 8)
         .map(|r| r.2)
         .collect();
     // The last: 1.19 compares blockprofilerate first the same way (later
-    // versions load it atomically).
+    // versions load it atomically on amd64).
     let rate = match cmps[..] {
         [.., a] if cmps.len() <= 2 => Some(a),
         _ => None,
