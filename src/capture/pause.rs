@@ -311,6 +311,17 @@ impl<'p, 'a> Rounds<'p, 'a> {
             self.read(false);
         }
         self.p.asm.rebuild();
+        let p = &mut *self.p;
+        super::specials::read(
+            self.pid,
+            p.heap_t.as_ref(),
+            p.specials_l.as_ref(),
+            &mut p.asm,
+            &self.ld.image,
+            self.stats,
+            &mut p.warnings,
+        );
+        self.p.asm.rebuild();
     }
 
     /// --non-blocking: read every g again, after its stack: unchanged ones

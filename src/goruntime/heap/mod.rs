@@ -38,6 +38,7 @@ pub mod ptrmask;
 pub mod roots;
 mod sizeclass;
 mod spans;
+pub mod specials;
 pub mod target;
 pub mod typing;
 pub mod words;

@@ -8,8 +8,15 @@
 //! `ptrmask`), as the GC does. Sections whose program cannot be read,
 //! frames without a safe point (running goroutines) or without maps are
 //! scanned **conservatively** (every word pointing into an allocated object)
-//! and counted. Finalizer and cleanup specials are not roots yet (objects
-//! they alone keep show as reached by no root).
+//! and counted.
+//!
+//! Span specials (`specials`), as `markrootSpans` does: a finalizer is a
+//! root named `runtime: finalizer for TYPE ADDR (FUNC)` whose edges are its
+//! closure (`fn`) and everything its object points to (the object itself
+//! is not marked: it stays collectable, its finalizer runs); a cleanup
+//! (`runtime: cleanup for ADDR (FUNC)`) is its closure (and, Go 1.26+, the
+//! cleanup's argument); a weak handle (`runtime: weak handle for ADDR`) its
+//! handle.
 //!
 //! A global word is named by the ELF symbol that contains it; without a
 //! symbol table (`-s`), by `data+0xOFF` / `bss+0xOFF`. A stack word is
@@ -58,6 +65,11 @@ pub struct RootScan {
     pub conservative_sections: u64,
     pub conservative_frames: u64,
     pub exact_frames: u64,
+    /// (root, object): the root also points to everything the object
+    /// points to (a finalizer's object; see `graph`).
+    pub referents: Vec<(usize, u32)>,
+    /// Root specials found (finalizers, cleanups, weak handles).
+    pub specials: u64,
 }
 
 impl RootScan {
@@ -109,6 +121,7 @@ pub fn scan_roots<M: Memory>(t: &Target, mem: &M, objs: &HeapObjects) -> RootSca
         scan_section(t, mem, objs, (sect, lo, hi), &mut out, &mut ids);
     }
     scan_stacks(t, mem, objs, &mut out, &mut ids);
+    scan_specials(t, mem, objs, &mut out, &mut ids);
     for r in &mut out.targets {
         r.sort_unstable();
         r.dedup();
@@ -298,5 +311,81 @@ fn scan_stacks<M: Memory>(
         out.warnings.push(format!(
             "{skipped} goroutine stacks unreadable or implausible: not scanned"
         ));
+    }
+}
+
+/// `DWARF or descriptor` name of the type descriptor at `ty`.
+fn type_name<M: Memory>(t: &Target, mem: &M, ty: u64) -> Option<String> {
+    if ty == 0 {
+        return None;
+    }
+    let dwarf = t.bin.dwarf().and_then(|d| {
+        let r = d.type_by_runtime_addr(ty.wrapping_sub(t.bias))?;
+        d.type_name(r).filter(|n| !n.is_empty())
+    });
+    dwarf.or_else(|| crate::goruntime::descriptor_name(t, mem, ty).map(|(n, _)| n))
+}
+
+/// Finalizer, cleanup and weak-handle specials as roots (`markrootSpans`).
+fn scan_specials<M: Memory>(
+    t: &Target,
+    mem: &M,
+    objs: &HeapObjects,
+    out: &mut RootScan,
+    ids: &mut HashMap<String, usize>,
+) {
+    use super::specials::{SpecialKind, SpecialsLayout};
+    let (ht, l) = match (
+        super::HeapTarget::new(t),
+        SpecialsLayout::from_binary(&t.bin),
+    ) {
+        (Ok(ht), Ok(l)) => (ht, l),
+        (Err(e), _) | (_, Err(e)) => {
+            out.warnings
+                .push(format!("finalizers and cleanups are not roots: {e}"));
+            return;
+        }
+    };
+    let scan = l.scan(&ht, mem);
+    out.warnings.extend(scan.warnings);
+    out.specials = scan.specials.len() as u64;
+    let mut row = Vec::new();
+    for sp in scan.specials {
+        // The closure's function: a funcval's first word is its code.
+        let func = sp
+            .words
+            .iter()
+            .rev()
+            .filter(|&&w| w != 0)
+            .find_map(|&w| mem.u64(w).ok().and_then(|pc| t.func_name(pc)))
+            .map(|f| format!(" ({f})"))
+            .unwrap_or_default();
+        let name = match sp.kind {
+            SpecialKind::Finalizer => {
+                let ty = type_name(t, mem, sp.ptrtype).unwrap_or_else(|| "object".into());
+                format!("runtime: finalizer for {ty} {:#x}{func}", sp.object)
+            }
+            SpecialKind::Cleanup => format!("runtime: cleanup for {:#x}{func}", sp.object),
+            SpecialKind::WeakHandle => format!("runtime: weak handle for {:#x}", sp.object),
+        };
+        let r = out.root(
+            ids,
+            Root {
+                name,
+                kind: RootKind::Runtime,
+                goroutine: None,
+                function: None,
+            },
+        );
+        if sp.kind == SpecialKind::Finalizer && !sp.noscan {
+            if let Some(j) = super::words::find_object(objs, sp.object) {
+                out.referents.push((r, j));
+            }
+        }
+        row.clear();
+        for w in &sp.words {
+            scan_words(objs, &w.to_le_bytes(), &mut row);
+        }
+        out.targets[r].extend_from_slice(&row);
     }
 }

@@ -828,6 +828,44 @@ pub static STRUCTS: &[TStruct] = &[
         ],
     },
     TStruct {
+        name: "runtime.special",
+        size: [16, 16, 16, 16, 24, 24, 24, 24],
+        fields: &[
+            TField { name: "next", off: [0, 0, 0, 0, 0, 0, 0, 0], ty: None, elem: None },
+            TField { name: "offset", off: [8, 8, 8, 8, 8, 8, 8, 8], ty: None, elem: None },
+            TField { name: "kind", off: [10, 10, 10, 10, 16, 16, 16, 16], ty: None, elem: None },
+        ],
+    },
+    TStruct {
+        name: "runtime.specialfinalizer",
+        size: [48, 48, 48, 48, 56, 56, 56, 56],
+        fields: &[
+            TField { name: "special", off: [0, 0, 0, 0, 0, 0, 0, 0], ty: Some("runtime.special"), elem: None },
+            TField { name: "fn", off: [16, 16, 16, 16, 24, 24, 24, 24], ty: None, elem: None },
+            TField { name: "nret", off: [24, 24, 24, 24, 32, 32, 32, 32], ty: None, elem: None },
+            TField { name: "fint", off: [32, 32, 32, 32, 40, 40, 40, 40], ty: None, elem: None },
+            TField { name: "ot", off: [40, 40, 40, 40, 48, 48, 48, 48], ty: None, elem: None },
+        ],
+    },
+    TStruct {
+        name: "runtime.specialCleanup",
+        size: [-1, -1, -1, -1, 40, 40, 56, 56],
+        fields: &[
+            TField { name: "special", off: [-1, -1, -1, -1, 0, 0, 0, 0], ty: Some("runtime.special"), elem: None },
+            TField { name: "fn", off: [-1, -1, -1, -1, 24, 24, -1, -1], ty: None, elem: None },
+            TField { name: "cleanup", off: [-1, -1, -1, -1, -1, -1, 24, 24], ty: None, elem: None },
+            TField { name: "id", off: [-1, -1, -1, -1, 32, 32, 48, 48], ty: None, elem: None },
+        ],
+    },
+    TStruct {
+        name: "runtime.specialWeakHandle",
+        size: [-1, -1, -1, 24, 32, 32, 32, 32],
+        fields: &[
+            TField { name: "special", off: [-1, -1, -1, 0, 0, 0, 0, 0], ty: Some("runtime.special"), elem: None },
+            TField { name: "handle", off: [-1, -1, -1, 16, 24, 24, 24, 24], ty: None, elem: None },
+        ],
+    },
+    TStruct {
         name: "runtime.p.gFree",
         size: [-1, -1, -1, -1, -1, -1, -1, -1],
         fields: &[

@@ -1,0 +1,80 @@
+//! The kinds of span specials (`_KindSpecial*` in mheap.go) the heap graph
+//! treats as roots, per Go version: DWARF constants when present, else the
+//! values of each version's sources (the numbering moved in 1.23, when weak
+//! handles came, and in 1.25, when tiny-block specials were put first).
+
+use super::go::GoVersion;
+use crate::binary::Binary;
+
+/// Kind numbers of the specials that are GC roots (`markrootSpans`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpecialKinds {
+    /// `_KindSpecialFinalizer`: the object's referents and `fn` are roots.
+    pub finalizer: u8,
+    /// `_KindSpecialWeakHandle` (Go 1.23+): `handle` is a root.
+    pub weak_handle: Option<u8>,
+    /// `_KindSpecialCleanup` (Go 1.24+): `fn` (1.24–1.25) or the
+    /// `cleanupFn` (`call`, `fn`, `arg`; 1.26+) is a root.
+    pub cleanup: Option<u8>,
+}
+
+impl SpecialKinds {
+    /// The values of the Go sources of `go` (1.19–1.27 measured).
+    pub fn for_version(go: GoVersion) -> SpecialKinds {
+        if go.at_least(1, 25) {
+            SpecialKinds {
+                finalizer: 2,
+                weak_handle: Some(3),
+                cleanup: Some(7),
+            }
+        } else if go.at_least(1, 23) {
+            SpecialKinds {
+                finalizer: 1,
+                weak_handle: Some(2),
+                cleanup: go.at_least(1, 24).then_some(6),
+            }
+        } else {
+            SpecialKinds {
+                finalizer: 1,
+                weak_handle: None,
+                cleanup: None,
+            }
+        }
+    }
+
+    /// DWARF constants (`runtime._KindSpecialFinalizer`...) where the
+    /// binary has them, each else the version's value.
+    pub fn for_binary(bin: &Binary) -> SpecialKinds {
+        let v = Self::for_version(bin.go);
+        let Some(d) = bin.dwarf() else {
+            return v;
+        };
+        let c = |name: &str| {
+            d.constant(name)
+                .filter(|k| (1..=255).contains(k))
+                .map(|k| k as u8)
+        };
+        SpecialKinds {
+            finalizer: c("runtime._KindSpecialFinalizer").unwrap_or(v.finalizer),
+            weak_handle: c("runtime._KindSpecialWeakHandle").or(v.weak_handle),
+            cleanup: c("runtime._KindSpecialCleanup").or(v.cleanup),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_per_version() {
+        let k = |m| SpecialKinds::for_version(GoVersion::new(1, m));
+        assert_eq!(k(19).finalizer, 1);
+        assert_eq!(k(22).weak_handle, None);
+        assert_eq!(k(23).weak_handle, Some(2));
+        assert_eq!(k(23).cleanup, None);
+        assert_eq!(k(24).cleanup, Some(6));
+        assert_eq!(k(25).finalizer, 2);
+        assert_eq!(k(27).cleanup, Some(7));
+    }
+}
