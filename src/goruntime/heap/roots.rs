@@ -326,6 +326,23 @@ fn type_name<M: Memory>(t: &Target, mem: &M, ty: u64) -> Option<String> {
     dwarf.or_else(|| crate::goruntime::descriptor_name(t, mem, ty).map(|(n, _)| n))
 }
 
+/// The function of the closure (funcval) at `fv`: its first word is its
+/// code. Go 1.24–1.25 wrap a cleanup in a closure of `runtime.AddCleanup`
+/// that captures the user's function: that one is named instead, looked
+/// for in the wrapper's first captured words (by value or boxed).
+fn closure_name<M: Memory>(t: &Target, mem: &M, fv: u64) -> Option<String> {
+    let name = |fv: u64| mem.u64(fv).ok().and_then(|pc| t.func_name(pc));
+    let outer = name(fv)?;
+    if !outer.starts_with("runtime.AddCleanup[") {
+        return Some(outer.to_string());
+    }
+    let inner = (1..4u64).find_map(|k| {
+        let x = mem.u64(fv.wrapping_add(8 * k)).ok().filter(|&x| x != 0)?;
+        name(x).or_else(|| mem.u64(x).ok().and_then(name))
+    });
+    Some(inner.unwrap_or(outer).to_string())
+}
+
 /// Finalizer, cleanup and weak-handle specials as roots (`markrootSpans`).
 fn scan_specials<M: Memory>(
     t: &Target,
@@ -351,13 +368,12 @@ fn scan_specials<M: Memory>(
     out.specials = scan.specials.len() as u64;
     let mut row = Vec::new();
     for sp in scan.specials {
-        // The closure's function: a funcval's first word is its code.
         let func = sp
             .words
             .iter()
             .rev()
             .filter(|&&w| w != 0)
-            .find_map(|&w| mem.u64(w).ok().and_then(|pc| t.func_name(pc)))
+            .find_map(|&w| closure_name(t, mem, w))
             .map(|f| format!(" ({f})"))
             .unwrap_or_default();
         let name = match sp.kind {
