@@ -363,3 +363,36 @@ fn hostile_specials_go1_22() {
 fn hostile_specials_go1_27() {
     hostile_specials("1.27");
 }
+
+/// The specials layout and kind numbers gospy uses without DWARF (the
+/// per-version tables, `version::specials`) equal what DWARF says, for
+/// every toolchain (the fixtures link finalizers and, 1.24+, cleanups).
+#[test]
+fn layout_tables_match_dwarf() {
+    use gospy::binary::Binary;
+    use gospy::goruntime::heap::specials::SpecialsLayout;
+    use gospy::goruntime::version::specials::SpecialKinds;
+    use gospy::goruntime::version::Tables;
+    let mut checked = Vec::new();
+    for (version, _) in toolchains() {
+        let Some(path) = try_build_fixture(fixture_for(version), version, false, "") else {
+            continue;
+        };
+        let bin = Binary::from_path(&path).expect("load fixture");
+        let dwarf = bin.dwarf().expect("DWARF");
+        let tables = Tables::for_version(bin.go).expect("tables");
+        let a = SpecialsLayout::from_source(&bin, dwarf).expect("layout from DWARF");
+        let b = SpecialsLayout::from_source(&bin, &tables).expect("layout from tables");
+        assert_eq!(a, b, "go {version}: specials layout, DWARF vs tables");
+        assert_eq!(
+            SpecialKinds::for_binary(&bin),
+            SpecialKinds::for_version(bin.go),
+            "go {version}: special kinds, DWARF constants vs the version's values"
+        );
+        let k = dwarf.constant("runtime._KindSpecialFinalizer");
+        checked.push(format!("{version} (DWARF _KindSpecialFinalizer {k:?})"));
+    }
+    report(&format!(
+        "specials layout and kinds match DWARF: {checked:?}"
+    ));
+}

@@ -25,7 +25,7 @@ use super::target::HeapTarget;
 use crate::binary::Binary;
 use crate::goruntime::bulk::BulkWalk;
 use crate::goruntime::version::choice::Layouts;
-use crate::goruntime::version::source::LayoutCtx;
+use crate::goruntime::version::source::{LayoutCtx, LayoutSource};
 use crate::goruntime::version::specials::SpecialKinds;
 use crate::memory::Memory;
 use anyhow::{anyhow, Result};
@@ -55,9 +55,13 @@ pub struct SpecialsLayout {
 }
 
 impl SpecialsLayout {
+    /// From the source [`Layouts`] picks (DWARF or the per-version tables).
     pub fn from_binary(bin: &Binary) -> Result<SpecialsLayout> {
-        let layouts = Layouts::for_binary(bin)?;
-        let d = layouts.source();
+        Self::from_source(bin, Layouts::for_binary(bin)?.source())
+    }
+
+    /// From one layout source, by field name.
+    pub fn from_source(bin: &Binary, d: &dyn LayoutSource) -> Result<SpecialsLayout> {
         let mut c = LayoutCtx::new(d);
         const SP: &str = "runtime.special";
         const F: &str = "runtime.specialfinalizer";
