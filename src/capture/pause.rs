@@ -140,6 +140,19 @@ impl<'p, 'a> Rounds<'p, 'a> {
         if self.opts.non_blocking {
             self.validate(&before);
             self.phase("validate goroutines");
+            if self.opts.heap {
+                let p = &mut *self.p;
+                self.stats.heap_validation = crate::capture::nonblocking::validate_heap(
+                    self.pid,
+                    p.heap_t.as_ref(),
+                    &self.ld.target,
+                    &mut p.asm,
+                    &self.ld.image,
+                    self.stats,
+                    &mut p.warnings,
+                );
+                self.phase("validate heap spans");
+            }
         }
         self.blocked_on(&gaddrs);
         self.phase("blocked-on objects");

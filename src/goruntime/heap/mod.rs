@@ -41,6 +41,7 @@ mod spans;
 pub mod specials;
 pub mod target;
 pub mod typing;
+pub mod validate;
 pub mod words;
 
 pub use layout::HeapLayout;
