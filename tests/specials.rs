@@ -259,7 +259,7 @@ impl Rng {
 
 /// Snapshots whose specials lists are corrupted (the spans' `specials`
 /// heads, the records' `next`, `offset`, `kind` and root words: zero, all
-/// ones, random, pointing back into a record, bit flips): `retain` never
+/// ones, random, pointing at a record (cycles), bit flips): `retain` never
 /// panics nor takes over 10 s.
 fn hostile_specials(version: &str) {
     use gospy::analyze::Session;
@@ -279,7 +279,7 @@ fn hostile_specials(version: &str) {
         .capture()
         .unwrap();
     // The records, found by the decoder on the intact snapshot.
-    let (records, size) = {
+    let records = {
         let s = Session::open(
             gospy::sources::from_capture(base.clone(), bin.clone()),
             None,
@@ -294,8 +294,20 @@ fn hostile_specials(version: &str) {
             scan.specials.len(),
             scan.broken
         );
-        let v: Vec<u64> = scan.specials.iter().map(|s| s.record).collect();
-        (v, l.record_size)
+        // Each record's words, and each span's list head.
+        let mut v: Vec<(u64, u64)> = scan
+            .specials
+            .iter()
+            .map(|s| (s.record, l.record_size))
+            .collect();
+        v.extend(
+            scan.specials
+                .iter()
+                .map(|s| (s.span + l.span_specials_offset(), 8)),
+        );
+        v.sort_unstable();
+        v.dedup();
+        v
     };
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
@@ -306,8 +318,8 @@ fn hostile_specials(version: &str) {
         let mut cap = base.clone();
         cap.binary = None;
         for _ in 0..1 + rng.below(6) {
-            let rec = records[rng.below(records.len() as u64) as usize];
-            let at = rec + rng.below(size / 8) * 8;
+            let (rec, len) = records[rng.below(records.len() as u64) as usize];
+            let at = rec + rng.below(len / 8) * 8;
             let Some(r) = cap
                 .regions
                 .iter_mut()
@@ -321,7 +333,7 @@ fn hostile_specials(version: &str) {
                 0 => 0,
                 1 => u64::MAX,
                 2 => rng.next(),
-                3 => records[rng.below(records.len() as u64) as usize],
+                3 => records[rng.below(records.len() as u64) as usize].0,
                 _ => old ^ (1 << rng.below(64)),
             };
             r.data[o..o + 8].copy_from_slice(&v.to_le_bytes());

@@ -120,6 +120,8 @@ pub enum SpecialKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Special {
     pub kind: SpecialKind,
+    /// The span struct whose list holds it.
+    pub span: u64,
     /// The record's address (off-heap).
     pub record: u64,
     /// Start of the object it is attached to (`base + offset/elemsize*elemsize`).
@@ -146,6 +148,7 @@ pub struct SpecialScan {
 /// An in-use span with a specials list.
 #[derive(Debug, Clone, Copy)]
 struct SpanHead {
+    span: u64,
     start: u64,
     bytes: u64,
     elemsize: u64,
@@ -181,6 +184,7 @@ fn span_heads(ht: &HeapTarget, l: &SpecialsLayout, mem: &impl Memory) -> Vec<Spa
             continue;
         }
         out.push(SpanHead {
+            span: s,
             start: sp.start,
             bytes: sp.npages.saturating_mul(ht.page_size),
             elemsize: sp.elemsize,
@@ -192,6 +196,11 @@ fn span_heads(ht: &HeapTarget, l: &SpecialsLayout, mem: &impl Memory) -> Vec<Spa
 }
 
 impl SpecialsLayout {
+    /// Offset of `mspan.specials` (the list's head).
+    pub fn span_specials_offset(&self) -> u64 {
+        self.sp_specials
+    }
+
     /// Every root special of the heap in `mem`.
     pub fn scan(&self, ht: &HeapTarget, mem: &impl Memory) -> SpecialScan {
         let mut out = SpecialScan::default();
@@ -222,7 +231,7 @@ impl SpecialsLayout {
                     break;
                 }
                 let object = s.start + offset / s.elemsize * s.elemsize;
-                if let Some(sp) = self.decode(&b, rec, object, s.noscan) {
+                if let Some(sp) = self.decode(&b, (s.span, rec), object, s.noscan) {
                     out.specials.push(sp);
                 }
                 rec = le64(&b, self.next);
@@ -238,7 +247,13 @@ impl SpecialsLayout {
     }
 
     /// The root special in record bytes `b`, None for other kinds.
-    fn decode(&self, b: &[u8], record: u64, object: u64, noscan: bool) -> Option<Special> {
+    fn decode(
+        &self,
+        b: &[u8],
+        (span, record): (u64, u64),
+        object: u64,
+        noscan: bool,
+    ) -> Option<Special> {
         let kind = le(b, self.kind, 1) as u8;
         let k = &self.kinds;
         let (kind, words, ptrtype) = if kind == k.finalizer {
@@ -258,6 +273,7 @@ impl SpecialsLayout {
         };
         Some(Special {
             kind,
+            span,
             record,
             object,
             noscan,
