@@ -164,10 +164,28 @@ fn span_heads(ht: &HeapTarget, l: &SpecialsLayout, mem: &impl Memory) -> Vec<Spa
     };
     let n = len.min(super::model::MAX_SPANS_LIMIT as u64);
     let mut out = Vec::new();
-    for i in 0..n {
-        let Ok(s) = mem.ptr(ptr.wrapping_add(i * 8)) else {
-            break;
-        };
+    // The array in chunks (one lookup each), then each span's head.
+    const CHUNK: u64 = 4096;
+    let mut spans = Vec::with_capacity(n.min(1 << 20) as usize);
+    let mut i = 0;
+    while i < n {
+        let k = CHUNK.min(n - i);
+        match mem.read_vec(ptr.wrapping_add(i * 8), (k * 8) as usize) {
+            Ok(b) => spans.extend(b.chunks_exact(8).map(|w| le64(w, 0))),
+            Err(_) => {
+                // A partly captured chunk: entry by entry, up to the gap.
+                let got = (i..i + k)
+                    .map_while(|j| mem.ptr(ptr.wrapping_add(j * 8)).ok())
+                    .inspect(|&s| spans.push(s))
+                    .count() as u64;
+                if got < k {
+                    break;
+                }
+            }
+        }
+        i += k;
+    }
+    for s in spans {
         if s == 0 {
             continue;
         }
