@@ -5,10 +5,15 @@
 //! known buffers) and, from Go 1.24, the cleanups fixture (the same plus
 //! `runtime.AddCleanup` with known arguments), a `--heap` capture gives:
 //! - `retain --json`: one root per finalizer, `runtime: finalizer for
-//!   *main.Res ADDR (main.setFinalizer.func1)`, and per cleanup,
-//!   `runtime: cleanup for ADDR (main.addCleanup.func1)`, each retaining
-//!   the fixture's own computation within 1% (HeapAlloc deltas across GCs
-//!   around `SetFinalizer`/`AddCleanup`), for non-PIE, PIE and `-s -w`;
+//!   *main.Res ADDR (main.setFinalizer.func1)`, per cleanup, `runtime:
+//!   cleanup for ADDR (main.addCleanup.func1)`, and for the finalizer queued
+//!   behind a hung one, `runtime: queued finalizer for *main.Res ADDR
+//!   (main.queueFinalizer.func1)` (not without a symbol table:
+//!   `runtime.allfin` is not recovered from code), each retaining the
+//!   fixture's own computation within 1% (HeapAlloc deltas across GCs
+//!   around `SetFinalizer`/`AddCleanup`), for non-PIE, PIE and `-s -w` (Go
+//!   1.19–1.21, scanned conservatively: at most that, as a stale word can
+//!   make a buffer look shared);
 //! - `path` to a finalizer's buffer starts at its finalizer root;
 //! - a gcore core gives the same roots and bytes;
 //! - snapshots whose specials lists (span `specials` heads, records'
@@ -119,7 +124,7 @@ fn capture_fixture(version: &str, pie: bool, ldflags: &str, core: bool) -> Optio
 
 /// Checks each finalizer and cleanup of the fixture: its root, named, with
 /// the fixture's retained bytes. Returns one line per special.
-fn check_specials(what: &str, got: &Value, expect: &Value) -> Vec<String> {
+fn check_specials(what: &str, got: &Value, expect: &Value, named: bool) -> Vec<String> {
     let rs = roots(got);
     let mut lines = Vec::new();
     for (key, prefix, func) in [
@@ -129,10 +134,20 @@ fn check_specials(what: &str, got: &Value, expect: &Value) -> Vec<String> {
             "main.setFinalizer.func1",
         ),
         ("cleanups", "runtime: cleanup for ", "main.addCleanup.func1"),
+        (
+            "queued",
+            "runtime: queued finalizer for *main.Res ",
+            "main.queueFinalizer.func1",
+        ),
     ] {
         let Some(list) = expect[key].as_array() else {
             continue;
         };
+        // Without a symbol table `runtime.allfin` is not found (it is not
+        // among the globals recovered from code): no queued finalizers.
+        if key == "queued" && !named {
+            continue;
+        }
         for s in list {
             let obj = s["object"].as_u64().unwrap();
             let want = s["retained"].as_u64().unwrap();
@@ -140,8 +155,12 @@ fn check_specials(what: &str, got: &Value, expect: &Value) -> Vec<String> {
             let Some((_, bytes)) = rs.iter().find(|(n, _)| *n == name) else {
                 panic!("{what}: no root {name:?} (want {want} bytes); roots: {rs:?}");
             };
+            // Go 1.19–1.21 heap objects are scanned conservatively: a stale
+            // word can make a buffer look shared (then retained by no single
+            // root), never add to a root's bytes.
+            let conservative = got["conservative"].as_bool() == Some(true);
             assert!(
-                close(*bytes, want),
+                close(*bytes, want) || (conservative && *bytes <= want),
                 "{what}: {name} retains {bytes} bytes, the fixture computed {want}"
             );
             lines.push(format!("{name} {bytes} (fixture {want})"));
@@ -156,7 +175,7 @@ fn specials(version: &str, pie: bool, ldflags: &str) {
     };
     let what = format!("go {version} pie={pie} ldflags={ldflags:?}");
     let got = retain_json(&c.snap);
-    let lines = check_specials(&what, &got, &c.expect);
+    let lines = check_specials(&what, &got, &c.expect, !ldflags.contains("-s"));
     report(&format!("{what}: {}", lines.join(", ")));
     // The path to the largest finalizer's buffer starts at its root.
     let last = c.expect["finalizers"].as_array().unwrap().last().unwrap();
@@ -226,8 +245,8 @@ fn core_same(version: &str) {
     };
     let what = format!("go {version} core");
     let core = c.core.clone().unwrap();
-    let a = check_specials(&what, &retain_json(&c.snap), &c.expect);
-    let b = check_specials(&what, &retain_json(&core), &c.expect);
+    let a = check_specials(&what, &retain_json(&c.snap), &c.expect, true);
+    let b = check_specials(&what, &retain_json(&core), &c.expect, true);
     let _ = std::fs::remove_file(&core);
     assert_eq!(a, b, "{what}: --heap capture vs core");
     report(&format!("{what}: same specials as the --heap capture"));
@@ -383,7 +402,7 @@ fn hostile_specials_go1_27() {
 fn layout_tables_match_dwarf() {
     use gospy::binary::Binary;
     use gospy::goruntime::heap::specials::SpecialsLayout;
-    use gospy::goruntime::version::specials::SpecialKinds;
+    use gospy::goruntime::version::specials::{SpecialKinds, FIN_BLOCK};
     use gospy::goruntime::version::Tables;
     let mut checked = Vec::new();
     for (version, _) in toolchains() {
@@ -400,6 +419,40 @@ fn layout_tables_match_dwarf() {
             SpecialKinds::for_binary(&bin),
             SpecialKinds::for_version(bin.go),
             "go {version}: special kinds, DWARF constants vs the version's values"
+        );
+        // The finalizer queue's blocks and records.
+        let fb = ["runtime.finBlock", "runtime.finblock"]
+            .into_iter()
+            .find(|t| dwarf.size_of(t).is_some())
+            .expect("finblock in DWARF");
+        let f = FIN_BLOCK;
+        assert_eq!(
+            (
+                dwarf.size_of(fb),
+                dwarf.offset_of(fb, "alllink"),
+                dwarf.offset_of(fb, "cnt"),
+                dwarf.offset_of(fb, "fin"),
+            ),
+            (Some(f.size()), Some(f.alllink), Some(f.cnt), Some(f.fin)),
+            "go {version}: {fb} layout"
+        );
+        let fz = "runtime.finalizer";
+        assert_eq!(
+            (
+                dwarf.size_of(fz),
+                dwarf.offset_of(fz, "fn"),
+                dwarf.offset_of(fz, "arg"),
+                dwarf.offset_of(fz, "fint"),
+                dwarf.offset_of(fz, "ot"),
+            ),
+            (
+                Some(f.entry_size),
+                Some(f.fn_),
+                Some(f.arg),
+                Some(f.fint),
+                Some(f.ot)
+            ),
+            "go {version}: runtime.finalizer layout"
         );
         let k = dwarf.constant("runtime._KindSpecialFinalizer");
         checked.push(format!("{version} (DWARF _KindSpecialFinalizer {k:?})"));

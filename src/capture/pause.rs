@@ -328,7 +328,7 @@ impl<'p, 'a> Rounds<'p, 'a> {
         super::specials::read(
             self.pid,
             p.heap_t.as_ref(),
-            p.specials_l.as_ref(),
+            p.specials.as_ref(),
             &mut p.asm,
             &self.ld.image,
             self.stats,

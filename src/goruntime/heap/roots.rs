@@ -16,7 +16,8 @@
 //! is not marked: it stays collectable, its finalizer runs); a cleanup
 //! (`runtime: cleanup for ADDR (FUNC)`) is its closure (and, Go 1.26+, the
 //! cleanup's argument); a weak handle (`runtime: weak handle for ADDR`) its
-//! handle.
+//! handle. Finalizers queued to run (`runtime.allfin` blocks) are roots
+//! `runtime: queued finalizer for TYPE ADDR (FUNC)`.
 //!
 //! A global word is named by the ELF symbol that contains it; without a
 //! symbol table (`-s`), by `data+0xOFF` / `bss+0xOFF`. A stack word is
@@ -403,5 +404,51 @@ fn scan_specials<M: Memory>(
             scan_words(objs, &w.to_le_bytes(), &mut row);
         }
         out.targets[r].extend_from_slice(&row);
+    }
+    scan_finalizer_queue(t, mem, objs, out, ids);
+}
+
+/// Finalizers queued to run (`runtime.allfin` blocks, `markroot`'s
+/// `fixedRootFinalizers`): each keeps its object and closure alive, as
+/// `runtime: queued finalizer for TYPE ADDR (FUNC)`. A finalizer goroutine
+/// stuck in a finalizer makes this queue grow.
+fn scan_finalizer_queue<M: Memory>(
+    t: &Target,
+    mem: &M,
+    objs: &HeapObjects,
+    out: &mut RootScan,
+    ids: &mut HashMap<String, usize>,
+) {
+    let Some(allfin) = super::specials::allfin_addr(t) else {
+        return;
+    };
+    let (queued, broken) = super::specials::queued_finalizers(mem, allfin);
+    if broken > 0 {
+        out.warnings.push(
+            "finalizer queue (runtime.allfin) not read whole: some queued finalizers are not roots"
+                .into(),
+        );
+    }
+    let mut row = Vec::new();
+    for q in queued {
+        let func = closure_name(t, mem, q.words[0])
+            .map(|f| format!(" ({f})"))
+            .unwrap_or_default();
+        let ty = type_name(t, mem, q.ptrtype).unwrap_or_else(|| "object".into());
+        let r = out.root(
+            ids,
+            Root {
+                name: format!("runtime: queued finalizer for {ty} {:#x}{func}", q.object),
+                kind: RootKind::Runtime,
+                goroutine: None,
+                function: None,
+            },
+        );
+        row.clear();
+        for w in &q.words {
+            scan_words(objs, &w.to_le_bytes(), &mut row);
+        }
+        out.targets[r].extend_from_slice(&row);
+        out.specials += 1;
     }
 }

@@ -370,3 +370,114 @@ impl BulkWalk for SpecialsWalk<'_> {
         want
     }
 }
+
+/// Most finalizer-queue blocks followed (4 KiB each, 101 records).
+pub const MAX_FIN_BLOCKS: usize = 1 << 16;
+
+/// One finalizer queued to run (its object was found unreachable; the
+/// queue keeps it and its closure alive until the finalizer goroutine runs
+/// it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedFinalizer {
+    pub block: u64,
+    /// The object (`finalizer.arg`).
+    pub object: u64,
+    /// The root words: `fn`, `arg`, `fint`, `ot`.
+    pub words: [u64; 4],
+    /// `finalizer.ot`: the object's pointer type.
+    pub ptrtype: u64,
+}
+
+/// `runtime.allfin`'s address (bias applied), when the executable names it.
+pub fn allfin_addr(t: &crate::goruntime::Target) -> Option<u64> {
+    crate::goruntime::version::globals::global_addr(&t.bin, "runtime.allfin").map(|a| t.rt(a))
+}
+
+/// Every queued finalizer of the blocks chained from `*allfin`; the blocks
+/// that could not be read whole (counted).
+pub fn queued_finalizers(mem: &impl Memory, allfin: u64) -> (Vec<QueuedFinalizer>, u64) {
+    let l = crate::goruntime::version::specials::FIN_BLOCK;
+    let (mut out, mut broken) = (Vec::new(), 0u64);
+    let mut seen = HashSet::new();
+    let mut fb = mem.ptr(allfin).unwrap_or(0);
+    while fb != 0 {
+        if seen.len() >= MAX_FIN_BLOCKS || !seen.insert(fb) {
+            broken += 1;
+            break;
+        }
+        let Ok(b) = mem.read_vec(fb, l.size() as usize) else {
+            broken += 1;
+            break;
+        };
+        let cnt = le(&b, l.cnt, 4).min(l.capacity());
+        for i in 0..cnt {
+            let e = l.fin + i * l.entry_size;
+            let w = |o: u64| le64(&b, e + o);
+            out.push(QueuedFinalizer {
+                block: fb,
+                object: w(l.arg),
+                words: [w(l.fn_), w(l.arg), w(l.fint), w(l.ot)],
+                ptrtype: w(l.ot),
+            });
+        }
+        fb = le64(&b, l.alllink);
+    }
+    (out, broken)
+}
+
+/// For capture: the finalizer queue's blocks, one bulk read per block of
+/// the `alllink` chain (usually one or two).
+pub struct FinBlockWalk {
+    allfin: u64,
+    started: bool,
+    next: u64,
+    asked: Option<u64>,
+    seen: HashSet<u64>,
+    /// The chain ended early (unreadable block, cycle, bound).
+    pub broken: bool,
+}
+
+impl FinBlockWalk {
+    pub fn new(allfin: u64) -> FinBlockWalk {
+        FinBlockWalk {
+            allfin,
+            started: false,
+            next: 0,
+            asked: None,
+            seen: HashSet::new(),
+            broken: false,
+        }
+    }
+}
+
+impl BulkWalk for FinBlockWalk {
+    fn step<M: Memory>(&mut self, mem: &M) -> Vec<(u64, u64)> {
+        let l = crate::goruntime::version::specials::FIN_BLOCK;
+        if !self.started {
+            self.started = true;
+            self.next = mem.ptr(self.allfin).unwrap_or(0);
+        }
+        while self.next != 0 {
+            let fb = self.next;
+            if self.seen.len() >= MAX_FIN_BLOCKS || self.seen.contains(&fb) {
+                self.broken = true;
+                return Vec::new();
+            }
+            match mem.ptr(fb.wrapping_add(l.alllink)) {
+                Ok(n) if mem.read_vec(fb, l.size() as usize).is_ok() => {
+                    self.seen.insert(fb);
+                    self.next = n;
+                }
+                _ if self.asked == Some(fb) => {
+                    self.broken = true;
+                    return Vec::new();
+                }
+                _ => {
+                    self.asked = Some(fb);
+                    return vec![(fb, l.size())];
+                }
+            }
+        }
+        Vec::new()
+    }
+}

@@ -78,3 +78,48 @@ mod tests {
         assert_eq!(k(27).cleanup, Some(7));
     }
 }
+
+/// The finalizer queue's blocks (`runtime.allfin`, chained by `alllink`;
+/// `finblock` up to 1.26, `finBlock` from 1.27, same layout): `cnt` queued
+/// `finalizer{fn, arg, nret, fint, ot}` records at `fin`, scanned by
+/// `markroot`'s `fixedRootFinalizers` with `finptrmask` (fn, arg, fint, ot).
+/// Unchanged 1.19–1.27 (checked against DWARF by tests/specials.rs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FinBlockLayout {
+    /// `_FinBlockSize` / `finBlockSize`: what a block is allocated with.
+    pub alloc_size: u64,
+    pub alllink: u64,
+    pub cnt: u64,
+    pub fin: u64,
+    /// `sizeof(finalizer)`, and its pointer fields.
+    pub entry_size: u64,
+    pub fn_: u64,
+    pub arg: u64,
+    pub fint: u64,
+    pub ot: u64,
+}
+
+/// [`FinBlockLayout`] of every supported version (`_FinBlockSize` /
+/// `finBlockSize` = 4 KiB).
+pub const FIN_BLOCK: FinBlockLayout = FinBlockLayout {
+    alloc_size: 4096,
+    alllink: 0,
+    cnt: 16,
+    fin: 24,
+    entry_size: 40,
+    fn_: 0,
+    arg: 8,
+    fint: 24,
+    ot: 32,
+};
+
+impl FinBlockLayout {
+    /// Records a block holds (`len(fin)`).
+    pub fn capacity(&self) -> u64 {
+        (self.alloc_size - self.fin - 8) / self.entry_size
+    }
+    /// `sizeof(finblock)`: what is read of a block.
+    pub fn size(&self) -> u64 {
+        self.fin + self.capacity() * self.entry_size
+    }
+}
