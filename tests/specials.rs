@@ -8,8 +8,8 @@
 //!   *main.Res ADDR (main.setFinalizer.func1)`, per cleanup, `runtime:
 //!   cleanup for ADDR (main.addCleanup.func1)`, and for the finalizer queued
 //!   behind a hung one, `runtime: queued finalizer for *main.Res ADDR
-//!   (main.queueFinalizer.func1)` (not without a symbol table:
-//!   `runtime.allfin` is not recovered from code), each retaining the
+//!   (main.queueFinalizer.func1)` (`runtime.allfin` recovered from code
+//!   without a symbol table), each retaining the
 //!   fixture's own computation within 1% (HeapAlloc deltas across GCs
 //!   around `SetFinalizer`/`AddCleanup`), for non-PIE, PIE and `-s -w` (Go
 //!   1.19–1.21, scanned conservatively: at most that, as a stale word can
@@ -124,7 +124,7 @@ fn capture_fixture(version: &str, pie: bool, ldflags: &str, core: bool) -> Optio
 
 /// Checks each finalizer and cleanup of the fixture: its root, named, with
 /// the fixture's retained bytes. Returns one line per special.
-fn check_specials(what: &str, got: &Value, expect: &Value, named: bool) -> Vec<String> {
+fn check_specials(what: &str, got: &Value, expect: &Value) -> Vec<String> {
     let rs = roots(got);
     let mut lines = Vec::new();
     for (key, prefix, func) in [
@@ -143,11 +143,6 @@ fn check_specials(what: &str, got: &Value, expect: &Value, named: bool) -> Vec<S
         let Some(list) = expect[key].as_array() else {
             continue;
         };
-        // Without a symbol table `runtime.allfin` is not found (it is not
-        // among the globals recovered from code): no queued finalizers.
-        if key == "queued" && !named {
-            continue;
-        }
         for s in list {
             let obj = s["object"].as_u64().unwrap();
             let want = s["retained"].as_u64().unwrap();
@@ -175,7 +170,7 @@ fn specials(version: &str, pie: bool, ldflags: &str) {
     };
     let what = format!("go {version} pie={pie} ldflags={ldflags:?}");
     let got = retain_json(&c.snap);
-    let lines = check_specials(&what, &got, &c.expect, !ldflags.contains("-s"));
+    let lines = check_specials(&what, &got, &c.expect);
     report(&format!("{what}: {}", lines.join(", ")));
     // The path to the largest finalizer's buffer starts at its root.
     let last = c.expect["finalizers"].as_array().unwrap().last().unwrap();
@@ -245,8 +240,8 @@ fn core_same(version: &str) {
     };
     let what = format!("go {version} core");
     let core = c.core.clone().unwrap();
-    let a = check_specials(&what, &retain_json(&c.snap), &c.expect, true);
-    let b = check_specials(&what, &retain_json(&core), &c.expect, true);
+    let a = check_specials(&what, &retain_json(&c.snap), &c.expect);
+    let b = check_specials(&what, &retain_json(&core), &c.expect);
     let _ = std::fs::remove_file(&core);
     assert_eq!(a, b, "{what}: --heap capture vs core");
     report(&format!("{what}: same specials as the --heap capture"));
@@ -460,4 +455,32 @@ fn layout_tables_match_dwarf() {
     report(&format!(
         "specials layout and kinds match DWARF: {checked:?}"
     ));
+}
+
+/// `runtime.allfin` recovered from `runtime.queuefinalizer`'s code (for
+/// `-s` builds) is where the symbol table says, on every toolchain, PIE
+/// and not.
+#[test]
+fn allfin_recovered_matches_symtab() {
+    let mut checked = Vec::new();
+    for (version, _) in toolchains() {
+        for pie in [false, true] {
+            let Some(path) = try_build_fixture("goroutines", version, pie, "") else {
+                continue;
+            };
+            let bin = gospy::binary::Binary::from_path(&path).expect("load fixture");
+            let want = bin.elf.symbols().get("runtime.allfin").map(|s| s.0);
+            assert!(
+                want.is_some(),
+                "go {version}: runtime.allfin not in the symbol table"
+            );
+            assert_eq!(
+                gospy::goruntime::version::specials::recover_allfin(&bin),
+                want,
+                "go {version} pie={pie}: runtime.allfin recovered from code"
+            );
+            checked.push(format!("{version}{}", if pie { " pie" } else { "" }));
+        }
+    }
+    report(&format!("runtime.allfin recovered from code: {checked:?}"));
 }

@@ -388,9 +388,17 @@ pub struct QueuedFinalizer {
     pub ptrtype: u64,
 }
 
-/// `runtime.allfin`'s address (bias applied), when the executable names it.
+/// `runtime.allfin`'s address (bias applied): from the symbol table or
+/// DWARF, else recovered from the runtime's code.
 pub fn allfin_addr(t: &crate::goruntime::Target) -> Option<u64> {
-    crate::goruntime::version::globals::global_addr(&t.bin, "runtime.allfin").map(|a| t.rt(a))
+    let bin = &t.bin;
+    crate::goruntime::version::globals::global_addr(bin, "runtime.allfin")
+        .or_else(|| {
+            (!bin.elf.has_symtab())
+                .then(|| crate::goruntime::version::specials::recover_allfin(bin))
+                .flatten()
+        })
+        .map(|a| t.rt(a))
 }
 
 /// Every queued finalizer of the blocks chained from `*allfin`; the blocks

@@ -123,3 +123,50 @@ impl FinBlockLayout {
         self.fin + self.capacity() * self.entry_size
     }
 }
+
+/// `runtime.allfin` (link-time) from the code of `runtime.queuefinalizer`,
+/// for executables without a symbol table. Every version 1.19–1.27:
+///
+/// ```text
+/// if finc == nil {
+///     finc = (*finBlock)(persistentalloc(...))  // MOVQ reg, finc (its first 8-byte store)
+///     finc.alllink = allfin                     // MOVQ allfin, reg
+///     allfin = finc                             // MOVQ reg, allfin
+/// ```
+///
+/// so `allfin` is the first other global loaded after the first store, and
+/// stored right after (tests/specials.rs checks it against the symbol table).
+pub fn recover_allfin(bin: &Binary) -> Option<u64> {
+    use crate::binary::x86::{self, Kind};
+    let pcln = &bin.pcln;
+    let f = pcln.func_by_name("runtime.queuefinalizer")?;
+    let len = pcln.func_end(&f).checked_sub(f.entry)?.min(256 << 10);
+    let code = bin.elf.vaddr_tail(f.entry)?;
+    let code = code.get(..len as usize).unwrap_or(code);
+    let insns = match bin.elf.arch {
+        crate::model::Arch::X86_64 => x86::decode(code, f.entry),
+        crate::model::Arch::Aarch64 => crate::binary::arm64::decode(code, f.entry),
+    };
+    let writable = |a: u64| {
+        bin.elf
+            .segments
+            .iter()
+            .any(|s| s.writable && a >= s.vaddr && a < s.vaddr + s.memsz)
+    };
+    let refs: Vec<(Kind, u8, u64)> = x86::rip_refs(&insns)
+        .filter(|(_, t)| writable(*t))
+        .map(|(i, t)| (i.kind, i.size, t))
+        .collect();
+    let first_store = refs.iter().position(|r| r.0 == Kind::Store && r.1 == 8)?;
+    let finc = refs[first_store].2;
+    let rest = &refs[first_store + 1..];
+    let k = rest
+        .iter()
+        .position(|r| r.0 == Kind::Load && r.1 == 8 && r.2 != finc)?;
+    let allfin = rest[k].2;
+    rest[k + 1..]
+        .iter()
+        .take(3)
+        .any(|r| r.0 == Kind::Store && r.1 == 8 && r.2 == allfin)
+        .then_some(allfin)
+}
