@@ -120,7 +120,7 @@ impl<'p, 'a> Rounds<'p, 'a> {
         self.phase("stacks");
         if self.opts.heap {
             self.heap_spans();
-            self.phase("heap spans");
+            self.phase("heap specials (finalizers, cleanups)");
         }
         // Labels: every object of every distinct label set, one bulk read
         // per level (label object, list or map and buckets, strings).
@@ -311,7 +311,8 @@ impl<'p, 'a> Rounds<'p, 'a> {
     }
 
     /// `--heap`: every in-use span's memory and allocation bits (see
-    /// `heapspans`), once the span structs are read.
+    /// `heapspans`), once the span structs are read (phase `heap spans`);
+    /// then the specials lists and the finalizer queue (`specials`).
     fn heap_spans(&mut self) {
         self.p.asm.rebuild();
         let view = Layered {
@@ -324,6 +325,7 @@ impl<'p, 'a> Rounds<'p, 'a> {
             self.read(false);
         }
         self.p.asm.rebuild();
+        self.phase("heap spans");
         let p = &mut *self.p;
         super::specials::read(
             self.pid,

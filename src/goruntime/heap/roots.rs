@@ -17,7 +17,9 @@
 //! (`runtime: cleanup for ADDR (FUNC)`) is its closure (and, Go 1.26+, the
 //! cleanup's argument); a weak handle (`runtime: weak handle for ADDR`) its
 //! handle. Finalizers queued to run (`runtime.allfin` blocks) are roots
-//! `runtime: queued finalizer for TYPE ADDR (FUNC)`.
+//! `runtime: queued finalizer for TYPE ADDR (FUNC)` (Go 1.24's queued
+//! cleanups, there too, `runtime: queued cleanup (FUNC)`; the cleanup
+//! queue of Go 1.25+, `gcCleanups`, is not read yet).
 //!
 //! A global word is named by the ELF symbol that contains it; without a
 //! symbol table (`-s`), by `data+0xOFF` / `bss+0xOFF`. A stack word is
@@ -434,11 +436,18 @@ fn scan_finalizer_queue<M: Memory>(
         let func = closure_name(t, mem, q.words[0])
             .map(|f| format!(" ({f})"))
             .unwrap_or_default();
-        let ty = type_name(t, mem, q.ptrtype).unwrap_or_else(|| "object".into());
+        // Go 1.24 queues cleanups there too, without an object: one root
+        // per cleanup function.
+        let name = if q.object == 0 && q.ptrtype == 0 {
+            format!("runtime: queued cleanup{func}")
+        } else {
+            let ty = type_name(t, mem, q.ptrtype).unwrap_or_else(|| "object".into());
+            format!("runtime: queued finalizer for {ty} {:#x}{func}", q.object)
+        };
         let r = out.root(
             ids,
             Root {
-                name: format!("runtime: queued finalizer for {ty} {:#x}{func}", q.object),
+                name,
                 kind: RootKind::Runtime,
                 goroutine: None,
                 function: None,
