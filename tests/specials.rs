@@ -9,7 +9,9 @@
 //!   cleanup for ADDR (main.addCleanup.func1)`, and for the finalizer queued
 //!   behind a hung one, `runtime: queued finalizer for *main.Res ADDR
 //!   (main.queueFinalizer.func1)` (`runtime.allfin` recovered from code
-//!   without a symbol table), each retaining the
+//!   without a symbol table), and (cleanups fixture) for the cleanup queued
+//!   behind a hung one, `runtime: queued cleanup (main.queueCleanup.func1)`
+//!   (not on Go 1.25+ without a symbol table), each retaining the
 //!   fixture's own computation within 1% (HeapAlloc deltas across GCs
 //!   around `SetFinalizer`/`AddCleanup`), for non-PIE, PIE and `-s -w` (Go
 //!   1.19–1.21, scanned conservatively: at most that, as a stale word can
@@ -124,9 +126,33 @@ fn capture_fixture(version: &str, pie: bool, ldflags: &str, core: bool) -> Optio
 
 /// Checks each finalizer and cleanup of the fixture: its root, named, with
 /// the fixture's retained bytes. Returns one line per special.
-fn check_specials(what: &str, got: &Value, expect: &Value) -> Vec<String> {
+fn check_specials(
+    what: &str,
+    got: &Value,
+    expect: &Value,
+    cleanup_queue_named: bool,
+) -> Vec<String> {
     let rs = roots(got);
     let mut lines = Vec::new();
+    // The queued cleanup: one root per function.
+    if let Some(q) = expect["queued_cleanups"].as_array().and_then(|v| v.first()) {
+        let want = q["retained"].as_u64().unwrap();
+        let name = "runtime: queued cleanup (main.queueCleanup.func1)";
+        let conservative = got["conservative"].as_bool() == Some(true);
+        match rs.iter().find(|(n, _)| n == name) {
+            Some((_, bytes)) => {
+                assert!(
+                    close(*bytes, want) || (conservative && *bytes <= want),
+                    "{what}: {name} retains {bytes} bytes, the fixture computed {want}"
+                );
+                lines.push(format!("{name} {bytes} (fixture {want})"));
+            }
+            // Without a symbol table, Go 1.25+'s runtime.gcCleanups is
+            // not found (not recovered from code).
+            None if !cleanup_queue_named => {}
+            None => panic!("{what}: no root {name:?} (want {want} bytes); roots: {rs:?}"),
+        }
+    }
     for (key, prefix, func) in [
         (
             "finalizers",
@@ -170,7 +196,7 @@ fn specials(version: &str, pie: bool, ldflags: &str) {
     };
     let what = format!("go {version} pie={pie} ldflags={ldflags:?}");
     let got = retain_json(&c.snap);
-    let lines = check_specials(&what, &got, &c.expect);
+    let lines = check_specials(&what, &got, &c.expect, !ldflags.contains("-s"));
     report(&format!("{what}: {}", lines.join(", ")));
     // The path to the largest finalizer's buffer starts at its root.
     let last = c.expect["finalizers"].as_array().unwrap().last().unwrap();
@@ -240,8 +266,8 @@ fn core_same(version: &str) {
     };
     let what = format!("go {version} core");
     let core = c.core.clone().unwrap();
-    let a = check_specials(&what, &retain_json(&c.snap), &c.expect);
-    let b = check_specials(&what, &retain_json(&core), &c.expect);
+    let a = check_specials(&what, &retain_json(&c.snap), &c.expect, true);
+    let b = check_specials(&what, &retain_json(&core), &c.expect, true);
     let _ = std::fs::remove_file(&core);
     assert_eq!(a, b, "{what}: --heap capture vs core");
     report(&format!("{what}: same specials as the --heap capture"));
@@ -397,7 +423,7 @@ fn hostile_specials_go1_27() {
 fn layout_tables_match_dwarf() {
     use gospy::binary::Binary;
     use gospy::goruntime::heap::specials::SpecialsLayout;
-    use gospy::goruntime::version::specials::{SpecialKinds, FIN_BLOCK};
+    use gospy::goruntime::version::specials::{CleanupQueueLayout, SpecialKinds, FIN_BLOCK};
     use gospy::goruntime::version::Tables;
     let mut checked = Vec::new();
     for (version, _) in toolchains() {
@@ -449,6 +475,27 @@ fn layout_tables_match_dwarf() {
             ),
             "go {version}: runtime.finalizer layout"
         );
+        // The cleanup queue (1.25+).
+        if let Some(cq) = CleanupQueueLayout::for_version(bin.go) {
+            let cb = "runtime.cleanupBlock";
+            assert_eq!(
+                (
+                    dwarf.offset_of("runtime.cleanupQueue", "all"),
+                    dwarf.size_of(cb),
+                    dwarf.offset_of(cb, "cleanupBlockHeader.alllink"),
+                    dwarf.offset_of(cb, "cleanupBlockHeader.n"),
+                    dwarf.offset_of(cb, "cleanups"),
+                ),
+                (
+                    Some(cq.all),
+                    Some(cq.size()),
+                    Some(cq.alllink),
+                    Some(cq.n),
+                    Some(cq.cleanups)
+                ),
+                "go {version}: cleanup queue layout"
+            );
+        }
         let k = dwarf.constant("runtime._KindSpecialFinalizer");
         checked.push(format!("{version} (DWARF _KindSpecialFinalizer {k:?})"));
     }

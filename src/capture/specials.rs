@@ -4,15 +4,19 @@
 //! position (`heap::specials::SpecialsWalk`); lists are short (one record
 //! per special of the span's objects), the records 48–56 bytes. Then the
 //! finalizer queue's blocks (`runtime.allfin`, persistentalloc'd, 4 KiB
-//! each): finalizers queued to run are roots too.
+//! each) and, Go 1.25+, the cleanup queue's (`runtime.gcCleanups`, 512
+//! bytes each): what they queued to run is a root too.
 
 use super::rounds::Assembled;
 use super::stats::CaptureStats;
 use super::walk::PauseReader;
 use crate::binary::elf::ImageMemory;
 use crate::goruntime::bulk::drive;
-use crate::goruntime::heap::specials::{allfin_addr, FinBlockWalk, SpecialsLayout, SpecialsWalk};
+use crate::goruntime::heap::specials::{
+    allfin_addr, cleanup_queue, ChainWalk, SpecialsLayout, SpecialsWalk,
+};
 use crate::goruntime::heap::HeapTarget;
+use crate::goruntime::version::specials::CleanupQueueLayout;
 use crate::goruntime::Target;
 
 /// Read rounds at most (the longest list: one round per record).
@@ -22,6 +26,7 @@ const MAX_ROUNDS: usize = 4096;
 pub(super) struct SpecialsPlan {
     layout: Option<SpecialsLayout>,
     allfin: Option<u64>,
+    cleanups: Option<(u64, CleanupQueueLayout)>,
 }
 
 /// The plan; a warning when the executable lacks the layout.
@@ -44,6 +49,7 @@ pub(super) fn plan(
     Some(SpecialsPlan {
         layout,
         allfin: allfin_addr(t),
+        cleanups: cleanup_queue(t),
     })
 }
 
@@ -72,14 +78,22 @@ pub(super) fn read(
             ));
         }
     }
-    if let Some(allfin) = plan.allfin {
-        let mut walk = FinBlockWalk::new(allfin);
+    let chains = [
+        plan.allfin
+            .map(|a| ("finalizer queue (runtime.allfin)", ChainWalk::finalizers(a))),
+        plan.cleanups.map(|(a, l)| {
+            (
+                "cleanup queue (runtime.gcCleanups)",
+                ChainWalk::cleanups(a, &l),
+            )
+        }),
+    ];
+    for (what, mut walk) in chains.into_iter().flatten() {
         drive(&mut walk, &mut reader, MAX_ROUNDS, 4096);
         if walk.broken {
-            warnings.push(
-                "finalizer queue (runtime.allfin) not read whole: some queued finalizers are not roots"
-                    .into(),
-            );
+            warnings.push(format!(
+                "{what} not read whole: some of what it queued is not a root"
+            ));
         }
     }
 }

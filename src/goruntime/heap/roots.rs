@@ -18,8 +18,9 @@
 //! cleanup's argument); a weak handle (`runtime: weak handle for ADDR`) its
 //! handle. Finalizers queued to run (`runtime.allfin` blocks) are roots
 //! `runtime: queued finalizer for TYPE ADDR (FUNC)` (Go 1.24's queued
-//! cleanups, there too, `runtime: queued cleanup (FUNC)`; the cleanup
-//! queue of Go 1.25+, `gcCleanups`, is not read yet).
+//! cleanups, there too, `runtime: queued cleanup (FUNC)`), and cleanups
+//! queued to run (Go 1.25+, `runtime.gcCleanups`), `runtime: queued
+//! cleanup (FUNC)`.
 //!
 //! A global word is named by the ELF symbol that contains it; without a
 //! symbol table (`-s`), by `data+0xOFF` / `bss+0xOFF`. A stack word is
@@ -455,6 +456,54 @@ fn scan_finalizer_queue<M: Memory>(
         );
         row.clear();
         for w in &q.words {
+            scan_words(objs, &w.to_le_bytes(), &mut row);
+        }
+        out.targets[r].extend_from_slice(&row);
+        out.specials += 1;
+    }
+    scan_cleanup_queue(t, mem, objs, out, ids);
+}
+
+/// Cleanups queued to run (Go 1.25+, `runtime.gcCleanups` blocks,
+/// `fixedRootCleanups`): one root per cleanup function, `runtime: queued
+/// cleanup (FUNC)`.
+fn scan_cleanup_queue<M: Memory>(
+    t: &Target,
+    mem: &M,
+    objs: &HeapObjects,
+    out: &mut RootScan,
+    ids: &mut HashMap<String, usize>,
+) {
+    let Some((all, l)) = super::specials::cleanup_queue(t) else {
+        return;
+    };
+    let (queued, broken) = super::specials::queued_cleanups(mem, all, &l);
+    if broken > 0 {
+        out.warnings.push(
+            "cleanup queue (runtime.gcCleanups) not read whole: some queued cleanups are not roots"
+                .into(),
+        );
+    }
+    let mut row = Vec::new();
+    for words in queued {
+        let func = words
+            .iter()
+            .rev()
+            .filter(|&&w| w != 0)
+            .find_map(|&w| closure_name(t, mem, w))
+            .map(|f| format!(" ({f})"))
+            .unwrap_or_default();
+        let r = out.root(
+            ids,
+            Root {
+                name: format!("runtime: queued cleanup{func}"),
+                kind: RootKind::Runtime,
+                goroutine: None,
+                function: None,
+            },
+        );
+        row.clear();
+        for w in &words {
             scan_words(objs, &w.to_le_bytes(), &mut row);
         }
         out.targets[r].extend_from_slice(&row);

@@ -433,10 +433,52 @@ pub fn queued_finalizers(mem: &impl Memory, allfin: u64) -> (Vec<QueuedFinalizer
     (out, broken)
 }
 
-/// For capture: the finalizer queue's blocks, one bulk read per block of
-/// the `alllink` chain (usually one or two).
-pub struct FinBlockWalk {
-    allfin: u64,
+/// `runtime.gcCleanups.all`'s address (bias applied) and the layout, Go
+/// 1.25+ with the global named (symbol table or DWARF).
+pub fn cleanup_queue(
+    t: &crate::goruntime::Target,
+) -> Option<(u64, crate::goruntime::version::specials::CleanupQueueLayout)> {
+    let l = crate::goruntime::version::specials::CleanupQueueLayout::for_version(t.bin.go)?;
+    let q = crate::goruntime::version::globals::global_addr(&t.bin, "runtime.gcCleanups")?;
+    Some((t.rt(q) + l.all, l))
+}
+
+/// Every queued cleanup (its pointer words) of the blocks chained from
+/// `*all`; the chains that could not be read whole (counted).
+pub fn queued_cleanups(
+    mem: &impl Memory,
+    all: u64,
+    l: &crate::goruntime::version::specials::CleanupQueueLayout,
+) -> (Vec<Vec<u64>>, u64) {
+    let (mut out, mut broken) = (Vec::new(), 0u64);
+    let mut seen = HashSet::new();
+    let mut cb = mem.ptr(all).unwrap_or(0);
+    while cb != 0 {
+        if seen.len() >= MAX_FIN_BLOCKS || !seen.insert(cb) {
+            broken += 1;
+            break;
+        }
+        let Ok(b) = mem.read_vec(cb, l.size() as usize) else {
+            broken += 1;
+            break;
+        };
+        let n = le(&b, l.n, 4).min(l.capacity());
+        for i in 0..n {
+            let e = l.cleanups + i * l.entry_size;
+            out.push((0..l.entry_size / 8).map(|k| le64(&b, e + k * 8)).collect());
+        }
+        cb = le64(&b, l.alllink);
+    }
+    (out, broken)
+}
+
+/// For capture: a chain of off-heap blocks (the finalizer queue's
+/// `alllink` chain, the cleanup queue's), one bulk read per block.
+pub struct ChainWalk {
+    /// Where the pointer to the first block is.
+    head_at: u64,
+    next_off: u64,
+    size: u64,
     started: bool,
     next: u64,
     asked: Option<u64>,
@@ -445,10 +487,26 @@ pub struct FinBlockWalk {
     pub broken: bool,
 }
 
-impl FinBlockWalk {
-    pub fn new(allfin: u64) -> FinBlockWalk {
-        FinBlockWalk {
-            allfin,
+impl ChainWalk {
+    /// The finalizer queue's blocks, from `runtime.allfin` at `allfin`.
+    pub fn finalizers(allfin: u64) -> ChainWalk {
+        let l = crate::goruntime::version::specials::FIN_BLOCK;
+        Self::new(allfin, l.alllink, l.size())
+    }
+
+    /// The cleanup queue's blocks, from `gcCleanups.all` at `all`.
+    pub fn cleanups(
+        all: u64,
+        l: &crate::goruntime::version::specials::CleanupQueueLayout,
+    ) -> ChainWalk {
+        Self::new(all, l.alllink, l.size())
+    }
+
+    fn new(head_at: u64, next_off: u64, size: u64) -> ChainWalk {
+        ChainWalk {
+            head_at,
+            next_off,
+            size,
             started: false,
             next: 0,
             asked: None,
@@ -458,31 +516,30 @@ impl FinBlockWalk {
     }
 }
 
-impl BulkWalk for FinBlockWalk {
+impl BulkWalk for ChainWalk {
     fn step<M: Memory>(&mut self, mem: &M) -> Vec<(u64, u64)> {
-        let l = crate::goruntime::version::specials::FIN_BLOCK;
         if !self.started {
             self.started = true;
-            self.next = mem.ptr(self.allfin).unwrap_or(0);
+            self.next = mem.ptr(self.head_at).unwrap_or(0);
         }
         while self.next != 0 {
-            let fb = self.next;
-            if self.seen.len() >= MAX_FIN_BLOCKS || self.seen.contains(&fb) {
+            let b = self.next;
+            if self.seen.len() >= MAX_FIN_BLOCKS || self.seen.contains(&b) {
                 self.broken = true;
                 return Vec::new();
             }
-            match mem.ptr(fb.wrapping_add(l.alllink)) {
-                Ok(n) if mem.read_vec(fb, l.size() as usize).is_ok() => {
-                    self.seen.insert(fb);
+            match mem.ptr(b.wrapping_add(self.next_off)) {
+                Ok(n) if mem.read_vec(b, self.size as usize).is_ok() => {
+                    self.seen.insert(b);
                     self.next = n;
                 }
-                _ if self.asked == Some(fb) => {
+                _ if self.asked == Some(b) => {
                     self.broken = true;
                     return Vec::new();
                 }
                 _ => {
-                    self.asked = Some(fb);
-                    return vec![(fb, l.size())];
+                    self.asked = Some(b);
+                    return vec![(b, self.size)];
                 }
             }
         }

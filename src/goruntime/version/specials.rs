@@ -170,3 +170,44 @@ pub fn recover_allfin(bin: &Binary) -> Option<u64> {
         .any(|r| r.0 == Kind::Store && r.1 == 8 && r.2 == allfin)
         .then_some(allfin)
 }
+
+/// The cleanup queue of Go 1.25+ (`runtime.gcCleanups`, a `cleanupQueue`):
+/// `all` chains every `cleanupBlock` by `alllink`; a block holds `n` queued
+/// cleanups at `cleanups` (`*funcval` in 1.25, `cleanupFn{call, fn, arg}`
+/// from 1.26), scanned by `markroot`'s `fixedRootCleanups`. Checked
+/// against DWARF by tests/specials.rs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CleanupQueueLayout {
+    /// `cleanupQueue.all` (after two cache-line-padded stacks).
+    pub all: u64,
+    /// `cleanupBlockSize`.
+    pub block_size: u64,
+    pub alllink: u64,
+    pub n: u64,
+    pub cleanups: u64,
+    /// Bytes per queued cleanup (all pointer words).
+    pub entry_size: u64,
+}
+
+impl CleanupQueueLayout {
+    /// The layout of `go`; None before 1.25 (cleanups then wait in the
+    /// finalizer queue).
+    pub fn for_version(go: GoVersion) -> Option<CleanupQueueLayout> {
+        go.at_least(1, 25).then(|| CleanupQueueLayout {
+            all: 128,
+            block_size: 512,
+            alllink: 16,
+            n: 24,
+            cleanups: 32,
+            entry_size: if go.at_least(1, 26) { 24 } else { 8 },
+        })
+    }
+    /// Queued cleanups a block holds.
+    pub fn capacity(&self) -> u64 {
+        (self.block_size - self.cleanups) / self.entry_size
+    }
+    /// `sizeof(cleanupBlock)`.
+    pub fn size(&self) -> u64 {
+        self.cleanups + self.capacity() * self.entry_size
+    }
+}
