@@ -9,7 +9,8 @@
 //! - On a quiet fixture (tests/fixtures/specials: collected, GC off, every
 //!   goroutine parked) nothing changes during the copy, and `objects` gives
 //!   exactly what it gives on a blocking `--heap` capture, `retain` the
-//!   same totals and program roots (globals, stacks, finalizers).
+//!   same totals and program roots (globals, stacks, finalizers, queued
+//!   finalizers).
 
 mod common;
 
@@ -176,7 +177,9 @@ fn quiet(version: &str) {
             .filter(|r| {
                 r["kind"] != "runtime"
                     || r["root"].as_str().is_some_and(|n| {
-                        n.starts_with("runtime: finalizer") || n.starts_with("runtime: cleanup")
+                        ["runtime: finalizer", "runtime: cleanup", "runtime: queued"]
+                            .iter()
+                            .any(|p| n.starts_with(p))
                     })
             })
             .map(|r| {
