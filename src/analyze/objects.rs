@@ -46,10 +46,17 @@ pub fn census(s: &Session) -> Result<ObjectCensus> {
     let ht = HeapTarget::new(&s.target)?;
     let objs = heap_objects(&s.target, &s.mem)?;
     if objs.spans_in_use == 0 || objs.spans_missing * 2 > objs.spans_in_use {
+        if let Some(n) = crate::goruntime::heap::validate::notes(&s.meta.warnings).next() {
+            anyhow::bail!("{n}: too few spans were stable to list the heap; capture again, or without --non-blocking");
+        }
         return Err(lacks_heap_error(&objs));
     }
     let types = object_types(&s.target, &s.mem, &objs);
-    let mut warnings = objs.warnings.clone();
+    // `--heap --non-blocking`: spans that changed during the copy.
+    let mut warnings: Vec<String> = crate::goruntime::heap::validate::notes(&s.meta.warnings)
+        .cloned()
+        .collect();
+    warnings.extend(objs.warnings.iter().cloned());
     warnings.extend(types.warnings.iter().cloned());
     let typed_objects = types.of.iter().filter(|&&t| t != UNKNOWN).count() as u64;
     Ok(ObjectCensus {

@@ -31,6 +31,7 @@ mod plan;
 mod precopy;
 pub mod redact;
 mod rounds;
+mod specials;
 mod stacks;
 mod stats;
 mod walk;

@@ -120,7 +120,7 @@ impl<'p, 'a> Rounds<'p, 'a> {
         self.phase("stacks");
         if self.opts.heap {
             self.heap_spans();
-            self.phase("heap spans");
+            self.phase("heap specials (finalizers, cleanups)");
         }
         // Labels: every object of every distinct label set, one bulk read
         // per level (label object, list or map and buckets, strings).
@@ -140,6 +140,19 @@ impl<'p, 'a> Rounds<'p, 'a> {
         if self.opts.non_blocking {
             self.validate(&before);
             self.phase("validate goroutines");
+            if self.opts.heap {
+                let p = &mut *self.p;
+                self.stats.heap_validation = crate::capture::nonblocking::validate_heap(
+                    self.pid,
+                    p.heap_t.as_ref(),
+                    &self.ld.target,
+                    &mut p.asm,
+                    &self.ld.image,
+                    self.stats,
+                    &mut p.warnings,
+                );
+                self.phase("validate heap spans");
+            }
         }
         self.blocked_on(&gaddrs);
         self.phase("blocked-on objects");
@@ -298,7 +311,8 @@ impl<'p, 'a> Rounds<'p, 'a> {
     }
 
     /// `--heap`: every in-use span's memory and allocation bits (see
-    /// `heapspans`), once the span structs are read.
+    /// `heapspans`), once the span structs are read (phase `heap spans`);
+    /// then the specials lists and the finalizer queue (`specials`).
     fn heap_spans(&mut self) {
         self.p.asm.rebuild();
         let view = Layered {
@@ -329,6 +343,18 @@ impl<'p, 'a> Rounds<'p, 'a> {
             }
             self.p.asm.rebuild();
         }
+        self.phase("heap spans");
+        let p = &mut *self.p;
+        super::specials::read(
+            self.pid,
+            p.heap_t.as_ref(),
+            p.specials.as_ref(),
+            &mut p.asm,
+            &self.ld.image,
+            self.stats,
+            &mut p.warnings,
+        );
+        self.p.asm.rebuild();
     }
 
     /// --non-blocking: read every g again, after its stack: unchanged ones

@@ -94,6 +94,8 @@ pub(super) struct Prepared<'a> {
     /// `--full`: every writable mapping.
     pub(super) full_plan: Vec<(u64, u64, RegionKind)>,
     pub(super) heap_t: Option<HeapTarget>,
+    /// `--heap`: what reading the span specials needs (see `specials`).
+    pub(super) specials: Option<super::specials::SpecialsPlan>,
     /// The heap profile's bucket list (None: not found in the executable).
     pub(super) prof_t: Option<ProfTarget>,
     /// Readable mappings, to clip the bucket walk's windows.
@@ -250,7 +252,9 @@ pub(super) fn prepare<'a>(
         pool: Pool::new(pool_bytes + heap_bytes),
     };
     add_twin_image(ld, &mut asm);
+    let specials = super::specials::plan(opts.heap, heap_t.as_ref(), target, &mut warnings);
     Ok(Prepared {
+        specials,
         data,
         walker,
         prewalk,

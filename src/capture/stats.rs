@@ -30,6 +30,9 @@ pub struct CaptureStats {
     /// The block and mutex profiles' bucket lists read in the pause (with
     /// the heap profile's).
     pub block_profiles: Option<BlockProfilesStats>,
+    /// `--heap --non-blocking`: the heap spans' headers read again after
+    /// the copy (see `nonblocking::validate_heap`).
+    pub heap_validation: Option<crate::goruntime::heap::validate::HeapValidation>,
 }
 
 /// What the pause read of the block and mutex profiles' bucket lists.

@@ -210,7 +210,8 @@ pub struct CaptureArgs {
     #[arg(long)]
     pub json: bool,
     /// Never stop the target: read it while it runs; goroutines that change
-    /// while read are recorded as unstable
+    /// while read are recorded as unstable. With --heap, spans swept, freed
+    /// or reused during the copy are dropped and counted (heap_validation)
     #[arg(long)]
     pub non_blocking: bool,
     /// Drop data contents (locals, non-runtime globals, label values, registers,
@@ -232,8 +233,9 @@ pub struct CaptureArgs {
     pub full: bool,
     /// Heap-complete: also store every in-use heap span and its allocation
     /// bits (every span struct: --max-spans is ignored), for `analyze FILE
-    /// objects`. The pause grows with the heap, at memory-copy speed (about
-    /// 200-250 ms for a 256 MiB heap on a loaded 2-core machine)
+    /// objects`, with the finalizer and cleanup records (roots). The pause
+    /// grows with the heap, at memory-copy speed (about 200-250 ms for a
+    /// 256 MiB heap on a loaded 2-core machine); --non-blocking avoids it
     #[arg(long, conflicts_with = "redact")]
     pub heap: bool,
 }

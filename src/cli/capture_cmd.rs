@@ -99,6 +99,7 @@ fn capture_to(a: &CaptureArgs, output: &std::path::Path) -> Result<()> {
             "var_walk": stats.var_walk,
             "mem_profile": stats.mem_profile,
             "block_profiles": stats.block_profiles,
+            "heap_validation": stats.heap_validation,
         }))?;
     } else {
         // How many stacks the pause could leave to the pre-copy.

@@ -186,8 +186,19 @@ impl HeapGraph {
         }
         g.roots = scan.roots;
         g.root_out = Csr::new();
-        for r in &scan.targets {
-            let row = r.clone();
+        // A finalizer root also points to what its object points to.
+        let mut referents = scan.referents;
+        referents.sort_unstable();
+        for (r, t) in scan.targets.iter().enumerate() {
+            let mut row = t.clone();
+            let at = referents.partition_point(|x| x.0 < r);
+            for &(_, j) in referents[at..].iter().take_while(|x| x.0 == r) {
+                row.extend(g.out.row(j as usize).iter().filter(|&&k| k != j));
+            }
+            if row.len() > t.len() {
+                row.sort_unstable();
+                row.dedup();
+            }
             g.push_row(&row, true);
         }
         g.warnings = scan.warnings;

@@ -40,8 +40,10 @@ pub mod roots;
 mod sizeclass;
 pub mod slot;
 mod spans;
+pub mod specials;
 pub mod target;
 pub mod typing;
+pub mod validate;
 pub mod words;
 
 pub use layout::HeapLayout;

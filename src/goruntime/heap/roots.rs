@@ -8,8 +8,19 @@
 //! `ptrmask`), as the GC does. Sections whose program cannot be read,
 //! frames without a safe point (running goroutines) or without maps are
 //! scanned **conservatively** (every word pointing into an allocated object)
-//! and counted. Finalizer and cleanup specials are not roots yet (objects
-//! they alone keep show as reached by no root).
+//! and counted.
+//!
+//! Span specials (`specials`), as `markrootSpans` does: a finalizer is a
+//! root named `runtime: finalizer for TYPE ADDR (FUNC)` whose edges are its
+//! closure (`fn`) and everything its object points to (the object itself
+//! is not marked: it stays collectable, its finalizer runs); a cleanup
+//! (`runtime: cleanup for ADDR (FUNC)`) is its closure (and, Go 1.26+, the
+//! cleanup's argument); a weak handle (`runtime: weak handle for ADDR`) its
+//! handle. Finalizers queued to run (`runtime.allfin` blocks) are roots
+//! `runtime: queued finalizer for TYPE ADDR (FUNC)` (Go 1.24's queued
+//! cleanups, there too, `runtime: queued cleanup (FUNC)`), and cleanups
+//! queued to run (Go 1.25+, `runtime.gcCleanups`), `runtime: queued
+//! cleanup (FUNC)`.
 //!
 //! A global word is named by the ELF symbol that contains it; without a
 //! symbol table (`-s`), by `data+0xOFF` / `bss+0xOFF`. A stack word is
@@ -58,6 +69,11 @@ pub struct RootScan {
     pub conservative_sections: u64,
     pub conservative_frames: u64,
     pub exact_frames: u64,
+    /// (root, object): the root also points to everything the object
+    /// points to (a finalizer's object; see `graph`).
+    pub referents: Vec<(usize, u32)>,
+    /// Root specials found (finalizers, cleanups, weak handles).
+    pub specials: u64,
 }
 
 impl RootScan {
@@ -109,6 +125,7 @@ pub fn scan_roots<M: Memory>(t: &Target, mem: &M, objs: &HeapObjects) -> RootSca
         scan_section(t, mem, objs, (sect, lo, hi), &mut out, &mut ids);
     }
     scan_stacks(t, mem, objs, &mut out, &mut ids);
+    scan_specials(t, mem, objs, &mut out, &mut ids);
     for r in &mut out.targets {
         r.sort_unstable();
         r.dedup();
@@ -298,5 +315,198 @@ fn scan_stacks<M: Memory>(
         out.warnings.push(format!(
             "{skipped} goroutine stacks unreadable or implausible: not scanned"
         ));
+    }
+}
+
+/// `DWARF or descriptor` name of the type descriptor at `ty`.
+fn type_name<M: Memory>(t: &Target, mem: &M, ty: u64) -> Option<String> {
+    if ty == 0 {
+        return None;
+    }
+    let dwarf = t.bin.dwarf().and_then(|d| {
+        let r = d.type_by_runtime_addr(ty.wrapping_sub(t.bias))?;
+        d.type_name(r).filter(|n| !n.is_empty())
+    });
+    dwarf.or_else(|| crate::goruntime::descriptor_name(t, mem, ty).map(|(n, _)| n))
+}
+
+/// The function of the closure (funcval) at `fv`: its first word is its
+/// code. Go 1.24–1.25 wrap a cleanup in a closure of `runtime.AddCleanup`
+/// that captures the user's function: that one is named instead, looked
+/// for in the wrapper's first captured words (by value or boxed).
+fn closure_name<M: Memory>(t: &Target, mem: &M, fv: u64) -> Option<String> {
+    let name = |fv: u64| mem.u64(fv).ok().and_then(|pc| t.func_name(pc));
+    let outer = name(fv)?;
+    if !outer.starts_with("runtime.AddCleanup[") {
+        return Some(outer.to_string());
+    }
+    let inner = (1..4u64).find_map(|k| {
+        let x = mem.u64(fv.wrapping_add(8 * k)).ok().filter(|&x| x != 0)?;
+        name(x).or_else(|| mem.u64(x).ok().and_then(name))
+    });
+    Some(inner.unwrap_or(outer).to_string())
+}
+
+/// Finalizer, cleanup and weak-handle specials as roots (`markrootSpans`).
+fn scan_specials<M: Memory>(
+    t: &Target,
+    mem: &M,
+    objs: &HeapObjects,
+    out: &mut RootScan,
+    ids: &mut HashMap<String, usize>,
+) {
+    use super::specials::{SpecialKind, SpecialsLayout};
+    let (ht, l) = match (
+        super::HeapTarget::new(t),
+        SpecialsLayout::from_binary(&t.bin),
+    ) {
+        (Ok(ht), Ok(l)) => (ht, l),
+        (Err(e), _) | (_, Err(e)) => {
+            out.warnings
+                .push(format!("finalizers and cleanups are not roots: {e}"));
+            return;
+        }
+    };
+    let scan = l.scan(&ht, mem);
+    out.warnings.extend(scan.warnings);
+    out.specials = scan.specials.len() as u64;
+    let mut row = Vec::new();
+    for sp in scan.specials {
+        let func = sp
+            .words
+            .iter()
+            .rev()
+            .filter(|&&w| w != 0)
+            .find_map(|&w| closure_name(t, mem, w))
+            .map(|f| format!(" ({f})"))
+            .unwrap_or_default();
+        let name = match sp.kind {
+            SpecialKind::Finalizer => {
+                let ty = type_name(t, mem, sp.ptrtype).unwrap_or_else(|| "object".into());
+                format!("runtime: finalizer for {ty} {:#x}{func}", sp.object)
+            }
+            SpecialKind::Cleanup => format!("runtime: cleanup for {:#x}{func}", sp.object),
+            SpecialKind::WeakHandle => format!("runtime: weak handle for {:#x}", sp.object),
+        };
+        let r = out.root(
+            ids,
+            Root {
+                name,
+                kind: RootKind::Runtime,
+                goroutine: None,
+                function: None,
+            },
+        );
+        if sp.kind == SpecialKind::Finalizer && !sp.noscan {
+            if let Some(j) = super::words::find_object(objs, sp.object) {
+                out.referents.push((r, j));
+            }
+        }
+        row.clear();
+        for w in &sp.words {
+            scan_words(objs, &w.to_le_bytes(), &mut row);
+        }
+        out.targets[r].extend_from_slice(&row);
+    }
+    scan_finalizer_queue(t, mem, objs, out, ids);
+}
+
+/// Finalizers queued to run (`runtime.allfin` blocks, `markroot`'s
+/// `fixedRootFinalizers`): each keeps its object and closure alive, as
+/// `runtime: queued finalizer for TYPE ADDR (FUNC)`. A finalizer goroutine
+/// stuck in a finalizer makes this queue grow.
+fn scan_finalizer_queue<M: Memory>(
+    t: &Target,
+    mem: &M,
+    objs: &HeapObjects,
+    out: &mut RootScan,
+    ids: &mut HashMap<String, usize>,
+) {
+    let Some(allfin) = super::specials::allfin_addr(t) else {
+        return;
+    };
+    let (queued, broken) = super::specials::queued_finalizers(mem, allfin);
+    if broken > 0 {
+        out.warnings.push(
+            "finalizer queue (runtime.allfin) not read whole: some queued finalizers are not roots"
+                .into(),
+        );
+    }
+    let mut row = Vec::new();
+    for q in queued {
+        let func = closure_name(t, mem, q.words[0])
+            .map(|f| format!(" ({f})"))
+            .unwrap_or_default();
+        // Go 1.24 queues cleanups there too, without an object: one root
+        // per cleanup function.
+        let name = if q.object == 0 && q.ptrtype == 0 {
+            format!("runtime: queued cleanup{func}")
+        } else {
+            let ty = type_name(t, mem, q.ptrtype).unwrap_or_else(|| "object".into());
+            format!("runtime: queued finalizer for {ty} {:#x}{func}", q.object)
+        };
+        let r = out.root(
+            ids,
+            Root {
+                name,
+                kind: RootKind::Runtime,
+                goroutine: None,
+                function: None,
+            },
+        );
+        row.clear();
+        for w in &q.words {
+            scan_words(objs, &w.to_le_bytes(), &mut row);
+        }
+        out.targets[r].extend_from_slice(&row);
+        out.specials += 1;
+    }
+    scan_cleanup_queue(t, mem, objs, out, ids);
+}
+
+/// Cleanups queued to run (Go 1.25+, `runtime.gcCleanups` blocks,
+/// `fixedRootCleanups`): one root per cleanup function, `runtime: queued
+/// cleanup (FUNC)`.
+fn scan_cleanup_queue<M: Memory>(
+    t: &Target,
+    mem: &M,
+    objs: &HeapObjects,
+    out: &mut RootScan,
+    ids: &mut HashMap<String, usize>,
+) {
+    let Some((all, l)) = super::specials::cleanup_queue(t) else {
+        return;
+    };
+    let (queued, broken) = super::specials::queued_cleanups(mem, all, &l);
+    if broken > 0 {
+        out.warnings.push(
+            "cleanup queue (runtime.gcCleanups) not read whole: some queued cleanups are not roots"
+                .into(),
+        );
+    }
+    let mut row = Vec::new();
+    for words in queued {
+        let func = words
+            .iter()
+            .rev()
+            .filter(|&&w| w != 0)
+            .find_map(|&w| closure_name(t, mem, w))
+            .map(|f| format!(" ({f})"))
+            .unwrap_or_default();
+        let r = out.root(
+            ids,
+            Root {
+                name: format!("runtime: queued cleanup{func}"),
+                kind: RootKind::Runtime,
+                goroutine: None,
+                function: None,
+            },
+        );
+        row.clear();
+        for w in &words {
+            scan_words(objs, &w.to_le_bytes(), &mut row);
+        }
+        out.targets[r].extend_from_slice(&row);
+        out.specials += 1;
     }
 }

@@ -14,6 +14,7 @@ pub mod godebug;
 pub mod layout;
 pub mod mprof;
 pub mod source;
+pub mod specials;
 pub mod status;
 #[rustfmt::skip]
 pub mod tables;
