@@ -828,6 +828,21 @@ pub static STRUCTS: &[TStruct] = &[
         ],
     },
     TStruct {
+        name: "runtime.heapArena",
+        size: [2165776, 1133584, 68624, 68624, 68624, 69648, 69648, 69648],
+        fields: &[
+            TField { name: "bitmap", off: [0, 0, -1, -1, -1, -1, -1, -1], ty: None, elem: None },
+            TField { name: "noMorePtrs", off: [-1, 1048576, -1, -1, -1, -1, -1, -1], ty: None, elem: None },
+            TField { name: "spans", off: [2097152, 1064960, 0, 0, 0, 0, 0, 0], ty: None, elem: None },
+            TField { name: "pageInUse", off: [2162688, 1130496, 65536, 65536, 65536, 65536, 65536, 65536], ty: None, elem: None },
+            TField { name: "pageMarks", off: [2163712, 1131520, 66560, 66560, 66560, 66560, 66560, 66560], ty: None, elem: None },
+            TField { name: "pageSpecials", off: [2164736, 1132544, 67584, 67584, 67584, 67584, 67584, 67584], ty: None, elem: None },
+            TField { name: "pageUseSpanInlineMarkBits", off: [-1, -1, -1, -1, -1, 68608, 68608, 68608], ty: None, elem: None },
+            TField { name: "checkmarks", off: [2165760, 1133568, 68608, 68608, 68608, 69632, 69632, 69632], ty: None, elem: None },
+            TField { name: "zeroedBase", off: [2165768, 1133576, 68616, 68616, 68616, 69640, 69640, 69640], ty: None, elem: None },
+        ],
+    },
+    TStruct {
         name: "runtime.special",
         size: [16, 16, 16, 16, 24, 24, 24, 24],
         fields: &[
