@@ -627,6 +627,31 @@ fn contention_profiles_stripped(version: &str) {
     ));
 }
 
+/// `retain` on a qemu core of the owners fixture: every owner (the parked
+/// goroutine's frame included, found through arm64 stack maps: `varp = fp`,
+/// `argp = fp + 8`) retains the fixture's own bytes within 1%.
+fn retain_owners(version: &str, ldflags: &str) {
+    if let Some(why) = qemu_missing() {
+        return cannot(&why);
+    }
+    let Some(bin) = try_build_fixture_env("owners", version, false, ldflags, ARM64) else {
+        return;
+    };
+    let what = format!("arm64 go {version} ldflags={ldflags:?} retain");
+    let run = match run_to_core(&bin, &[]) {
+        Ok(r) => r,
+        Err(why) => return cannot(&why),
+    };
+    let expect: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.dir.join("expect.json")).unwrap())
+            .unwrap();
+    let got: Value =
+        serde_json::from_str(&analyze(&run.core, &bin, &["retain", "--json"])).unwrap();
+    assert_eq!(got["conservative"], Value::Bool(false), "{what}: {got}");
+    let lines = common::owners::check_owners(&what, &got, &expect, ldflags.is_empty());
+    report(&format!("{what}: {}", lines.join(", ")));
+}
+
 macro_rules! arm64_tests {
     ($($name:ident: $v:literal;)*) => {$(
         mod $name {
@@ -673,6 +698,14 @@ macro_rules! arm64_tests {
             #[test]
             fn contention_stripped() {
                 super::contention_profiles_stripped($v);
+            }
+            #[test]
+            fn retain() {
+                super::retain_owners($v, "");
+            }
+            #[test]
+            fn retain_stripped() {
+                super::retain_owners($v, "-s -w");
             }
         }
     )*};

@@ -18,6 +18,7 @@ use serde::Deserialize;
 use tempfile::TempDir;
 
 pub mod dumpcmp;
+pub mod owners;
 pub mod tmux;
 
 /// The crate root (where Cargo.toml is).
