@@ -53,4 +53,3 @@ pub fn check_owners(what: &str, got: &Value, expect: &Value, named: bool) -> Vec
     }
     lines
 }
-

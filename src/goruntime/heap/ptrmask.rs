@@ -14,8 +14,8 @@
 //! Stack objects (`FUNCDATA_StackObjects`: a count, then 16-byte records
 //! `{off int32, size int32, ptrdata int32, gcdataoff uint32}`, `off` from
 //! `varp` when negative, else from `argp`) are address-taken locals the GC
-//! scans only when reached; here they are taken as live and scanned by
-//! their type's pointer mask (`ptrdata/8` bits at `moduledata.rodata +
+//! scans only when reached (the caller follows the stack's pointers into
+//! them, as `scanstack` does), by their type's pointer mask (`ptrdata/8` bits at `moduledata.rodata +
 //! gcdataoff`, or the GC program there when `ptrdata < 0`, Go 1.19–1.23),
 //! whole when that mask is unreadable.
 
@@ -126,14 +126,24 @@ fn read_prefix<M: Memory>(mem: &M, at: u64, len: usize) -> Option<Vec<u8>> {
     None
 }
 
-/// What the GC scans in one frame: exact pointer slots and, whole, the
-/// stack objects.
+/// What the GC scans in one frame: its live pointer slots, and its stack
+/// objects (scanned only when a pointer from the stack reaches them).
 #[derive(Debug, Default)]
 pub struct FrameSlots {
     pub pointers: Vec<u64>,
-    /// Stack objects (address, size) whose pointer mask could not be read:
-    /// the caller scans them whole.
-    pub objects: Vec<(u64, u64)>,
+    pub objects: Vec<StackObject>,
+}
+
+/// An address-taken local (`FUNCDATA_StackObjects`): `scanstack` scans it
+/// only when a live pointer slot, or a stack object already reached, points
+/// into it (mgcstack.go).
+#[derive(Debug, Clone)]
+pub struct StackObject {
+    pub addr: u64,
+    pub size: u64,
+    /// Addresses of its pointer words; None when its mask is unreadable
+    /// (the caller then scans it whole).
+    pub pointers: Option<Vec<u64>>,
 }
 
 fn stackmap_bits(b: &[u8], idx: i32) -> Option<Vec<bool>> {
@@ -236,16 +246,18 @@ pub fn frame_slots<M: Memory>(t: &Target, mem: &M, pc: u64, sp: u64) -> Option<F
             } else {
                 stack_object_program(mem, m, words)
             };
-            match mask {
-                Some(bits) => {
-                    for (w, set) in bits.iter().enumerate() {
-                        if *set {
-                            out.pointers.push(at + w as u64 * 8);
-                        }
-                    }
-                }
-                None => out.objects.push((at, size as u64)),
-            }
+            let pointers = mask.map(|bits| {
+                bits.iter()
+                    .enumerate()
+                    .filter(|(_, set)| **set)
+                    .map(|(w, _)| at + w as u64 * 8)
+                    .collect()
+            });
+            out.objects.push(StackObject {
+                addr: at,
+                size: size as u64,
+                pointers,
+            });
         }
     }
     Some(out)

@@ -182,6 +182,63 @@ fn scan_section<M: Memory>(
     }
 }
 
+/// The stack objects (frame index, object index) that `scanstack` would
+/// scan: those a pointer from the stack reaches — from a live slot of an
+/// exact frame, any word of a frame scanned whole, or a reached stack
+/// object — pointing into `[base, hi)`.
+fn reached_stack_objects<'a>(
+    slots: &[Option<super::ptrmask::FrameSlots>],
+    frames: &[(u64, u64, String)],
+    ends: &[u64],
+    base: u64,
+    hi: u64,
+    word: &impl Fn(u64) -> Option<&'a [u8]>,
+) -> std::collections::HashSet<(usize, usize)> {
+    let mut reached = std::collections::HashSet::new();
+    // Every stack object, by address.
+    let mut all: Vec<(u64, u64, usize, usize)> = Vec::new();
+    for (k, fs) in slots.iter().enumerate() {
+        if let Some(fs) = fs {
+            for (j, so) in fs.objects.iter().enumerate() {
+                all.push((so.addr, so.size, k, j));
+            }
+        }
+    }
+    if all.is_empty() {
+        return reached;
+    }
+    all.sort_unstable();
+    let value = |a: u64| -> Option<u64> {
+        let v = u64::from_le_bytes(word(a)?.try_into().ok()?);
+        (v >= base && v < hi).then_some(v)
+    };
+    let mut todo: Vec<u64> = Vec::new();
+    for (k, fs) in slots.iter().enumerate() {
+        match fs {
+            Some(fs) => todo.extend(fs.pointers.iter().filter_map(|&a| value(a))),
+            None => {
+                let (sp, end) = (frames[k].0 & !7, ends[k]);
+                todo.extend((0..end.saturating_sub(sp) / 8).filter_map(|w| value(sp + w * 8)));
+            }
+        }
+    }
+    while let Some(v) = todo.pop() {
+        let i = all.partition_point(|o| o.0 <= v);
+        let Some(&(addr, size, k, j)) = i.checked_sub(1).map(|i| &all[i]) else {
+            continue;
+        };
+        if v >= addr.saturating_add(size) || !reached.insert((k, j)) {
+            continue;
+        }
+        let so = &slots[k].as_ref().expect("a frame with objects").objects[j];
+        match &so.pointers {
+            Some(ps) => todo.extend(ps.iter().filter_map(|&a| value(a))),
+            None => todo.extend((0..size / 8).filter_map(|w| value(addr + w * 8))),
+        }
+    }
+    reached
+}
+
 /// Physical frames of one goroutine: (sp, pc, function), innermost first,
 /// and whether the walk reached the top of the stack.
 fn frames_of<M: Memory>(
@@ -247,8 +304,20 @@ fn scan_stacks<M: Memory>(
         // A goroutine that is running or in a system call has no safe
         // point in its innermost frame: every frame is scanned whole.
         let exact_ok = whole && g.status != 2 && g.status != 3;
-        for (k, (sp, pc, function)) in frames.iter().enumerate() {
-            let end = frames.get(k + 1).map_or(hi, |f| f.0);
+        let mut slots: Vec<Option<super::ptrmask::FrameSlots>> = frames
+            .iter()
+            .map(|(sp, pc, _)| {
+                exact_ok
+                    .then(|| super::ptrmask::frame_slots(t, mem, *pc, *sp))
+                    .flatten()
+            })
+            .collect();
+        let ends: Vec<u64> = (0..frames.len())
+            .map(|k| frames.get(k + 1).map_or(hi, |f| f.0))
+            .collect();
+        let reached = reached_stack_objects(&slots, &frames, &ends, base, hi, &word);
+        for (k, (sp, _pc, function)) in frames.iter().enumerate() {
+            let end = ends[k];
             let r = out.root(
                 ids,
                 Root {
@@ -258,11 +327,8 @@ fn scan_stacks<M: Memory>(
                     function: Some(function.clone()),
                 },
             );
-            let slots = exact_ok
-                .then(|| super::ptrmask::frame_slots(t, mem, *pc, *sp))
-                .flatten();
             row.clear();
-            match slots {
+            match slots[k].take() {
                 Some(fs) => {
                     out.exact_frames += 1;
                     for &a in &fs.pointers {
@@ -270,10 +336,24 @@ fn scan_stacks<M: Memory>(
                             scan_words(objs, w, &mut row);
                         }
                     }
-                    for (a, n) in fs.objects {
-                        let o = a.wrapping_sub(base) as usize;
-                        if let Some(b) = bytes.get(o..o.saturating_add(n as usize)) {
-                            scan_words(objs, b, &mut row);
+                    for (j, so) in fs.objects.iter().enumerate() {
+                        if !reached.contains(&(k, j)) {
+                            continue;
+                        }
+                        match &so.pointers {
+                            Some(ps) => {
+                                for &a in ps {
+                                    if let Some(w) = word(a) {
+                                        scan_words(objs, w, &mut row);
+                                    }
+                                }
+                            }
+                            None => {
+                                let o = so.addr.wrapping_sub(base) as usize;
+                                if let Some(b) = bytes.get(o..o.saturating_add(so.size as usize)) {
+                                    scan_words(objs, b, &mut row);
+                                }
+                            }
                         }
                     }
                 }
