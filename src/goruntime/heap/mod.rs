@@ -36,6 +36,7 @@ mod pacer;
 pub mod profile;
 pub mod ptrmask;
 pub mod roots;
+pub mod rtyping;
 mod sizeclass;
 mod spans;
 pub mod target;
