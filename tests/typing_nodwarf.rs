@@ -173,3 +173,167 @@ typing_tests! {
     go1_27: "1.27", false;
     go1_27_pie: "1.27", true;
 }
+
+// ---------------------------------------------------------------------------
+// Hostile memory: the descriptor typing's decoders on scribbled heaps
+// ---------------------------------------------------------------------------
+
+/// A small deterministic generator (xorshift).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// `objects` of a capture in-process: Err on a panic.
+fn objects_in_process(
+    cap: gospy::model::Capture,
+    bin: std::sync::Arc<gospy::binary::Binary>,
+) -> Result<(std::time::Duration, usize, usize), String> {
+    let start = std::time::Instant::now();
+    let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let s = gospy::analyze::Session::open(gospy::sources::from_capture(cap, bin), None)
+            .expect("session");
+        match gospy::report::objects::build(&s, gospy::analyze::objects::GroupBy::Type, None) {
+            Ok(r) => (r.types.len(), r.warnings.len()),
+            Err(e) => (0, e.to_string().len()),
+        }
+    }));
+    match res {
+        Ok((n, w)) => Ok((start.elapsed(), n, w)),
+        Err(p) => Err(p
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "panic".into())),
+    }
+}
+
+/// A stripped heap-complete capture of the ifaces fixture whose memory is
+/// scribbled with what the descriptor typing looks for: type descriptor
+/// and itab-like words (real descriptors' addresses, addresses inside
+/// them, self-pointers) before pointers to heap objects, channel headers
+/// with absurd counts and element types, random words. `objects` must not
+/// panic, and finish each case within 10 s.
+fn hostile(version: &str) {
+    let Some(bin_path) = try_build_fixture("ifaces", version, false, "-s -w") else {
+        return;
+    };
+    let work = tempfile::Builder::new()
+        .prefix("gospy-typing-hostile-")
+        .tempdir()
+        .unwrap();
+    let snap = work.path().join("heap.gss");
+    let mut fx = Fixture::start(&bin_path);
+    capture(fx.pid, &snap, &["--heap"]);
+    fx.kill();
+    let file = gospy::snapshot::SnapshotFile::from_bytes(std::fs::read(&snap).unwrap()).unwrap();
+    let base = file.capture().unwrap();
+    let bin = std::sync::Arc::new(gospy::binary::Binary::from_path(&bin_path).unwrap());
+    let bias = base.meta.load_bias;
+    let md = &bin.moduledata;
+    let (types, etypes) = (md.types + bias, md.etypes + bias);
+    // The clean heap's objects: (start, end), sorted.
+    let objects: Vec<(u64, u64)> = {
+        let s = gospy::analyze::Session::open(
+            gospy::sources::from_capture(base.clone(), bin.clone()),
+            None,
+        )
+        .unwrap();
+        let c = gospy::analyze::objects::census(&s).expect("census");
+        c.objects
+            .objects
+            .iter()
+            .map(|o| (o.addr, o.addr + o.size))
+            .collect()
+    };
+    let clean = objects_in_process(base.clone(), bin.clone()).expect("clean capture");
+    for seed in 1..=12u64 {
+        let mut cap = base.clone();
+        let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+        let heap_ptrs: Vec<u64> = cap
+            .regions
+            .iter()
+            .flat_map(|r| r.data.chunks_exact(8))
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+            .filter(|&w| {
+                let i = objects.partition_point(|o| o.1 <= w);
+                objects.get(i).is_some_and(|o| o.0 <= w)
+            })
+            .take(4096)
+            .collect();
+        let pick = |rng: &mut Rng, v: &[u64]| {
+            v.get((rng.next() % v.len().max(1) as u64) as usize)
+                .copied()
+                .unwrap_or(0)
+        };
+        for r in cap.regions.iter_mut() {
+            let end = r.addr + r.data.len() as u64;
+            // Heap objects and stacks only: the span structures stay
+            // intact, so the object walk reaches the typing.
+            let spans: Vec<(u64, u64)> = if r.kind == gospy::model::RegionKind::Stack {
+                vec![(r.addr, end)]
+            } else {
+                let i = objects.partition_point(|o| o.1 <= r.addr);
+                objects[i..]
+                    .iter()
+                    .take_while(|o| o.0 < end)
+                    .map(|o| (o.0.max(r.addr), o.1.min(end)))
+                    .collect()
+            };
+            for (lo, hi) in spans {
+                let mut a = lo.next_multiple_of(8);
+                while a + 16 <= hi {
+                    let k = (a - r.addr) as usize;
+                    a += 8;
+                    if rng.next() % 8 != 0 {
+                        continue;
+                    }
+                    let ty = (types + rng.next() % (etypes - types).max(1)) & !7;
+                    let (w0, w1) = match seed % 4 {
+                        // A descriptor (or a word inside one) before a heap pointer.
+                        0 => (ty, pick(&mut rng, &heap_ptrs)),
+                        // A heap pointer before a descriptor (a spilled pair).
+                        1 => (pick(&mut rng, &heap_ptrs), ty),
+                        // Channel-like: absurd counts, elemsize, element type.
+                        2 => (rng.next() >> (rng.next() % 64), ty),
+                        // Self-pointers and random words.
+                        _ => (a - 8, rng.next()),
+                    };
+                    r.data[k..k + 8].copy_from_slice(&w0.to_le_bytes());
+                    r.data[k + 8..k + 16].copy_from_slice(&w1.to_le_bytes());
+                }
+            }
+        }
+        match objects_in_process(cap, bin.clone()) {
+            Ok((d, n, w)) => {
+                assert!(
+                    d < std::time::Duration::from_secs(10),
+                    "go {version} seed {seed}: {d:?}"
+                );
+                report(&format!(
+                    "go {version} hostile seed {seed}: {n} groups, {w} warnings, {d:?} \
+                     (clean: {} groups)",
+                    clean.1
+                ));
+                assert!(n > 0, "go {version} seed {seed}: the object walk failed");
+            }
+            Err(p) => panic!("go {version} seed {seed}: panic: {p}"),
+        }
+    }
+}
+
+#[test]
+fn hostile_memory_go1_21() {
+    hostile("1.21");
+}
+
+#[test]
+fn hostile_memory_go1_27() {
+    hostile("1.27");
+}

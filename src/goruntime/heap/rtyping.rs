@@ -64,6 +64,9 @@ pub struct Finder<'o> {
     /// The module image (itabs the linker wrote live there).
     image_lo: u64,
     image_hi: u64,
+    /// Bounds of the heap objects: a word in them is no itab.
+    heap_lo: u64,
+    heap_hi: u64,
     /// Type word → dynamic type, for itab candidates and descriptors.
     dyn_cache: FxHashMap<u64, Option<u64>>,
     /// Accepted candidates, and those rejected by their object.
@@ -80,6 +83,11 @@ impl<'o> Finder<'o> {
             types_hi: t.rt(md.etypes),
             image_lo: t.rt(md.text.min(md.types).min(md.noptrdata)),
             image_hi: t.rt(md.end),
+            heap_lo: objs.objects.first().map_or(0, |o| o.addr),
+            heap_hi: objs
+                .objects
+                .last()
+                .map_or(0, |o| o.addr.saturating_add(o.size)),
             dyn_cache: FxHashMap::default(),
             found: 0,
             rejected: 0,
@@ -99,11 +107,8 @@ impl<'o> Finder<'o> {
         // type descriptors), or runtime-built (persistentalloc, never in the
         // heap). A descriptor starts with its size, never a descriptor's
         // address.
-        if self.is_type(w) && mem.u64(w).is_ok_and(|w0| !self.is_type(w0)) {
-            return Some(w);
-        }
         let in_image = w >= self.image_lo && w < self.image_hi;
-        if !in_image && find(self.objs, w).is_some() {
+        if !in_image && w >= self.heap_lo && w < self.heap_hi {
             return None;
         }
         if let Some(&hit) = self.dyn_cache.get(&w) {
@@ -113,9 +118,12 @@ impl<'o> Finder<'o> {
             return None;
         }
         let r = (|| {
-            let inter = mem.u64(w).ok()?;
-            let typ = mem.u64(w + ITAB_TYPE).ok()?;
-            if !self.is_type(inter) || !self.is_type(typ) {
+            let w0 = mem.u64(w).ok()?;
+            if self.is_type(w) && !self.is_type(w0) {
+                return self.descriptor(mem, w).then_some(w);
+            }
+            let (inter, typ) = (w0, mem.u64(w + ITAB_TYPE).ok()?);
+            if !self.descriptor(mem, inter) || !self.descriptor(mem, typ) {
                 return None;
             }
             if mem.u8(inter + T_KIND).ok()? & 0x1f != KIND_INTERFACE {
@@ -126,6 +134,49 @@ impl<'o> Finder<'o> {
         })();
         self.dyn_cache.insert(w, r);
         r
+    }
+
+    /// Whether `w` is plausibly the start of a type descriptor of the
+    /// module: in its types range, a known kind, alignments of 1 to 8,
+    /// pointer bytes within the size, its name in the types range.
+    pub fn descriptor<M: Memory>(&self, mem: &M, w: u64) -> bool {
+        let mut b = [0u8; 48];
+        if !self.is_type(w) || mem.read_exact(w, &mut b).is_err() {
+            return false;
+        }
+        let size = super::bytes::le64(&b, 0);
+        let ptrs = super::bytes::le64(&b, T_PTRBYTES);
+        let (align, field_align, kind) = (b[21], b[22], b[T_KIND as usize] & 0x1f);
+        let name_off = i32::from_le_bytes([b[40], b[41], b[42], b[43]]);
+        let name = self.types_lo.wrapping_add(name_off as i64 as u64);
+        let fixed = match kind {
+            18 | 19 | 21 | 22 | 26 => size == 8,
+            20 | 24 => size == 16,
+            23 => size == 24,
+            // An array's size is its length times its element's.
+            17 => {
+                let (elem, len) = (super::bytes::le64(&b, 48), mem.u64(w + 64).unwrap_or(0));
+                self.is_type(elem)
+                    && mem
+                        .u64(elem)
+                        .is_ok_and(|es| es.checked_mul(len) == Some(size))
+            }
+            // A struct's fields: a plausible count, inside the types range.
+            25 => {
+                let (fields, n) = (mem.u64(w + 56).unwrap_or(0), mem.u64(w + 64).unwrap_or(0));
+                n <= 1 << 12 && (n == 0 || self.is_type(fields))
+            }
+            _ => true,
+        };
+        (1..=26).contains(&kind)
+            && fixed
+            && [1, 2, 4, 8].contains(&align)
+            && [1, 2, 4, 8].contains(&field_align)
+            && size < 1 << 40
+            && ptrs <= size
+            && ptrs % 8 == 0
+            && name_off > 0
+            && self.is_type(name & !7)
     }
 
     /// The interface value whose type word is `w0` and whose data word,
@@ -323,6 +374,15 @@ impl<'o> Finder<'o> {
             if of[i] != UNKNOWN || o.size < hsize || data_start(objs, i) != o.addr {
                 continue;
             }
+            // `buf` first: the hchan itself (no buffer), right after it
+            // (pointer-free elements), or another heap object.
+            let Ok(buf) = mem.u64(o.addr + cl.buf) else {
+                continue;
+            };
+            let separate = !o.noscan() && o.size < 2 * hsize;
+            if buf != o.addr + cl.buf && buf != o.addr + hsize && !separate {
+                continue;
+            }
             let Ok(b) = mem.read_vec(o.addr, hsize as usize) else {
                 continue;
             };
@@ -330,7 +390,7 @@ impl<'o> Finder<'o> {
             let (qcount, size, buf, et) = (w(0), w(8), w(16), w(elemtype));
             let esize = w(24) & 0xffff;
             let closed = (w(24) >> 32) & 0xffff_ffff;
-            if !self.is_type(et) || closed > 1 || qcount > size || size > 1 << 40 {
+            if !self.descriptor(mem, et) || closed > 1 || qcount > size || size > 1 << 40 {
                 continue;
             }
             let Some(d) = types.desc(mem, Ty::Rt(et)) else {

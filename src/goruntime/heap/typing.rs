@@ -116,13 +116,25 @@ pub fn object_types<M: Memory>(t: &Target, mem: &M, objs: &HeapObjects) -> Objec
     };
     // The runtime's records, one descriptor lookup per distinct type.
     let mut cache: FxHashMap<u64, Option<(String, Option<u64>)>> = FxHashMap::default();
+    // Without DWARF, a recorded type is walked by its descriptor alone:
+    // it must look like one.
+    let check = t
+        .bin
+        .dwarf()
+        .is_none()
+        .then(|| super::rtyping::Finder::new(t, objs));
     for (i, o) in objs.objects.iter().enumerate() {
         if o.rtype == 0 {
             continue;
         }
         let hit = cache
             .entry(o.rtype)
-            .or_insert_with(|| rt_name(t, mem, o.rtype))
+            .or_insert_with(|| {
+                if check.as_ref().is_some_and(|f| !f.descriptor(mem, o.rtype)) {
+                    return None;
+                }
+                rt_name(t, mem, o.rtype)
+            })
             .clone();
         let Some((name, size)) = hit else {
             out.bad_headers += 1;
@@ -184,6 +196,45 @@ impl<'a, 'o> Propagation<'a, 'o> {
             name_ids: FxHashMap::default(),
             stripped: false,
         }
+    }
+
+    /// `obj` starting heap object `i`, its element counts cut to what the
+    /// object holds (counts come from the target's memory: a torn or
+    /// hostile slice length, bucket shift or channel count must not make
+    /// the walk read past the object); None for a single value larger than
+    /// the object (a hostile or unsafe-cast pointer: not this object's
+    /// type).
+    fn clamp<M: Memory>(&mut self, mem: &M, i: usize, obj: Obj) -> Option<Obj> {
+        let o = &self.objs.objects[i];
+        let payload = o.size - (data_start(self.objs, i) - o.addr);
+        let fit = |n: u64, each: u64| n.min(payload.checked_div(each).unwrap_or(0));
+        Some(match obj {
+            Obj::Value(t) => {
+                if self.w.types.size_of(mem, t).is_some_and(|s| s > payload) {
+                    return None;
+                }
+                Obj::Value(t)
+            }
+            Obj::Elems(t, n) => {
+                let each = self.w.types.size_of(mem, t).unwrap_or(0);
+                Obj::Elems(t, fit(n, each))
+            }
+            Obj::Buckets(l, n) => {
+                let each = crate::goruntime::walk::geom(&l).bucket_size();
+                Obj::Buckets(l, fit(n, each))
+            }
+            Obj::SwissGroups(l, n) => {
+                let each = crate::goruntime::walk::geom(&l).bucket_size();
+                Obj::SwissGroups(l, fit(n, each))
+            }
+            Obj::SwissDir(l, n) => Obj::SwissDir(l, fit(n, 8)),
+            Obj::ChanBuf(t, size, recvx, q) => {
+                let each = self.w.types.size_of(mem, t).unwrap_or(0);
+                let size = fit(size, each);
+                Obj::ChanBuf(t, size, recvx, q.min(size))
+            }
+            other => other,
+        })
     }
 
     /// Without DWARF: from the runtime-typed objects, then from interface
@@ -345,6 +396,9 @@ impl<'a, 'o> Propagation<'a, 'o> {
             self.push(addr, obj);
             return;
         }
+        let Some(obj) = self.clamp(mem, i, obj) else {
+            return;
+        };
         if out.of[i] == UNKNOWN {
             if let Some(id) = self.name_id(mem, &obj, names) {
                 out.of[i] = id;
