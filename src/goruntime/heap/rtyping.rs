@@ -26,8 +26,7 @@
 //! handed to the same propagation as the DWARF path
 //! ([`super::typing`]), which names objects by the same rules.
 
-use super::objects::HeapObjects;
-use super::typing::{data_start, find, UNKNOWN};
+use super::objects::{HeapObjects, MIN_SIZE_FOR_HEADER};
 use crate::goruntime::gotypes::{FxHashMap, TKind, Ty, Types};
 use crate::goruntime::walk::{Obj, ITAB_TYPE};
 use crate::goruntime::{Runtime, Target};
@@ -54,6 +53,19 @@ const ITAB_HASH: u64 = 16;
 
 /// A value found: `obj` at `addr`.
 pub type Seed = (u64, Obj);
+
+/// Index of the object holding `addr`.
+fn find(objs: &HeapObjects, addr: u64) -> Option<usize> {
+    super::words::find_object(objs, addr).map(|i| i as usize)
+}
+
+/// Where object `i`'s data starts: after its allocation header, if it has
+/// one (as `typing::data_start`, which this file cannot import).
+fn data_start(objs: &HeapObjects, i: usize) -> u64 {
+    let o = &objs.objects[i];
+    let header = objs.headers && !o.noscan() && o.size_class() != 0 && o.size > MIN_SIZE_FOR_HEADER;
+    o.addr + if header { 8 } else { 0 }
+}
 
 /// Where interface values and channels are recognised, with caches.
 pub struct Finder<'o> {
@@ -237,7 +249,7 @@ impl<'o> Finder<'o> {
         size > 0
             && size <= payload
             && (o.size_class() == 0 || payload <= size + size / 4 + 16)
-            && ptrs.is_none_or(|p| (p == 0) == o.noscan())
+            && ptrs.map_or(true, |p| (p == 0) == o.noscan())
     }
 
     /// Interface values in `bytes` (read at `base`); `mask(k)` says whether
@@ -299,7 +311,7 @@ impl<'o> Finder<'o> {
             let mask = super::ptrmask::section_mask(t, mem, bss);
             let m = |k: usize| {
                 mask.as_ref()
-                    .is_none_or(|m| m.get(k).copied().unwrap_or(false))
+                    .map_or(true, |m| m.get(k).copied().unwrap_or(false))
             };
             self.scan(types, mem, t.rt(lo), &bytes, m, false, out);
         }
@@ -333,13 +345,19 @@ impl<'o> Finder<'o> {
         }
     }
 
-    /// Interface values in heap objects still untyped (`of[i] == UNKNOWN`)
-    /// that have pointers.
-    pub fn heap<M: Memory>(&mut self, types: &mut Types, mem: &M, of: &[u32], out: &mut Vec<Seed>) {
+    /// Interface values in heap objects still untyped (`untyped[i]`) that
+    /// have pointers.
+    pub fn heap<M: Memory>(
+        &mut self,
+        types: &mut Types,
+        mem: &M,
+        untyped: &[bool],
+        out: &mut Vec<Seed>,
+    ) {
         let mut budget = MAX_HEAP_BYTES;
         let objs = self.objs;
         for (i, o) in objs.objects.iter().enumerate() {
-            if of[i] != UNKNOWN || o.noscan() || o.ptrs == 0 || o.size > MAX_OBJECT {
+            if !untyped[i] || o.noscan() || o.ptrs == 0 || o.size > MAX_OBJECT {
                 continue;
             }
             let Some(b) = budget.checked_sub(o.size) else {
@@ -361,7 +379,7 @@ impl<'o> Finder<'o> {
         t: &Target,
         types: &mut Types,
         mem: &M,
-        of: &[u32],
+        untyped: &[bool],
         out: &mut Vec<Seed>,
     ) {
         let Some(cl) = types.chan_layout() else {
@@ -371,7 +389,7 @@ impl<'o> Finder<'o> {
         let hsize = cl.size;
         let objs = self.objs;
         for (i, o) in objs.objects.iter().enumerate() {
-            if of[i] != UNKNOWN || o.size < hsize || data_start(objs, i) != o.addr {
+            if !untyped[i] || o.size < hsize || data_start(objs, i) != o.addr {
                 continue;
             }
             // `buf` first: the hchan itself (no buffer), right after it

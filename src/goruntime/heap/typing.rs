@@ -254,9 +254,10 @@ impl<'a, 'o> Propagation<'a, 'o> {
         f.globals(t, &mut self.w.types, mem, &mut seeds);
         f.stacks(t, &mut self.w.types, mem, &mut seeds);
         self.seed(mem, &mut seeds, out, names);
-        f.heap(&mut self.w.types, mem, &out.of, &mut seeds);
+        let untyped = |out: &ObjectTypes| out.of.iter().map(|&x| x == UNKNOWN).collect::<Vec<_>>();
+        f.heap(&mut self.w.types, mem, &untyped(out), &mut seeds);
         self.seed(mem, &mut seeds, out, names);
-        f.channels(t, &mut self.w.types, mem, &out.of, &mut seeds);
+        f.channels(t, &mut self.w.types, mem, &untyped(out), &mut seeds);
         self.seed(mem, &mut seeds, out, names);
     }
 
