@@ -16,7 +16,8 @@
 //! names and counts too. The unknown groups of the stripped build lose at
 //! least those objects (`typed_by_descriptors`).
 //!
-//! Go 1.19 and 1.21–1.27, non-PIE; PIE on 1.22 and 1.27.
+//! Go 1.19 and 1.21–1.27, non-PIE; PIE on 1.22 and 1.27; 1.24 and 1.25
+//! with `GOEXPERIMENT=noswissmap` (old hmaps).
 
 mod common;
 
@@ -30,8 +31,8 @@ struct Run {
     json: Value,
 }
 
-fn run(version: &str, pie: bool, ldflags: &str) -> Option<Run> {
-    let bin = try_build_fixture("ifaces", version, pie, ldflags)?;
+fn run(version: &str, pie: bool, ldflags: &str, env: &[(&str, &str)]) -> Option<Run> {
+    let bin = try_build_fixture_env("ifaces", version, pie, ldflags, env)?;
     let work = tempfile::Builder::new()
         .prefix("gospy-typing-test-")
         .tempdir()
@@ -99,11 +100,15 @@ fn containers(r: &Run) -> Vec<(String, u64)> {
 }
 
 fn check(version: &str, pie: bool) {
-    let Some(stripped) = run(version, pie, "-s -w") else {
+    check_env(version, pie, &[]);
+}
+
+fn check_env(version: &str, pie: bool, env: &[(&str, &str)]) {
+    let Some(stripped) = run(version, pie, "-s -w", env) else {
         return;
     };
-    let plain = run(version, pie, "").expect("DWARF build");
-    let what = format!("go {version} pie={pie}");
+    let plain = run(version, pie, "", env).expect("DWARF build");
+    let what = format!("go {version} pie={pie} {env:?}");
     let get = |r: &Run, t: &str| r.counts.get(t).copied().unwrap_or(0);
     report(&format!(
         "{what}: -s -w: {} objects, {} typed by descriptors, {} unknown; DWARF build: {} unknown",
@@ -326,6 +331,18 @@ fn hostile(version: &str) {
             Err(p) => panic!("go {version} seed {seed}: panic: {p}"),
         }
     }
+}
+
+/// Go 1.24 and 1.25 with the old maps (`GOEXPERIMENT=noswissmap`): hmap
+/// buckets laid out by the `OldMapType`'s bucket descriptor.
+#[test]
+fn go1_24_noswissmap() {
+    check_env("1.24", false, &[("GOEXPERIMENT", "noswissmap")]);
+}
+
+#[test]
+fn go1_25_noswissmap() {
+    check_env("1.25", false, &[("GOEXPERIMENT", "noswissmap")]);
 }
 
 #[test]
