@@ -398,7 +398,10 @@ impl<'a> Types<'a> {
         if let Some(hit) = self.maps.get(&map) {
             return hit.clone();
         }
-        let l = self.compute_map_layout(mem, map).map(Arc::new);
+        let l = self
+            .compute_map_layout(mem, map)
+            .or_else(|| self.stripped_map_layout(mem, map))
+            .map(Arc::new);
         self.maps.insert(map, l.clone());
         l
     }
@@ -543,9 +546,120 @@ impl<'a> Types<'a> {
                 closed: off("closed")?,
                 recvx: off("recvx")?,
             }))
-        })();
+        })()
+        .or_else(|| self.stripped_chan_layout());
         self.chan = Some(l.clone());
         l
+    }
+
+    /// Map layout of an executable without DWARF: the header offsets the
+    /// runtime has used on linux/amd64 (fixed, see
+    /// [`super::gomap::STRING_STRING_HMAP`]; `internal/runtime/maps.Map`
+    /// and `.table` as in the measured tables of Go 1.24–1.27), the
+    /// bucket/group layout from the map type descriptor's bucket/group
+    /// struct type (`abi.OldMapType.Bucket` / `abi.SwissMapType.Group`).
+    /// Old buckets (`topbits`) are hmaps: Go ≤ 1.23 and 1.24–1.25 built
+    /// with `GOEXPERIMENT=noswissmap`.
+    fn stripped_map_layout(&mut self, mem: &dyn Memory, map: Ty) -> Option<MapLayout> {
+        if self.t.bin.dwarf().is_some() {
+            return None;
+        }
+        let desc = self.desc(mem, map)?;
+        let TKind::Map {
+            key, elem, group, ..
+        } = desc.kind.clone()
+        else {
+            return None;
+        };
+        let group = group?;
+        let key_size = self.size_of(mem, key)?;
+        let elem_size = self.size_of(mem, elem)?;
+        let group_size = self.size_of(mem, group)?;
+        let (key_base, key_stride, elem_base, elem_stride, imp);
+        if let Some(th) = self.field(mem, group, &["tophash", "topbits"]) {
+            let keys = self.field(mem, group, &["keys"])?;
+            let vals = self.field(mem, group, &["values", "elems"])?;
+            let ovf = self.field(mem, group, &["overflow"])?;
+            (key_base, key_stride) = (keys.offset, self.array_stride(mem, keys.ty)?);
+            (elem_base, elem_stride) = (vals.offset, self.array_stride(mem, vals.ty)?);
+            imp = MapImpl::Hmap {
+                count: 0,
+                flags: 8,
+                b: 9,
+                buckets: 16,
+                oldbuckets: 24,
+                bucket_size: group_size,
+                tophash: th.offset,
+                overflow: ovf.offset,
+            };
+        } else {
+            let ctrl = self.field(mem, group, &["ctrl"])?;
+            if let Some(slots) = self.field(mem, group, &["slots"]) {
+                let TKind::Array(slot, _) = self.desc(mem, slots.ty)?.kind else {
+                    return None;
+                };
+                let slot_size = self.size_of(mem, slot)?;
+                let k = self.field(mem, slot, &["key"])?;
+                let e = self.field(mem, slot, &["elem"])?;
+                (key_base, key_stride) = (slots.offset + k.offset, slot_size);
+                (elem_base, elem_stride) = (slots.offset + e.offset, slot_size);
+            } else {
+                let keys = self.field(mem, group, &["keys"])?;
+                let elems = self.field(mem, group, &["elems"])?;
+                (key_base, key_stride) = (keys.offset, self.array_stride(mem, keys.ty)?);
+                (elem_base, elem_stride) = (elems.offset, self.array_stride(mem, elems.ty)?);
+            }
+            imp = MapImpl::Swiss {
+                used: 0,
+                dir_ptr: 16,
+                dir_len: 24,
+                table_size: 32,
+                groups_data: 16,
+                length_mask: 24,
+                group_size,
+                ctrl: ctrl.offset,
+            };
+        }
+        Some(MapLayout {
+            key,
+            elem,
+            key_size,
+            elem_size,
+            key_indirect: key_size > MAP_MAX_INLINE,
+            elem_indirect: elem_size > MAP_MAX_INLINE,
+            header_size: 48,
+            key_base,
+            key_stride,
+            elem_base,
+            elem_stride,
+            imp,
+        })
+    }
+
+    /// `runtime.hchan` of an executable without DWARF (chan.go, linux/amd64):
+    /// `qcount@0 dataqsiz@8 buf@16 elemsize@24 closed@28`, then `elemtype
+    /// sendx recvx` from 32 (Go ≤ 1.22) or, after `timer`, from 40 (1.23+);
+    /// 96 bytes, 104 from 1.23, 112 with 1.25's `bubble`.
+    fn stripped_chan_layout(&self) -> Option<Arc<ChanLayout>> {
+        if self.t.bin.dwarf().is_some() {
+            return None;
+        }
+        let go = self.t.bin.go;
+        let timer = go.at_least(1, 23);
+        Some(Arc::new(ChanLayout {
+            size: if go.at_least(1, 25) {
+                112
+            } else if timer {
+                104
+            } else {
+                96
+            },
+            qcount: 0,
+            dataqsiz: 8,
+            buf: 16,
+            closed: 28,
+            recvx: if timer { 56 } else { 48 },
+        }))
     }
 
     /// The struct type behind `t` (following one pointer level).

@@ -28,6 +28,9 @@ pub struct ObjectsReport {
     pub typed_objects: u64,
     pub typed_by_runtime: u64,
     pub typed_by_dwarf: u64,
+    /// Without DWARF: typed from runtime type descriptors found through
+    /// interfaces, maps and channels.
+    pub typed_by_descriptors: u64,
     pub spans_in_use: u64,
     /// Groups, most bytes first; `types_shown` of `types_total` (`-n`).
     pub types: Vec<TypeRow>,
@@ -60,6 +63,7 @@ pub fn build(s: &Session, by: GroupBy, n: Option<usize>) -> Result<ObjectsReport
         typed_objects: c.typed_objects,
         typed_by_runtime: c.types.from_runtime,
         typed_by_dwarf: c.types.from_dwarf,
+        typed_by_descriptors: c.types.from_descriptors,
         spans_in_use: c.objects.spans_in_use,
         types,
         types_total: total,
@@ -71,13 +75,17 @@ pub fn to_text(r: &ObjectsReport) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{} objects, {} in {} spans; typed {} ({} by runtime type records, {} through DWARF)",
+        "{} objects, {} in {} spans; typed {} ({} by runtime type records, {} through DWARF{})",
         r.total_objects,
         fmt_bytes(r.total_bytes),
         r.spans_in_use,
         r.typed_objects,
         r.typed_by_runtime,
-        r.typed_by_dwarf
+        r.typed_by_dwarf,
+        match r.typed_by_descriptors {
+            0 => String::new(),
+            n => format!(", {n} through interfaces, maps and channels"),
+        }
     );
     let _ = writeln!(
         s,

@@ -179,6 +179,25 @@ impl Dwarf {
         }))
     }
 
+    /// DWARF with no units, for code that takes a `&Dwarf` on an executable
+    /// without one (`-s -w`): every lookup answers None.
+    pub fn empty() -> Dwarf {
+        let none = || RawSection {
+            bytes: Vec::new(),
+            compression: None,
+        };
+        Dwarf {
+            endian: RunTimeEndian::Little,
+            raw_info: none(),
+            raw_abbrev: none(),
+            types_base: None,
+            types_end: None,
+            data: OnceLock::new(),
+            abbrevs: Mutex::new(HashMap::new()),
+            types: RwLock::new(HashMap::new()),
+        }
+    }
+
     /// Decompress and build the unit directory now; reports what went wrong if
     /// that fails (afterwards every lookup answers None).
     pub fn prepare(&self) -> Result<(), DwarfError> {

@@ -37,6 +37,7 @@ mod pacer;
 pub mod profile;
 pub mod ptrmask;
 pub mod roots;
+pub mod rtyping;
 mod sizeclass;
 pub mod slot;
 mod spans;

@@ -9,6 +9,13 @@
 //!    walker ([`crate::goruntime::walk`]): an edge that lands exactly on an
 //!    untyped object's start gives it the edge's type.
 //!
+//! 3. Without DWARF (`-s -w`): the same propagation, through the runtime
+//!    type descriptors only, from the runtime-typed objects, then from the
+//!    interface values and channels [`super::rtyping`] recognises (their
+//!    descriptors), first in globals and stacks, then in heap objects
+//!    still untyped. Maps reached this way are laid out by their map type
+//!    descriptor.
+//!
 //! Objects left untyped are grouped by the caller by size class.
 //! Bounded: the propagation visits at most a fixed multiple of the objects.
 
@@ -34,6 +41,9 @@ pub struct ObjectTypes {
     /// Objects typed by the runtime's record, and by propagation.
     pub from_runtime: u64,
     pub from_dwarf: u64,
+    /// Objects typed without DWARF by propagation from runtime type
+    /// descriptors (interfaces, channels, typed objects' fields).
+    pub from_descriptors: u64,
     /// Allocation headers / largeType values that are not type descriptors.
     pub bad_headers: u64,
     pub warnings: Vec<String>,
@@ -106,13 +116,25 @@ pub fn object_types<M: Memory>(t: &Target, mem: &M, objs: &HeapObjects) -> Objec
     };
     // The runtime's records, one descriptor lookup per distinct type.
     let mut cache: FxHashMap<u64, Option<(String, Option<u64>)>> = FxHashMap::default();
+    // Without DWARF, a recorded type is walked by its descriptor alone:
+    // it must look like one.
+    let check = t
+        .bin
+        .dwarf()
+        .is_none()
+        .then(|| super::rtyping::Finder::new(t, objs));
     for (i, o) in objs.objects.iter().enumerate() {
         if o.rtype == 0 {
             continue;
         }
         let hit = cache
             .entry(o.rtype)
-            .or_insert_with(|| rt_name(t, mem, o.rtype))
+            .or_insert_with(|| {
+                if check.as_ref().is_some_and(|f| !f.descriptor(mem, o.rtype)) {
+                    return None;
+                }
+                rt_name(t, mem, o.rtype)
+            })
             .clone();
         let Some((name, size)) = hit else {
             out.bad_headers += 1;
@@ -134,16 +156,14 @@ pub fn object_types<M: Memory>(t: &Target, mem: &M, objs: &HeapObjects) -> Objec
         ));
     }
     if let Some(d) = t.bin.dwarf() {
-        let mut p = Propagation {
-            w: ValueWalker::new(Types::new(t, d)),
-            objs,
-            queue: VecDeque::new(),
-            visited: FxHashSet::default(),
-            walked: vec![None; objs.objects.len()],
-            name_ids: FxHashMap::default(),
-        };
+        let mut p = Propagation::new(Types::new(t, d), objs);
         p.roots(t, d, mem, &out);
         p.run(mem, &mut out, &mut names);
+    } else {
+        let empty = crate::binary::dwarf::Dwarf::empty();
+        let mut p = Propagation::new(Types::new(t, &empty), objs);
+        p.stripped = true;
+        p.stripped_run(t, mem, &mut out, &mut names);
     }
     out.names = names.names;
     out
@@ -161,9 +181,104 @@ struct Propagation<'a, 'o> {
     walked: Vec<Option<(u8, Ty)>>,
     /// Name id of each edge kind (tag, type, map layout).
     name_ids: FxHashMap<(u8, Ty, usize), Option<u32>>,
+    /// No DWARF: objects named by propagation count as `from_descriptors`.
+    stripped: bool,
 }
 
-impl Propagation<'_, '_> {
+impl<'a, 'o> Propagation<'a, 'o> {
+    fn new(types: Types<'a>, objs: &'o HeapObjects) -> Propagation<'a, 'o> {
+        Propagation {
+            w: ValueWalker::new(types),
+            objs,
+            queue: VecDeque::new(),
+            visited: FxHashSet::default(),
+            walked: vec![None; objs.objects.len()],
+            name_ids: FxHashMap::default(),
+            stripped: false,
+        }
+    }
+
+    /// `obj` starting heap object `i`, its element counts cut to what the
+    /// object holds (counts come from the target's memory: a torn or
+    /// hostile slice length, bucket shift or channel count must not make
+    /// the walk read past the object); None for a single value larger than
+    /// the object (a hostile or unsafe-cast pointer: not this object's
+    /// type).
+    fn clamp<M: Memory>(&mut self, mem: &M, i: usize, obj: Obj) -> Option<Obj> {
+        let o = &self.objs.objects[i];
+        let payload = o.size - (data_start(self.objs, i) - o.addr);
+        let fit = |n: u64, each: u64| n.min(payload.checked_div(each).unwrap_or(0));
+        Some(match obj {
+            Obj::Value(t) => {
+                if self.w.types.size_of(mem, t).is_some_and(|s| s > payload) {
+                    return None;
+                }
+                Obj::Value(t)
+            }
+            Obj::Elems(t, n) => {
+                let each = self.w.types.size_of(mem, t).unwrap_or(0);
+                Obj::Elems(t, fit(n, each))
+            }
+            Obj::Buckets(l, n) => {
+                let each = crate::goruntime::walk::geom(&l).bucket_size();
+                Obj::Buckets(l, fit(n, each))
+            }
+            Obj::SwissGroups(l, n) => {
+                let each = crate::goruntime::walk::geom(&l).bucket_size();
+                Obj::SwissGroups(l, fit(n, each))
+            }
+            Obj::SwissDir(l, n) => Obj::SwissDir(l, fit(n, 8)),
+            Obj::ChanBuf(t, size, recvx, q) => {
+                let each = self.w.types.size_of(mem, t).unwrap_or(0);
+                let size = fit(size, each);
+                Obj::ChanBuf(t, size, recvx, q.min(size))
+            }
+            other => other,
+        })
+    }
+
+    /// Without DWARF: from the runtime-typed objects, then from interface
+    /// values in globals and stacks, then from interfaces and channels in
+    /// heap objects still untyped.
+    fn stripped_run<M: Memory>(
+        &mut self,
+        t: &Target,
+        mem: &M,
+        out: &mut ObjectTypes,
+        names: &mut Interner,
+    ) {
+        self.typed_objects(mem, out);
+        self.run(mem, out, names);
+        let mut f = super::rtyping::Finder::new(t, self.objs);
+        let mut seeds = Vec::new();
+        f.globals(t, &mut self.w.types, mem, &mut seeds);
+        f.stacks(t, &mut self.w.types, mem, &mut seeds);
+        self.seed(mem, &mut seeds, out, names);
+        let untyped = |out: &ObjectTypes| out.of.iter().map(|&x| x == UNKNOWN).collect::<Vec<_>>();
+        f.heap(&mut self.w.types, mem, &untyped(out), &mut seeds);
+        self.seed(mem, &mut seeds, out, names);
+        f.channels(t, &mut self.w.types, mem, &untyped(out), &mut seeds);
+        self.seed(mem, &mut seeds, out, names);
+    }
+
+    /// Walk from `seeds` (drained) as from edges.
+    fn seed<M: Memory>(
+        &mut self,
+        mem: &M,
+        seeds: &mut Vec<(u64, Obj)>,
+        out: &mut ObjectTypes,
+        names: &mut Interner,
+    ) {
+        for (addr, obj) in seeds.drain(..) {
+            if find(self.objs, addr).is_none() {
+                // A global or stack slot holding the value.
+                self.push(addr, obj);
+            } else {
+                self.arrive(mem, addr, obj, out, names);
+            }
+        }
+        self.run(mem, out, names);
+    }
     fn push(&mut self, addr: u64, obj: Obj) {
         let (tag, ty) = obj.tag();
         if self.visited.insert((addr, tag, ty)) {
@@ -188,7 +303,11 @@ impl Propagation<'_, '_> {
 
     /// The name id of what `obj` is, computed once per kind of edge.
     fn name_id<M: Memory>(&mut self, mem: &M, obj: &Obj, names: &mut Interner) -> Option<u32> {
-        let (tag, ty) = obj.tag();
+        let (tag, mut ty) = obj.tag();
+        if let Obj::ChanBuf(elem, ..) = obj {
+            // Buffers of different element types have different names.
+            ty = *elem;
+        }
         let layout = match obj {
             Obj::MapHdr(l)
             | Obj::Buckets(l, _)
@@ -220,6 +339,11 @@ impl Propagation<'_, '_> {
                 }
             }
         }
+        self.typed_objects(mem, types);
+    }
+
+    /// Every object the runtime typed.
+    fn typed_objects<M: Memory>(&mut self, mem: &M, types: &ObjectTypes) {
         let objs = self.objs;
         for (i, o) in objs.objects.iter().enumerate() {
             if o.rtype == 0 || types.of[i] == UNKNOWN {
@@ -251,22 +375,42 @@ impl Propagation<'_, '_> {
             edges.clear();
             self.w.edges(mem, addr, &obj, &mut |e| edges.push(e));
             for e in edges.drain(..) {
-                let Some(i) = find(self.objs, e.addr) else {
-                    continue;
-                };
-                if e.addr != data_start(self.objs, i) {
-                    self.push(e.addr, e.obj);
-                    continue;
-                }
-                if out.of[i] == UNKNOWN {
-                    if let Some(id) = self.name_id(mem, &e.obj, names) {
-                        out.of[i] = id;
-                        out.from_dwarf += 1;
-                    }
-                }
-                self.push_object(i, e.addr, e.obj);
+                self.arrive(mem, e.addr, e.obj, out, names);
             }
         }
+    }
+
+    /// An edge to `obj` at `addr`: names the heap object it starts, if
+    /// untyped, and queues its walk.
+    fn arrive<M: Memory>(
+        &mut self,
+        mem: &M,
+        addr: u64,
+        obj: Obj,
+        out: &mut ObjectTypes,
+        names: &mut Interner,
+    ) {
+        let Some(i) = find(self.objs, addr) else {
+            return;
+        };
+        if addr != data_start(self.objs, i) {
+            self.push(addr, obj);
+            return;
+        }
+        let Some(obj) = self.clamp(mem, i, obj) else {
+            return;
+        };
+        if out.of[i] == UNKNOWN {
+            if let Some(id) = self.name_id(mem, &obj, names) {
+                out.of[i] = id;
+                if self.stripped {
+                    out.from_descriptors += 1;
+                } else {
+                    out.from_dwarf += 1;
+                }
+            }
+        }
+        self.push_object(i, addr, obj);
     }
 
     /// The runtime's spelling of what an edge points to.
