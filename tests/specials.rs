@@ -13,9 +13,9 @@
 //!   behind a hung one, `runtime: queued cleanup (main.queueCleanup.func1)`
 //!   (not on Go 1.25+ without a symbol table), each retaining the
 //!   fixture's own computation within 1% (HeapAlloc deltas across GCs
-//!   around `SetFinalizer`/`AddCleanup`), for non-PIE, PIE and `-s -w` (Go
-//!   1.19–1.21, scanned conservatively: at most that, as a stale word can
-//!   make a buffer look shared);
+//!   around `SetFinalizer`/`AddCleanup`), for non-PIE, PIE and `-s -w`, with
+//!   every heap object scanned by its exact pointer mask (`conservative`
+//!   false: Go 1.19–1.21 through the heap arena bitmaps);
 //! - `path` to a finalizer's buffer starts at its finalizer root;
 //! - a gcore core gives the same roots and bytes;
 //! - snapshots whose specials lists (span `specials` heads, records'
@@ -138,11 +138,10 @@ fn check_specials(
     if let Some(q) = expect["queued_cleanups"].as_array().and_then(|v| v.first()) {
         let want = q["retained"].as_u64().unwrap();
         let name = "runtime: queued cleanup (main.queueCleanup.func1)";
-        let conservative = got["conservative"].as_bool() == Some(true);
         match rs.iter().find(|(n, _)| n == name) {
             Some((_, bytes)) => {
                 assert!(
-                    close(*bytes, want) || (conservative && *bytes <= want),
+                    close(*bytes, want),
                     "{what}: {name} retains {bytes} bytes, the fixture computed {want}"
                 );
                 lines.push(format!("{name} {bytes} (fixture {want})"));
@@ -176,12 +175,8 @@ fn check_specials(
             let Some((_, bytes)) = rs.iter().find(|(n, _)| *n == name) else {
                 panic!("{what}: no root {name:?} (want {want} bytes); roots: {rs:?}");
             };
-            // Go 1.19–1.21 heap objects are scanned conservatively: a stale
-            // word can make a buffer look shared (then retained by no single
-            // root), never add to a root's bytes.
-            let conservative = got["conservative"].as_bool() == Some(true);
             assert!(
-                close(*bytes, want) || (conservative && *bytes <= want),
+                close(*bytes, want),
                 "{what}: {name} retains {bytes} bytes, the fixture computed {want}"
             );
             lines.push(format!("{name} {bytes} (fixture {want})"));
@@ -196,6 +191,7 @@ fn specials(version: &str, pie: bool, ldflags: &str) {
     };
     let what = format!("go {version} pie={pie} ldflags={ldflags:?}");
     let got = retain_json(&c.snap);
+    assert_eq!(got["conservative"], serde_json::json!(false), "{what}");
     let lines = check_specials(&what, &got, &c.expect, !ldflags.contains("-s"));
     report(&format!("{what}: {}", lines.join(", ")));
     // The path to the largest finalizer's buffer starts at its root.
