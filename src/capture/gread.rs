@@ -274,7 +274,7 @@ mod tests {
             (0x10_0000, 3, 4, 1)
         );
         // A long run is cut near every PIECE bytes, at a g start.
-        let n = 1000u64;
+        let n = 2000u64;
         let gaddrs: Vec<u64> = (0..n).map(|i| 0x20_0000 + i * 480).collect();
         let merged = vec![(0x20_0000, n * 480, RegionKind::G)];
         let p = pieces(&merged, &gaddrs);
