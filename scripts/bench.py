@@ -613,6 +613,10 @@ def check_targets(res):
               "met": c.get("pause_ns", 1e18) <= big["runtime_stack_all_ns"] / 10})
     t.append({"name": f"pause at {n} goroutines < 50 ms", "value": c.get("pause_ns"), "target": 50e6,
               "met": c.get("pause_ns", 1e18) < 50e6})
+    # Issue 16: the median of the captures, not the best one.
+    pm = median(big.get("capture_pauses_ns") or [1e18])
+    t.append({"name": f"pause at {n} goroutines <= 10 ms (median)", "value": pm, "target": 10e6,
+              "met": pm <= 10e6})
     t.append({"name": "snapshot bytes per parked goroutine on disk <= 200",
               "value": big["snapshot"]["bytes_per_goroutine_on_disk"], "target": 200,
               "met": big["snapshot"]["bytes_per_goroutine_on_disk"] <= 200})

@@ -22,6 +22,7 @@
 mod assemble;
 mod buckets;
 mod data;
+mod gread;
 mod heapspans;
 mod load;
 pub mod nonblocking;

@@ -3,6 +3,7 @@
 //! layout, plan and buffer they use was prepared before the pause.
 
 use super::buckets::read_counters;
+use super::gread::{read_gs, GRound, GVerdict};
 use super::options::CaptureOptions;
 use super::plan::{Loaded, Prepared};
 use super::rounds::{read_round, PausedMem};
@@ -111,10 +112,9 @@ impl<'p, 'a> Rounds<'p, 'a> {
         let ms = self.allgs_ms_ps()?;
         self.read(true);
         self.phase("allgs, Ms, Ps");
-        let gaddrs = self.gs()?;
-        self.read(true);
+        let (gaddrs, round) = self.gs()?;
         self.phase("g structs");
-        let (live, label_ptrs, before) = self.plan_stacks(&ms, &gaddrs);
+        let (live, label_ptrs, before) = self.plan_stacks(&ms, &gaddrs, &round.verdicts);
         self.phase("plan stacks and labels");
         self.read(false);
         self.phase("stacks");
@@ -154,7 +154,7 @@ impl<'p, 'a> Rounds<'p, 'a> {
                 self.phase("validate heap spans");
             }
         }
-        self.blocked_on(&gaddrs);
+        self.blocked_on(&gaddrs, &round.waiting);
         self.phase("blocked-on objects");
         let p = &mut *self.p;
         super::buckets::block_lists(
@@ -219,18 +219,25 @@ impl<'p, 'a> Rounds<'p, 'a> {
         Ok(ms)
     }
 
-    /// Round 3: every g, each P's mcache and the allspans array.
-    fn gs(&mut self) -> Result<Vec<u64>> {
+    /// Round 3: every g (judged as it is read, see `gread`), then each P's
+    /// mcache and the allspans array.
+    fn gs(&mut self) -> Result<(Vec<u64>, GRound)> {
         let target = &self.ld.target;
         let gaddrs = {
             let pm = PausedMem::new(self.pid, &self.p.asm, &self.ld.image);
             Runtime::new(target, &pm).allg_addrs()?
         };
-        for &a in &gaddrs {
-            self.next.push((a, target.layout.g.size, RegionKind::G));
-        }
+        let round = read_gs(
+            self.pid,
+            &target.layout.g,
+            &gaddrs,
+            self.p.pre.as_ref(),
+            &mut self.p.asm,
+            self.stats,
+        );
         self.next.extend(self.heap_plan(1));
-        Ok(gaddrs)
+        self.read(true);
+        Ok((gaddrs, round))
     }
 
     /// The heap's ranges of `stage` (see `heap::capture_plan`).
@@ -254,6 +261,7 @@ impl<'p, 'a> Rounds<'p, 'a> {
         &mut self,
         ms: &[M],
         gaddrs: &[u64],
+        verdicts: &[GVerdict],
     ) -> (
         usize,
         Vec<u64>,
@@ -274,7 +282,7 @@ impl<'p, 'a> Rounds<'p, 'a> {
             tid_regs: &tid_regs,
             non_blocking: self.opts.non_blocking,
         }
-        .plan(gaddrs);
+        .plan(gaddrs, verdicts);
         let mut label_ptrs = planned.labels;
         label_ptrs.sort_unstable();
         label_ptrs.dedup();
@@ -388,8 +396,9 @@ impl<'p, 'a> Rounds<'p, 'a> {
     /// semaphore tree), one bulk read per level. Bounded: past
     /// [`MAX_WAIT_GOROUTINES`] the sudog reads would dominate the pause; the
     /// rest show no blocked-on object.
-    fn blocked_on(&mut self, gaddrs: &[u64]) {
-        let wait_gs = &gaddrs[..gaddrs.len().min(MAX_WAIT_GOROUTINES)];
+    /// `waiting`: each g's `g.waiting` (the g round's).
+    fn blocked_on(&mut self, gaddrs: &[u64], waiting: &[u64]) {
+        let sudogs = &waiting[..waiting.len().min(MAX_WAIT_GOROUTINES)];
         if gaddrs.len() > MAX_WAIT_GOROUTINES && self.p.wait_layout.is_some() {
             self.p.warnings.push(format!(
                 "blocked-on objects captured for the first {MAX_WAIT_GOROUTINES} of {} goroutines only",
@@ -401,8 +410,7 @@ impl<'p, 'a> Rounds<'p, 'a> {
                 first: &self.p.asm.sparse,
                 second: &self.ld.image,
             };
-            let mut walk =
-                crate::goruntime::waiting::WaitWalk::new(&self.ld.target, wl, view, wait_gs);
+            let mut walk = crate::goruntime::waiting::WaitWalk::from_sudogs(wl, view, sudogs);
             let mut reader =
                 PauseReader::new(self.pid, &mut self.p.asm, &self.ld.image, self.stats);
             drive(&mut walk, &mut reader, MAX_WAIT_ROUNDS, 1 << 16);

@@ -171,7 +171,6 @@ impl GKey {
 
 /// A stack read before the pause.
 pub(super) struct PreStack {
-    pub(super) g: u64,
     pub(super) key: GKey,
     pub(super) sp: u64,
     pub(super) data: Bytes,
@@ -181,7 +180,9 @@ pub(super) struct PreStack {
 /// runs, with the g fields that show later whether it is still valid.
 pub(super) struct PreCopy {
     pub(super) key: KeyLayout,
-    /// In allgs order (allgs only grows, so the pause's list starts the same).
+    /// Every g, sorted by address (as `Runtime::allg_addrs` lists them).
+    pub(super) gaddrs: Vec<u64>,
+    /// One per entry of `gaddrs`.
     pub(super) stacks: Vec<Option<PreStack>>,
     pub(super) stack_bytes: u64,
     /// Live goroutines whose stack was not pre-copied (running, in a
@@ -265,7 +266,7 @@ pub(super) fn precopy(
     let mut off = 0usize;
     let mut sres = sres.into_iter();
     let mut stack_bytes = 0u64;
-    for (i, k) in keys.into_iter().enumerate() {
+    for k in keys {
         let Some(k) = k else {
             stacks.push(None);
             continue;
@@ -274,7 +275,6 @@ pub(super) fn precopy(
         let len = (k.hi - sp) as usize;
         let ok = matches!(sres.next(), Some(Ok(())));
         stacks.push(ok.then(|| PreStack {
-            g: gaddrs[i],
             key: k,
             sp,
             data: sbuf.slice(off..off + len),
@@ -319,6 +319,7 @@ pub(super) fn precopy(
     });
     Some(PreCopy {
         key,
+        gaddrs,
         stacks,
         stack_bytes,
         others,

@@ -131,22 +131,20 @@ pub(super) fn read_parallel(
         parts.push((rs, idx, head));
         rest = tail;
     }
-    let piece_results: Vec<(Vec<usize>, Vec<MemResult<()>>)> = std::thread::scope(|s| {
-        let handles: Vec<_> = parts
-            .into_iter()
+    // On rayon's threads, started before the pause: a thread spawned here
+    // would cost its start and, at its exit, the allocator's purge of its
+    // heap (madvise, TLB shootdowns) inside the pause.
+    let piece_results: Vec<(Vec<usize>, Vec<MemResult<()>>)> = {
+        use rayon::prelude::*;
+        parts
+            .into_par_iter()
+            .with_max_len(1)
             .map(|(rs, idx, buf)| {
-                let live = &live;
-                s.spawn(move || {
-                    let r = live.read_ranges_into(&rs, buf);
-                    (idx, r)
-                })
+                let r = live.read_ranges_into(&rs, buf);
+                (idx, r)
             })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| (Vec::new(), Vec::new())))
             .collect()
-    });
+    };
     // A range is read when all of its pieces are.
     let mut results: Vec<MemResult<()>> = vec![
         Err(MemError {
@@ -183,6 +181,26 @@ pub(super) fn read_parallel(
     results
 }
 
+/// Ranges sorted by address, merged when they overlap or are close (the
+/// kind of a merged range is its first range's).
+pub(super) fn merge_sorted(plan: &[(u64, u64, RegionKind)]) -> Vec<(u64, u64, RegionKind)> {
+    let mut merged: Vec<(u64, u64, RegionKind)> = Vec::with_capacity(plan.len());
+    for &(a, len, kind) in plan {
+        if let Some(last) = merged.last_mut() {
+            let end = last.0 + last.1;
+            let new_end = (a + len).max(end);
+            // Overlapping ranges always merge; touching or close ones while
+            // the result stays under MAX_MERGED.
+            if a < end || (a <= end.saturating_add(MERGE_GAP) && new_end - last.0 <= MAX_MERGED) {
+                last.1 = new_end - last.0;
+                continue;
+            }
+        }
+        merged.push((a, len, kind));
+    }
+    merged
+}
+
 /// Reads a plan of ranges (merged when close) in bulk, into one buffer,
 /// and adds them.
 pub(super) fn read_round(
@@ -198,20 +216,7 @@ pub(super) fn read_round(
         use rayon::slice::ParallelSliceMut;
         plan.par_sort_unstable_by_key(|&(a, _, _)| a);
     }
-    let mut merged: Vec<(u64, u64, RegionKind)> = Vec::with_capacity(plan.len());
-    for &(a, len, kind) in plan.iter() {
-        if let Some(last) = merged.last_mut() {
-            let end = last.0 + last.1;
-            let new_end = (a + len).max(end);
-            // Overlapping ranges always merge; touching or close ones while
-            // the result stays under MAX_MERGED.
-            if a < end || (a <= end.saturating_add(MERGE_GAP) && new_end - last.0 <= MAX_MERGED) {
-                last.1 = new_end - last.0;
-                continue;
-            }
-        }
-        merged.push((a, len, kind));
-    }
+    let merged = merge_sorted(plan);
     let ranges: Vec<(u64, usize)> = merged.iter().map(|&(a, l, _)| (a, l as usize)).collect();
     let total: usize = ranges.iter().map(|r| r.1).sum();
     stats.read_calls += ranges.len().div_ceil(1024);

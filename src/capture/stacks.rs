@@ -1,11 +1,11 @@
 //! The pause's stack planning: per g, its pre-copied stack kept or its used
 //! stack planned.
 
-use super::precopy::{GKey, PreCopy};
+use super::gread::GVerdict;
+use super::precopy::PreCopy;
 use super::rounds::PausedMem;
 use crate::goruntime::traceback::stack_state;
 use crate::goruntime::{Runtime, Target, G_DEAD, G_RUNNING, M, MAX_STACK};
-use crate::memory::Memory;
 use crate::model::{RegionKind, Regs};
 use std::collections::HashMap;
 
@@ -51,32 +51,57 @@ pub(super) struct StackCtx<'a> {
 }
 
 impl StackCtx<'_> {
-    /// Each g: its pre-copied stack kept, or its used stack planned. In
-    /// parallel: at 100k goroutines this touches 45 MB of g structs.
-    pub(super) fn plan(&self, gaddrs: &[u64]) -> StackPlan {
+    /// Each g: its pre-copied stack kept, or its used stack planned, as the
+    /// g round judged it (`verdicts`, one per g). In parallel: g's the
+    /// round could not judge are read from the assembled memory.
+    pub(super) fn plan(&self, gaddrs: &[u64], verdicts: &[GVerdict]) -> StackPlan {
         use rayon::prelude::*;
+        /// G's per task (a task's plan is merged once, not per g).
+        const CHUNK: usize = 8192;
         let rt = Runtime::new(self.target, self.pm);
         gaddrs
-            .par_iter()
+            .par_chunks(CHUNK)
             .enumerate()
-            .with_min_len(8192)
-            .fold(StackPlan::default, |o, (i, &a)| self.plan_one(&rt, o, i, a))
+            .map(|(c, chunk)| {
+                let mut o = StackPlan::default();
+                for (k, &a) in chunk.iter().enumerate() {
+                    let i = c * CHUNK + k;
+                    match verdicts.get(i).copied().unwrap_or(GVerdict::Other) {
+                        GVerdict::Kept(j) => self.keep(&mut o, j as usize),
+                        GVerdict::Dead => {}
+                        GVerdict::Other => self.plan_one(&rt, &mut o, a),
+                    }
+                }
+                o
+            })
             .reduce(StackPlan::default, StackPlan::merge)
     }
 
-    fn plan_one(
-        &self,
-        rt: &Runtime<'_, &PausedMem<'_>>,
-        mut o: StackPlan,
-        i: usize,
-        a: u64,
-    ) -> StackPlan {
-        if self.keep_precopied(&mut o, i, a) {
-            return o;
+    /// Keep the pre-copied stack at index `j` of the pre-copy.
+    fn keep(&self, o: &mut StackPlan, j: usize) {
+        let Some(pre) = self.pre else { return };
+        let Some(ps) = pre.stacks.get(j).and_then(|p| p.as_ref()) else {
+            return;
+        };
+        o.kept += 1;
+        o.kept_bytes += ps.data.len() as u64;
+        o.live += 1;
+        o.kept_idx.push(j as u32);
+        let labels = ps.key.labels;
+        if labels != 0 {
+            if pre.label_sets.contains_key(&labels) {
+                o.kept_labels.push(labels);
+            } else {
+                o.labels.push(labels);
+            }
         }
-        let Ok(g) = rt.read_g(a) else { return o };
+    }
+
+    /// A g the g round did not keep: its used stack planned.
+    fn plan_one(&self, rt: &Runtime<'_, &PausedMem<'_>>, o: &mut StackPlan, a: u64) {
+        let Ok(g) = rt.read_g(a) else { return };
         if g.status == G_DEAD || g.is_dead() {
-            return o;
+            return;
         }
         o.live += 1;
         if self.non_blocking {
@@ -84,7 +109,7 @@ impl StackCtx<'_> {
                 .push((a, crate::capture::nonblocking::GState::of(&g)));
         }
         if g.stack_hi <= g.stack_lo || g.stack_hi - g.stack_lo > MAX_STACK {
-            return o;
+            return;
         }
         // A running goroutine's frames may start at its thread's sp.
         let m = (g.status == G_RUNNING)
@@ -97,34 +122,5 @@ impl StackCtx<'_> {
         if g.labels != 0 {
             o.labels.push(g.labels);
         }
-        o
-    }
-
-    /// Keep the pre-copied stack of the g at `a` (allgs index `i`) when its
-    /// goroutine did not run since.
-    fn keep_precopied(&self, o: &mut StackPlan, i: usize, a: u64) -> bool {
-        let gsize = self.target.layout.g.size as usize;
-        let (Some(pre), Some(b)) = (self.pre, self.pm.bytes_at(a, gsize)) else {
-            return false;
-        };
-        let Some(ps) = pre.stacks.get(i).and_then(|p| p.as_ref()) else {
-            return false;
-        };
-        let now = GKey::of(&self.target.layout.g, &pre.key, b);
-        if !(ps.g == a && ps.key.still(&now) && now.stack_start() == ps.sp) {
-            return false;
-        }
-        o.kept += 1;
-        o.kept_bytes += ps.data.len() as u64;
-        o.live += 1;
-        o.kept_idx.push(i as u32);
-        if now.labels != 0 {
-            if pre.label_sets.contains_key(&now.labels) {
-                o.kept_labels.push(now.labels);
-            } else {
-                o.labels.push(now.labels);
-            }
-        }
-        true
     }
 }

@@ -323,6 +323,7 @@ impl<M: Memory> Waits<'_, M> {
     }
 }
 
+use super::gotypes::FxHashSet;
 use super::{le32, le64};
 
 /// One object a capture must read to decode what goroutines wait on.
@@ -345,9 +346,9 @@ enum WaitObj {
 pub struct WaitWalk<'a> {
     l: &'a WaitLayout,
     pending: Vec<WaitObj>,
-    seen: HashSet<u64>,
+    seen: FxHashSet<u64>,
     /// Ranges already asked for: asked again, they are unreadable.
-    asked: HashSet<u64>,
+    asked: FxHashSet<u64>,
     listed: usize,
     tree: usize,
     buf: Vec<u8>,
@@ -359,15 +360,7 @@ impl<'a> WaitWalk<'a> {
     /// data segment).
     pub fn new<M: Memory>(t: &Target, l: &'a WaitLayout, mem: M, gaddrs: &[u64]) -> WaitWalk<'a> {
         let gl = &t.layout.g;
-        let mut w = WaitWalk {
-            l,
-            pending: Vec::new(),
-            seen: HashSet::new(),
-            asked: HashSet::new(),
-            listed: 0,
-            tree: 0,
-            buf: Vec::new(),
-        };
+        let mut sudogs = Vec::new();
         let mut gb = vec![0u8; gl.size as usize];
         for &a in gaddrs {
             let b = match mem.bytes_at(a, gb.len()) {
@@ -382,7 +375,25 @@ impl<'a> WaitWalk<'a> {
             if le32(b, gl.atomicstatus) & !G_SCAN != G_WAITING {
                 continue;
             }
-            let s = le64(b, gl.waiting);
+            sudogs.push(le64(b, gl.waiting));
+        }
+        WaitWalk::from_sudogs(l, mem, &sudogs)
+    }
+
+    /// Start from `sudogs`, the `g.waiting` of waiting goroutines (0:
+    /// none), and the semaphore table's roots, read from `mem` (which holds
+    /// the data segment).
+    pub fn from_sudogs<M: Memory>(l: &'a WaitLayout, mem: M, sudogs: &[u64]) -> WaitWalk<'a> {
+        let mut w = WaitWalk {
+            l,
+            pending: Vec::with_capacity(sudogs.len()),
+            seen: FxHashSet::with_capacity_and_hasher(2 * sudogs.len(), Default::default()),
+            asked: FxHashSet::with_capacity_and_hasher(2 * sudogs.len(), Default::default()),
+            listed: 0,
+            tree: 0,
+            buf: Vec::new(),
+        };
+        for &s in sudogs {
             if s != 0 && w.seen.insert(s) {
                 w.pending.push(WaitObj::Listed(s));
             }
