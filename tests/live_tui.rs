@@ -164,3 +164,51 @@ fn top_tui_go1_22() {
 fn top_tui_go1_27() {
     run("1.27");
 }
+
+/// The terminal goes away (tmux session killed: its shell gets SIGHUP, the
+/// view does not, and its tty reads fail from then on): the view ends
+/// within seconds instead of spinning, and the target runs on, untraced.
+#[test]
+fn top_tui_terminal_hangup_ends_it() {
+    if !require_tmux() {
+        return;
+    }
+    let Some(bin) = try_build_fixture("goroutines", "1.27", false, "") else {
+        return;
+    };
+    let mut fx = Fixture::start(&bin);
+    let work = tempfile::tempdir().unwrap();
+    let pid_file = work.path().join("pid");
+    let name = format!("gospy-tui-hup-{}-{}", std::process::id(), fx.pid);
+    // `exec`: the shell's pid becomes the view's.
+    let cmd = format!(
+        "echo $$ > {}; exec {} top --pid {} --interval 0.3",
+        pid_file.display(),
+        gospy_bin().display(),
+        fx.pid
+    );
+    let session = Session::start(&name, 120, 40, &cmd);
+    wait_screen(&name, "first screen", |s| worker_row(s, "").is_some());
+    let view: u32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let is_view = || {
+        std::fs::read(format!("/proc/{view}/cmdline"))
+            .is_ok_and(|c| String::from_utf8_lossy(&c).contains("gospy"))
+    };
+    assert!(is_view(), "the view is not running");
+    drop(session);
+    let start = Instant::now();
+    while is_view() {
+        if start.elapsed() > Duration::from_secs(10) {
+            // Ours: end it before failing.
+            unsafe { libc::kill(view as i32, libc::SIGKILL) };
+            panic!("the view kept running after its terminal went away");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(fx.is_running(), "the fixture must keep running");
+    assert_eq!(tracer_pid(fx.pid), "0", "the fixture must not stay traced");
+}

@@ -269,12 +269,25 @@ fn contained_capture_analyzes_elsewhere(version: &str, hide: Hide) {
     // The full-screen view's header shows it too.
     if require_tmux() {
         let name = format!("gospy-ns-tui-{}-{pid}", std::process::id());
-        let cmd = format!("{} top --pid {pid}; sleep 600", gospy_bin().display());
+        let exit_file = work.path().join("tui-exit");
+        let cmd = format!(
+            "{} top --pid {pid}; echo $? > {}; sleep 600",
+            gospy_bin().display(),
+            exit_file.display()
+        );
         let _tui = Session::start(&name, 120, 30, &cmd);
         wait_screen(&name, "the header with the ns pid", |s| {
             s.contains(&format!("gospy top  pid {pid} (ns pid 1)"))
         });
         tmux(&["send-keys", "-t", &name, "q"]);
+        let start = Instant::now();
+        while !exit_file.exists() {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "top did not exit on q"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     // --no-embed-binary: a warning, and analysis then needs --bin.

@@ -24,6 +24,7 @@ use ratatui::{
     Terminal,
 };
 use std::collections::{BTreeMap, HashMap};
+use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -72,8 +73,46 @@ pub struct TuiOptions {
     pub filter: Option<String>,
 }
 
-/// Set by SIGINT / SIGTERM while the view runs.
+/// Set by SIGINT / SIGTERM / SIGHUP, or the watchdog, while the view runs.
 static QUIT: AtomicBool = AtomicBool::new(false);
+/// Held while a refresh captures (the target may be stopped), and by the
+/// watchdog when it ends the process: no capture is under way then, and
+/// none starts.
+static CAPTURE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Whether the terminal (stdout) hung up or went away.
+fn terminal_gone() -> bool {
+    let mut p = libc::pollfd {
+        fd: libc::STDOUT_FILENO,
+        events: 0,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, zero timeout.
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    (n > 0 && p.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0)
+        || !std::io::stdout().is_terminal()
+}
+
+/// Ends the view when asked to (signal) or when its terminal hangs up, even
+/// while the main thread is stuck: crossterm's reader spins forever on a
+/// hung-up tty (its read loop retries EOF and EIO), where no signal handler
+/// flag is ever looked at. Never while a refresh captures: the pause guard
+/// there must resume the target first; the main thread sees QUIT after it.
+fn start_watchdog() {
+    std::thread::spawn(|| loop {
+        std::thread::sleep(Duration::from_millis(200));
+        if terminal_gone() {
+            QUIT.store(true, Ordering::SeqCst);
+        }
+        if QUIT.load(Ordering::SeqCst) {
+            // Give the main thread its normal way out first.
+            std::thread::sleep(Duration::from_millis(500));
+            let _no_capture = CAPTURE.lock().unwrap_or_else(|e| e.into_inner());
+            restore_terminal();
+            std::process::exit(0);
+        }
+    });
+}
 
 /// Restores the terminal when dropped (normal return, `?`, unwinding).
 struct TermGuard;
@@ -238,8 +277,11 @@ pub fn run(o: &TuiOptions) -> Result<()> {
     let mut term = Terminal::new(ratatui::backend::CrosstermBackend::new(std::io::stdout()))?;
     term.clear()?;
 
+    start_watchdog();
     let mut next = Instant::now() + o.interval;
     loop {
+        // A signal, or the watchdog: the terminal went away (hung up
+        // without a SIGHUP reaching us: its session leader got it).
         if QUIT.load(Ordering::SeqCst) {
             return Ok(());
         }
@@ -302,7 +344,11 @@ pub fn run(o: &TuiOptions) -> Result<()> {
         }
         if Instant::now() >= next {
             if !app.paused {
-                match capture_once(o) {
+                let res = {
+                    let _capturing = CAPTURE.lock().unwrap_or_else(|e| e.into_inner());
+                    capture_once(o)
+                };
+                match res {
                     Ok(s) => {
                         app.prev = app.cur.take();
                         app.cur = Some(s);
