@@ -585,14 +585,6 @@ fn contention_profiles_stripped(version: &str) {
         Ok(r) => r,
         Err(why) => return cannot(&why),
     };
-    let runtime_only = |p: &str| {
-        p.split_once(" <- ").is_some_and(|(_, stack)| {
-            stack
-                .split(" <- ")
-                .flat_map(|l| l.split(" | "))
-                .all(|f| f.starts_with("runtime.") || f.starts_with("internal/runtime/"))
-        })
-    };
     let mut problems = Vec::new();
     let mut samples = 0;
     for kind in ["block", "mutex"] {
@@ -606,7 +598,7 @@ fn contention_profiles_stripped(version: &str) {
         let got = prof::pprof_raw(&got_file);
         samples += prof::parse_raw(&want, 2).values().sum::<usize>();
         for p in prof::differences(&want, &got, 2) {
-            if kind == "mutex" && runtime_only(&p) {
+            if kind == "mutex" && prof::runtime_lock_sample(&p) {
                 report(&format!(
                     "  runtime's own lock contention since the oracle: {p}"
                 ));

@@ -18,7 +18,7 @@ mod common;
 mod prof;
 
 use common::*;
-use prof::{differences, parse_raw, pprof_raw};
+use prof::{differences, parse_raw, pprof_raw, runtime_lock_sample};
 use std::collections::BTreeMap;
 
 fn has_frame(want: &BTreeMap<prof::Sample, usize>, f: &dyn Fn(&prof::Sample) -> bool) -> bool {
@@ -59,23 +59,15 @@ fn check_oracle(kind: &str, want: &BTreeMap<prof::Sample, usize>) {
 
 /// Differences between the oracle and gospy's listing. From Go 1.22 the
 /// mutex profile also records contention on the runtime's own locks
-/// (stacks of runtime frames only, or runtime._LostContendedRuntimeLock),
-/// which the runtime's own threads can add to after the oracle was written
-/// (seen: sysmon and the scheduler, even with one P and GC off). Those
+/// (`runtime_lock_sample`), which the runtime's own threads can add to
+/// after the oracle was written (seen: sysmon and the scheduler, even with
+/// one P and GC off). Those
 /// differences are reported, not failures: the program's samples must
 /// match exactly.
 fn program_differences(kind: &str, want: &str, got: &str) -> Vec<String> {
-    let runtime_only = |p: &str| {
-        p.split_once(" <- ").is_some_and(|(_, stack)| {
-            stack
-                .split(" <- ")
-                .flat_map(|l| l.split(" | "))
-                .all(|f| f.starts_with("runtime.") || f.starts_with("internal/runtime/"))
-        })
-    };
     let mut out = Vec::new();
     for p in differences(want, got, 2) {
-        if kind == "mutex" && runtime_only(&p) {
+        if kind == "mutex" && runtime_lock_sample(&p) {
             report(&format!(
                 "  runtime's own lock contention since the oracle: {p}"
             ));

@@ -224,7 +224,7 @@ fn objects_in_process(
 /// and itab-like words (real descriptors' addresses, addresses inside
 /// them, self-pointers) before pointers to heap objects, channel headers
 /// with absurd counts and element types, random words. `objects` must not
-/// panic, and finish each case within 10 s.
+/// panic, and finish each case within 60 s (a hang guard).
 fn hostile(version: &str) {
     let Some(bin_path) = try_build_fixture("ifaces", version, false, "-s -w") else {
         return;
@@ -317,8 +317,11 @@ fn hostile(version: &str) {
         }
         match objects_in_process(cap, bin.clone()) {
             Ok((d, n, w)) => {
+                // A hang guard, not a speed target (about 1 s at most on an
+                // idle machine, debug build; the suite's parallel tests can
+                // slow it tenfold and more).
                 assert!(
-                    d < std::time::Duration::from_secs(10),
+                    d < std::time::Duration::from_secs(60),
                     "go {version} seed {seed}: {d:?}"
                 );
                 report(&format!(

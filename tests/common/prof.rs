@@ -165,3 +165,20 @@ pub fn differences(want_raw: &str, got_raw: &str, n: usize) -> Vec<String> {
     }
     problems
 }
+
+/// Whether a difference line of [`differences`] is contention on the
+/// runtime's own locks, which the mutex profile records from Go 1.22 and
+/// the runtime's threads can add to after a fixture wrote its oracle (seen:
+/// sysmon, the scheduler, a system call's exit while the oracle itself was
+/// being written): stacks of runtime frames only, or whose innermost frame
+/// is the runtime's `unlock` (the unlocker's stack, user frames and all).
+pub fn runtime_lock_sample(p: &str) -> bool {
+    let Some((_, stack)) = p.split_once(" <- ") else {
+        return false;
+    };
+    let mut frames = stack.split(" <- ").flat_map(|l| l.split(" | "));
+    let first = frames.clone().next().unwrap_or_default();
+    first.starts_with("runtime.unlock")
+        || first.starts_with("runtime._LostContendedRuntimeLock")
+        || frames.all(|f| f.starts_with("runtime.") || f.starts_with("internal/runtime/"))
+}

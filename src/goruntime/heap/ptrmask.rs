@@ -244,7 +244,7 @@ pub fn frame_slots<M: Memory>(t: &Target, mem: &M, pc: u64, sp: u64) -> Option<F
                         .collect()
                 })
             } else {
-                stack_object_program(mem, m, words)
+                length_prefixed_program(mem, m, words)
             };
             let pointers = mask.map(|bits| {
                 bits.iter()
@@ -266,9 +266,9 @@ pub fn frame_slots<M: Memory>(t: &Target, mem: &M, pc: u64, sp: u64) -> Option<F
 /// Longest stack-object GC program read (bytes).
 const MAX_STACK_PROGRAM: u32 = 1 << 20;
 
-/// A stack object's GC program (`materializeGCProg`: a 4-byte length, then
-/// the program) run into `words` pointer bits.
-fn stack_object_program<M: Memory>(mem: &M, at: u64, words: u64) -> Option<Vec<bool>> {
+/// A GC program as types and stack objects carry it (`materializeGCProg`:
+/// a 4-byte length, then the program) run into `words` pointer bits.
+fn length_prefixed_program<M: Memory>(mem: &M, at: u64, words: u64) -> Option<Vec<bool>> {
     if words > MAX_TYPE_WORDS {
         return None;
     }
@@ -367,10 +367,13 @@ impl HeapMasks {
             if ptrdata > size || size == 0 || ptrdata / 8 > MAX_TYPE_WORDS {
                 return None;
             }
-            if kind & KIND_GC_PROG != 0 && !self.on_demand {
-                return None;
-            }
             let words = ptrdata / 8;
+            // Before Go 1.24 a type whose mask would be large has a GC
+            // program instead (a 4-byte length, then the program).
+            if kind & KIND_GC_PROG != 0 && !self.on_demand {
+                let bits = length_prefixed_program(mem, gcdata, words)?;
+                return Some((size, bits.into()));
+            }
             // Go 1.24+: the mask of a large type is built on demand from
             // its fields (`buildGCMask`, type.go); so here.
             if self.on_demand && tflag & TFLAG_GC_MASK_ON_DEMAND != 0 {
