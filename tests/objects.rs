@@ -355,30 +355,10 @@ fn core_same_objects(version: &str) {
         println!("SKIP: gcore (gdb) not installed");
         return;
     }
-    let Some(bin) = try_build_fixture("owners", version, false, "") else {
+    let Some(c) = heap_capture("owners", version, false, "", true) else {
         return;
     };
-    let work = tempfile::Builder::new()
-        .prefix("gospy-objects-core-")
-        .tempdir()
-        .unwrap();
-    let snap = work.path().join("heap.gss");
-    let mut fx = Fixture::start(&bin);
-    capture(fx.pid, &snap, &["--heap"]);
-    let out = std::process::Command::new("gcore")
-        .arg("-o")
-        .arg(work.path().join("core"))
-        .arg(fx.pid.to_string())
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("running gcore");
-    let core = work.path().join(format!("core.{}", fx.pid));
-    fx.kill();
-    assert!(
-        core.is_file(),
-        "gcore wrote no core: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (snap, core) = (c.snap.clone(), c.core.clone().expect("core"));
     let a = objects_json(&snap, &[]);
     let b = objects_json(&core, &[]);
     let _ = std::fs::remove_file(&core);

@@ -42,49 +42,8 @@ fn retain_json(snap: &Path) -> Value {
     ])
 }
 
-struct Captured {
-    _work: tempfile::TempDir,
-    snap: std::path::PathBuf,
-    expect: Value,
-    core: Option<std::path::PathBuf>,
-}
-
-fn capture_owners(version: &str, pie: bool, ldflags: &str, core: bool) -> Option<Captured> {
-    let bin = try_build_fixture("owners", version, pie, ldflags)?;
-    let work = tempfile::Builder::new()
-        .prefix("gospy-retain-test-")
-        .tempdir()
-        .unwrap();
-    let snap = work.path().join("heap.gss");
-    let mut fx = Fixture::start(&bin);
-    let expect: Value = serde_json::from_slice(
-        &std::fs::read(fx.dir.path().join("expect.json")).expect("expect.json"),
-    )
-    .expect("expect.json is JSON");
-    capture(fx.pid, &snap, &["--heap"]);
-    let core = core.then(|| {
-        let out = std::process::Command::new("gcore")
-            .arg("-o")
-            .arg(work.path().join("core"))
-            .arg(fx.pid.to_string())
-            .stdin(std::process::Stdio::null())
-            .output()
-            .expect("running gcore");
-        let core = work.path().join(format!("core.{}", fx.pid));
-        assert!(
-            core.is_file(),
-            "gcore wrote no core: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        core
-    });
-    fx.kill();
-    Some(Captured {
-        _work: work,
-        snap,
-        expect,
-        core,
-    })
+fn capture_owners(version: &str, pie: bool, ldflags: &str, core: bool) -> Option<HeapCapture> {
+    heap_capture("owners", version, pie, ldflags, core)
 }
 
 fn go_tool(version: &str) -> Option<std::path::PathBuf> {

@@ -26,7 +26,7 @@ mod common;
 use common::*;
 use serde_json::Value;
 use std::ffi::OsStr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 fn json(args: &[&OsStr]) -> Value {
     let out = gospy_ok(args);
@@ -77,51 +77,8 @@ fn fixture_for(version: &str) -> &'static str {
     }
 }
 
-struct Captured {
-    _work: tempfile::TempDir,
-    snap: PathBuf,
-    expect: Value,
-    core: Option<PathBuf>,
-    bin: PathBuf,
-}
-
-fn capture_fixture(version: &str, pie: bool, ldflags: &str, core: bool) -> Option<Captured> {
-    let bin = try_build_fixture(fixture_for(version), version, pie, ldflags)?;
-    let work = tempfile::Builder::new()
-        .prefix("gospy-specials-test-")
-        .tempdir()
-        .unwrap();
-    let snap = work.path().join("heap.gss");
-    let mut fx = Fixture::start(&bin);
-    let expect: Value = serde_json::from_slice(
-        &std::fs::read(fx.dir.path().join("expect.json")).expect("expect.json"),
-    )
-    .expect("expect.json is JSON");
-    capture(fx.pid, &snap, &["--heap"]);
-    let core = core.then(|| {
-        let out = std::process::Command::new("gcore")
-            .arg("-o")
-            .arg(work.path().join("core"))
-            .arg(fx.pid.to_string())
-            .stdin(std::process::Stdio::null())
-            .output()
-            .expect("running gcore");
-        let core = work.path().join(format!("core.{}", fx.pid));
-        assert!(
-            core.is_file(),
-            "gcore wrote no core: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        core
-    });
-    fx.kill();
-    Some(Captured {
-        _work: work,
-        snap,
-        expect,
-        core,
-        bin,
-    })
+fn capture_fixture(version: &str, pie: bool, ldflags: &str, core: bool) -> Option<HeapCapture> {
+    heap_capture(fixture_for(version), version, pie, ldflags, core)
 }
 
 /// Checks each finalizer and cleanup of the fixture: its root, named, with

@@ -1039,3 +1039,63 @@ pub fn kernel_core_path(cwd: &Path, pid: u32, comm: &str) -> Result<PathBuf, Str
     }
     Ok(cwd.join(out)) // an absolute pattern replaces cwd
 }
+
+/// gdb's `gcore` of `pid` into `dir` (`dir/core.PID`); panics with gcore's
+/// stderr when it wrote no core.
+pub fn gcore(pid: u32, dir: &Path) -> PathBuf {
+    let out = Command::new("gcore")
+        .arg("-o")
+        .arg(dir.join("core"))
+        .arg(pid.to_string())
+        .stdin(Stdio::null())
+        .output()
+        .expect("running gcore");
+    let core = dir.join(format!("core.{pid}"));
+    assert!(
+        core.is_file(),
+        "gcore wrote no core: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    core
+}
+
+/// A `capture --heap` of a fixture that writes ORACLE_DIR/expect.json, and
+/// optionally a gcore core of the same moment.
+pub struct HeapCapture {
+    pub work: TempDir,
+    pub snap: PathBuf,
+    pub expect: serde_json::Value,
+    pub core: Option<PathBuf>,
+    pub bin: PathBuf,
+}
+
+/// Builds and starts fixture `name`, reads its expect.json, captures it with
+/// `--heap` (and gcore when `core`), then kills it.
+pub fn heap_capture(
+    name: &str,
+    version: &str,
+    pie: bool,
+    ldflags: &str,
+    core: bool,
+) -> Option<HeapCapture> {
+    let bin = try_build_fixture(name, version, pie, ldflags)?;
+    let work = tempfile::Builder::new()
+        .prefix(&format!("gospy-{name}-heap-"))
+        .tempdir()
+        .unwrap();
+    let snap = work.path().join("heap.gss");
+    let mut fx = Fixture::start(&bin);
+    let expect =
+        serde_json::from_slice(&fs::read(fx.dir.path().join("expect.json")).expect("expect.json"))
+            .expect("expect.json is JSON");
+    capture(fx.pid, &snap, &["--heap"]);
+    let core = core.then(|| gcore(fx.pid, work.path()));
+    fx.kill();
+    Some(HeapCapture {
+        work,
+        snap,
+        expect,
+        core,
+        bin,
+    })
+}
