@@ -85,12 +85,15 @@ pub(super) fn read_parallel(
     // A page costs about what a small range costs.
     let cost = |len: usize| 1 + len / 4096;
     let total_cost: usize = ranges.iter().map(|r| cost(r.1)).sum();
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(4)
-        .min(total_cost / MIN_COST_PER_THREAD)
-        .max(1);
+    // Asked once per process: the answer reads cgroup files (25–70 µs),
+    // and this runs inside the pause.
+    static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let cpus = *CPUS.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    let threads = cpus.min(4).min(total_cost / MIN_COST_PER_THREAD).max(1);
     let live = process::LiveMemory::new(pid);
     if threads == 1 {
         return live.read_ranges_into(ranges, out);
