@@ -20,11 +20,31 @@ use common::*;
 
 const RUNS: usize = 12;
 
-fn flip(version: &str) {
-    let Some(bin) = try_build_fixture("flip", version, false, "") else {
-        return;
+/// What the captures of one run of the flip fixture saw.
+#[derive(Default)]
+struct Seen {
+    /// Pre-copied stacks kept and re-read in the pause.
+    kept: u64,
+    dropped: u64,
+    /// Flippers whose frames were checked against their channel.
+    checked: usize,
+    /// Captures whose pause kept the quiet pre-read (g structs and
+    /// blocked-on objects read before the stop), and why the others did not.
+    quiet_kept: usize,
+    quiet_not: Vec<String>,
+}
+
+/// `RUNS` captures of the flip fixture (`burst_ms`: its FLIP_BURST_MS,
+/// None for the busy default), each checked for consistency.
+fn flip_runs(version: &str, burst_ms: Option<u32>) -> Option<Seen> {
+    let bin = try_build_fixture("flip", version, false, "")?;
+    let burst = burst_ms.map(|b| b.to_string()).unwrap_or_default();
+    let env: Vec<(&str, &str)> = if burst_ms.is_some() {
+        vec![("FLIP_BURST_MS", burst.as_str())]
+    } else {
+        Vec::new()
     };
-    let mut fx = Fixture::start(&bin);
+    let mut fx = Fixture::start_with_env(&bin, &env);
     let meta: Value =
         serde_json::from_str(&std::fs::read_to_string(fx.dir.path().join("meta.json")).unwrap())
             .unwrap();
@@ -32,7 +52,7 @@ fn flip(version: &str) {
     let work = tempfile::tempdir().unwrap();
     let snap = work.path().join("flip.gss");
     let pid = fx.pid.to_string();
-    let (mut kept, mut dropped, mut checked) = (0u64, 0u64, 0usize);
+    let mut seen = Seen::default();
     let mut labelled = std::collections::HashSet::new();
     for run in 0..RUNS {
         let out = gospy_ok([
@@ -51,8 +71,14 @@ fn flip(version: &str) {
             pre["stacks"].as_u64().unwrap(),
         );
         assert!(k <= s, "run {run}: kept more than pre-copied: {pre}");
-        kept += k;
-        dropped += s - k;
+        seen.kept += k;
+        seen.dropped += s - k;
+        match c["quiet"]["kept"].as_bool() {
+            Some(true) => seen.quiet_kept += 1,
+            _ => seen
+                .quiet_not
+                .push(c["quiet"]["why_not"].as_str().unwrap_or("not tried").to_string()),
+        }
         let dump: Vec<Value> = serde_json::from_str(&gospy_ok([
             "analyze".as_ref(),
             snap.as_os_str(),
@@ -97,23 +123,62 @@ fn flip(version: &str) {
                  (chA {cha}, chB {chb}): a stale pre-copied stack was kept",
                 g["id"]
             );
-            checked += 1;
+            seen.checked += 1;
         }
     }
-    eprintln!(
-        "{version}: {RUNS} captures, {checked} flippers checked; pre-copied stacks kept {kept}, re-read in the pause {dropped}"
-    );
     assert!(
-        checked >= RUNS * 900,
+        seen.checked >= RUNS * 900,
         "most flippers are parked at any time"
-    );
-    assert!(kept > 0, "no pre-copied stack was ever kept");
-    assert!(
-        dropped > 0,
-        "no pre-copied stack was ever found stale: the test did not exercise the check"
     );
     assert!(fx.is_running());
     fx.kill();
+    Some(seen)
+}
+
+fn flip(version: &str) {
+    let Some(seen) = flip_runs(version, None) else {
+        return;
+    };
+    eprintln!(
+        "{version}: {RUNS} captures, {} flippers checked; pre-copied stacks kept {}, re-read in the pause {}; quiet pre-read kept {} times, not: {:?}",
+        seen.checked, seen.kept, seen.dropped, seen.quiet_kept, seen.quiet_not
+    );
+    assert!(seen.kept > 0, "no pre-copied stack was ever kept");
+    assert!(
+        seen.dropped > 0,
+        "no pre-copied stack was ever found stale: the test did not exercise the check"
+    );
+}
+
+/// The quiet pre-read (capture/quiet.rs): with flippers woken in bursts
+/// every millisecond some thread runs during nearly every pre-read, and
+/// the pause must notice (else the g's channel, read before the stop,
+/// disagrees with the frames, read after it); with a burst every 250 ms
+/// most captures find the process quiet and keep the pre-read, and are
+/// just as consistent.
+fn quiet(version: &str) {
+    let Some(busy) = flip_runs(version, Some(1)) else {
+        return;
+    };
+    let Some(idle) = flip_runs(version, Some(250)) else {
+        return;
+    };
+    eprintln!(
+        "{version}: bursts every 1 ms: quiet pre-read kept {}/{RUNS}, not: {:?}; every 250 ms: kept {}/{RUNS} (pre-copied stacks kept {}), not: {:?}",
+        busy.quiet_kept, busy.quiet_not, idle.quiet_kept, idle.kept, idle.quiet_not
+    );
+    assert!(
+        busy.quiet_not.len() >= RUNS / 2,
+        "bursts every 1 ms, yet the pause kept the pre-read {} times of {RUNS}",
+        busy.quiet_kept
+    );
+    assert!(
+        idle.quiet_kept >= RUNS / 2,
+        "a burst every 250 ms, yet the pause kept the pre-read only {} times of {RUNS}: {:?}",
+        idle.quiet_kept,
+        idle.quiet_not
+    );
+    assert!(idle.kept > 0, "no pre-copied stack kept in a quiet capture");
 }
 
 #[test]
@@ -129,4 +194,19 @@ fn flip_go1_23() {
 #[test]
 fn flip_go1_27() {
     flip("1.27");
+}
+
+#[test]
+fn quiet_go1_19() {
+    quiet("1.19");
+}
+
+#[test]
+fn quiet_go1_23() {
+    quiet("1.23");
+}
+
+#[test]
+fn quiet_go1_27() {
+    quiet("1.27");
 }

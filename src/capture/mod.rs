@@ -30,6 +30,7 @@ mod options;
 mod pause;
 mod plan;
 mod precopy;
+mod quiet;
 pub mod redact;
 mod rounds;
 mod specials;
@@ -58,13 +59,30 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
     }
     // Start rayon's threads now, not inside the pause.
     let _ = rayon::current_num_threads();
-    let t_pause = Instant::now();
-    // --non-blocking: nothing is stopped, threads have no registers.
-    let guard = if opts.non_blocking {
+    // Every g struct and the blocked-on objects, read now; the pause keeps
+    // them when no thread ran since (see `quiet`).
+    let mut pre_gs = if opts.non_blocking || opts.heap || opts.full || p.pre.is_none() {
         None
     } else {
-        Some(ld.proc_.pause()?)
+        quiet::pre_read(&ld, &p, pause::MAX_WAIT_GOROUTINES, &mut stats).ok()
     };
+    let t_pause = Instant::now();
+    // --non-blocking: nothing is stopped, threads have no registers.
+    let guard = match (opts.non_blocking, pre_gs.as_mut()) {
+        (true, _) => None,
+        (false, Some(pg)) => Some(ld.proc_.pause_marked(&mut pg.marks)?),
+        (false, None) => Some(ld.proc_.pause()?),
+    };
+    // Did any thread run since the marks? (host thread ids: before
+    // `translate`)
+    if let (Some(g), Some(pg)) = (&guard, pre_gs.as_ref()) {
+        if let Err(why) = pg.marks.verify(g.threads()) {
+            if let Some(q) = stats.quiet.as_mut() {
+                q.why_not = Some(why);
+            }
+            pre_gs = None;
+        }
+    }
     stats
         .phases
         .push(("stop threads".into(), t_pause.elapsed()));
@@ -80,6 +98,7 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
     // m.procid is the tid in the target's PID namespace (a container's).
     let threads = ld.ns.translate(threads);
     let mut rounds = pause::Rounds::new(&ld, opts, &mut p, &mut stats, &threads);
+    rounds.pre_gs = pre_gs;
     let result = rounds.run();
     let (kept_idx, kept_labels) = (
         std::mem::take(&mut rounds.kept_idx),

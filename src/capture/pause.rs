@@ -42,7 +42,7 @@ impl<W: BulkWalk> BulkWalk for CountRounds<'_, W> {
 }
 
 /// Goroutines whose blocked-on objects (sudogs, channels) are captured.
-const MAX_WAIT_GOROUTINES: usize = 10_000;
+pub(super) const MAX_WAIT_GOROUTINES: usize = 10_000;
 
 /// The pause's rounds and what they share.
 pub(super) struct Rounds<'p, 'a> {
@@ -59,6 +59,11 @@ pub(super) struct Rounds<'p, 'a> {
     /// the pre-copied label sets they hold.
     pub(super) kept_idx: Vec<u32>,
     pub(super) kept_labels: Vec<u64>,
+    /// The g structs and blocked-on objects read before the pause by a
+    /// quiet target (threads verified at the stop; see `quiet`).
+    pub(super) pre_gs: Option<super::quiet::PreGs>,
+    /// The pre-read's blocked-on objects, once the g round kept it.
+    pre_wait: Option<Vec<(u64, bytes::Bytes, RegionKind)>>,
 }
 
 impl<'p, 'a> Rounds<'p, 'a> {
@@ -80,6 +85,8 @@ impl<'p, 'a> Rounds<'p, 'a> {
             lap: Instant::now(),
             kept_idx: Vec::new(),
             kept_labels: Vec::new(),
+            pre_gs: None,
+            pre_wait: None,
         }
     }
 
@@ -227,6 +234,26 @@ impl<'p, 'a> Rounds<'p, 'a> {
             let pm = PausedMem::new(self.pid, &self.p.asm, &self.ld.image);
             Runtime::new(target, &pm).allg_addrs()?
         };
+        if let Some(pg) = self.pre_gs.take() {
+            let checked = {
+                let pm = PausedMem::new(self.pid, &self.p.asm, &self.ld.image);
+                pg.check(&Runtime::new(target, &pm), &gaddrs)
+            };
+            match checked {
+                Ok(()) => {
+                    let (round, wait) = pg.keep(&mut self.p.asm, self.stats);
+                    self.pre_wait = Some(wait);
+                    self.next.extend(self.heap_plan(1));
+                    self.read(true);
+                    return Ok((gaddrs, round));
+                }
+                Err(why) => {
+                    if let Some(q) = self.stats.quiet.as_mut() {
+                        q.why_not = Some(why);
+                    }
+                }
+            }
+        }
         let round = read_gs(
             self.pid,
             &target.layout.g,
@@ -404,6 +431,10 @@ impl<'p, 'a> Rounds<'p, 'a> {
                 "blocked-on objects captured for the first {MAX_WAIT_GOROUTINES} of {} goroutines only",
                 gaddrs.len()
             ));
+        }
+        if let Some(wait) = self.pre_wait.take() {
+            self.p.asm.regions.extend(wait);
+            return;
         }
         if let Some(wl) = self.p.wait_layout.as_ref() {
             let view = Layered {

@@ -33,6 +33,9 @@ pub struct CaptureStats {
     /// `--heap --non-blocking`: the heap spans' headers read again after
     /// the copy (see `nonblocking::validate_heap`).
     pub heap_validation: Option<crate::goruntime::heap::validate::HeapValidation>,
+    /// The g structs and blocked-on objects read before the pause, and
+    /// whether the pause kept them (see `quiet`).
+    pub quiet: Option<crate::capture::quiet::QuietStats>,
 }
 
 /// What the pause read of the block and mutex profiles' bucket lists.

@@ -87,6 +87,7 @@ fn capture_to(a: &CaptureArgs, output: &std::path::Path) -> Result<()> {
             "read_calls": stats.read_calls,
             "binary_load_ns": stats.binary_load.as_nanos() as u64,
             "precopy": stats.precopy,
+            "quiet": stats.quiet,
             "regions": stats.regions,
             "file_size": ws.file_size,
             "pause_ns": stats.pause.as_nanos() as u64,

@@ -302,6 +302,8 @@ pub struct M {
     pub vdso_sp: u64,
     pub vdso_pc: u64,
     pub isextra: bool,
+    /// The func value the M started with (0: none, or not in the layout).
+    pub mstartfn: u64,
 }
 
 /// A decoded `runtime.p`.
@@ -403,6 +405,7 @@ impl<'t, Mem: Memory> Runtime<'t, Mem> {
             vdso_sp: le64(&b, l.vdso_sp),
             vdso_pc: le64(&b, l.vdso_pc),
             isextra: l.isextra.map(|o| byte(&b, o) != 0).unwrap_or(false),
+            mstartfn: l.mstartfn.map(|o| le64(&b, o)).unwrap_or(0),
         })
     }
 

@@ -208,6 +208,18 @@ impl NsIds {
     /// Threads renumbered as the target's namespace numbers them, so that
     /// they match `m.procid`; unchanged for a target in our namespace.
     /// A thread started after [`Process::ns_ids`] is looked up now.
+    /// Our thread id of the target namespace's thread `inner` (the same
+    /// for a target in our namespace); None when not known.
+    pub fn host_tid(&self, inner: i32) -> Option<i32> {
+        if self.pid.is_empty() {
+            return Some(inner);
+        }
+        self.tids
+            .iter()
+            .find(|(_, &i)| i == inner)
+            .map(|(&h, _)| h)
+    }
+
     pub fn translate(&self, mut threads: Vec<ThreadInfo>) -> Vec<ThreadInfo> {
         if self.pid.is_empty() {
             return threads;

@@ -69,6 +69,7 @@ mod mem;
 mod pagemap;
 mod pause;
 mod procfs;
+mod quiet;
 #[cfg(test)]
 mod tests;
 
@@ -77,3 +78,4 @@ pub use handle::{read_monotonic_ns, NsIds, Process};
 pub use mem::{read_ranges, LiveMemory, IOV_MAX};
 pub use pagemap::{page_size, touched_runs, PageMap};
 pub use pause::{PauseGuard, PauseOptions};
+pub use quiet::{in_interrupted_syscall, ThreadMarks};

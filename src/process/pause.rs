@@ -103,7 +103,14 @@ impl Process {
 
     /// [`Process::pause`] with explicit options.
     pub fn pause_with(&self, opts: &PauseOptions) -> Result<PauseGuard> {
-        pause(self, opts)
+        pause(self, opts, None)
+    }
+
+    /// [`Process::pause`], re-checking `marks` (see
+    /// [`ThreadMarks::recheck`](super::ThreadMarks::recheck)) last before
+    /// the first thread is seized.
+    pub fn pause_marked(&self, marks: &mut super::ThreadMarks) -> Result<PauseGuard> {
+        pause(self, &PauseOptions::default(), Some(marks))
     }
 }
 
@@ -114,7 +121,11 @@ thread_local! {
         const { std::cell::Cell::new(None) };
 }
 
-pub(super) fn pause(p: &Process, opts: &PauseOptions) -> Result<PauseGuard> {
+pub(super) fn pause(
+    p: &Process,
+    opts: &PauseOptions,
+    marks: Option<&mut super::ThreadMarks>,
+) -> Result<PauseGuard> {
     let pid = p.pid;
     // Everything that parses /proc happens here, before the first stop.
     let status = std::fs::read_to_string(proc_path(pid, "status"))
@@ -146,6 +157,9 @@ pub(super) fn pause(p: &Process, opts: &PauseOptions) -> Result<PauseGuard> {
         released: None,
         _not_send: PhantomData,
     };
+    if let Some(m) = marks {
+        m.recheck();
+    }
     let mut known: HashSet<i32> = HashSet::with_capacity(tids.len() * 2);
     let mut new_tids = tids;
     let mut round = 0;

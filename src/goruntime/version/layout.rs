@@ -51,6 +51,8 @@ pub struct MLayout {
     pub vdso_sp: u64,
     pub vdso_pc: u64,
     pub isextra: Option<u64>,
+    /// m.mstartfn (a func value): sysmon's M is the one that starts at runtime.sysmon.
+    pub mstartfn: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -136,6 +138,7 @@ impl Layout {
             vdso_sp: c.off("runtime.m", "vdsoSP"),
             vdso_pc: c.off("runtime.m", "vdsoPC"),
             isextra: c.opt("runtime.m", "isextra"),
+            mstartfn: c.opt("runtime.m", "mstartfn"),
         };
         let p = PLayout {
             size: c.size("runtime.p"),
