@@ -21,7 +21,7 @@
 use super::gread::{read_gs, GRound};
 use super::plan::{Loaded, Prepared};
 use super::rounds::{Assembled, Pool};
-use super::stats::CaptureStats;
+use super::stats::{CaptureStats, QuietStats};
 use super::walk::{PauseReader, MAX_WAIT_ROUNDS};
 use crate::goruntime::bulk::drive;
 use crate::goruntime::Runtime;
@@ -72,21 +72,6 @@ pub(super) struct PreGs {
     bytes: u64,
     read_calls: usize,
     elapsed: Duration,
-}
-
-/// How the quiet pre-read went, for `capture --json`.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct QuietStats {
-    /// The pause kept the pre-read (it read no g struct itself).
-    pub kept: bool,
-    /// Why not (the first check that failed), or why none was tried.
-    pub why_not: Option<String>,
-    /// Threads marked; sysmon's thread, when found (left out).
-    pub threads: usize,
-    pub sysmon_tid: Option<i32>,
-    /// Bytes the pre-read read, and its time (before the pause).
-    pub bytes: u64,
-    pub elapsed_ns: u64,
 }
 
 /// Marks the threads, then reads every g and the blocked-on objects of the

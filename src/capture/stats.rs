@@ -35,7 +35,7 @@ pub struct CaptureStats {
     pub heap_validation: Option<crate::goruntime::heap::validate::HeapValidation>,
     /// The g structs and blocked-on objects read before the pause, and
     /// whether the pause kept them (see `quiet`).
-    pub quiet: Option<crate::capture::quiet::QuietStats>,
+    pub quiet: Option<QuietStats>,
 }
 
 /// What the pause read of the block and mutex profiles' bucket lists.
@@ -86,4 +86,19 @@ pub struct PreCopyStats {
 
 fn ser_ns<S: serde::Serializer>(d: &Duration, s: S) -> std::result::Result<S::Ok, S::Error> {
     s.serialize_u64(d.as_nanos() as u64)
+}
+
+/// How the quiet pre-read went, for `capture --json`.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct QuietStats {
+    /// The pause kept the pre-read (it read no g struct itself).
+    pub kept: bool,
+    /// Why not (the first check that failed), or why none was tried.
+    pub why_not: Option<String>,
+    /// Threads marked; sysmon's thread, when found (left out).
+    pub threads: usize,
+    pub sysmon_tid: Option<i32>,
+    /// Bytes the pre-read read, and its time (before the pause).
+    pub bytes: u64,
+    pub elapsed_ns: u64,
 }

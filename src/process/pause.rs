@@ -107,9 +107,9 @@ impl Process {
     }
 
     /// [`Process::pause`], re-checking `marks` (see
-    /// [`ThreadMarks::recheck`](super::ThreadMarks::recheck)) last before
+    /// [`ThreadMarks::recheck`](super::quiet::ThreadMarks::recheck)) last before
     /// the first thread is seized.
-    pub fn pause_marked(&self, marks: &mut super::ThreadMarks) -> Result<PauseGuard> {
+    pub fn pause_marked(&self, marks: &mut super::quiet::ThreadMarks) -> Result<PauseGuard> {
         pause(self, &PauseOptions::default(), Some(marks))
     }
 }
@@ -124,7 +124,7 @@ thread_local! {
 pub(super) fn pause(
     p: &Process,
     opts: &PauseOptions,
-    marks: Option<&mut super::ThreadMarks>,
+    marks: Option<&mut super::quiet::ThreadMarks>,
 ) -> Result<PauseGuard> {
     let pid = p.pid;
     // Everything that parses /proc happens here, before the first stop.
