@@ -7,7 +7,7 @@ use super::gread::{read_gs, GRound, GVerdict};
 use super::options::CaptureOptions;
 use super::plan::{Loaded, Prepared};
 use super::rounds::{read_round, PausedMem};
-use super::stacks::StackCtx;
+use super::stacks::{StackCtx, StackPlan};
 use super::stats::CaptureStats;
 use super::stats::MemProfileStats;
 use super::walk::{GlobalsReader, PauseReader, MAX_WAIT_ROUNDS};
@@ -64,6 +64,10 @@ pub(super) struct Rounds<'p, 'a> {
     pub(super) pre_gs: Option<super::quiet::PreGs>,
     /// The pre-read's blocked-on objects, once the g round kept it.
     pre_wait: Option<Vec<(u64, bytes::Bytes, RegionKind)>>,
+    /// The g round kept the quiet pre-read (heap metadata included).
+    pre_kept: bool,
+    /// Its stacks plan of the kept g's, and the g's left to plan.
+    pre_plan: Option<(StackPlan, Vec<u32>)>,
 }
 
 impl<'p, 'a> Rounds<'p, 'a> {
@@ -87,6 +91,8 @@ impl<'p, 'a> Rounds<'p, 'a> {
             kept_labels: Vec::new(),
             pre_gs: None,
             pre_wait: None,
+            pre_kept: false,
+            pre_plan: None,
         }
     }
 
@@ -230,20 +236,18 @@ impl<'p, 'a> Rounds<'p, 'a> {
     /// mcache and the allspans array.
     fn gs(&mut self) -> Result<(Vec<u64>, GRound)> {
         let target = &self.ld.target;
-        let gaddrs = {
-            let pm = PausedMem::new(self.pid, &self.p.asm, &self.ld.image);
-            Runtime::new(target, &pm).allg_addrs()?
-        };
-        if let Some(pg) = self.pre_gs.take() {
+        if let Some(mut pg) = self.pre_gs.take() {
             let checked = {
                 let pm = PausedMem::new(self.pid, &self.p.asm, &self.ld.image);
-                pg.check(&Runtime::new(target, &pm), &gaddrs)
+                pg.check(&Runtime::new(target, &pm))
             };
             match checked {
-                Ok(()) => {
-                    let (round, wait) = pg.keep(&mut self.p.asm, self.stats);
-                    self.pre_wait = Some(wait);
-                    self.next.extend(self.heap_plan(1));
+                Ok(gaddrs) => {
+                    let kept = pg.keep(&mut self.p.asm, self.stats);
+                    self.pre_wait = Some(kept.wait);
+                    self.pre_plan = Some(kept.plan);
+                    let round = kept.round;
+                    self.pre_kept = true;
                     self.read(true);
                     return Ok((gaddrs, round));
                 }
@@ -254,6 +258,10 @@ impl<'p, 'a> Rounds<'p, 'a> {
                 }
             }
         }
+        let gaddrs = {
+            let pm = PausedMem::new(self.pid, &self.p.asm, &self.ld.image);
+            Runtime::new(target, &pm).allg_addrs()?
+        };
         let round = read_gs(
             self.pid,
             &target.layout.g,
@@ -301,15 +309,19 @@ impl<'p, 'a> Rounds<'p, 'a> {
             .filter_map(|t| t.regs.as_ref().map(|r| (t.tid as u64, r)))
             .collect();
         let pm = PausedMem::new(self.pid, &self.p.asm, &self.ld.image);
-        let planned = StackCtx {
+        let ctx = StackCtx {
             target,
             pre: self.p.pre.as_ref(),
             pm: &pm,
             ms,
             tid_regs: &tid_regs,
             non_blocking: self.opts.non_blocking,
-        }
-        .plan(gaddrs, verdicts);
+        };
+        // The quiet pre-read planned its kept stacks before the stop.
+        let planned = match self.pre_plan.take() {
+            Some((kept, others)) => StackPlan::merge(kept, ctx.plan_only(gaddrs, &others)),
+            None => ctx.plan(gaddrs, verdicts),
+        };
         let mut label_ptrs = planned.labels;
         label_ptrs.sort_unstable();
         label_ptrs.dedup();
@@ -335,9 +347,12 @@ impl<'p, 'a> Rounds<'p, 'a> {
             }
         }
         pm.into_extra().into_iter().for_each(|r| self.p.asm.push(r));
-        // Heap: the spans the mcaches cache, and the allspans span structs.
-        let heap = self.heap_plan(2);
-        self.next.extend(heap);
+        // Heap: the spans the mcaches cache, and the allspans span structs
+        // (read already when the quiet pre-read was kept).
+        if !self.pre_kept {
+            let heap = self.heap_plan(2);
+            self.next.extend(heap);
+        }
         if let Some(p) = self.stats.precopy.as_mut() {
             p.kept = planned.kept;
             p.kept_bytes = planned.kept_bytes;

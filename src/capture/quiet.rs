@@ -21,6 +21,7 @@
 use super::gread::{read_gs, GRound};
 use super::plan::{Loaded, Prepared};
 use super::rounds::{Assembled, Pool};
+use super::stacks::StackPlan;
 use super::stats::{CaptureStats, QuietStats};
 use super::walk::{PauseReader, MAX_WAIT_ROUNDS};
 use crate::goruntime::bulk::drive;
@@ -63,12 +64,19 @@ pub(super) fn sched_facts<M: Memory>(rt: &Runtime<'_, M>) -> Option<SchedFacts> 
 pub(super) struct PreGs {
     pub(super) marks: ThreadMarks,
     facts: SchedFacts,
+    /// The allgs array as read, and its g's (sorted).
+    allgs: Vec<u8>,
     gaddrs: Vec<u64>,
     /// The g structs, as the g round stores them, and its verdicts.
     regions: Vec<(u64, Bytes, RegionKind)>,
     round: GRound,
     /// Blocked-on objects (sudogs, channels, semaphore tree).
     wait: Vec<(u64, Bytes, RegionKind)>,
+    /// The heap metadata of both heap stages (`heap::capture_plan`).
+    heap: Vec<(u64, Bytes, RegionKind)>,
+    /// The stacks plan of the kept g's, and the indices of the g's left to
+    /// plan in the pause (`stacks::plan_kept`).
+    plan: (StackPlan, Vec<u32>),
     bytes: u64,
     read_calls: usize,
     elapsed: Duration,
@@ -123,9 +131,10 @@ pub(super) fn pre_read(
     let Some(facts) = sched_facts(&rt) else {
         return Err(fail("scheduler state unreadable", stats));
     };
-    let Ok(gaddrs) = rt.allg_addrs() else {
+    let Ok(allgs) = rt.allgs_array() else {
         return Err(fail("allgs unreadable", stats));
     };
+    let gaddrs = crate::goruntime::allg_addrs_of(&allgs);
     let mut asm = Assembled {
         regions: Vec::new(),
         sparse: Default::default(),
@@ -140,6 +149,23 @@ pub(super) fn pre_read(
         &mut asm,
         &mut st,
     );
+    // The heap's metadata the pause reads (mcaches, the allspans array,
+    // cached spans and the first span structs), planned on live memory.
+    let mut heap = Vec::new();
+    for stage in [1u8, 2] {
+        let mut plan = crate::goruntime::heap::capture_plan(
+            p.heap_t.as_ref(),
+            target,
+            &mem,
+            stage,
+            p.max_spans,
+        );
+        let n = asm.regions.len();
+        super::rounds::read_round(ld.pid, &mut plan, &mut asm, &mut st, false);
+        heap.extend(asm.regions.drain(n..));
+    }
+    // The kept goroutines' stacks planned now (the pause plans the rest).
+    let plan = super::stacks::plan_kept(p.pre.as_ref(), &round.verdicts);
     let n = asm.regions.len();
     let mut wait = Vec::new();
     if let Some(wl) = p.wait_layout.as_ref() {
@@ -161,10 +187,13 @@ pub(super) fn pre_read(
     Ok(PreGs {
         marks,
         facts,
+        allgs,
         gaddrs,
         regions: asm.regions,
         round,
         wait,
+        heap,
+        plan,
         bytes: st.bytes_read,
         read_calls: st.read_calls,
         elapsed: t0.elapsed(),
@@ -173,33 +202,45 @@ pub(super) fn pre_read(
 
 impl PreGs {
     /// In the pause, after the allgs/Ms/Ps round (`rt` over the paused
-    /// memory, `gaddrs` its g list): Ok when the scheduler and allgs are as
-    /// at the marks (the threads were verified at the stop). Err: why not.
-    pub(super) fn check<M: Memory>(&self, rt: &Runtime<'_, M>, gaddrs: &[u64]) -> Result<(), String> {
-        if gaddrs != self.gaddrs.as_slice() {
-            return Err("allgs changed".into());
+    /// memory): the g list (sorted), when allgs and the scheduler are as at
+    /// the marks (the threads were verified at the stop). Err: why not.
+    pub(super) fn check<M: Memory>(&mut self, rt: &Runtime<'_, M>) -> Result<Vec<u64>, String> {
+        match rt.allgs_array() {
+            Ok(a) if a == self.allgs => {}
+            Ok(_) => return Err("allgs changed".into()),
+            Err(e) => return Err(format!("allgs unreadable at the pause: {e}")),
         }
         match sched_facts(rt) {
-            Some(f) if f == self.facts => Ok(()),
+            Some(f) if f == self.facts => Ok(std::mem::take(&mut self.gaddrs)),
             Some(_) => Err("the scheduler's run queues or ticks changed".into()),
             None => Err("scheduler state unreadable at the pause".into()),
         }
     }
 
-    /// The pre-read into the pause's memory: the g round, and the
-    /// blocked-on objects for later.
-    pub(super) fn keep(
-        self,
-        asm: &mut Assembled,
-        stats: &mut CaptureStats,
-    ) -> (GRound, Vec<(u64, Bytes, RegionKind)>) {
+    /// The pre-read into the pause's memory: the g structs and heap
+    /// metadata; returns the rest for the pause's later phases.
+    pub(super) fn keep(self, asm: &mut Assembled, stats: &mut CaptureStats) -> Kept {
         asm.regions.extend(self.regions);
+        asm.regions.extend(self.heap);
         stats.bytes_read += self.bytes;
         stats.read_calls += self.read_calls;
         if let Some(q) = stats.quiet.as_mut() {
             q.kept = true;
             q.elapsed_ns = self.elapsed.as_nanos() as u64;
         }
-        (self.round, self.wait)
+        Kept {
+            round: self.round,
+            wait: self.wait,
+            plan: self.plan,
+        }
     }
+}
+
+/// A kept pre-read, for the pause's phases after the g round.
+pub(super) struct Kept {
+    pub(super) round: GRound,
+    /// The blocked-on objects (for `blocked_on`).
+    pub(super) wait: Vec<(u64, Bytes, RegionKind)>,
+    /// The kept g's stacks plan, and the g's left to plan.
+    pub(super) plan: (StackPlan, Vec<u32>),
 }

@@ -27,7 +27,7 @@ pub(super) struct StackPlan {
 }
 
 impl StackPlan {
-    fn merge(mut a: StackPlan, mut b: StackPlan) -> StackPlan {
+    pub(super) fn merge(mut a: StackPlan, mut b: StackPlan) -> StackPlan {
         a.live += b.live;
         a.kept += b.kept;
         a.kept_bytes += b.kept_bytes;
@@ -67,7 +67,7 @@ impl StackCtx<'_> {
                 for (k, &a) in chunk.iter().enumerate() {
                     let i = c * CHUNK + k;
                     match verdicts.get(i).copied().unwrap_or(GVerdict::Other) {
-                        GVerdict::Kept(j) => self.keep(&mut o, j as usize),
+                        GVerdict::Kept(j) => keep(self.pre, &mut o, j as usize),
                         GVerdict::Dead => {}
                         GVerdict::Other => self.plan_one(&rt, &mut o, a),
                     }
@@ -77,24 +77,17 @@ impl StackCtx<'_> {
             .reduce(StackPlan::default, StackPlan::merge)
     }
 
-    /// Keep the pre-copied stack at index `j` of the pre-copy.
-    fn keep(&self, o: &mut StackPlan, j: usize) {
-        let Some(pre) = self.pre else { return };
-        let Some(ps) = pre.stacks.get(j).and_then(|p| p.as_ref()) else {
-            return;
-        };
-        o.kept += 1;
-        o.kept_bytes += ps.data.len() as u64;
-        o.live += 1;
-        o.kept_idx.push(j as u32);
-        let labels = ps.key.labels;
-        if labels != 0 {
-            if pre.label_sets.contains_key(&labels) {
-                o.kept_labels.push(labels);
-            } else {
-                o.labels.push(labels);
+    /// [`plan`](Self::plan) of the g's at indices `others` of `gaddrs`
+    /// only (those [`plan_kept`] left).
+    pub(super) fn plan_only(&self, gaddrs: &[u64], others: &[u32]) -> StackPlan {
+        let rt = Runtime::new(self.target, self.pm);
+        let mut o = StackPlan::default();
+        for &i in others {
+            if let Some(&a) = gaddrs.get(i as usize) {
+                self.plan_one(&rt, &mut o, a);
             }
         }
+        o
     }
 
     /// A g the g round did not keep: its used stack planned.
@@ -123,4 +116,40 @@ impl StackCtx<'_> {
             o.labels.push(g.labels);
         }
     }
+}
+
+/// Keep the pre-copied stack at index `j` of the pre-copy.
+fn keep(pre: Option<&PreCopy>, o: &mut StackPlan, j: usize) {
+    let Some(pre) = pre else { return };
+    let Some(ps) = pre.stacks.get(j).and_then(|p| p.as_ref()) else {
+        return;
+    };
+    o.kept += 1;
+    o.kept_bytes += ps.data.len() as u64;
+    o.live += 1;
+    o.kept_idx.push(j as u32);
+    let labels = ps.key.labels;
+    if labels != 0 {
+        if pre.label_sets.contains_key(&labels) {
+            o.kept_labels.push(labels);
+        } else {
+            o.labels.push(labels);
+        }
+    }
+}
+
+/// The kept g's of `verdicts` planned (their pre-copied stacks kept) without
+/// the paused memory, as [`StackCtx::plan`] plans them; and the indices of
+/// the g's neither kept nor dead, for [`StackCtx::plan_only`].
+pub(super) fn plan_kept(pre: Option<&PreCopy>, verdicts: &[GVerdict]) -> (StackPlan, Vec<u32>) {
+    let mut o = StackPlan::default();
+    let mut others = Vec::new();
+    for (i, v) in verdicts.iter().enumerate() {
+        match *v {
+            GVerdict::Kept(j) => keep(pre, &mut o, j as usize),
+            GVerdict::Dead => {}
+            GVerdict::Other => others.push(i as u32),
+        }
+    }
+    (o, others)
 }

@@ -342,6 +342,20 @@ pub struct Sched {
 }
 
 /// Decoders bound to one memory.
+/// The g addresses of an allgs array's bytes, sorted, without zeros or
+/// duplicates (the runtime never lists a g twice; a damaged or crafted
+/// allgs might, and every duplicate would be decoded and unwound again).
+pub fn allg_addrs_of(raw: &[u8]) -> Vec<u64> {
+    let mut addrs: Vec<u64> = raw
+        .chunks_exact(8)
+        .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+        .filter(|&a| a != 0)
+        .collect();
+    addrs.sort_unstable();
+    addrs.dedup();
+    addrs
+}
+
 pub struct Runtime<'t, Mem: Memory> {
     pub t: &'t Target,
     pub mem: Mem,
@@ -354,6 +368,11 @@ impl<'t, Mem: Memory> Runtime<'t, Mem> {
 
     /// Addresses of every g in allgs (dead ones included).
     pub fn allg_addrs(&self) -> Result<Vec<u64>> {
+        Ok(allg_addrs_of(&self.allgs_array()?))
+    }
+
+    /// The allgs array's bytes (`allglen` pointers).
+    pub fn allgs_array(&self) -> Result<Vec<u8>> {
         let g = &self.t.globals;
         let len = self.mem.u64(g.allglen).context("reading runtime.allglen")?;
         let ptr = self.mem.ptr(g.allgs).context("reading runtime.allgs")?;
@@ -365,20 +384,9 @@ impl<'t, Mem: Memory> Runtime<'t, Mem> {
         if n > MAX_GOROUTINES {
             return Err(anyhow!("runtime.allglen = {n} is implausible"));
         }
-        let raw = self
-            .mem
+        self.mem
             .read_vec(ptr, (n * 8) as usize)
-            .with_context(|| format!("reading allgs array at {ptr:#x} ({n} entries)"))?;
-        let mut addrs: Vec<u64> = raw
-            .chunks_exact(8)
-            .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
-            .filter(|&a| a != 0)
-            .collect();
-        // The runtime never lists a g twice; a damaged or crafted allgs might,
-        // and every duplicate would be decoded and unwound again.
-        addrs.sort_unstable();
-        addrs.dedup();
-        Ok(addrs)
+            .with_context(|| format!("reading allgs array at {ptr:#x} ({n} entries)"))
     }
 
     pub fn read_g(&self, addr: u64) -> MemResult<G> {
