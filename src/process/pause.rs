@@ -157,12 +157,10 @@ pub(super) fn pause(
         released: None,
         _not_send: PhantomData,
     };
-    if let Some(m) = marks {
-        m.recheck();
-    }
     let mut known: HashSet<i32> = HashSet::with_capacity(tids.len() * 2);
     let mut new_tids = tids;
     let mut round = 0;
+    let mut marks = marks;
     while !new_tids.is_empty() {
         round += 1;
         // Seize the round's threads (nothing stops yet)...
@@ -200,6 +198,11 @@ pub(super) fn pause(
         #[cfg(test)]
         if let Some(hook) = BEFORE_INTERRUPT.with(|h| h.get()) {
             hook(pid);
+        }
+        // (Seizing stops nothing: the marks are re-checked last before the
+        // first interrupt.)
+        if let Some(m) = marks.take() {
+            m.recheck();
         }
         // ...then interrupt them all at once, so they stop close together.
         for t in &mut g.tracees[first_new..] {

@@ -15,11 +15,14 @@
 //! goroutine code, and what it changes in goroutines it changes through the
 //! scheduler's queues (`injectglist`), which the caller compares itself.
 //!
-//! [`ThreadMarks::recheck`] reads the counts once more right before the
-//! threads are seized: what ran since the marks shows there, so the only
-//! run the check can miss is a thread woken in the microseconds between
-//! that re-read and its own stop, caught by the stop inside its next
-//! system call before it slept again.
+//! [`ThreadMarks::recheck`] reads the counts once more after the threads
+//! are seized (which stops nothing) and right before the first interrupt:
+//! what ran since the marks shows there. What the check cannot tell apart
+//! is a thread woken in the microseconds between that re-read and its own
+//! interrupt that ran, entered a system call and was interrupted in it
+//! before it slept again: switched in once, stopped in a system call, like
+//! a thread that slept throughout. The caller's comparison of the
+//! scheduler's state catches most of what such a run changes.
 
 use super::error::task_path;
 use crate::model::ThreadInfo;
@@ -141,7 +144,8 @@ impl ThreadMarks {
     }
 
     /// [`unchanged`](Self::unchanged), kept for [`verify`](Self::verify):
-    /// run by the pause right before it seizes the threads.
+    /// run by the pause once the threads are seized, right before the
+    /// first interrupt.
     pub fn recheck(&mut self) {
         self.rechecked = Some(self.unchanged());
     }
