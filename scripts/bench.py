@@ -134,10 +134,16 @@ def binary_open(gospy, go, work, repeat):
         p.wait()
 
 
-def start_fixture(exe, n, work, map_entries=None, buckets=None):
+def start_fixture(exe, n, work, map_entries=None, buckets=None, busy=False):
     d = tempfile.mkdtemp(dir=work)
     extra = [str(map_entries)] if map_entries else []
-    env = {**os.environ, "BENCH_BUCKETS": str(buckets)} if buckets else None
+    env = None
+    if buckets or busy:
+        env = dict(os.environ)
+        if buckets:
+            env["BENCH_BUCKETS"] = str(buckets)
+        if busy:
+            env["BENCH_BUSY"] = "1"
     p = subprocess.Popen([exe, str(n), d] + extra, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     deadline = time.monotonic() + 300
     while not os.path.exists(os.path.join(d, "ready")):
@@ -219,6 +225,31 @@ def tui_pause(gospy, exe, work, repeat, goroutines=1000, map_entries=100000):
         tui_sorted = sorted(tui)
         r["tui_refresh_median_ns"] = tui_sorted[len(tui_sorted) // 2]
         r["top_once_median_ns"] = once[len(once) // 2] if once else None
+    return r
+
+
+def busy_capture(gospy, exe, work, repeat, n):
+    """The pause at `n` parked goroutines when a thread of the target runs
+    during every capture (BENCH_BUSY: a goroutine waking every 100 us): the
+    quiet pre-read cannot be kept, so the pause reads every g struct itself."""
+    p, _ = start_fixture(exe, n, work, busy=True)
+    snap = os.path.join(work, "busy.gss")
+    pauses, why = [], []
+    try:
+        for _ in range(repeat):
+            rc, out, _, _ = run_measured([gospy, "capture", "--pid", str(p.pid), "-o", snap, "--json"])
+            if rc != 0:
+                continue
+            c = json.loads(out)
+            pauses.append(c["pause_ns"])
+            q = c.get("quiet") or {}
+            why.append(None if q.get("kept") else q.get("why_not"))
+    finally:
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait()
+    r = {"goroutines": n, "capture_pauses_ns": pauses, "pause_median_ns": median(pauses) if pauses else None,
+         "quiet_why_not": why}
+    print(f"busy target, {n} goroutines: pauses {', '.join(ms(x) for x in pauses)} (quiet pre-read not kept: {why})")
     return r
 
 
@@ -546,6 +577,8 @@ def main():
                                                       "peak_rss": max(rsss), "ok": ok}
             results["sizes"].append(r)
             print_row(r)
+        big_n = max(int(x) for x in args.sizes.split(","))
+        results["busy"] = busy_capture(gospy, exe, work, args.repeat, big_n)
         results["tui_pause"] = tui_pause(gospy, exe, work, args.repeat)
         results["heap_profile"] = heap_profile(gospy, exe, work, args.repeat)
         results["small_service"] = small_service(gospy, go, work, args.repeat)

@@ -258,7 +258,7 @@ fn hostile(version: &str) {
             .collect()
     };
     let clean = objects_in_process(base.clone(), bin.clone()).expect("clean capture");
-    for seed in 1..=12u64 {
+    for seed in 1..=16u64 {
         let mut cap = base.clone();
         let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
         let heap_ptrs: Vec<u64> = cap
@@ -300,7 +300,11 @@ fn hostile(version: &str) {
                         continue;
                     }
                     let ty = (types + rng.next() % (etypes - types).max(1)) & !7;
-                    let (w0, w1) = match seed % 4 {
+                    let (w0, w1) = match if seed > 12 { 4 } else { seed % 4 } {
+                        // A slice header: a pointer into the middle of a
+                        // heap object, a length of 2^30 (walked, it must be
+                        // cut to the object: an uncut one hung the walk).
+                        4 => (pick(&mut rng, &heap_ptrs) + 8, (1 << 30) + rng.next() % 1024),
                         // A descriptor (or a word inside one) before a heap pointer.
                         0 => (ty, pick(&mut rng, &heap_ptrs)),
                         // A heap pointer before a descriptor (a spilled pair).
@@ -315,7 +319,20 @@ fn hostile(version: &str) {
                 }
             }
         }
-        match objects_in_process(cap, bin.clone()) {
+        // A hang would otherwise hold the suite until CI's deadline.
+        let (done, wait) = std::sync::mpsc::channel::<()>();
+        let v = version.to_string();
+        std::thread::spawn(move || {
+            if wait.recv_timeout(std::time::Duration::from_secs(300))
+                == Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+            {
+                eprintln!("go {v} hostile seed {seed}: the object walk hangs (300 s)");
+                std::process::abort();
+            }
+        });
+        let res = objects_in_process(cap, bin.clone());
+        let _ = done.send(());
+        match res {
             Ok((d, n, w)) => {
                 // A hang guard, not a speed target (about 1 s at most on an
                 // idle machine, debug build; the suite's parallel tests can

@@ -64,7 +64,7 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
     let mut pre_gs = if opts.non_blocking || opts.heap || opts.full || p.pre.is_none() {
         None
     } else {
-        quiet::pre_read(&ld, &p, pause::MAX_WAIT_GOROUTINES, &mut stats).ok()
+        quiet::pre_read_quiet(&ld, &p, pause::MAX_WAIT_GOROUTINES, &mut stats)
     };
     let t_pause = Instant::now();
     // --non-blocking: nothing is stopped, threads have no registers.

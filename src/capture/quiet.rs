@@ -82,6 +82,48 @@ pub(super) struct PreGs {
     elapsed: Duration,
 }
 
+/// Tries of [`pre_read`] before the stop, while a try fails because a
+/// thread ran (a mostly idle service is quiet most of the time) and the
+/// tries so far took less than [`RETRY_WITHIN`].
+const TRIES: usize = 3;
+const RETRY_WITHIN: Duration = Duration::from_millis(50);
+
+/// [`pre_read`], retried (see [`TRIES`]) until one is still valid when it
+/// ends (no thread ran meanwhile). None: the pause reads everything.
+pub(super) fn pre_read_quiet(
+    ld: &Loaded,
+    p: &Prepared<'_>,
+    max_wait: usize,
+    stats: &mut CaptureStats,
+) -> Option<PreGs> {
+    let t0 = Instant::now();
+    for attempt in 1..=TRIES {
+        if let Ok(pg) = pre_read(ld, p, max_wait, stats) {
+            match pg.marks.unchanged() {
+                Ok(()) => {
+                    if let Some(q) = stats.quiet.as_mut() {
+                        q.tries = attempt;
+                    }
+                    return Some(pg);
+                }
+                Err(why) => {
+                    if let Some(q) = stats.quiet.as_mut() {
+                        q.why_not = Some(why);
+                    }
+                }
+            }
+        }
+        if let Some(q) = stats.quiet.as_mut() {
+            q.tries = attempt;
+        }
+        if t0.elapsed() >= RETRY_WITHIN {
+            break;
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    None
+}
+
 /// Marks the threads, then reads every g and the blocked-on objects of the
 /// first `max_wait` waiting ones, while the target runs. Err: why not (a
 /// thread runs now, so the pause would not keep it).

@@ -95,6 +95,9 @@ pub struct QuietStats {
     pub kept: bool,
     /// Why not (the first check that failed), or why none was tried.
     pub why_not: Option<String>,
+    /// Pre-reads tried before the stop (another when a thread ran during
+    /// one, see `quiet::TRIES`).
+    pub tries: usize,
     /// Threads marked; sysmon's thread, when found (left out).
     pub threads: usize,
     pub sysmon_tid: Option<i32>,

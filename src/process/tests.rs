@@ -1064,3 +1064,55 @@ fn panics_resume_the_target() {
     assert_running(pid);
     assert!(p.pause().unwrap().all_stopped());
 }
+
+/// The kernel facts `ThreadMarks` relies on, on a sleeping process: marked,
+/// seized and interrupted, it was switched in exactly once more (by the
+/// stop) and is stopped inside its interrupted system call.
+#[test]
+fn marks_of_a_sleeping_process_verify() {
+    let kid = Kid::spawn({
+        let mut c = Command::new("sleep");
+        c.arg("30");
+        c
+    });
+    let pid = kid.pid();
+    let p = Process::open(pid).unwrap();
+    assert!(eventually(Duration::from_secs(5), || p.state().ok() == Some('S')));
+    let mut marks = ThreadMarks::take(pid, None).unwrap();
+    assert_eq!(marks.len(), 1);
+    std::thread::sleep(Duration::from_millis(20));
+    let guard = p.pause_marked(&mut marks).unwrap();
+    let t = &guard.threads()[0];
+    assert!(in_interrupted_syscall(t), "sleep's thread: {:?}", t.regs);
+    assert_eq!(marks.verify(guard.threads()), Ok(()));
+    drop(guard);
+    assert_running(pid);
+    // Stopped and resumed since: marks taken before no longer verify.
+    let guard = p.pause_marked(&mut marks).unwrap();
+    let why = marks.verify(guard.threads()).unwrap_err();
+    assert!(why.contains("ran"), "{why}");
+}
+
+/// A process that runs: its marks are refused (running now), or do not
+/// verify at the pause.
+#[test]
+fn marks_of_a_running_process_do_not_verify() {
+    let kid = Kid::spawn({
+        let mut c = Command::new("sh");
+        c.args(["-c", "while :; do :; done"]);
+        c
+    });
+    let pid = kid.pid();
+    let p = Process::open(pid).unwrap();
+    for _ in 0..5 {
+        match ThreadMarks::take(pid, None) {
+            Err(why) => assert!(why.contains("running"), "{why}"),
+            Ok(mut marks) => {
+                std::thread::sleep(Duration::from_millis(20));
+                let guard = p.pause_marked(&mut marks).unwrap();
+                assert!(marks.verify(guard.threads()).is_err());
+            }
+        }
+    }
+    assert_running(pid);
+}

@@ -198,15 +198,16 @@ impl<'a, 'o> Propagation<'a, 'o> {
         }
     }
 
-    /// `obj` starting heap object `i`, its element counts cut to what the
-    /// object holds (counts come from the target's memory: a torn or
+    /// `obj` at `addr` inside heap object `i` (its start, or an interior
+    /// pointer), its element counts cut to what the object holds from
+    /// there (counts come from the target's memory: a torn or
     /// hostile slice length, bucket shift or channel count must not make
     /// the walk read past the object); None for a single value larger than
     /// the object (a hostile or unsafe-cast pointer: not this object's
     /// type).
-    fn clamp<M: Memory>(&mut self, mem: &M, i: usize, obj: Obj) -> Option<Obj> {
+    fn clamp<M: Memory>(&mut self, mem: &M, i: usize, addr: u64, obj: Obj) -> Option<Obj> {
         let o = &self.objs.objects[i];
-        let payload = o.size - (data_start(self.objs, i) - o.addr);
+        let payload = (o.addr + o.size).saturating_sub(addr);
         let fit = |n: u64, each: u64| n.min(payload.checked_div(each).unwrap_or(0));
         Some(match obj {
             Obj::Value(t) => {
@@ -393,13 +394,15 @@ impl<'a, 'o> Propagation<'a, 'o> {
         let Some(i) = find(self.objs, addr) else {
             return;
         };
+        // What the edge says is there is cut to what fits in the object
+        // from `addr` (hostile or stale counts: a slice length of 2^40).
+        let Some(obj) = self.clamp(mem, i, addr, obj) else {
+            return;
+        };
         if addr != data_start(self.objs, i) {
             self.push(addr, obj);
             return;
         }
-        let Some(obj) = self.clamp(mem, i, obj) else {
-            return;
-        };
         if out.of[i] == UNKNOWN {
             if let Some(id) = self.name_id(mem, &obj, names) {
                 out.of[i] = id;
