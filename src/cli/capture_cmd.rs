@@ -104,8 +104,14 @@ fn capture_to(a: &CaptureArgs, output: &std::path::Path) -> Result<()> {
         }))?;
     } else {
         // How many stacks the pause could leave to the pre-copy.
+        let quiet = stats.quiet.as_ref().is_some_and(|q| q.kept);
         let kept = match &stats.precopy {
+            Some(p) if p.kept > 0 && quiet => format!(
+                " (read before the pause: all goroutines, {} stacks)",
+                p.kept
+            ),
             Some(p) if p.kept > 0 => format!(" ({} stacks copied before the pause)", p.kept),
+            _ if quiet => " (read before the pause: all goroutines)".to_string(),
             _ => String::new(),
         };
         eprintln!(
