@@ -17,6 +17,17 @@ use common::*;
 /// runs from a private copy of its binary that is deleted before analysis,
 /// so the snapshot's embedded copy (--embed-binary) must be used.
 fn dump_matches_runtime(version: &str, pie: bool, embed: bool) {
+    dump_matches(version, pie, embed, false);
+}
+
+/// The fixture idle (no busy goroutine): captured through the quiet
+/// pre-read (its goroutines read before the stop, the pause proving that
+/// no thread ran since), whose dump must equal the runtime's just the same.
+fn dump_matches_runtime_quiet(version: &str, pie: bool) {
+    dump_matches(version, pie, false, true);
+}
+
+fn dump_matches(version: &str, pie: bool, embed: bool, idle: bool) {
     let Some(built) = try_build_fixture("goroutines", version, pie, "") else {
         return;
     };
@@ -31,7 +42,12 @@ fn dump_matches_runtime(version: &str, pie: bool, embed: bool) {
     } else {
         built
     };
-    let mut fx = Fixture::start(&binary);
+    let env: &[(&str, &str)] = if idle {
+        &[("GOSPY_FIXTURE_NO_BUSY", "1")]
+    } else {
+        &[]
+    };
+    let mut fx = Fixture::start_with_env(&binary, env);
     let oracle = fx.oracle();
 
     // Two snapshots back to back: the busy goroutine is "running" except for
@@ -39,9 +55,35 @@ fn dump_matches_runtime(version: &str, pie: bool, embed: bool) {
     // is used only if the first caught it in between.
     let extra: &[&str] = if embed { &["--embed-binary"] } else { &[] };
     let snaps = [work.path().join("a.gss"), work.path().join("b.gss")];
+    let mut quiet_kept = 0;
+    let mut kept_snap = None;
     for s in &snaps {
-        capture(fx.pid, s, extra);
+        if idle {
+            let out = gospy_ok([
+                "capture".as_ref(),
+                "--pid".as_ref(),
+                fx.pid.to_string().as_ref(),
+                "-o".as_ref(),
+                s.as_os_str(),
+                "--json".as_ref(),
+            ]);
+            let c: serde_json::Value = serde_json::from_str(&out).unwrap();
+            if c["quiet"]["kept"] == serde_json::json!(true) {
+                quiet_kept += 1;
+                kept_snap = Some(s.clone());
+            } else {
+                eprintln!("note: quiet pre-read not kept: {}", c["quiet"]);
+            }
+        } else {
+            capture(fx.pid, s, extra);
+        }
     }
+    // An idle process is quiet: at least one of the two captures (both,
+    // unless a thread happened to wake) went through the pre-read.
+    assert!(
+        !idle || quiet_kept > 0,
+        "go {version}: the idle fixture was never captured through the quiet pre-read"
+    );
     fx.kill();
     if embed {
         std::fs::remove_file(&binary).unwrap();
@@ -49,6 +91,11 @@ fn dump_matches_runtime(version: &str, pie: bool, embed: bool) {
 
     let busy_id = oracle.meta.busy_goroutine_id;
     let mut chosen = None;
+    // Idle: a capture that went through the quiet pre-read.
+    let snaps: Vec<PathBuf> = match (idle, kept_snap) {
+        (true, Some(k)) => vec![k],
+        _ => snaps.to_vec(),
+    };
     for s in &snaps {
         let d = dump(s, false);
         let busy_running = d.iter().any(|g| g.id == busy_id && g.status == "running");
@@ -202,4 +249,20 @@ fn dump_with_bin(snap: &Path, bin: &Path) -> Vec<DumpGoroutine> {
         "--json".as_ref(),
     ]);
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("bad JSON: {e}\n{out}"))
+}
+
+macro_rules! quiet_dump_tests {
+    ($($name:ident: $version:literal, pie = $pie:literal;)*) => {$(
+        #[test]
+        fn $name() {
+            dump_matches_runtime_quiet($version, $pie);
+        }
+    )*};
+}
+
+quiet_dump_tests! {
+    dump_matches_runtime_quiet_go1_21: "1.21", pie = false;
+    dump_matches_runtime_quiet_go1_23: "1.23", pie = false;
+    dump_matches_runtime_quiet_go1_25: "1.25", pie = true;
+    dump_matches_runtime_quiet_go1_27: "1.27", pie = false;
 }

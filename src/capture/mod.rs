@@ -53,19 +53,21 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<(Capture, Arc<Binary>,
     let mut stats = CaptureStats::default();
     let ld = plan::load(pid, opts, &mut stats)?;
     let mut p = plan::prepare(&ld, opts, &mut stats)?;
-    // The heap profile's records, read once last before the stop.
-    if let Some(pb) = &p.pre_buckets {
-        pb.warm(ld.pid, &mut stats);
-    }
     // Start rayon's threads now, not inside the pause.
     let _ = rayon::current_num_threads();
     // Every g struct and the blocked-on objects, read now; the pause keeps
     // them when no thread ran since (see `quiet`).
-    let mut pre_gs = if opts.non_blocking || opts.heap || opts.full || p.pre.is_none() {
+    let skip = opts.non_blocking || opts.heap || opts.full || opts.no_pre_read;
+    let mut pre_gs = if skip || p.pre.is_none() {
         None
     } else {
         quiet::pre_read_quiet(&ld, &p, pause::MAX_WAIT_GOROUTINES, &mut stats)
     };
+    // The heap profile's records, read once last before the stop (after
+    // the pre-read, whose megabytes would evict them from the cache).
+    if let Some(pb) = &p.pre_buckets {
+        pb.warm(ld.pid, &mut stats);
+    }
     let t_pause = Instant::now();
     // --non-blocking: nothing is stopped, threads have no registers.
     let guard = match (opts.non_blocking, pre_gs.as_mut()) {

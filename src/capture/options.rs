@@ -21,6 +21,9 @@ pub struct CaptureOptions {
     /// Never stop the target (`--non-blocking`): read it while it runs and
     /// validate each goroutine.
     pub non_blocking: bool,
+    /// Never keep goroutines read before the stop (`--no-pre-read`; see
+    /// `quiet`): the pause reads them all itself.
+    pub no_pre_read: bool,
     /// Read the heap profile's bucket list (`runtime.mbuckets`, off-heap;
     /// a few ms of pause per 10k buckets). Snapshots want it; live
     /// goroutine and heap reports do not, and skip it.

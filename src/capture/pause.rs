@@ -495,7 +495,15 @@ impl<'p, 'a> Rounds<'p, 'a> {
         if let (Some(pre), Some(r)) = (pre, walk.reached) {
             // The known buckets' records, in one round.
             let from = pre.known.index(r).unwrap_or(0);
-            let (pb, b) = read_counters(self.pid, pt, pre, from, &mut self.p.asm, self.stats);
+            let (pb, b) = read_counters(
+                self.pid,
+                pt,
+                pre,
+                from,
+                self.pre_kept,
+                &mut self.p.asm,
+                self.stats,
+            );
             known = pre.known.list.len() - from;
             buckets += known;
             bytes += b;

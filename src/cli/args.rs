@@ -214,6 +214,12 @@ pub struct CaptureArgs {
     /// or reused during the copy are dropped and counted (heap_validation)
     #[arg(long)]
     pub non_blocking: bool,
+    /// Read every goroutine inside the pause, even when the target is quiet
+    /// (by default a quiet target's goroutines are read just before the
+    /// stop and the pause only proves nothing ran since; see capture --json
+    /// `quiet`)
+    #[arg(long)]
+    pub no_pre_read: bool,
     /// Drop data contents (locals, non-runtime globals, label values, registers,
     /// arguments), keeping what goroutine, scheduler and heap analysis need
     #[arg(long)]

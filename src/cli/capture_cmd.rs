@@ -52,6 +52,7 @@ fn capture_to(a: &CaptureArgs, output: &std::path::Path) -> Result<()> {
         full: a.full,
         heap: a.heap,
         non_blocking: a.non_blocking,
+        no_pre_read: a.no_pre_read,
         redact: a.redact,
         mem_profile: true,
         ..Default::default()

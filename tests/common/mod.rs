@@ -976,12 +976,31 @@ pub fn capture(pid: u32, out_path: &Path, extra_args: &[&str]) {
     args.push("-o".as_ref());
     args.push(out_path.as_os_str());
     args.extend(extra_args.iter().map(OsStr::new));
-    gospy_ok(&args);
+    let json = !extra_args.contains(&"--json");
+    if json {
+        args.push("--json".as_ref());
+    }
+    let out = gospy_ok(&args);
     assert!(
         out_path.is_file(),
         "gospy capture exited 0 but did not write {}",
         out_path.display()
     );
+    // Which way the pause went (the quiet pre-read kept, or why not): both
+    // ways must give what the fixture's oracle says.
+    if let Some(q) = json
+        .then(|| serde_json::from_str::<serde_json::Value>(&out).ok())
+        .flatten()
+        .and_then(|c| c.get("quiet").cloned())
+    {
+        report(&format!(
+            "capture of pid {pid}: quiet pre-read {}",
+            match q["kept"].as_bool() {
+                Some(true) => "kept".to_string(),
+                _ => format!("not kept ({})", q["why_not"].as_str().unwrap_or("not tried")),
+            }
+        ));
+    }
 }
 
 /// Prints a result line that shows in the test output even when the test
