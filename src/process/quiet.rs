@@ -167,8 +167,10 @@ impl ThreadMarks {
                 threads.len()
             ));
         }
+        let by_tid: std::collections::HashMap<i32, &ThreadInfo> =
+            threads.iter().map(|t| (t.tid, t)).collect();
         for m in &self.marks {
-            let Some(t) = threads.iter().find(|t| t.tid == m.tid) else {
+            let Some(&t) = by_tid.get(&m.tid) else {
                 return Err(format!("thread {} is gone", m.tid));
             };
             if Some(m.tid) == self.excused {
