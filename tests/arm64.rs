@@ -512,10 +512,9 @@ fn heap_memstats(version: &str, pie: bool, ldflags: &str) {
             Ok(r) => r,
             Err(why) => return cannot(&why),
         };
-        let oracle: Value = serde_json::from_str(
-            &std::fs::read_to_string(run.dir.join("memstats.json")).unwrap(),
-        )
-        .unwrap();
+        let oracle: Value =
+            serde_json::from_str(&std::fs::read_to_string(run.dir.join("memstats.json")).unwrap())
+                .unwrap();
         let summary: Value =
             serde_json::from_str(&analyze(&run.core, &bin, &["summary", "--json"])).unwrap();
         let ms = summary["scheduler"]["ms_total"].as_u64().unwrap_or(0);

@@ -75,9 +75,12 @@ fn flip_runs(version: &str, burst_ms: Option<u32>) -> Option<Seen> {
         seen.dropped += s - k;
         match c["quiet"]["kept"].as_bool() {
             Some(true) => seen.quiet_kept += 1,
-            _ => seen
-                .quiet_not
-                .push(c["quiet"]["why_not"].as_str().unwrap_or("not tried").to_string()),
+            _ => seen.quiet_not.push(
+                c["quiet"]["why_not"]
+                    .as_str()
+                    .unwrap_or("not tried")
+                    .to_string(),
+            ),
         }
         let dump: Vec<Value> = serde_json::from_str(&gospy_ok([
             "analyze".as_ref(),

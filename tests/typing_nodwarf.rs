@@ -304,7 +304,10 @@ fn hostile(version: &str) {
                         // A slice header: a pointer into the middle of a
                         // heap object, a length of 2^30 (walked, it must be
                         // cut to the object: an uncut one hung the walk).
-                        4 => (pick(&mut rng, &heap_ptrs) + 8, (1 << 30) + rng.next() % 1024),
+                        4 => (
+                            pick(&mut rng, &heap_ptrs) + 8,
+                            (1 << 30) + rng.next() % 1024,
+                        ),
                         // A descriptor (or a word inside one) before a heap pointer.
                         0 => (ty, pick(&mut rng, &heap_ptrs)),
                         // A heap pointer before a descriptor (a spilled pair).

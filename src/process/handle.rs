@@ -214,10 +214,7 @@ impl NsIds {
         if self.pid.is_empty() {
             return Some(inner);
         }
-        self.tids
-            .iter()
-            .find(|(_, &i)| i == inner)
-            .map(|(&h, _)| h)
+        self.tids.iter().find(|(_, &i)| i == inner).map(|(&h, _)| h)
     }
 
     pub fn translate(&self, mut threads: Vec<ThreadInfo>) -> Vec<ThreadInfo> {

@@ -59,7 +59,12 @@ fn switched_in(f: &File) -> Option<u64> {
 /// The state letter of `/proc/PID/task/TID/stat`.
 fn state(pid: i32, tid: i32) -> Option<char> {
     let s = std::fs::read_to_string(task_path(pid, tid, "stat")).ok()?;
-    s.rsplit_once(')')?.1.split_whitespace().next()?.chars().next()
+    s.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .next()?
+        .chars()
+        .next()
 }
 
 /// A stopped thread's registers show it inside a system call that the stop
@@ -101,7 +106,8 @@ impl ThreadMarks {
                     None => return Err(format!("thread {tid}: no state")),
                 }
             }
-            let n = switched_in(&file).ok_or_else(|| format!("thread {tid}: schedstat unreadable"))?;
+            let n =
+                switched_in(&file).ok_or_else(|| format!("thread {tid}: schedstat unreadable"))?;
             marks.push(Mark {
                 tid,
                 file,

@@ -997,7 +997,10 @@ pub fn capture(pid: u32, out_path: &Path, extra_args: &[&str]) {
             "capture of pid {pid}: quiet pre-read {}",
             match q["kept"].as_bool() {
                 Some(true) => "kept".to_string(),
-                _ => format!("not kept ({})", q["why_not"].as_str().unwrap_or("not tried")),
+                _ => format!(
+                    "not kept ({})",
+                    q["why_not"].as_str().unwrap_or("not tried")
+                ),
             }
         ));
     }
