@@ -373,7 +373,7 @@ def small_service_targets(s):
 
 def objects_bench(gospy, go, work, repeat, mb=2048):
     """Issue 14: a generated heap of `mb` MiB (tests/fixtures/heapgen, two
-    objects per 240 bytes: 2 GiB is about 18M objects): the pause of
+    objects per 208 bytes: 2 GiB is about 20.6M objects): the pause of
     `capture --heap` and its "heap spans" phase, and the time and peak RSS of
     `analyze FILE objects`. Medians of `repeat`."""
     exe = os.path.join(work, "heapgen")

@@ -332,3 +332,105 @@ fn kernel_core_heap_profile_go1_25() {
 fn kernel_core_heap_profile_go1_26_pie() {
     kernel_core_matches("1.26", true);
 }
+
+/// Nothing to read (issue 13): a program that never links the runtime's
+/// profile readers. The globals fixture imports no runtime/pprof, so the
+/// linker drops runtime.MemProfile and sets runtime.disableMemoryProfiling
+/// (cmd/link lib.go; mprof.go: the rate is then 0 from the start); it never
+/// calls SetBlockProfileRate or SetMutexProfileFraction either. The oracle is
+/// the linker's own rule, checked on the symbol table of the plain build:
+/// no runtime.MemProfile. Each profile is refused in one line naming why,
+/// with a non-zero exit, and no output file is left behind.
+fn nothing_to_read(version: &str, ldflags: &str) {
+    let Some(binary) = try_build_fixture("globals", version, false, ldflags) else {
+        return;
+    };
+    let plain = build_fixture("globals", version, false, "");
+    let go = toolchain(version).expect("toolchain");
+    let nm = Command::new(&go)
+        .args(["tool", "nm"])
+        .arg(&plain)
+        .output()
+        .expect("go tool nm");
+    assert!(nm.status.success(), "go tool nm failed");
+    let syms = String::from_utf8_lossy(&nm.stdout);
+    assert!(
+        !syms.lines().any(|l| l.ends_with(" runtime.MemProfile")),
+        "go {version}: the globals fixture links runtime.MemProfile; it cannot serve as the no-profile program"
+    );
+    assert!(
+        syms.lines()
+            .any(|l| l.ends_with(" runtime.disableMemoryProfiling")),
+        "go {version}: no runtime.disableMemoryProfiling in the symbol table"
+    );
+    let work = tempfile::Builder::new()
+        .prefix("gospy-noprof-test-")
+        .tempdir()
+        .unwrap();
+    let fx = Fixture::start(&binary);
+    let snap = work.path().join("globals.gss");
+    capture(fx.pid, &snap, &[]);
+    let pid = fx.pid.to_string();
+    for (kind, why) in [
+        ("heap", "no heap profile: runtime.MemProfileRate is 0"),
+        ("allocs", "no heap profile: runtime.MemProfileRate is 0"),
+        ("block", "no block profile"),
+        ("mutex", "no mutex profile"),
+    ] {
+        let out = work.path().join(format!("{kind}.pb.gz"));
+        let snap_args = ["analyze".as_ref(), snap.as_os_str(), "pprof".as_ref()];
+        let live_args = [
+            "pprof".as_ref(),
+            "--pid".as_ref(),
+            std::ffi::OsStr::new(&pid),
+        ];
+        for args in [&snap_args[..], &live_args[..]] {
+            let mut a: Vec<&std::ffi::OsStr> = args.to_vec();
+            a.extend([kind.as_ref(), "-o".as_ref(), out.as_os_str()]);
+            let o = gospy(&a);
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert!(
+                !o.status.success(),
+                "go {version} {ldflags:?}: gospy {a:?} succeeded with nothing to read"
+            );
+            assert_eq!(
+                err.trim_end().lines().count(),
+                1,
+                "go {version} {ldflags:?}: gospy {a:?}: not one line:\n{err}"
+            );
+            assert!(
+                err.contains(why),
+                "go {version} {ldflags:?}: gospy {a:?}: the line does not say {why:?}:\n{err}"
+            );
+            assert!(
+                !out.exists(),
+                "go {version} {ldflags:?}: gospy {a:?} left {} behind",
+                out.display()
+            );
+        }
+    }
+    drop(fx);
+    report(&format!(
+        "nothing to read, go {version} {ldflags:?}: heap, allocs, block and mutex refused in one line each (snapshot and live)"
+    ));
+}
+
+#[test]
+fn nothing_to_read_go1_19() {
+    nothing_to_read("1.19", "");
+}
+
+#[test]
+fn nothing_to_read_go1_23() {
+    nothing_to_read("1.23", "");
+}
+
+#[test]
+fn nothing_to_read_go1_27() {
+    nothing_to_read("1.27", "");
+}
+
+#[test]
+fn nothing_to_read_no_symbols_go1_27() {
+    nothing_to_read("1.27", "-s -w");
+}
