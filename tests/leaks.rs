@@ -676,3 +676,84 @@ fn live_leaks_go1_27() {
     fx.kill();
     assert_eq!(last, want);
 }
+
+/// summary on a heap-complete snapshot of a heap with more objects than it
+/// analyses for its one line (the leaks fixture plus a 1.2M-object global
+/// list): the line says the analysis was not run and how to run it, the
+/// JSON says why, and `leaks` still finds exactly the fixture's leaks.
+fn summary_leaves_big_heaps_to_leaks(version: &str) {
+    let Some(bin) = try_build_fixture("leaks", version, false, "") else {
+        return;
+    };
+    const BALLAST: u64 = 1_200_000;
+    let what = format!("go {version}, {BALLAST} ballast objects");
+    let work = tempfile::tempdir().unwrap();
+    let snap = work.path().join("h.gss");
+    let mut fx = Fixture::start_with_env(&bin, &[("GOSPY_LEAKS_BALLAST", "1200000")]);
+    let meta = wait_ready(&mut fx);
+    let text = std::fs::read_to_string(fx.dir.path().join("meta.json")).unwrap();
+    let heap_objects = serde_json::from_str::<Value>(&text).unwrap()["heap_objects"]
+        .as_u64()
+        .expect("meta.json heap_objects");
+    assert!(
+        heap_objects > BALLAST,
+        "{what}: the fixture's HeapObjects {heap_objects}"
+    );
+    capture_quiet(&fx, &snap);
+    fx.kill();
+    let summary = gospy_ok(["analyze".as_ref(), snap.as_os_str(), "summary".as_ref()]);
+    let line = summary
+        .lines()
+        .find(|l| l.starts_with("Leak analysis: "))
+        .unwrap_or_else(|| panic!("{what}: no leak line:\n{summary}"));
+    let n: u64 = line
+        .strip_prefix("Leak analysis: not run by summary on a heap of ")
+        .and_then(|r| r.split_once(' '))
+        .and_then(|(n, _)| n.parse().ok())
+        .unwrap_or_else(|| panic!("{what}: {line:?}"));
+    // gospy's count is the runtime's own (MemStats) at the capture; the
+    // fixture's ReadMemStats came just before it (a few allocations apart).
+    assert!(
+        n > BALLAST && n.abs_diff(heap_objects) < 10_000,
+        "{what}: {n} objects in {line:?}, the fixture's HeapObjects {heap_objects}"
+    );
+    assert!(
+        line.ends_with("`gospy analyze FILE leaks` runs it"),
+        "{what}: {line:?}"
+    );
+    let js: Value = serde_json::from_str(&gospy_ok([
+        "analyze".as_ref(),
+        snap.as_os_str(),
+        "summary".as_ref(),
+        "--json".as_ref(),
+    ]))
+    .unwrap();
+    assert!(
+        js["leaks_not_run"].is_string(),
+        "{what}: {}",
+        js["leaks_not_run"]
+    );
+    assert!(
+        js.get("leaks_found").is_none(),
+        "{what}: {}",
+        js["leaks_found"]
+    );
+    let (ids, js) = leaked_ids(&snap);
+    let mut want = meta.leaked_ids.clone();
+    want.sort_unstable();
+    assert_eq!(ids, want, "{what}: leaks --json vs the fixture's:\n{js:#}");
+    report(&format!(
+        "{what}: summary defers to leaks ({n} objects); leaks found the fixture's {} leaked",
+        want.len()
+    ));
+}
+
+#[test]
+fn summary_leaves_big_heaps_to_leaks_go1_19() {
+    summary_leaves_big_heaps_to_leaks("1.19");
+}
+
+#[test]
+fn summary_leaves_big_heaps_to_leaks_go1_27() {
+    summary_leaves_big_heaps_to_leaks("1.27");
+}
