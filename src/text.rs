@@ -68,8 +68,50 @@ pub fn push_hex(out: &mut String, v: u64) {
     out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or("?"));
 }
 
+/// An error and its causes on one line, `a: b: c`, leaving out a cause
+/// whose text is already there (an error that prints its source, as
+/// `SnapshotError::Io` does, would otherwise repeat it).
+pub fn error_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for c in e.chain() {
+        let t = c.to_string();
+        if line.contains(&t) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&t);
+    }
+    line
+}
+
 #[cfg(test)]
 mod tests {
+    /// An error whose message already holds its source's.
+    #[derive(Debug)]
+    struct Wrapped(std::io::Error);
+    impl std::fmt::Display for Wrapped {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "cannot open x.gss: {}", self.0)
+        }
+    }
+    impl std::error::Error for Wrapped {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn error_line_says_each_cause_once() {
+        let io = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let e = anyhow::Error::new(Wrapped(io)).context("x.gss");
+        assert_eq!(
+            super::error_line(&e),
+            "x.gss: cannot open x.gss: entity not found"
+        );
+    }
+
     #[test]
     fn push_hex_matches_format() {
         for v in [0u64, 1, 0xf, 0x10, 0xdead_beef, u64::MAX] {

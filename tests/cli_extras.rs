@@ -136,3 +136,26 @@ fn colour_only_on_a_terminal() {
         "colour despite NO_COLOR:\n{plain}"
     );
 }
+
+/// A file that is not there: one line, exit 4 (bad input), the system's
+/// reason said once.
+#[test]
+fn missing_file_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("absent.gss");
+    for cmd in ["summary", "dump", "info"] {
+        let out = if cmd == "info" {
+            gospy([cmd.as_ref(), f.as_os_str()])
+        } else {
+            gospy(["analyze".as_ref(), f.as_os_str(), cmd.as_ref()])
+        };
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(4), "{cmd}: {out:?}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{cmd}: {err}");
+        assert_eq!(
+            err.matches("No such file or directory").count(),
+            1,
+            "{cmd}: {err}"
+        );
+    }
+}

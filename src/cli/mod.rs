@@ -119,8 +119,7 @@ pub fn main() -> i32 {
             }) {
                 return exit::OK;
             }
-            let msg: Vec<String> = e.chain().map(|c| c.to_string()).collect();
-            eprintln!("gospy: error: {}", msg.join(": "));
+            eprintln!("gospy: error: {}", crate::text::error_line(&e));
             class
         }
     }

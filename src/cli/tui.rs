@@ -356,8 +356,7 @@ pub fn run(o: &TuiOptions) -> Result<()> {
                         app.refreshes += 1;
                     }
                     Err(e) => {
-                        let msg: Vec<String> = e.chain().map(|c| c.to_string()).collect();
-                        app.error = Some(msg.join(": "));
+                        app.error = Some(crate::text::error_line(&e));
                     }
                 }
             }
