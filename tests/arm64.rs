@@ -660,6 +660,62 @@ fn retain_owners(version: &str, ldflags: &str) {
     report(&format!("{what}: {}", lines.join(", ")));
 }
 
+/// Finalizer and cleanup roots (Go 1.25+: the cleanups fixture, whose
+/// cleanup queue sits after two 128-byte cache-line pads on arm64, and
+/// `runtime.allfin` / `runtime.gcCleanups` recovered from arm64 code when
+/// stripped) on a qemu core: each named and retaining the fixture's own
+/// bytes within 1%.
+fn specials_arm64(version: &str, ldflags: &str) {
+    if let Some(why) = qemu_missing() {
+        return cannot(&why);
+    }
+    let Some(bin) = try_build_fixture_env("cleanups", version, false, ldflags, ARM64) else {
+        return;
+    };
+    let what = format!("arm64 go {version} ldflags={ldflags:?} specials");
+    // The fixture's one-shot measure of its queued cleanup is noisy when the
+    // runtime started a thread meanwhile: run it again (3 times at most).
+    for attempt in 1..=3 {
+        let run = match run_to_core(&bin, &[]) {
+            Ok(r) => r,
+            Err(why) => return cannot(&why),
+        };
+        let expect: Value =
+            serde_json::from_str(&std::fs::read_to_string(run.dir.join("expect.json")).unwrap())
+                .unwrap();
+        if expect["noisy"].as_bool() == Some(true) && attempt < 3 {
+            report(&format!(
+                "{what}: the fixture's own measure was noisy: again"
+            ));
+            continue;
+        }
+        let got: Value = serde_json::from_str(&analyze(
+            &run.core,
+            &bin,
+            &["retain", "--top", "100", "--json"],
+        ))
+        .unwrap();
+        let lines = common::specials::check_specials(&what, &got, &expect);
+        report(&format!("{what}: {}", lines.join(", ")));
+        return;
+    }
+}
+
+#[test]
+fn specials_go1_25_stripped() {
+    specials_arm64("1.25", "-s -w");
+}
+
+#[test]
+fn specials_go1_27() {
+    specials_arm64("1.27", "");
+}
+
+#[test]
+fn specials_go1_27_stripped() {
+    specials_arm64("1.27", "-s -w");
+}
+
 macro_rules! arm64_tests {
     ($($name:ident: $v:literal;)*) => {$(
         mod $name {

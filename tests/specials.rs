@@ -23,6 +23,7 @@
 
 mod common;
 
+use common::specials::check_specials;
 use common::*;
 use serde_json::Value;
 use std::ffi::OsStr;
@@ -44,25 +45,6 @@ fn retain_json(snap: &Path) -> Value {
     ])
 }
 
-/// (root name, retained bytes) of every root listed.
-fn roots(v: &Value) -> Vec<(String, u64)> {
-    v["roots"]
-        .as_array()
-        .expect("roots")
-        .iter()
-        .map(|r| {
-            (
-                r["root"].as_str().unwrap().to_string(),
-                r["retained_bytes"].as_u64().unwrap(),
-            )
-        })
-        .collect()
-}
-
-fn close(a: u64, b: u64) -> bool {
-    (a as f64 - b as f64).abs() <= 0.01 * b as f64
-}
-
 /// The fixture for a Go version: cleanups exist from Go 1.24.
 fn fixture_for(version: &str) -> &'static str {
     let minor: u32 = version
@@ -81,67 +63,6 @@ fn capture_fixture(version: &str, pie: bool, ldflags: &str, core: bool) -> Optio
     heap_capture(fixture_for(version), version, pie, ldflags, core)
 }
 
-/// Checks each finalizer and cleanup of the fixture: its root, named, with
-/// the fixture's retained bytes. Returns one line per special.
-fn check_specials(
-    what: &str,
-    got: &Value,
-    expect: &Value,
-    cleanup_queue_named: bool,
-) -> Vec<String> {
-    let rs = roots(got);
-    let mut lines = Vec::new();
-    // The queued cleanup: one root per function.
-    if let Some(q) = expect["queued_cleanups"].as_array().and_then(|v| v.first()) {
-        let want = q["retained"].as_u64().unwrap();
-        let name = "runtime: queued cleanup (main.queueCleanup.func1)";
-        match rs.iter().find(|(n, _)| n == name) {
-            Some((_, bytes)) => {
-                assert!(
-                    close(*bytes, want),
-                    "{what}: {name} retains {bytes} bytes, the fixture computed {want}"
-                );
-                lines.push(format!("{name} {bytes} (fixture {want})"));
-            }
-            // Without a symbol table, Go 1.25+'s runtime.gcCleanups is
-            // not found (not recovered from code).
-            None if !cleanup_queue_named => {}
-            None => panic!("{what}: no root {name:?} (want {want} bytes); roots: {rs:?}"),
-        }
-    }
-    for (key, prefix, func) in [
-        (
-            "finalizers",
-            "runtime: finalizer for *main.Res ",
-            "main.setFinalizer.func1",
-        ),
-        ("cleanups", "runtime: cleanup for ", "main.addCleanup.func1"),
-        (
-            "queued",
-            "runtime: queued finalizer for *main.Res ",
-            "main.queueFinalizer.func1",
-        ),
-    ] {
-        let Some(list) = expect[key].as_array() else {
-            continue;
-        };
-        for s in list {
-            let obj = s["object"].as_u64().unwrap();
-            let want = s["retained"].as_u64().unwrap();
-            let name = format!("{prefix}{obj:#x} ({func})");
-            let Some((_, bytes)) = rs.iter().find(|(n, _)| *n == name) else {
-                panic!("{what}: no root {name:?} (want {want} bytes); roots: {rs:?}");
-            };
-            assert!(
-                close(*bytes, want),
-                "{what}: {name} retains {bytes} bytes, the fixture computed {want}"
-            );
-            lines.push(format!("{name} {bytes} (fixture {want})"));
-        }
-    }
-    lines
-}
-
 fn specials(version: &str, pie: bool, ldflags: &str) {
     let Some(c) = capture_fixture(version, pie, ldflags, false) else {
         return;
@@ -149,7 +70,7 @@ fn specials(version: &str, pie: bool, ldflags: &str) {
     let what = format!("go {version} pie={pie} ldflags={ldflags:?}");
     let got = retain_json(&c.snap);
     assert_eq!(got["conservative"], serde_json::json!(false), "{what}");
-    let lines = check_specials(&what, &got, &c.expect, !ldflags.contains("-s"));
+    let lines = check_specials(&what, &got, &c.expect);
     report(&format!("{what}: {}", lines.join(", ")));
     // The path to the largest finalizer's buffer starts at its root.
     let last = c.expect["finalizers"].as_array().unwrap().last().unwrap();
@@ -195,6 +116,8 @@ specials_tests! {
     specials_go1_22_stripped: "1.22", pie = false, "-s -w";
     specials_go1_27_stripped: "1.27", pie = false, "-s -w";
     specials_go1_27_pie_stripped: "1.27", pie = true, "-s -w";
+    specials_go1_25_stripped: "1.25", pie = false, "-s -w";
+    specials_go1_26_pie_stripped: "1.26", pie = true, "-s -w";
 }
 
 /// A gcore core of the fixture gives the same finalizer and cleanup roots
@@ -219,8 +142,8 @@ fn core_same(version: &str) {
     };
     let what = format!("go {version} core");
     let core = c.core.clone().unwrap();
-    let a = check_specials(&what, &retain_json(&c.snap), &c.expect, true);
-    let b = check_specials(&what, &retain_json(&core), &c.expect, true);
+    let a = check_specials(&what, &retain_json(&c.snap), &c.expect);
+    let b = check_specials(&what, &retain_json(&core), &c.expect);
     let _ = std::fs::remove_file(&core);
     assert_eq!(a, b, "{what}: --heap capture vs core");
     report(&format!("{what}: same specials as the --heap capture"));
@@ -429,7 +352,7 @@ fn layout_tables_match_dwarf() {
             "go {version}: runtime.finalizer layout"
         );
         // The cleanup queue (1.25+).
-        if let Some(cq) = CleanupQueueLayout::for_version(bin.go) {
+        if let Some(cq) = CleanupQueueLayout::for_version(bin.go, bin.elf.arch) {
             let cb = "runtime.cleanupBlock";
             assert_eq!(
                 (
@@ -458,14 +381,15 @@ fn layout_tables_match_dwarf() {
 }
 
 /// `runtime.allfin` recovered from `runtime.queuefinalizer`'s code (for
-/// `-s` builds) is where the symbol table says, on every toolchain, PIE
-/// and not.
+/// `-s` builds) is where the symbol table says, on every toolchain: amd64
+/// PIE and not, and arm64.
 #[test]
 fn allfin_recovered_matches_symtab() {
     let mut checked = Vec::new();
     for (version, _) in toolchains() {
-        for pie in [false, true] {
-            let Some(path) = try_build_fixture("goroutines", version, pie, "") else {
+        for (pie, arch) in [(false, "amd64"), (true, "amd64"), (false, "arm64")] {
+            let env = [("GOARCH", arch)];
+            let Some(path) = try_build_fixture_env("goroutines", version, pie, "", &env) else {
                 continue;
             };
             let bin = gospy::binary::Binary::from_path(&path).expect("load fixture");
@@ -477,10 +401,62 @@ fn allfin_recovered_matches_symtab() {
             assert_eq!(
                 gospy::goruntime::version::specials::recover_allfin(&bin),
                 want,
-                "go {version} pie={pie}: runtime.allfin recovered from code"
+                "go {version} {arch} pie={pie}: runtime.allfin recovered from code"
             );
-            checked.push(format!("{version}{}", if pie { " pie" } else { "" }));
+            checked.push(format!("{version} {arch}{}", if pie { " pie" } else { "" }));
         }
     }
     report(&format!("runtime.allfin recovered from code: {checked:?}"));
+}
+
+/// `runtime.gcCleanups` (Go 1.25+) recovered from `runtime.markroot`'s
+/// code (for `-s` builds, after `runtime.allfin` from its own code) is
+/// where the symbol table says, on every toolchain from 1.25: amd64 PIE
+/// and not, and arm64.
+#[test]
+fn gc_cleanups_recovered_matches_symtab() {
+    use gospy::goruntime::version::specials::{
+        recover_allfin, recover_gc_cleanups, CleanupQueueLayout,
+    };
+    let mut checked = Vec::new();
+    for (version, _) in toolchains() {
+        if go_minor(version) < (1, 25) {
+            continue;
+        }
+        for (pie, arch) in [(false, "amd64"), (true, "amd64"), (false, "arm64")] {
+            let env = [("GOARCH", arch)];
+            let Some(path) = try_build_fixture_env("cleanups", version, pie, "", &env) else {
+                continue;
+            };
+            let bin = gospy::binary::Binary::from_path(&path).expect("load fixture");
+            let want = bin.elf.symbols().get("runtime.gcCleanups").map(|s| s.0);
+            assert!(
+                want.is_some(),
+                "go {version}: runtime.gcCleanups not in the symbol table"
+            );
+            // The queue's layout on this architecture, against DWARF.
+            let cq = CleanupQueueLayout::for_version(bin.go, bin.elf.arch).expect("1.25+");
+            assert_eq!(
+                bin.dwarf()
+                    .expect("DWARF")
+                    .offset_of("runtime.cleanupQueue", "all"),
+                Some(cq.all),
+                "go {version} {arch}: runtime.cleanupQueue.all"
+            );
+            let allfin = recover_allfin(&bin).expect("runtime.allfin recovered");
+            assert_eq!(
+                recover_gc_cleanups(&bin, allfin),
+                want,
+                "go {version} {arch} pie={pie}: runtime.gcCleanups recovered from code"
+            );
+            checked.push(format!("{version} {arch}{}", if pie { " pie" } else { "" }));
+        }
+    }
+    assert!(
+        !checked.is_empty() || std::env::var_os("CI").is_none(),
+        "no Go 1.25+ toolchain"
+    );
+    report(&format!(
+        "runtime.gcCleanups recovered from code: {checked:?}"
+    ));
 }

@@ -19,6 +19,7 @@ use tempfile::TempDir;
 
 pub mod dumpcmp;
 pub mod owners;
+pub mod specials;
 pub mod tmux;
 
 /// The crate root (where Cargo.toml is).

@@ -434,12 +434,22 @@ pub fn queued_finalizers(mem: &impl Memory, allfin: u64) -> (Vec<QueuedFinalizer
 }
 
 /// `runtime.gcCleanups.all`'s address (bias applied) and the layout, Go
-/// 1.25+ with the global named (symbol table or DWARF).
+/// 1.25+: the global from the symbol table or DWARF, else recovered from
+/// the runtime's code.
 pub fn cleanup_queue(
     t: &crate::goruntime::Target,
 ) -> Option<(u64, crate::goruntime::version::specials::CleanupQueueLayout)> {
-    let l = crate::goruntime::version::specials::CleanupQueueLayout::for_version(t.bin.go)?;
-    let q = crate::goruntime::version::globals::global_addr(&t.bin, "runtime.gcCleanups")?;
+    use crate::goruntime::version::{globals, specials};
+    let l = specials::CleanupQueueLayout::for_version(t.bin.go, t.bin.elf.arch)?;
+    let bin = &t.bin;
+    let q = globals::global_addr(bin, "runtime.gcCleanups").or_else(|| {
+        if bin.elf.has_symtab() {
+            return None;
+        }
+        let allfin = globals::global_addr(bin, "runtime.allfin")
+            .or_else(|| specials::recover_allfin(bin))?;
+        specials::recover_gc_cleanups(bin, allfin)
+    })?;
     Some((t.rt(q) + l.all, l))
 }
 

@@ -124,22 +124,12 @@ impl FinBlockLayout {
     }
 }
 
-/// `runtime.allfin` (link-time) from the code of `runtime.queuefinalizer`,
-/// for executables without a symbol table. Every version 1.19–1.27:
-///
-/// ```text
-/// if finc == nil {
-///     finc = (*finBlock)(persistentalloc(...))  // MOVQ reg, finc (its first 8-byte store)
-///     finc.alllink = allfin                     // MOVQ allfin, reg
-///     allfin = finc                             // MOVQ reg, allfin
-/// ```
-///
-/// so `allfin` is the first other global loaded after the first store, and
-/// stored right after (tests/specials.rs checks it against the symbol table).
-pub fn recover_allfin(bin: &Binary) -> Option<u64> {
-    use crate::binary::x86::{self, Kind};
+/// The writable globals a runtime function refers to, in code order:
+/// (load or store, bytes, address). x86-64 and arm64 code alike.
+fn global_refs(bin: &Binary, func: &str) -> Option<Vec<(crate::binary::x86::Kind, u8, u64)>> {
+    use crate::binary::x86;
     let pcln = &bin.pcln;
-    let f = pcln.func_by_name("runtime.queuefinalizer")?;
+    let f = pcln.func_by_name(func)?;
     let len = pcln.func_end(&f).checked_sub(f.entry)?.min(256 << 10);
     let code = bin.elf.vaddr_tail(f.entry)?;
     let code = code.get(..len as usize).unwrap_or(code);
@@ -153,11 +143,62 @@ pub fn recover_allfin(bin: &Binary) -> Option<u64> {
             .iter()
             .any(|s| s.writable && a >= s.vaddr && a < s.vaddr + s.memsz)
     };
-    let refs: Vec<(Kind, u8, u64)> = x86::rip_refs(&insns)
-        .filter(|(_, t)| writable(*t))
-        .map(|(i, t)| (i.kind, i.size, t))
-        .collect();
-    let first_store = refs.iter().position(|r| r.0 == Kind::Store && r.1 == 8)?;
+    Some(
+        x86::rip_refs(&insns)
+            .filter(|(_, t)| writable(*t))
+            .map(|(i, t)| (i.kind, i.size, t))
+            .collect(),
+    )
+}
+
+/// `runtime.gcCleanups` (link-time, Go 1.25+) from the code of
+/// `runtime.markroot`, for executables without a symbol table. Its
+/// `fixedRootFinalizers` case walks the finalizer blocks, then its
+/// `fixedRootCleanups` case the cleanup blocks (1.25–1.27):
+///
+/// ```text
+/// for fb := allfin; fb != nil; fb = fb.alllink {            // MOVQ allfin, reg
+/// ...
+/// for cb := (*cleanupBlock)(gcCleanups.all.Load()); ...     // MOVQ gcCleanups+all, reg
+/// ```
+///
+/// so `gcCleanups.all` is the next global loaded (x86-64: `MOVQ`) or
+/// addressed (arm64: `ADRP`+`ADD`, then `LDAR`) after the load of `allfin`
+/// (tests/specials.rs checks it against the symbol table, amd64 and arm64).
+pub fn recover_gc_cleanups(bin: &Binary, allfin: u64) -> Option<u64> {
+    use crate::binary::x86::Kind;
+    let l = CleanupQueueLayout::for_version(bin.go, bin.elf.arch)?;
+    let refs = global_refs(bin, "runtime.markroot")?;
+    let i = refs
+        .iter()
+        .position(|r| r.0 == Kind::Load && r.1 == 8 && r.2 == allfin)?;
+    let all = refs[i + 1..]
+        .iter()
+        .find(|r| (r.0 == Kind::Load && r.1 == 8 || r.0 == Kind::Lea) && r.2 != allfin)?
+        .2;
+    all.checked_sub(l.all)
+}
+
+/// `runtime.allfin` (link-time) from the code of `runtime.queuefinalizer`,
+/// for executables without a symbol table. Every version 1.19–1.27:
+///
+/// ```text
+/// if finc == nil {
+///     finc = (*finBlock)(persistentalloc(...))  // MOVQ reg, finc (its first 8-byte store)
+///     finc.alllink = allfin                     // MOVQ allfin, reg
+///     allfin = finc                             // MOVQ reg, allfin
+/// ```
+///
+/// so `allfin` is the first other global loaded after the first store, and
+/// stored right after (tests/specials.rs checks it against the symbol table).
+pub fn recover_allfin(bin: &Binary) -> Option<u64> {
+    use crate::binary::x86::Kind;
+    let refs = global_refs(bin, "runtime.queuefinalizer")?;
+    // arm64: the store of persistentalloc's result can decode as StoreImm
+    // (its register held a constant before the call).
+    let first_store = refs
+        .iter()
+        .position(|r| matches!(r.0, Kind::Store | Kind::StoreImm) && r.1 == 8)?;
     let finc = refs[first_store].2;
     let rest = &refs[first_store + 1..];
     let k = rest
@@ -178,7 +219,8 @@ pub fn recover_allfin(bin: &Binary) -> Option<u64> {
 /// against DWARF by tests/specials.rs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CleanupQueueLayout {
-    /// `cleanupQueue.all` (after two cache-line-padded stacks).
+    /// `cleanupQueue.all` (after two cache-line-padded stacks: 128 on
+    /// amd64, 256 on arm64).
     pub all: u64,
     /// `cleanupBlockSize`.
     pub block_size: u64,
@@ -192,9 +234,15 @@ pub struct CleanupQueueLayout {
 impl CleanupQueueLayout {
     /// The layout of `go`; None before 1.25 (cleanups then wait in the
     /// finalizer queue).
-    pub fn for_version(go: GoVersion) -> Option<CleanupQueueLayout> {
+    pub fn for_version(go: GoVersion, arch: crate::model::Arch) -> Option<CleanupQueueLayout> {
+        // `all` follows two stacks each padded to cpu.CacheLinePadSize: 64
+        // bytes on amd64, 128 on arm64.
+        let pad = match arch {
+            crate::model::Arch::X86_64 => 64,
+            crate::model::Arch::Aarch64 => 128,
+        };
         go.at_least(1, 25).then(|| CleanupQueueLayout {
-            all: 128,
+            all: 2 * pad,
             block_size: 512,
             alllink: 16,
             n: 24,
