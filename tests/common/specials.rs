@@ -2,26 +2,8 @@
 //! checked against the fixture's own expect.json (tests/specials.rs,
 //! tests/arm64.rs).
 
+use super::owners::{close, roots};
 use serde_json::Value;
-
-/// (root name, retained bytes) of every root listed.
-pub fn roots(v: &Value) -> Vec<(String, u64)> {
-    v["roots"]
-        .as_array()
-        .expect("roots")
-        .iter()
-        .map(|r| {
-            (
-                r["root"].as_str().unwrap().to_string(),
-                r["retained_bytes"].as_u64().unwrap(),
-            )
-        })
-        .collect()
-}
-
-pub fn close(a: u64, b: u64) -> bool {
-    (a as f64 - b as f64).abs() <= 0.01 * b as f64
-}
 
 /// Checks each finalizer and cleanup of the fixture: its root, named, with
 /// the fixture's retained bytes. Returns one line per special.
