@@ -271,18 +271,7 @@ fn contention_globals_from_code() {
 
 /// A gcore core of the fixture gives its block and mutex profiles too.
 fn gcore_block_profiles_match(version: &str, pie: bool, ldflags: &str) {
-    let gcore = std::process::Command::new("gcore")
-        .arg("-h")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok();
-    if !gcore {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "gcore (gdb) is not installed"
-        );
-        println!("SKIP: gcore (gdb) not installed");
+    if !have_gcore() {
         return;
     }
     let Some(binary) = try_build_fixture("contend", version, pie, ldflags) else {
@@ -293,20 +282,8 @@ fn gcore_block_profiles_match(version: &str, pie: bool, ldflags: &str) {
         .tempdir()
         .unwrap();
     let mut fx = Fixture::start(&binary);
-    let out = std::process::Command::new("gcore")
-        .arg("-o")
-        .arg(work.path().join("core"))
-        .arg(fx.pid.to_string())
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("running gcore");
-    let core = work.path().join(format!("core.{}", fx.pid));
+    let core = gcore(fx.pid, work.path());
     fx.kill();
-    assert!(
-        core.is_file(),
-        "gcore wrote no core: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let mut problems = Vec::new();
     for kind in ["block", "mutex"] {
         let got_file = work.path().join(format!("{kind}.pb.gz"));

@@ -9,22 +9,6 @@ use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-fn have_gcore() -> bool {
-    let ok = Command::new("gcore")
-        .arg("-h")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok(); // it prints its usage and exits 2: what matters is that it runs
-    if !ok {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("gcore (gdb) is not installed");
-        }
-        println!("SKIP: gcore (gdb) not installed");
-    }
-    ok
-}
-
 fn analyze_json(file: &Path, bin: Option<&Path>, what: &[&str]) -> Value {
     let mut args: Vec<&std::ffi::OsStr> = vec!["analyze".as_ref(), file.as_os_str()];
     if let Some(b) = bin {
@@ -67,23 +51,10 @@ fn core_matches_capture(version: &str, pie: bool, ldflags: &str) {
         .tempdir()
         .unwrap();
     let snap = work.path().join("snap.gss");
-    let prefix = work.path().join("core");
     let mut fx = Fixture::start(&bin);
     capture(fx.pid, &snap, &[]);
-    let out = Command::new("gcore")
-        .arg("-o")
-        .arg(&prefix)
-        .arg(fx.pid.to_string())
-        .stdin(Stdio::null())
-        .output()
-        .expect("running gcore");
-    let core = work.path().join(format!("core.{}", fx.pid));
+    let core = gcore(fx.pid, work.path());
     fx.kill();
-    assert!(
-        core.is_file(),
-        "gcore wrote no core: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 
     let from_snap = by_id(&analyze_json(&snap, None, &["dump", "--json", "--all"]));
     // The executable from the core's NT_FILE note (no --bin).

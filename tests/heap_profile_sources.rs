@@ -22,7 +22,7 @@ use common::*;
 use prof::{differences, parse_raw, pprof_raw};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 /// `analyze FILE [--bin BIN] pprof heap -o OUT`, compared with the
@@ -121,22 +121,6 @@ default_rate_tests! {
     default_rate_no_symbols_go1_26: "1.26", pie = false, "-s -w";
 }
 
-fn have_gcore() -> bool {
-    let ok = Command::new("gcore")
-        .arg("-h")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    if !ok {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("gcore (gdb) is not installed");
-        }
-        println!("SKIP: gcore (gdb) not installed");
-    }
-    ok
-}
-
 /// A gcore core of the running fixture, and a capture of it: both give the
 /// fixture's own heap profile.
 fn gcore_matches(version: &str, pie: bool, ldflags: &str) {
@@ -153,20 +137,8 @@ fn gcore_matches(version: &str, pie: bool, ldflags: &str) {
     let mut fx = Fixture::start(&binary);
     let snap = work.path().join("snap.gss");
     capture(fx.pid, &snap, &[]);
-    let out = Command::new("gcore")
-        .arg("-o")
-        .arg(work.path().join("core"))
-        .arg(fx.pid.to_string())
-        .stdin(Stdio::null())
-        .output()
-        .expect("running gcore");
-    let core = work.path().join(format!("core.{}", fx.pid));
+    let core = gcore(fx.pid, work.path());
     fx.kill();
-    assert!(
-        core.is_file(),
-        "gcore wrote no core: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let mut problems = Vec::new();
     let (p, n) = compare_heap(&core, None, fx.dir.path(), &work.path().join("core.pb.gz"));
     problems.extend(p.into_iter().map(|p| format!("gcore core: {p}")));

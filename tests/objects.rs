@@ -340,19 +340,7 @@ fn hostile_heap_go1_27() {
 /// A gcore core of the quiet fixture gives the same objects as a `--heap`
 /// capture of it (cores are heap-complete: every mapping is in them).
 fn core_same_objects(version: &str) {
-    let gcore_ok = std::process::Command::new("gcore")
-        .arg("-h")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        // gcore has no --version: -h prints its usage and exits 1.
-        .status()
-        .is_ok();
-    if !gcore_ok {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "gcore (gdb) is not installed"
-        );
-        println!("SKIP: gcore (gdb) not installed");
+    if !have_gcore() {
         return;
     }
     let Some(c) = heap_capture("owners", version, false, "", true) else {

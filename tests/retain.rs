@@ -167,19 +167,7 @@ retain_tests! {
 /// A gcore core of the quiet fixture gives the same retention as a `--heap`
 /// capture of it.
 fn core_same(version: &str) {
-    let gcore_ok = std::process::Command::new("gcore")
-        .arg("-h")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        // gcore has no --version: -h prints its usage and exits 1.
-        .status()
-        .is_ok();
-    if !gcore_ok {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "gcore (gdb) is not installed"
-        );
-        println!("SKIP: gcore (gdb) not installed");
+    if !have_gcore() {
         return;
     }
     let Some(c) = capture_owners(version, false, "", true) else {

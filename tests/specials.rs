@@ -123,18 +123,7 @@ specials_tests! {
 /// A gcore core of the fixture gives the same finalizer and cleanup roots
 /// as a `--heap` capture of it.
 fn core_same(version: &str) {
-    let gcore_ok = std::process::Command::new("gcore")
-        .arg("-h")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok();
-    if !gcore_ok {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "gcore (gdb) is not installed"
-        );
-        println!("SKIP: gcore (gdb) not installed");
+    if !have_gcore() {
         return;
     }
     let Some(c) = capture_fixture(version, false, "", true) else {

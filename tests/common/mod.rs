@@ -1063,6 +1063,26 @@ pub fn kernel_core_path(cwd: &Path, pid: u32, comm: &str) -> Result<PathBuf, Str
     Ok(cwd.join(out)) // an absolute pattern replaces cwd
 }
 
+/// Whether gdb's `gcore` runs here (it has no --version: `-h` prints its
+/// usage and exits non-zero; what matters is that it runs). Without it a
+/// test skips, except under CI=true, where a missing gcore is a failure.
+pub fn have_gcore() -> bool {
+    let ok = Command::new("gcore")
+        .arg("-h")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !ok {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "gcore (gdb) is not installed"
+        );
+        println!("SKIP: gcore (gdb) not installed");
+    }
+    ok
+}
+
 /// gdb's `gcore` of `pid` into `dir` (`dir/core.PID`); panics with gcore's
 /// stderr when it wrote no core.
 pub fn gcore(pid: u32, dir: &Path) -> PathBuf {
