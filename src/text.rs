@@ -69,13 +69,13 @@ pub fn push_hex(out: &mut String, v: u64) {
 }
 
 /// An error and its causes on one line, `a: b: c`, leaving out a cause
-/// whose text is already there (an error that prints its source, as
+/// whose text already ends the line (an error that prints its source, as
 /// `SnapshotError::Io` does, would otherwise repeat it).
 pub fn error_line(e: &anyhow::Error) -> String {
     let mut line = String::new();
     for c in e.chain() {
         let t = c.to_string();
-        if line.contains(&t) {
+        if line.ends_with(&t) {
             continue;
         }
         if !line.is_empty() {

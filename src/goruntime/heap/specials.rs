@@ -391,14 +391,17 @@ pub struct QueuedFinalizer {
 /// `runtime.allfin`'s address (bias applied): from the symbol table or
 /// DWARF, else recovered from the runtime's code.
 pub fn allfin_addr(t: &crate::goruntime::Target) -> Option<u64> {
-    let bin = &t.bin;
-    crate::goruntime::version::globals::global_addr(bin, "runtime.allfin")
-        .or_else(|| {
-            (!bin.elf.has_symtab())
-                .then(|| crate::goruntime::version::specials::recover_allfin(bin))
-                .flatten()
-        })
-        .map(|a| t.rt(a))
+    link_allfin(&t.bin).map(|a| t.rt(a))
+}
+
+/// `runtime.allfin`'s link-time address: named, or (no symbol table)
+/// recovered from `runtime.queuefinalizer`'s code.
+fn link_allfin(bin: &Binary) -> Option<u64> {
+    crate::goruntime::version::globals::global_addr(bin, "runtime.allfin").or_else(|| {
+        (!bin.elf.has_symtab())
+            .then(|| crate::goruntime::version::specials::recover_allfin(bin))
+            .flatten()
+    })
 }
 
 /// Every queued finalizer of the blocks chained from `*allfin`; the blocks
@@ -443,12 +446,9 @@ pub fn cleanup_queue(
     let l = specials::CleanupQueueLayout::for_version(t.bin.go, t.bin.elf.arch)?;
     let bin = &t.bin;
     let q = globals::global_addr(bin, "runtime.gcCleanups").or_else(|| {
-        if bin.elf.has_symtab() {
-            return None;
-        }
-        let allfin = globals::global_addr(bin, "runtime.allfin")
-            .or_else(|| specials::recover_allfin(bin))?;
-        specials::recover_gc_cleanups(bin, allfin)
+        (!bin.elf.has_symtab())
+            .then(|| specials::recover_gc_cleanups(bin, link_allfin(bin)?))
+            .flatten()
     })?;
     Some((t.rt(q) + l.all, l))
 }
